@@ -1,0 +1,11 @@
+// Command etcd is etcd's own server entry point, built from the Go module
+// proxy so that tests and the sandbox need no downloaded release binary.
+package main
+
+import (
+	"os"
+
+	"go.etcd.io/etcd/server/v3/etcdmain"
+)
+
+func main() { etcdmain.Main(os.Args) }
