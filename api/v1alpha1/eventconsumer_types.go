@@ -1,0 +1,376 @@
+package v1alpha1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// ScalingPolicy selects how desired replicas are computed from lag.
+// +kubebuilder:validation:Enum=TimeLag;LagThreshold
+type ScalingPolicy string
+
+const (
+	// PolicyTimeLag keeps the group's time lag (the age of the oldest
+	// unconsumed record) under maxLagSeconds with the fewest replicas.
+	PolicyTimeLag ScalingPolicy = "TimeLag"
+
+	// PolicyLagThreshold reproduces KEDA's Kafka scaler:
+	// ceil(total lag / lagThreshold), capped at the partition count.
+	PolicyLagThreshold ScalingPolicy = "LagThreshold"
+)
+
+// OffsetResetPolicy says where a group with no committed offset on a
+// partition starts, and so how much lag such a partition has.
+// +kubebuilder:validation:Enum=latest;earliest
+type OffsetResetPolicy string
+
+const (
+	// OffsetResetLatest starts at the end of the log: no lag.
+	OffsetResetLatest OffsetResetPolicy = "latest"
+	// OffsetResetEarliest starts at the log start offset: every retained
+	// record is lag.
+	OffsetResetEarliest OffsetResetPolicy = "earliest"
+)
+
+// HandlerSpec describes the handler container when no full pod template is
+// needed.
+type HandlerSpec struct {
+	// image is the handler's container image. Required unless spec.template
+	// is given.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=512
+	Image string `json:"image,omitempty"`
+
+	// command overrides the image's entrypoint.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=4096
+	Command []string `json:"command,omitempty"`
+
+	// args are the arguments to the entrypoint.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=4096
+	Args []string `json:"args,omitempty"`
+
+	// env adds environment variables to the handler container, after the
+	// injected Kafka contract (a name given here overrides the injected one).
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=128
+	Env []corev1.EnvVar `json:"env,omitempty"`
+
+	// resources are the handler container's compute resources.
+	// +optional
+	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
+}
+
+// ScalingSpec configures lag-driven autoscaling.
+// +kubebuilder:validation:XValidation:rule="!has(self.maxReplicas) || !has(self.minReplicas) || self.minReplicas <= self.maxReplicas",message="minReplicas must not exceed maxReplicas"
+type ScalingSpec struct {
+	// minReplicas is the fewest replicas. 0 allows scale to zero when the
+	// group has had no lag and no inflow through the stabilization window.
+	// +optional
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=10000
+	MinReplicas *int32 `json:"minReplicas,omitempty"`
+
+	// maxReplicas is the most replicas. When absent it is the partition
+	// count of the topics, the most consumers a group can use.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10000
+	MaxReplicas *int32 `json:"maxReplicas,omitempty"`
+
+	// policy is TimeLag (default) or LagThreshold.
+	// +optional
+	// +kubebuilder:default=TimeLag
+	Policy ScalingPolicy `json:"policy,omitempty"`
+
+	// maxLagSeconds is the TimeLag policy's target: the oldest unconsumed
+	// record should be younger than this.
+	// +optional
+	// +kubebuilder:default=30
+	// +kubebuilder:validation:XValidation:rule="self > 0",message="maxLagSeconds must be greater than 0"
+	// +kubebuilder:validation:Maximum=86400
+	MaxLagSeconds *int32 `json:"maxLagSeconds,omitempty"`
+
+	// lagThreshold is the LagThreshold policy's records of lag per replica.
+	// +optional
+	// +kubebuilder:default=1000
+	// +kubebuilder:validation:XValidation:rule="self > 0",message="lagThreshold must be greater than 0"
+	LagThreshold *int64 `json:"lagThreshold,omitempty"`
+
+	// activationLag is the total lag above which a consumer scaled to zero
+	// wakes up.
+	// +optional
+	// +kubebuilder:default=0
+	// +kubebuilder:validation:Minimum=0
+	ActivationLag *int64 `json:"activationLag,omitempty"`
+
+	// throughputPerReplica is a hint of one replica's capacity in records per
+	// second, used until lagscale has measured it.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	ThroughputPerReplica *int64 `json:"throughputPerReplica,omitempty"`
+
+	// scaleDownStabilizationSeconds is how long recommendations must stay
+	// lower before replicas are removed.
+	// +optional
+	// +kubebuilder:default=120
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=3600
+	ScaleDownStabilizationSeconds *int32 `json:"scaleDownStabilizationSeconds,omitempty"`
+
+	// pollIntervalSeconds is how often the group's lag is read, 1 to 300.
+	// +optional
+	// +kubebuilder:default=5
+	// +kubebuilder:validation:XValidation:rule="self >= 1 && self <= 300",message="pollIntervalSeconds must be between 1 and 300"
+	PollIntervalSeconds *int32 `json:"pollIntervalSeconds,omitempty"`
+
+	// allowIdleConsumers allows more replicas than partitions; the extra
+	// consumers get no partition.
+	// +optional
+	// +kubebuilder:default=false
+	AllowIdleConsumers bool `json:"allowIdleConsumers,omitempty"`
+
+	// offsetResetPolicy is the handler's auto.offset.reset, which also
+	// decides how much lag a partition without a committed offset has.
+	// +optional
+	// +kubebuilder:default=latest
+	OffsetResetPolicy OffsetResetPolicy `json:"offsetResetPolicy,omitempty"`
+
+	// paused freezes the replica count where it is.
+	// +optional
+	// +kubebuilder:default=false
+	Paused bool `json:"paused,omitempty"`
+}
+
+// EventConsumerSpec is the desired state of an EventConsumer.
+// +kubebuilder:validation:XValidation:rule="has(self.template) || (has(self.handler) && has(self.handler.image))",message="set spec.handler.image, or give spec.template with the handler container"
+type EventConsumerSpec struct {
+	// topics are the Kafka topics the handler consumes.
+	// +required
+	// +listType=atomic
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MaxLength=249
+	// +kubebuilder:validation:XValidation:rule="self.all(t, t.matches('^[a-zA-Z0-9._-]{1,249}$') && t != '.' && t != '..')",message="each topic must be a valid Kafka topic name: 1 to 249 letters, digits, '.', '_' or '-', and not '.' or '..'"
+	Topics []string `json:"topics"`
+
+	// consumerGroup is the Kafka consumer group. It cannot change after
+	// creation, because committed offsets belong to the group.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=249
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="consumerGroup is immutable: create a new EventConsumer to use another group"
+	ConsumerGroup string `json:"consumerGroup"`
+
+	// kafka is how to reach the Kafka cluster.
+	// +required
+	Kafka KafkaConnection `json:"kafka"`
+
+	// handler is the handler container.
+	// +optional
+	Handler *HandlerSpec `json:"handler,omitempty"`
+
+	// template is a full pod template for everything handler does not
+	// cover. The container named "handler", or else the first container,
+	// receives the injected Kafka environment.
+	// +optional
+	Template *corev1.PodTemplateSpec `json:"template,omitempty"`
+
+	// scaling configures lag-driven autoscaling.
+	// +optional
+	// +kubebuilder:default={}
+	Scaling ScalingSpec `json:"scaling,omitempty"`
+
+	// deadLetterTopic receives records the handler gives up on; passed to
+	// the handler as LAGSCALE_DEAD_LETTER_TOPIC.
+	// +optional
+	// +kubebuilder:validation:MaxLength=249
+	// +kubebuilder:validation:Pattern=`^[a-zA-Z0-9._-]{1,249}$`
+	DeadLetterTopic string `json:"deadLetterTopic,omitempty"`
+}
+
+// PartitionLagStatus is one partition's lag.
+type PartitionLagStatus struct {
+	// topic is the partition's topic.
+	// +required
+	// +kubebuilder:validation:MaxLength=249
+	Topic string `json:"topic"`
+	// partition is the partition number.
+	// +required
+	Partition int32 `json:"partition"`
+	// lag is endOffset minus committedOffset, in records.
+	// +required
+	Lag int64 `json:"lag"`
+	// seconds is the age of the record at the committed offset.
+	// +optional
+	Seconds float64 `json:"seconds,omitempty"`
+	// committedOffset is the group's committed offset, -1 when none.
+	// +required
+	CommittedOffset int64 `json:"committedOffset"`
+	// endOffset is the partition's high watermark.
+	// +required
+	EndOffset int64 `json:"endOffset"`
+	// health is OK, WARN, STALL, STOP or REWIND.
+	// +optional
+	// +kubebuilder:validation:MaxLength=16
+	Health string `json:"health,omitempty"`
+}
+
+// LagStatus is the consumer group's lag as last read from Kafka.
+type LagStatus struct {
+	// total is the sum of every partition's lag, in records.
+	// +optional
+	Total int64 `json:"total"`
+	// seconds is the group's time lag: the age of the oldest unconsumed
+	// record over all partitions.
+	// +optional
+	Seconds float64 `json:"seconds"`
+	// productionRate is the inflow in records per second.
+	// +optional
+	ProductionRate float64 `json:"productionRate"`
+	// consumptionRate is the group's commit progress in records per second.
+	// +optional
+	ConsumptionRate float64 `json:"consumptionRate"`
+	// drainSeconds is the time to consume the backlog at the current net
+	// drain rate; absent when the backlog is not shrinking.
+	// +optional
+	DrainSeconds *float64 `json:"drainSeconds,omitempty"`
+	// groupState is the consumer group's state in Kafka.
+	// +optional
+	// +kubebuilder:validation:MaxLength=32
+	GroupState string `json:"groupState,omitempty"`
+	// members is the number of group members.
+	// +optional
+	Members int32 `json:"members"`
+	// stale is true when the last poll failed and these figures are older.
+	// +optional
+	Stale bool `json:"stale,omitempty"`
+	// missingTopics lists subscribed topics that do not exist.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MaxLength=249
+	MissingTopics []string `json:"missingTopics,omitempty"`
+	// updated is when the figures were read from Kafka.
+	// +optional
+	Updated *metav1.Time `json:"updated,omitempty"`
+	// partitions are the 64 partitions with the largest time lag.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=64
+	Partitions []PartitionLagStatus `json:"partitions,omitempty"`
+}
+
+// ScaleRecord describes the last change of replicas.
+type ScaleRecord struct {
+	// time is when replicas changed.
+	// +required
+	Time metav1.Time `json:"time"`
+	// from is the replica count before.
+	// +required
+	From int32 `json:"from"`
+	// to is the replica count after.
+	// +required
+	To int32 `json:"to"`
+	// reason says what was measured and why.
+	// +required
+	// +kubebuilder:validation:MaxLength=1024
+	Reason string `json:"reason"`
+}
+
+// EventConsumerStatus is the observed state of an EventConsumer.
+type EventConsumerStatus struct {
+	// observedGeneration is the generation last reconciled successfully.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// replicas is the Deployment's current replica count.
+	// +optional
+	Replicas int32 `json:"replicas"`
+
+	// readyReplicas is the Deployment's ready replica count.
+	// +optional
+	ReadyReplicas int32 `json:"readyReplicas"`
+
+	// desiredReplicas is the replica count lagscale decided.
+	// +optional
+	DesiredReplicas int32 `json:"desiredReplicas"`
+
+	// readySummary is "readyReplicas/desiredReplicas", for kubectl get.
+	// +optional
+	// +kubebuilder:validation:MaxLength=32
+	ReadySummary string `json:"readySummary,omitempty"`
+
+	// selector is the label selector of the handler pods, for the scale
+	// subresource and for kubectl.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Selector string `json:"selector,omitempty"`
+
+	// partitions is the partition count of the consumed topics.
+	// +optional
+	Partitions int32 `json:"partitions,omitempty"`
+
+	// lag is the consumer group's lag.
+	// +optional
+	Lag *LagStatus `json:"lag,omitempty"`
+
+	// lastScale is the last change of replicas made by lagscale.
+	// +optional
+	LastScale *ScaleRecord `json:"lastScale,omitempty"`
+
+	// conditions are Ready, Reconciling, Stalled and KafkaReachable.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	// +kubebuilder:validation:MaxItems=16
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// EventConsumer runs a Kafka consumer handler as a Deployment and scales it
+// from the consumer group's lag.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=ec,categories=lagscale
+// +kubebuilder:printcolumn:name="Group",type=string,JSONPath=`.spec.consumerGroup`
+// +kubebuilder:printcolumn:name="Topics",type=string,JSONPath=`.spec.topics`,priority=1
+// +kubebuilder:printcolumn:name="Replicas",type=string,JSONPath=`.status.readySummary`
+// +kubebuilder:printcolumn:name="Lag",type=integer,JSONPath=`.status.lag.total`
+// +kubebuilder:printcolumn:name="Lag(s)",type=number,JSONPath=`.status.lag.seconds`
+// +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type EventConsumer struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec is the desired state.
+	// +required
+	Spec EventConsumerSpec `json:"spec"`
+
+	// status is the observed state.
+	// +optional
+	Status EventConsumerStatus `json:"status,omitempty"`
+}
+
+// EventConsumerList is a list of EventConsumers.
+//
+// +kubebuilder:object:root=true
+type EventConsumerList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []EventConsumer `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&EventConsumer{}, &EventConsumerList{})
+}

@@ -1,0 +1,98 @@
+// Command crdtrim removes the field descriptions that controller-gen copies
+// from Kubernetes' own PodTemplateSpec into the EventConsumer CRD.
+//
+// Those descriptions make the CRD larger than the 256 KiB that client-side
+// `kubectl apply` can store in its last-applied annotation. lagscale's own
+// fields keep their descriptions (kubectl explain shows them); the pod
+// template's fields are documented by Kubernetes itself.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"sigs.k8s.io/yaml"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: crdtrim CRD.yaml...")
+		os.Exit(2)
+	}
+	for _, path := range os.Args[1:] {
+		if err := trim(path); err != nil {
+			fmt.Fprintf(os.Stderr, "crdtrim: %s: %v\n", path, err)
+			os.Exit(1)
+		}
+	}
+}
+
+func trim(path string) error {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var crd map[string]any
+	if err := yaml.Unmarshal(raw, &crd); err != nil {
+		return err
+	}
+	versions, _ := dig(crd, "spec", "versions").([]any)
+	for _, v := range versions {
+		props, _ := dig(v, "schema", "openAPIV3Schema", "properties", "spec", "properties").(map[string]any)
+		for _, name := range []string{"template"} {
+			if field, ok := props[name].(map[string]any); ok {
+				for k, child := range field {
+					if k != "description" {
+						stripDescriptions(child)
+					}
+				}
+			}
+		}
+		// The handler's env and resources embed core types too.
+		if h, ok := props["handler"].(map[string]any); ok {
+			if hp, ok := h["properties"].(map[string]any); ok {
+				for _, name := range []string{"env", "resources"} {
+					if field, ok := hp[name].(map[string]any); ok {
+						for k, child := range field {
+							if k != "description" {
+								stripDescriptions(child)
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+	out, err := yaml.Marshal(crd)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append([]byte("---\n"), out...), 0o644)
+}
+
+func dig(v any, keys ...string) any {
+	for _, k := range keys {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		v = m[k]
+	}
+	return v
+}
+
+func stripDescriptions(v any) {
+	switch t := v.(type) {
+	case map[string]any:
+		delete(t, "description")
+		// No field of the core pod types is itself named "description",
+		// so every "description" key here is the schema keyword.
+		for _, child := range t {
+			stripDescriptions(child)
+		}
+	case []any:
+		for _, child := range t {
+			stripDescriptions(child)
+		}
+	}
+}

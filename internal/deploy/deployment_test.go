@@ -1,0 +1,251 @@
+package deploy
+
+import (
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/lagscale/lagscale/api/v1alpha1"
+)
+
+func consumer(mut func(*v1alpha1.EventConsumer)) *v1alpha1.EventConsumer {
+	ec := &v1alpha1.EventConsumer{
+		ObjectMeta: metav1.ObjectMeta{Name: "orders", Namespace: "shop", UID: "uid-1"},
+		Spec: v1alpha1.EventConsumerSpec{
+			Topics:        []string{"orders", "refunds"},
+			ConsumerGroup: "orders-handler",
+			Kafka:         v1alpha1.KafkaConnection{BootstrapServers: []string{"k1:9092", "k2:9092"}},
+			Handler:       &v1alpha1.HandlerSpec{Image: "example/handler:1"},
+		},
+	}
+	if mut != nil {
+		mut(ec)
+	}
+	return ec
+}
+
+func envMap(c corev1.Container) map[string]corev1.EnvVar {
+	m := map[string]corev1.EnvVar{}
+	for _, e := range c.Env {
+		m[e.Name] = e
+	}
+	return m
+}
+
+func TestBuild(t *testing.T) {
+	tests := []struct {
+		name    string
+		ec      *v1alpha1.EventConsumer
+		conn    func(*v1alpha1.EventConsumer) Connection
+		wantErr string
+		check   func(t *testing.T, c corev1.Container, spec corev1.PodSpec)
+	}{
+		{
+			name: "plaintext contract",
+			ec:   consumer(nil),
+			check: func(t *testing.T, c corev1.Container, spec corev1.PodSpec) {
+				env := envMap(c)
+				want := map[string]string{
+					EnvBootstrapServers: "k1:9092,k2:9092",
+					EnvTopics:           "orders,refunds",
+					EnvConsumerGroup:    "orders-handler",
+					EnvSecurityProtocol: "PLAINTEXT",
+					EnvAutoOffsetReset:  "latest",
+					EnvConsumer:         "shop/orders",
+				}
+				for k, v := range want {
+					if env[k].Value != v {
+						t.Errorf("%s = %q, want %q", k, env[k].Value, v)
+					}
+				}
+				for _, k := range []string{EnvSASLUsername, EnvTLSCAFile, EnvDeadLetterTopic} {
+					if _, ok := env[k]; ok {
+						t.Errorf("%s set without being configured", k)
+					}
+				}
+				if c.Name != HandlerContainer || c.Image != "example/handler:1" {
+					t.Errorf("container = %s %s", c.Name, c.Image)
+				}
+				if len(spec.Volumes) != 0 {
+					t.Errorf("unexpected volumes %v", spec.Volumes)
+				}
+			},
+		},
+		{
+			name: "sasl credentials are secret references, never values",
+			ec: consumer(func(ec *v1alpha1.EventConsumer) {
+				ec.Spec.Kafka.SASL = &v1alpha1.SASLConfig{Mechanism: v1alpha1.SASLScramSHA512, SecretRef: v1alpha1.LocalObjectRef{Name: "kafka-user"}}
+				ec.Spec.DeadLetterTopic = "orders.dlt"
+			}),
+			check: func(t *testing.T, c corev1.Container, _ corev1.PodSpec) {
+				env := envMap(c)
+				if env[EnvSecurityProtocol].Value != "SASL_PLAINTEXT" || env[EnvSASLMechanism].Value != "SCRAM-SHA-512" {
+					t.Errorf("protocol %q mechanism %q", env[EnvSecurityProtocol].Value, env[EnvSASLMechanism].Value)
+				}
+				for k, key := range map[string]string{EnvSASLUsername: "username", EnvSASLPassword: "password"} {
+					e := env[k]
+					if e.Value != "" || e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil ||
+						e.ValueFrom.SecretKeyRef.Name != "kafka-user" || e.ValueFrom.SecretKeyRef.Key != key {
+						t.Errorf("%s = %+v, want secretKeyRef kafka-user/%s", k, e, key)
+					}
+				}
+				if env[EnvDeadLetterTopic].Value != "orders.dlt" {
+					t.Errorf("dead letter topic %q", env[EnvDeadLetterTopic].Value)
+				}
+			},
+		},
+		{
+			name: "tls material is a mounted projected volume",
+			ec: consumer(func(ec *v1alpha1.EventConsumer) {
+				ec.Spec.Kafka.TLS = &v1alpha1.TLSConfig{
+					CASecretRef:   &v1alpha1.SecretKeyRef{Name: "kafka-ca", Key: "ca.pem"},
+					CertSecretRef: &v1alpha1.SecretKeyRef{Name: "client", Key: "cert.pem"},
+					KeySecretRef:  &v1alpha1.SecretKeyRef{Name: "client", Key: "key.pem"},
+				}
+				ec.Spec.Kafka.SASL = &v1alpha1.SASLConfig{Mechanism: v1alpha1.SASLPlain, SecretRef: v1alpha1.LocalObjectRef{Name: "u"}}
+			}),
+			check: func(t *testing.T, c corev1.Container, spec corev1.PodSpec) {
+				env := envMap(c)
+				if env[EnvSecurityProtocol].Value != "SASL_SSL" {
+					t.Errorf("protocol %q", env[EnvSecurityProtocol].Value)
+				}
+				if env[EnvTLSCAFile].Value != TLSMountPath+"/ca.crt" || env[EnvTLSCertFile].Value != TLSMountPath+"/tls.crt" || env[EnvTLSKeyFile].Value != TLSMountPath+"/tls.key" {
+					t.Errorf("tls files %v", env)
+				}
+				if len(spec.Volumes) != 1 || spec.Volumes[0].Projected == nil || len(spec.Volumes[0].Projected.Sources) != 3 {
+					t.Fatalf("volumes %+v", spec.Volumes)
+				}
+				got := map[string]string{}
+				for _, s := range spec.Volumes[0].Projected.Sources {
+					got[s.Secret.Items[0].Path] = s.Secret.Name + "/" + s.Secret.Items[0].Key
+				}
+				if got["ca.crt"] != "kafka-ca/ca.pem" || got["tls.crt"] != "client/cert.pem" || got["tls.key"] != "client/key.pem" {
+					t.Errorf("projection %v", got)
+				}
+				if len(c.VolumeMounts) != 1 || !c.VolumeMounts[0].ReadOnly || c.VolumeMounts[0].MountPath != TLSMountPath {
+					t.Errorf("mounts %+v", c.VolumeMounts)
+				}
+			},
+		},
+		{
+			name: "template: the container named handler gets the env, user env overrides by name",
+			ec: consumer(func(ec *v1alpha1.EventConsumer) {
+				ec.Spec.Handler = &v1alpha1.HandlerSpec{
+					Env:       []corev1.EnvVar{{Name: "WORK_MS", Value: "5"}, {Name: EnvAutoOffsetReset, Value: "earliest"}},
+					Resources: corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("500m")}},
+				}
+				ec.Spec.Template = &corev1.PodTemplateSpec{
+					ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"team": "shop"}},
+					Spec: corev1.PodSpec{Containers: []corev1.Container{
+						{Name: "sidecar", Image: "proxy:1"},
+						{Name: "handler", Image: "tmpl/handler:2", Env: []corev1.EnvVar{{Name: "A", Value: "1"}}},
+					}},
+				}
+			}),
+			check: func(t *testing.T, c corev1.Container, spec corev1.PodSpec) {
+				if c.Name != "handler" || c.Image != "tmpl/handler:2" {
+					t.Fatalf("container %s %s", c.Name, c.Image)
+				}
+				env := envMap(c)
+				if env["A"].Value != "1" || env["WORK_MS"].Value != "5" || env[EnvAutoOffsetReset].Value != "earliest" {
+					t.Errorf("env %v", c.Env)
+				}
+				if c.Resources.Limits.Cpu().String() != "500m" {
+					t.Errorf("resources %v", c.Resources)
+				}
+				if len(spec.Containers[0].Env) != 0 {
+					t.Errorf("sidecar got env %v", spec.Containers[0].Env)
+				}
+			},
+		},
+		{
+			name:    "template without containers and no image",
+			ec:      consumer(func(ec *v1alpha1.EventConsumer) { ec.Spec.Handler = nil; ec.Spec.Template = &corev1.PodTemplateSpec{} }),
+			wantErr: "has no containers",
+		},
+		{
+			name: "cluster reference supplies servers and auth",
+			ec: consumer(func(ec *v1alpha1.EventConsumer) {
+				ec.Spec.Kafka = v1alpha1.KafkaConnection{ClusterRef: &v1alpha1.LocalObjectRef{Name: "main"}}
+			}),
+			conn: func(ec *v1alpha1.EventConsumer) Connection {
+				return ConnectionOf(ec, &v1alpha1.KafkaCluster{Spec: v1alpha1.KafkaClusterSpec{
+					BootstrapServers: []string{"main-kafka:9093"},
+					TLS:              &v1alpha1.TLSConfig{InsecureSkipVerify: true},
+				}})
+			},
+			check: func(t *testing.T, c corev1.Container, spec corev1.PodSpec) {
+				env := envMap(c)
+				if env[EnvBootstrapServers].Value != "main-kafka:9093" || env[EnvSecurityProtocol].Value != "SSL" || env[EnvTLSInsecure].Value != "true" {
+					t.Errorf("env %v", c.Env)
+				}
+				if len(spec.Volumes) != 0 {
+					t.Errorf("no TLS files configured, got volumes %v", spec.Volumes)
+				}
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			conn := ConnectionOf(tt.ec, nil)
+			if tt.conn != nil {
+				conn = tt.conn(tt.ec)
+			}
+			dep, err := Build(tt.ec, conn, 3)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if *dep.Spec.Replicas != 3 {
+				t.Errorf("replicas %d", *dep.Spec.Replicas)
+			}
+			if dep.Name != "orders" || dep.Namespace != "shop" {
+				t.Errorf("name %s/%s", dep.Namespace, dep.Name)
+			}
+			or := dep.OwnerReferences
+			if len(or) != 1 || or[0].Kind != "EventConsumer" || or[0].UID != "uid-1" || !*or[0].Controller {
+				t.Errorf("owner %+v", or)
+			}
+			for k, v := range SelectorLabels(tt.ec) {
+				if dep.Spec.Template.Labels[k] != v {
+					t.Errorf("pod label %s missing", k)
+				}
+			}
+			if dep.Labels[LabelManagedBy] != ManagedBy || dep.Labels[LabelName] != "orders" {
+				t.Errorf("labels %v", dep.Labels)
+			}
+			spec := dep.Spec.Template.Spec
+			tt.check(t, spec.Containers[handlerIndex(spec.Containers)], spec)
+		})
+	}
+}
+
+func TestBuildDoesNotMutateSpec(t *testing.T) {
+	ec := consumer(func(ec *v1alpha1.EventConsumer) {
+		ec.Spec.Template = &corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "handler", Image: "x"}}}}
+	})
+	if _, err := Build(ec, ConnectionOf(ec, nil), 1); err != nil {
+		t.Fatal(err)
+	}
+	if len(ec.Spec.Template.Spec.Containers[0].Env) != 0 || ec.Spec.Template.Labels != nil {
+		t.Fatal("Build modified the EventConsumer's template")
+	}
+}
+
+func TestSecretNames(t *testing.T) {
+	conn := Connection{
+		SASL: &v1alpha1.SASLConfig{SecretRef: v1alpha1.LocalObjectRef{Name: "b"}},
+		TLS:  &v1alpha1.TLSConfig{CASecretRef: &v1alpha1.SecretKeyRef{Name: "a"}, CertSecretRef: &v1alpha1.SecretKeyRef{Name: "b"}, KeySecretRef: &v1alpha1.SecretKeyRef{Name: "b"}},
+	}
+	if got := strings.Join(conn.SecretNames(), ","); got != "a,b" {
+		t.Fatalf("SecretNames = %s", got)
+	}
+}
