@@ -1,0 +1,174 @@
+package lag
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
+)
+
+// metrics are the engine's Prometheus collectors.
+type metrics struct {
+	requests     *prometheus.CounterVec
+	errors       *prometheus.CounterVec
+	pollDuration *prometheus.HistogramVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lagscale_kafka_requests_total",
+			Help: "Kafka requests sent by the lag engine, by cluster and API.",
+		}, []string{"cluster", "api"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lagscale_kafka_request_errors_total",
+			Help: "Kafka requests of the lag engine that failed on the wire, by cluster and API.",
+		}, []string{"cluster", "api"}),
+		pollDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "lagscale_lag_poll_duration_seconds",
+			Help:    "Duration of one lag poll cycle of a Kafka cluster.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 12),
+		}, []string{"cluster"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.requests, m.errors, m.pollDuration)
+	}
+	return m
+}
+
+func (m *metrics) forget(cluster string) {
+	m.requests.DeletePartialMatch(prometheus.Labels{"cluster": cluster})
+	m.errors.DeletePartialMatch(prometheus.Labels{"cluster": cluster})
+	m.pollDuration.DeletePartialMatch(prometheus.Labels{"cluster": cluster})
+}
+
+// requestHook counts every request a cluster's client writes, for the
+// Prometheus counters and for the per-cycle request count.
+type requestHook struct {
+	cluster string
+	m       *metrics
+	byKey   [maxKey]atomic.Int64
+}
+
+// maxKey bounds the Kafka API keys we count individually.
+const maxKey = 128
+
+var _ kgo.HookBrokerE2E = (*requestHook)(nil)
+
+// OnBrokerE2E implements kgo.HookBrokerE2E; it runs once per request.
+func (h *requestHook) OnBrokerE2E(_ kgo.BrokerMetadata, key int16, e2e kgo.BrokerE2E) {
+	if key >= 0 && int(key) < maxKey {
+		h.byKey[key].Add(1)
+	}
+	api := kmsg.NameForKey(key)
+	h.m.requests.WithLabelValues(h.cluster, api).Inc()
+	if e2e.Err() != nil {
+		h.m.errors.WithLabelValues(h.cluster, api).Inc()
+	}
+}
+
+// clientOptions builds the franz-go options for a cluster. Errors name what
+// is wrong with the configuration and never contain key material or
+// passwords.
+func clientOptions(cfg ClusterConfig, timeout time.Duration) ([]kgo.Opt, error) {
+	if len(cfg.BootstrapServers) == 0 {
+		return nil, errors.New("no bootstrap servers")
+	}
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(cfg.BootstrapServers...),
+		kgo.ClientID("lagscale-lag"),
+		kgo.DialTimeout(min(timeout, 10*time.Second)),
+		kgo.RetryTimeout(timeout),
+		kgo.RequestRetries(2),
+	}
+	if cfg.TLS != nil {
+		tc, err := tlsConfig(cfg.TLS)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, kgo.DialTLSConfig(tc))
+	}
+	if cfg.SASL != nil {
+		s := cfg.SASL
+		switch strings.ToUpper(s.Mechanism) {
+		case MechanismPlain:
+			opts = append(opts, kgo.SASL(plain.Auth{User: s.Username, Pass: s.Password}.AsMechanism()))
+		case MechanismScramSHA256:
+			opts = append(opts, kgo.SASL(scram.Auth{User: s.Username, Pass: s.Password}.AsSha256Mechanism()))
+		case MechanismScramSHA512:
+			opts = append(opts, kgo.SASL(scram.Auth{User: s.Username, Pass: s.Password}.AsSha512Mechanism()))
+		default:
+			return nil, fmt.Errorf("unsupported SASL mechanism %q (want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)", s.Mechanism)
+		}
+	}
+	return opts, nil
+}
+
+// tlsConfig turns PEM material into a tls.Config.
+func tlsConfig(t *TLSConfig) (*tls.Config, error) {
+	tc := &tls.Config{
+		MinVersion:         tls.VersionTLS12,
+		InsecureSkipVerify: t.InsecureSkipVerify, //nolint:gosec // explicitly requested by the user
+	}
+	if len(t.CA) > 0 {
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(t.CA) {
+			return nil, errors.New("TLS CA: no PEM certificate found")
+		}
+		tc.RootCAs = pool
+	}
+	if len(t.Cert) > 0 || len(t.Key) > 0 {
+		cert, err := tls.X509KeyPair(t.Cert, t.Key)
+		if err != nil {
+			return nil, fmt.Errorf("TLS client certificate: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
+}
+
+// redact returns err's text with every secret replaced, as a last line of
+// defence: the errors we build never include credentials, but a broker's
+// error message is outside our control.
+func redact(err error, cfg ClusterConfig) string {
+	if err == nil {
+		return ""
+	}
+	msg := err.Error()
+	if cfg.SASL != nil && cfg.SASL.Password != "" {
+		msg = strings.ReplaceAll(msg, cfg.SASL.Password, "[redacted]")
+	}
+	return msg
+}
+
+// snapshotByKey returns the per-key request counts so far.
+func (h *requestHook) snapshotByKey() [maxKey]int64 {
+	var out [maxKey]int64
+	for i := range out {
+		out[i] = h.byKey[i].Load()
+	}
+	return out
+}
+
+// diff returns the requests sent since before, by API name, and their total.
+func (h *requestHook) diff(before [maxKey]int64) (map[string]int, int) {
+	out := make(map[string]int)
+	total := 0
+	for i := range before {
+		n := int(h.byKey[i].Load() - before[i])
+		if n > 0 {
+			out[kmsg.NameForKey(int16(i))] = n
+			total += n
+		}
+	}
+	return out, total
+}

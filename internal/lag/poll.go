@@ -1,0 +1,572 @@
+package lag
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// tp names one partition.
+type tp struct {
+	topic     string
+	partition int32
+}
+
+// partState is what the cluster knows about one partition, shared by every
+// group that reads it.
+type partState struct {
+	known    bool
+	logStart int64
+	end      int64
+	ends     *series
+	err      string
+}
+
+// groupState is the history of one consumer group on this cluster.
+type groupState struct {
+	parts      map[tp]*groupPart
+	polls      int
+	state      string
+	members    int
+	err        string
+	seen       bool // the group was present in the last cycle
+	fetchedAny bool
+}
+
+// groupPart is the history of one group on one partition.
+type groupPart struct {
+	commits   *series
+	firstSeen int64
+	rewindAt  int64
+	rewound   bool
+	committed int64
+	hasCommit bool
+}
+
+// listed is one partition's ListOffsets answer.
+type listed struct {
+	offset int64
+	err    error
+}
+
+// pollData is everything one cycle read from Kafka.
+type pollData struct {
+	brokers   []string
+	missing   map[string]bool
+	topicErr  map[string]error
+	parts     map[string][]int32
+	starts    map[tp]listed
+	ends      map[tp]listed
+	commits   map[string]groupCommits
+	described map[string]groupDescription
+}
+
+type groupCommits struct {
+	err     error
+	offsets map[tp]int64
+}
+
+type groupDescription struct {
+	err     error
+	state   string
+	members int
+}
+
+// cycle reads Kafka once for every subscription of the cluster, updates the
+// histories and stores the new snapshots. It returns the cluster-level
+// error, if any.
+func (c *cluster) cycle(ctx context.Context) error {
+	c.cycleMu.Lock()
+	defer c.cycleMu.Unlock()
+
+	e := c.e
+	e.mu.Lock()
+	subs := make(map[ConsumerKey]Subscription, len(c.subs))
+	for k, s := range c.subs {
+		subs[k] = s
+	}
+	interval := c.intervalLocked()
+	e.mu.Unlock()
+	if len(subs) == 0 {
+		return nil
+	}
+
+	var topics, groups []string
+	groupTopics := make(map[string][]string)
+	for _, s := range subs {
+		topics = append(topics, s.Topics...)
+		groups = append(groups, s.Group)
+		groupTopics[s.Group] = append(groupTopics[s.Group], s.Topics...)
+	}
+	slices.Sort(topics)
+	topics = slices.Compact(topics)
+	slices.Sort(groups)
+	groups = slices.Compact(groups)
+
+	started := time.Now()
+	before := c.hook.snapshotByKey()
+	now := e.opts.Now()
+
+	var data *pollData
+	err := c.cfgErr
+	if err == nil {
+		cctx, cancel := context.WithTimeout(ctx, e.opts.RequestTimeout)
+		data, err = c.read(cctx, topics, groups, interval)
+		cancel()
+	}
+	if ctx.Err() != nil && err != nil {
+		return err // shutting down: keep the last snapshots as they are
+	}
+
+	window := time.Duration(e.opts.HealthWindow) * interval
+	snaps := make(map[ConsumerKey]Snapshot, len(subs))
+	if err != nil {
+		c.failures++
+		msg := redact(err, c.cfg)
+		e.mu.Lock()
+		for k, s := range subs {
+			prev, ok := e.snaps[k]
+			if !ok || prev.Group != s.Group {
+				prev = Snapshot{Group: s.Group}
+			}
+			prev.Stale, prev.Reachable, prev.Error = true, false, msg
+			snaps[k] = prev
+		}
+		c.status.Reachable = false
+		c.status.Error = msg
+		e.mu.Unlock()
+		if c.down != 2 {
+			e.log.Info("Kafka cluster unreachable", "cluster", c.name, "clusterID", c.id, "reason", msg)
+			c.down = 2
+		}
+	} else {
+		c.failures = 0
+		c.update(now, data, groupTopics)
+		for k, s := range subs {
+			snaps[k] = c.snapshot(s, now, window, data)
+		}
+		e.mu.Lock()
+		c.status.Reachable = true
+		c.status.Error = ""
+		c.status.Brokers = data.brokers
+		c.status.LastPoll = now
+		e.mu.Unlock()
+		if c.down == 2 {
+			e.log.Info("Kafka cluster reachable", "cluster", c.name, "clusterID", c.id)
+		}
+		c.down = 1
+	}
+
+	byAPI, total := c.hook.diff(before)
+	e.mu.Lock()
+	c.lastByAPI = byAPI
+	c.status.LastCycleRequests = total
+	e.mu.Unlock()
+	e.metrics.pollDuration.WithLabelValues(c.name).Observe(time.Since(started).Seconds())
+
+	changed := e.setSnapshots(c, snaps, subs)
+	if e.opts.OnChange != nil {
+		for _, k := range changed {
+			e.opts.OnChange(k)
+		}
+	}
+	return err
+}
+
+// read issues the cycle's requests: one Metadata for the union of topics,
+// then concurrently ListOffsets (start and end, sharded per leader),
+// OffsetFetch for all groups (sharded per coordinator) and DescribeGroups
+// for all groups (sharded per coordinator).
+func (c *cluster) read(ctx context.Context, topics, groups []string, interval time.Duration) (*pollData, error) {
+	d := &pollData{
+		missing:  make(map[string]bool),
+		topicErr: make(map[string]error),
+		parts:    make(map[string][]int32),
+	}
+
+	req := kmsg.NewPtrMetadataRequest()
+	req.AllowAutoTopicCreation = false
+	for _, t := range topics {
+		rt := kmsg.NewMetadataRequestTopic()
+		rt.Topic = kmsg.StringPtr(t)
+		req.Topics = append(req.Topics, rt)
+	}
+	// The cache limit below the interval makes every cycle refresh the
+	// metadata once; the ListOffsets sharder then reuses it instead of
+	// asking again.
+	meta, err := c.client.RequestCachedMetadata(ctx, req, max(interval/2, time.Millisecond))
+	if err != nil {
+		return nil, fmt.Errorf("reading metadata: %w", err)
+	}
+	for _, b := range meta.Brokers {
+		d.brokers = append(d.brokers, net.JoinHostPort(b.Host, strconv.Itoa(int(b.Port))))
+	}
+	slices.Sort(d.brokers)
+	for _, t := range meta.Topics {
+		if t.Topic == nil {
+			continue
+		}
+		name := *t.Topic
+		switch err := kerr.ErrorForCode(t.ErrorCode); {
+		case errors.Is(err, kerr.UnknownTopicOrPartition):
+			d.missing[name] = true
+			continue
+		case err != nil:
+			d.topicErr[name] = err
+			continue
+		}
+		ps := make([]int32, 0, len(t.Partitions))
+		for _, p := range t.Partitions {
+			ps = append(ps, p.Partition)
+		}
+		slices.Sort(ps)
+		d.parts[name] = ps
+	}
+	for _, t := range topics {
+		_, ok := d.parts[t]
+		if !ok && d.topicErr[t] == nil {
+			d.missing[t] = true
+		}
+	}
+
+	var wg sync.WaitGroup
+	wg.Go(func() { d.starts = c.listOffsets(ctx, d.parts, -2) })
+	wg.Go(func() { d.ends = c.listOffsets(ctx, d.parts, -1) })
+	wg.Go(func() { d.commits = c.fetchCommits(ctx, groups) })
+	wg.Go(func() { d.described = c.describe(ctx, groups) })
+	wg.Wait()
+
+	// When every request failed on the wire the cluster is unreachable,
+	// not merely degraded.
+	if err := allFailed(d); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// allFailed returns an error when nothing of the cycle succeeded.
+func allFailed(d *pollData) error {
+	var first error
+	for _, l := range d.ends {
+		if l.err == nil {
+			return nil
+		}
+		first = cmp.Or(first, l.err)
+	}
+	for _, g := range d.commits {
+		if g.err == nil {
+			return nil
+		}
+		first = cmp.Or(first, g.err)
+	}
+	if first == nil {
+		return nil
+	}
+	return fmt.Errorf("reading offsets: %w", first)
+}
+
+// listOffsets lists the offset at timestamp ts (-2 start, -1 end) of every
+// partition; franz-go shards the request to each partition leader.
+func (c *cluster) listOffsets(ctx context.Context, parts map[string][]int32, ts int64) map[tp]listed {
+	out := make(map[tp]listed)
+	if len(parts) == 0 {
+		return out
+	}
+	req := kmsg.NewPtrListOffsetsRequest()
+	req.ReplicaID = -1
+	for t, ps := range parts {
+		rt := kmsg.NewListOffsetsRequestTopic()
+		rt.Topic = t
+		for _, p := range ps {
+			rp := kmsg.NewListOffsetsRequestTopicPartition()
+			rp.Partition = p
+			rp.Timestamp = ts
+			rp.CurrentLeaderEpoch = -1
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		req.Topics = append(req.Topics, rt)
+	}
+	for _, shard := range c.client.RequestSharded(ctx, req) {
+		sreq, _ := shard.Req.(*kmsg.ListOffsetsRequest)
+		if shard.Err != nil {
+			if sreq == nil {
+				sreq = req
+			}
+			for _, t := range sreq.Topics {
+				for _, p := range t.Partitions {
+					out[tp{t.Topic, p.Partition}] = listed{offset: -1, err: shard.Err}
+				}
+			}
+			continue
+		}
+		resp := shard.Resp.(*kmsg.ListOffsetsResponse)
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				out[tp{t.Topic, p.Partition}] = listed{offset: p.Offset, err: kerr.ErrorForCode(p.ErrorCode)}
+			}
+		}
+	}
+	// A partition the broker did not answer for is an error on it alone.
+	for t, ps := range parts {
+		for _, p := range ps {
+			if _, ok := out[tp{t, p}]; !ok {
+				out[tp{t, p}] = listed{offset: -1, err: errors.New("no ListOffsets answer for partition")}
+			}
+		}
+	}
+	return out
+}
+
+// fetchCommits reads the committed offsets of all groups with one
+// OffsetFetch per coordinator (batched groups, OffsetFetch v8+).
+func (c *cluster) fetchCommits(ctx context.Context, groups []string) map[string]groupCommits {
+	out := make(map[string]groupCommits, len(groups))
+	resps := c.adm.FetchManyOffsets(ctx, groups...)
+	for _, g := range groups {
+		r, ok := resps[g]
+		if !ok {
+			out[g] = groupCommits{err: errors.New("no OffsetFetch answer for group")}
+			continue
+		}
+		if r.Err != nil && !errors.Is(r.Err, kerr.GroupIDNotFound) {
+			out[g] = groupCommits{err: r.Err}
+			continue
+		}
+		offs := make(map[tp]int64)
+		for t, ps := range r.Fetched {
+			for p, o := range ps {
+				if o.Err == nil && o.At >= 0 {
+					offs[tp{t, p}] = o.At
+				}
+			}
+		}
+		out[g] = groupCommits{offsets: offs}
+	}
+	return out
+}
+
+// describe reads state and members of all groups with one DescribeGroups per
+// coordinator.
+func (c *cluster) describe(ctx context.Context, groups []string) map[string]groupDescription {
+	out := make(map[string]groupDescription, len(groups))
+	described, err := c.adm.DescribeGroups(ctx, groups...)
+	for _, g := range groups {
+		dg, ok := described[g]
+		switch {
+		case !ok && err != nil:
+			out[g] = groupDescription{err: err}
+		case !ok:
+			out[g] = groupDescription{err: errors.New("no DescribeGroups answer for group")}
+		case dg.Err != nil && !errors.Is(dg.Err, kerr.GroupIDNotFound):
+			out[g] = groupDescription{err: dg.Err}
+		default:
+			out[g] = groupDescription{state: dg.State, members: len(dg.Members)}
+		}
+	}
+	return out
+}
+
+// update folds a cycle's data into the histories.
+func (c *cluster) update(now time.Time, d *pollData, groupTopics map[string][]string) {
+	hist := c.e.opts.HistorySize
+	nowNs := now.UnixNano()
+
+	live := make(map[tp]bool)
+	for t, ps := range d.parts {
+		for _, p := range ps {
+			key := tp{t, p}
+			live[key] = true
+			st, ok := c.parts[key]
+			if !ok {
+				st = &partState{ends: newSeries(hist)}
+				c.parts[key] = st
+			}
+			start, end := d.starts[key], d.ends[key]
+			if err := cmp.Or(end.err, start.err); err != nil {
+				st.err = err.Error()
+				continue
+			}
+			st.err = ""
+			st.known = true
+			st.logStart, st.end = start.offset, end.offset
+			st.ends.add(now, end.offset)
+		}
+	}
+	for key := range c.parts {
+		if !live[key] {
+			delete(c.parts, key)
+		}
+	}
+
+	for g, gs := range c.groups {
+		if _, ok := groupTopics[g]; !ok {
+			delete(c.groups, g)
+			continue
+		}
+		gs.seen = false
+	}
+	for g, ts := range groupTopics {
+		gs, ok := c.groups[g]
+		if !ok {
+			gs = &groupState{parts: make(map[tp]*groupPart), members: -1}
+			c.groups[g] = gs
+		}
+		gs.seen = true
+		desc := d.described[g]
+		gs.err = ""
+		if desc.err != nil {
+			gs.err = "describing group: " + desc.err.Error()
+			gs.members = -1
+		} else {
+			gs.state, gs.members = desc.state, desc.members
+		}
+		commits := d.commits[g]
+		if commits.err != nil {
+			gs.err = "fetching committed offsets: " + commits.err.Error()
+			continue // keep the previous commits; the snapshot is marked stale
+		}
+		gs.polls++
+		want := make(map[tp]bool)
+		for _, t := range ts {
+			for _, p := range d.parts[t] {
+				key := tp{t, p}
+				want[key] = true
+				gp, ok := gs.parts[key]
+				if !ok {
+					gp = &groupPart{commits: newSeries(hist), firstSeen: nowNs, committed: -1}
+					gs.parts[key] = gp
+				}
+				off, has := commits.offsets[key]
+				switch {
+				case has:
+					if gp.commits.add(now, off) {
+						gp.rewound, gp.rewindAt = true, nowNs
+					}
+					gp.committed, gp.hasCommit = off, true
+				case gp.hasCommit:
+					// The commit disappeared (deleted or expired): start over.
+					gp.commits = newSeries(hist)
+					gp.firstSeen = nowNs
+					gp.committed, gp.hasCommit = -1, false
+				}
+			}
+		}
+		for key := range gs.parts {
+			if !want[key] {
+				delete(gs.parts, key)
+			}
+		}
+	}
+}
+
+// snapshot builds one subscription's Snapshot from the histories.
+func (c *cluster) snapshot(s Subscription, now time.Time, window time.Duration, d *pollData) Snapshot {
+	gs := c.groups[s.Group]
+	snap := Snapshot{
+		Time:       now,
+		Reachable:  true,
+		Group:      s.Group,
+		GroupState: gs.state,
+		Members:    max(gs.members, 0),
+		Polls:      gs.polls,
+	}
+	if gs.err != "" {
+		snap.Stale = true
+		snap.Error = redact(errors.New(gs.err), c.cfg)
+	}
+	winStart := now.UnixNano() - int64(window)
+	var topicErrs []string
+	for _, t := range s.Topics {
+		if d.missing[t] {
+			snap.MissingTopics = append(snap.MissingTopics, t)
+			continue
+		}
+		if err := d.topicErr[t]; err != nil {
+			topicErrs = append(topicErrs, t+": "+err.Error())
+			continue
+		}
+		for _, p := range d.parts[t] {
+			key := tp{t, p}
+			st := c.parts[key]
+			gp := gs.parts[key]
+			pl := PartitionLag{Topic: t, Partition: p, CommittedOffset: -1, Health: HealthOK}
+			if gp != nil && gp.hasCommit {
+				pl.CommittedOffset, pl.HasCommit = gp.committed, true
+			}
+			snap.PartitionCount++
+			if st == nil || !st.known {
+				pl.Error = "offsets unknown"
+				if st != nil && st.err != "" {
+					pl.Error = st.err
+				}
+				snap.Partitions = append(snap.Partitions, pl)
+				continue
+			}
+			pl.Error = st.err
+			pl.LogStartOffset, pl.EndOffset = st.logStart, st.end
+			pl.Lag = PartitionLagFor(st.logStart, st.end, pl.CommittedOffset, pl.HasCommit, s.OffsetResetPolicy)
+			pl.ProductionRate = st.ends.rate(window)
+			pos := position(st.logStart, st.end, pl.CommittedOffset, pl.HasCommit, s.OffsetResetPolicy)
+			if pl.Lag > 0 {
+				pl.TimeLagSeconds = timeLagSeconds(st.ends, pos, st.end, pl.ProductionRate, now)
+			}
+			if gp != nil {
+				in := healthInput{
+					Lag:            pl.Lag,
+					HasCommit:      pl.HasCommit,
+					Covered:        gp.firstSeen <= winStart,
+					Rewound:        gp.rewound && gp.rewindAt > winStart,
+					ProductionRate: pl.ProductionRate,
+					Members:        gs.members,
+				}
+				if pl.HasCommit {
+					pl.ConsumptionRate = gp.commits.rate(window)
+					in.ConsumptionRate = pl.ConsumptionRate
+					in.CommitMoved = gp.commits.valueAt(winStart) < float64(gp.committed)
+					lagThen := st.ends.valueAt(winStart) - gp.commits.valueAt(winStart)
+					in.LagGrew = float64(pl.Lag) > lagThen
+				}
+				pl.Health = classifyHealth(in)
+			}
+			snap.TotalLag += pl.Lag
+			snap.TimeLagSeconds = max(snap.TimeLagSeconds, pl.TimeLagSeconds)
+			snap.ProductionRate += pl.ProductionRate
+			snap.ConsumptionRate += pl.ConsumptionRate
+			snap.Partitions = append(snap.Partitions, pl)
+		}
+	}
+	if len(topicErrs) > 0 {
+		snap.Error = joinNonEmpty(snap.Error, "topic metadata: "+joinComma(topicErrs))
+	}
+	return snap
+}
+
+func joinComma(ss []string) string {
+	out := ""
+	for i, s := range ss {
+		if i > 0 {
+			out += ", "
+		}
+		out += s
+	}
+	return out
+}
+
+func joinNonEmpty(a, b string) string {
+	switch {
+	case a == "":
+		return b
+	case b == "":
+		return a
+	}
+	return a + "; " + b
+}
