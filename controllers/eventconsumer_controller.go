@@ -1,0 +1,194 @@
+// Package controllers holds lagscale's reconcilers: EventConsumer, which
+// owns the handler Deployment and its replica count, and KafkaCluster,
+// which reports the health of a shared Kafka connection.
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/lagscale/lagscale/api/v1alpha1"
+)
+
+// FieldManager is the server-side apply field manager that owns the fields
+// lagscale sets on a handler Deployment.
+const FieldManager = "lagscale"
+
+// waitRequeue is how often a consumer that waits on something without a
+// watch (or as a safety net beside one) is looked at again.
+const waitRequeue = 30 * time.Second
+
+// EventConsumerReconciler runs an EventConsumer's handler as a Deployment
+// and sets its replicas from the consumer group's lag.
+type EventConsumerReconciler struct {
+	client.Client
+
+	// Recorder records events on transitions.
+	Recorder EventRecorder
+
+	// Lag is the lag engine; nil runs without Kafka (replicas stay at
+	// their current or initial value).
+	Lag LagSource
+
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+
+	// DefaultPollInterval is used when a consumer sets none.
+	DefaultPollInterval time.Duration
+
+	// Metrics records per-consumer series; nil records nothing.
+	Metrics *Metrics
+
+	scalers *scalerStates
+	applied *appliedCache
+}
+
+// +kubebuilder:rbac:groups=lagscale.dev,resources=eventconsumers,verbs=get;list;watch
+// +kubebuilder:rbac:groups=lagscale.dev,resources=eventconsumers/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=lagscale.dev,resources=kafkaclusters,verbs=get;list;watch
+// +kubebuilder:rbac:groups=lagscale.dev,resources=kafkaclusters/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
+
+// Reconcile brings one EventConsumer's Deployment and status up to date.
+func (r *EventConsumerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	log := ctrl.LoggerFrom(ctx)
+
+	ec := &v1alpha1.EventConsumer{}
+	if err := r.Get(ctx, req.NamespacedName, ec); err != nil {
+		if apierrors.IsNotFound(err) {
+			// The Deployment goes with its owner reference; only the
+			// in-memory state and the Kafka subscription are ours to drop.
+			r.forget(req.NamespacedName)
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, fmt.Errorf("get EventConsumer: %w", err)
+	}
+
+	st := &reconcileState{ec: ec, now: r.now()}
+	orig := ec.DeepCopy()
+	defer func() {
+		r.finishStatus(st, retErr)
+		if err := r.patchStatus(ctx, orig, ec); err != nil {
+			retErr = errors.Join(retErr, err)
+		}
+	}()
+
+	conn, wait, err := r.resolveConnection(ctx, ec)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if wait != nil {
+		st.wait = wait
+		r.event(ec, EventNormalType, v1alpha1.EventWaiting, wait.message, st.transitionedTo(v1alpha1.EventWaiting))
+		log.Info("Waiting for a dependency", "reason", wait.reason, "detail", wait.message)
+		return ctrl.Result{RequeueAfter: waitRequeue}, nil
+	}
+	st.conn = conn
+
+	r.subscribe(ctx, st)
+
+	current, err := r.currentDeployment(ctx, ec)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	st.current = current
+
+	requeue := r.decideReplicas(ctx, st)
+
+	if err := r.applyDeployment(ctx, st); err != nil {
+		var invalid *invalidSpecError
+		if errors.As(err, &invalid) {
+			st.stalled = &condition{reason: v1alpha1.ReasonInvalidSpec, message: invalid.Error()}
+			return ctrl.Result{}, reconcile.TerminalError(err)
+		}
+		st.applyErr = err
+		return ctrl.Result{}, err
+	}
+
+	log.V(1).Info("Reconciled", "eventConsumer", klog.KObj(ec), "replicas", st.desired)
+	return ctrl.Result{RequeueAfter: requeue}, nil
+}
+
+func (r *EventConsumerReconciler) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+// forget drops everything lagscale keeps in memory about a deleted consumer.
+func (r *EventConsumerReconciler) forget(key types.NamespacedName) {
+	r.unsubscribe(key)
+	r.scalers.delete(key)
+	r.applied.delete(key)
+	if r.Metrics != nil {
+		r.Metrics.Forget(key)
+	}
+}
+
+// currentDeployment returns the handler Deployment, or nil if there is none.
+func (r *EventConsumerReconciler) currentDeployment(ctx context.Context, ec *v1alpha1.EventConsumer) (*appsv1.Deployment, error) {
+	dep := &appsv1.Deployment{}
+	err := r.Get(ctx, client.ObjectKeyFromObject(ec), dep)
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get Deployment: %w", err)
+	}
+	if !metav1.IsControlledBy(dep, ec) {
+		return nil, reconcile.TerminalError(fmt.Errorf("deployment %s exists and is not owned by this EventConsumer: rename one of them", klog.KObj(dep)))
+	}
+	return dep, nil
+}
+
+// reconcileState carries what the steps of one reconcile learned, for the
+// deferred status computation.
+type reconcileState struct {
+	ec       *v1alpha1.EventConsumer
+	now      time.Time
+	conn     *resolvedConnection
+	wait     *condition
+	stalled  *condition
+	applyErr error
+	current  *appsv1.Deployment
+	applied  *appsv1.Deployment
+	desired  int32
+	decision *scaleDecision
+	lag      *lagView
+}
+
+// transitionedTo reports whether the Ready condition's reason is about to
+// change to reason, so that events are recorded on transitions only.
+func (s *reconcileState) transitionedTo(reason string) bool {
+	c := meta.FindStatusCondition(s.ec.Status.Conditions, v1alpha1.ConditionReady)
+	return c == nil || c.Reason != reason
+}
+
+// condition is a reason and message for a condition the status step sets.
+type condition struct {
+	reason  string
+	message string
+}
+
+// invalidSpecError is a spec the API server accepted but that cannot become
+// a Deployment; retrying does not help.
+type invalidSpecError struct{ err error }
+
+func (e *invalidSpecError) Error() string { return e.err.Error() }
+func (e *invalidSpecError) Unwrap() error { return e.err }

@@ -1,0 +1,85 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/lagscale/lagscale/api/v1alpha1"
+)
+
+// clusterStatusPeriod is how often a KafkaCluster's status is refreshed
+// from the lag engine.
+const clusterStatusPeriod = 15 * time.Second
+
+// KafkaClusterReconciler reports a KafkaCluster's brokers, reachability and
+// the number of consumers that use it. The connection itself belongs to the
+// lag engine, shared by those consumers.
+type KafkaClusterReconciler struct {
+	client.Client
+
+	// Lag is the lag engine; nil leaves Ready Unknown.
+	Lag LagSource
+}
+
+// Reconcile refreshes one KafkaCluster's status.
+func (r *KafkaClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	kc := &v1alpha1.KafkaCluster{}
+	if err := r.Get(ctx, req.NamespacedName, kc); err != nil {
+		if apierrors.IsNotFound(err) {
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, fmt.Errorf("get KafkaCluster: %w", err)
+	}
+	orig := kc.DeepCopy()
+
+	consumers := &v1alpha1.EventConsumerList{}
+	if err := r.List(ctx, consumers, client.InNamespace(kc.Namespace), client.MatchingFields{indexClusterRef: kc.Name}); err != nil {
+		return ctrl.Result{}, fmt.Errorf("list EventConsumers: %w", err)
+	}
+	kc.Status.Consumers = int32(len(consumers.Items))
+
+	status, reason, msg := metav1.ConditionUnknown, v1alpha1.ReasonWaitingForLag, "no EventConsumer uses this cluster yet, so it is not polled"
+	if cs, ok := r.clusterStatus(kc, consumers); ok {
+		kc.Status.Brokers = cs.brokers
+		if cs.reachable {
+			status, reason, msg = metav1.ConditionTrue, v1alpha1.ReasonKafkaReachable, fmt.Sprintf("%d brokers reachable", len(cs.brokers))
+		} else {
+			status, reason, msg = metav1.ConditionFalse, v1alpha1.ReasonKafkaUnreachable, cs.err
+		}
+	}
+	meta.SetStatusCondition(&kc.Status.Conditions, metav1.Condition{
+		Type: v1alpha1.ConditionReady, Status: status, Reason: reason, Message: msg, ObservedGeneration: kc.Generation,
+	})
+	kc.Status.ObservedGeneration = kc.Generation
+	if err := r.Status().Patch(ctx, kc, client.MergeFrom(orig)); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	return ctrl.Result{RequeueAfter: clusterStatusPeriod}, nil
+}
+
+// SetupWithManager registers the reconciler; consumers coming and going
+// refresh the count.
+func (r *KafkaClusterReconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Options) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&v1alpha1.KafkaCluster{}).
+		Watches(&v1alpha1.EventConsumer{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
+			ec := o.(*v1alpha1.EventConsumer)
+			if ec.Spec.Kafka.ClusterRef == nil {
+				return nil
+			}
+			return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: ec.Namespace, Name: ec.Spec.Kafka.ClusterRef.Name}}}
+		})).
+		WithOptions(opts).
+		Named("kafkacluster").
+		Complete(r)
+}

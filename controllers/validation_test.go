@@ -1,0 +1,111 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+// validConsumer is a minimal EventConsumer manifest the API server accepts;
+// each case below breaks one thing.
+func validConsumer(name string) map[string]any {
+	return map[string]any{
+		"apiVersion": "lagscale.dev/v1alpha1",
+		"kind":       "EventConsumer",
+		"metadata":   map[string]any{"name": name},
+		"spec": map[string]any{
+			"topics":        []any{"orders"},
+			"consumerGroup": "orders-handler",
+			"kafka":         map[string]any{"bootstrapServers": []any{"kafka:9092"}},
+			"handler":       map[string]any{"image": "handler:1"},
+		},
+	}
+}
+
+func spec(m map[string]any) map[string]any { return m["spec"].(map[string]any) }
+
+func scaling(m map[string]any) map[string]any {
+	s, ok := spec(m)["scaling"].(map[string]any)
+	if !ok {
+		s = map[string]any{}
+		spec(m)["scaling"] = s
+	}
+	return s
+}
+
+func TestInvalidManifestsAreRejected(t *testing.T) {
+	ns := namespace(t)
+	ctx := context.Background()
+	manyTopics := make([]any, 17)
+	for i := range manyTopics {
+		manyTopics[i] = fmt.Sprintf("t%d", i)
+	}
+	tests := []struct {
+		name   string
+		mutate func(m map[string]any)
+		want   string
+	}{
+		{"min above max", func(m map[string]any) { scaling(m)["minReplicas"] = 5; scaling(m)["maxReplicas"] = 2 }, "minReplicas must not exceed maxReplicas"},
+		{"no topics", func(m map[string]any) { spec(m)["topics"] = []any{} }, "spec.topics: Invalid value"},
+		{"topics missing", func(m map[string]any) { delete(spec(m), "topics") }, "spec.topics: Required value"},
+		{"bad topic name", func(m map[string]any) { spec(m)["topics"] = []any{"orders", "has space"} }, "each topic must be a valid Kafka topic name"},
+		{"topic named dot-dot", func(m map[string]any) { spec(m)["topics"] = []any{".."} }, "each topic must be a valid Kafka topic name"},
+		{"17 topics", func(m map[string]any) { spec(m)["topics"] = manyTopics }, "must have at most 16 items"},
+		{"no group", func(m map[string]any) { delete(spec(m), "consumerGroup") }, "spec.consumerGroup: Required value"},
+		{"both bootstrapServers and clusterRef", func(m map[string]any) {
+			spec(m)["kafka"] = map[string]any{"bootstrapServers": []any{"k:9092"}, "clusterRef": map[string]any{"name": "main"}}
+		}, "set exactly one of kafka.bootstrapServers or kafka.clusterRef"},
+		{"neither bootstrapServers nor clusterRef", func(m map[string]any) { spec(m)["kafka"] = map[string]any{} }, "set exactly one of kafka.bootstrapServers or kafka.clusterRef"},
+		{"bootstrap server without port", func(m map[string]any) { spec(m)["kafka"] = map[string]any{"bootstrapServers": []any{"kafka"}} }, "spec.kafka.bootstrapServers[0]"},
+		{"no image and no template", func(m map[string]any) { spec(m)["handler"] = map[string]any{"args": []any{"x"}} }, "set spec.handler.image, or give spec.template"},
+		{"lagThreshold 0", func(m map[string]any) { scaling(m)["lagThreshold"] = 0 }, "lagThreshold must be greater than 0"},
+		{"maxLagSeconds 0", func(m map[string]any) { scaling(m)["maxLagSeconds"] = 0 }, "maxLagSeconds must be greater than 0"},
+		{"pollIntervalSeconds 0", func(m map[string]any) { scaling(m)["pollIntervalSeconds"] = 0 }, "pollIntervalSeconds must be between 1 and 300"},
+		{"pollIntervalSeconds 301", func(m map[string]any) { scaling(m)["pollIntervalSeconds"] = 301 }, "pollIntervalSeconds must be between 1 and 300"},
+		{"unknown policy", func(m map[string]any) { scaling(m)["policy"] = "CPU" }, `spec.scaling.policy: Unsupported value: "CPU": supported values: "TimeLag", "LagThreshold"`},
+		{"unknown SASL mechanism", func(m map[string]any) {
+			spec(m)["kafka"] = map[string]any{"bootstrapServers": []any{"k:9092"}, "sasl": map[string]any{"mechanism": "GSSAPI", "secretRef": map[string]any{"name": "s"}}}
+		}, `spec.kafka.sasl.mechanism: Unsupported value: "GSSAPI"`},
+		{"tls with a certificate but no key", func(m map[string]any) {
+			spec(m)["kafka"] = map[string]any{"bootstrapServers": []any{"k:9092"}, "tls": map[string]any{"certSecretRef": map[string]any{"name": "c", "key": "tls.crt"}}}
+		}, "tls.certSecretRef and tls.keySecretRef must be set together"},
+		{"unknown offset reset policy", func(m map[string]any) { scaling(m)["offsetResetPolicy"] = "none" }, `spec.scaling.offsetResetPolicy: Unsupported value: "none"`},
+		{"negative minReplicas", func(m map[string]any) { scaling(m)["minReplicas"] = -1 }, "spec.scaling.minReplicas: Invalid value: -1"},
+	}
+	if len(tests) < 12 {
+		t.Fatalf("the issue asks for at least 12 cases, have %d", len(tests))
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := validConsumer(fmt.Sprintf("bad-%d", i))
+			tt.mutate(m)
+			u := &unstructured.Unstructured{Object: m}
+			u.SetNamespace(ns)
+			err := env.Client.Create(ctx, u)
+			if err == nil {
+				t.Fatalf("the API server accepted an invalid manifest")
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("message %q does not contain %q", err.Error(), tt.want)
+			}
+		})
+	}
+
+	// The valid manifest itself is accepted, so the cases above fail for
+	// their own reason.
+	ok := &unstructured.Unstructured{Object: validConsumer("good")}
+	ok.SetNamespace(ns)
+	if err := env.Client.Create(ctx, ok); err != nil {
+		t.Fatalf("valid manifest rejected: %v", err)
+	}
+
+	// consumerGroup is immutable.
+	spec(ok.Object)["consumerGroup"] = "another"
+	err := env.Client.Update(ctx, ok)
+	if err == nil || !strings.Contains(err.Error(), "consumerGroup is immutable") {
+		t.Fatalf("changing consumerGroup: %v", err)
+	}
+}
