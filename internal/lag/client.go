@@ -57,7 +57,17 @@ type requestHook struct {
 	cluster string
 	m       *metrics
 	byKey   [maxKey]atomic.Int64
+	// authFailures counts failed SASL round trips, so a cycle can tell an
+	// authentication failure from an unreachable broker even when the
+	// broker just closes the connection.
+	authFailures atomic.Int64
 }
+
+// Kafka API keys of the SASL exchange.
+const (
+	saslHandshakeKey    = 17
+	saslAuthenticateKey = 36
+)
 
 // maxKey bounds the Kafka API keys we count individually.
 const maxKey = 128
@@ -72,6 +82,9 @@ func (h *requestHook) OnBrokerE2E(_ kgo.BrokerMetadata, key int16, e2e kgo.Broke
 	api := kmsg.NameForKey(key)
 	h.m.requests.WithLabelValues(h.cluster, api).Inc()
 	if e2e.Err() != nil {
+		if key == saslHandshakeKey || key == saslAuthenticateKey {
+			h.authFailures.Add(1)
+		}
 		h.m.errors.WithLabelValues(h.cluster, api).Inc()
 	}
 }

@@ -119,9 +119,15 @@ func (c *cluster) cycle(ctx context.Context) error {
 	var data *pollData
 	err := c.cfgErr
 	if err == nil {
+		authBefore := c.hook.authFailures.Load()
 		cctx, cancel := context.WithTimeout(ctx, e.opts.RequestTimeout)
 		data, err = c.read(cctx, topics, groups, interval)
 		cancel()
+		if err != nil && c.cfg.SASL != nil && c.hook.authFailures.Load() > authBefore {
+			// Some brokers answer bad credentials by closing the
+			// connection; say what actually went wrong.
+			err = fmt.Errorf("SASL %s authentication failed, check the username and password: %w", c.cfg.SASL.Mechanism, err)
+		}
 	}
 	if ctx.Err() != nil && err != nil {
 		return err // shutting down: keep the last snapshots as they are
