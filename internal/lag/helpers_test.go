@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // newKafka starts an in-process kfake broker, closed at the end of the test.
@@ -157,3 +158,7 @@ func kadmLag(t testing.TB, adm *kadm.Client, group string) map[tp]int64 {
 }
 
 func fmtInt(i int) string { return strconv.Itoa(i) }
+
+type kmsgKey = kmsg.Key
+
+const listOffsetsKey = kmsg.ListOffsets
