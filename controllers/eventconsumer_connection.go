@@ -7,6 +7,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/lagscale/lagscale/api/v1alpha1"
 	"github.com/lagscale/lagscale/internal/deploy"
@@ -45,10 +46,11 @@ func (r *EventConsumerReconciler) resolveConnection(ctx context.Context, ec *v1a
 		out.clusterRef = &key
 	}
 	out.Connection = deploy.ConnectionOf(ec, cluster)
-	return r.readSecrets(ctx, ec.Namespace, out)
+	return readSecrets(ctx, r.Client, ec.Namespace, out)
 }
 
-func (r *EventConsumerReconciler) readSecrets(ctx context.Context, namespace string, out *resolvedConnection) (*resolvedConnection, *condition, error) {
+// readSecrets reads the Secret values a connection references.
+func readSecrets(ctx context.Context, r client.Reader, namespace string, out *resolvedConnection) (*resolvedConnection, *condition, error) {
 	secrets := map[string]*corev1.Secret{}
 	get := func(name, key string) ([]byte, *condition, error) {
 		s, ok := secrets[name]

@@ -53,6 +53,7 @@ type EventConsumerReconciler struct {
 
 	scalers *scalerStates
 	applied *appliedCache
+	lagCh   lagChannel
 }
 
 // +kubebuilder:rbac:groups=lagscale.dev,resources=eventconsumers,verbs=get;list;watch

@@ -6,19 +6,9 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
-	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/lagscale/lagscale/api/v1alpha1"
 )
-
-// LagSource is what the reconciler needs of the lag engine.
-type LagSource interface{}
-
-// lagView is the part of a lag snapshot the status step shows.
-type lagView struct {
-	reachable  bool
-	errMessage string
-}
 
 // scaleDecision is the autoscaler's answer for one reconcile.
 type scaleDecision struct{}
@@ -35,10 +25,6 @@ func (s *scalerStates) delete(key types.NamespacedName) {
 	defer s.mu.Unlock()
 	delete(s.m, key)
 }
-
-func (r *EventConsumerReconciler) subscribe(context.Context, *reconcileState) {}
-
-func (r *EventConsumerReconciler) unsubscribe(types.NamespacedName) {}
 
 // initialReplicas is the replica count of a new Deployment: minReplicas,
 // or 1 when minReplicas is 0 so that a new consumer starts consuming until
@@ -63,20 +49,4 @@ func (r *EventConsumerReconciler) decideReplicas(_ context.Context, st *reconcil
 		st.desired = initialReplicas(st.ec)
 	}
 	return 0
-}
-
-func applyLagStatus(*reconcileState) {}
-
-func lagConditions(*reconcileState) {}
-
-func (r *EventConsumerReconciler) lagEvents() source.Source { return nil }
-
-type clusterView struct {
-	reachable bool
-	brokers   []string
-	err       string
-}
-
-func (r *KafkaClusterReconciler) clusterStatus(*v1alpha1.KafkaCluster, *v1alpha1.EventConsumerList) (clusterView, bool) {
-	return clusterView{}, false
 }

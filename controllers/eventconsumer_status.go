@@ -80,6 +80,9 @@ func (r *EventConsumerReconciler) finishStatus(st *reconcileState, retErr error)
 		s.ObservedGeneration = gen
 	}
 	lagConditions(st)
+	if r.Metrics != nil {
+		r.Metrics.Observe(client.ObjectKeyFromObject(ec), s)
+	}
 
 	newReady := meta.FindStatusCondition(s.Conditions, v1alpha1.ConditionReady)
 	if newReady.Reason != prevReason {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -15,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/lagscale/lagscale/api/v1alpha1"
+	"github.com/lagscale/lagscale/internal/deploy"
 )
 
 // clusterStatusPeriod is how often a KafkaCluster's status is refreshed
@@ -49,7 +51,7 @@ func (r *KafkaClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	kc.Status.Consumers = int32(len(consumers.Items))
 
 	status, reason, msg := metav1.ConditionUnknown, v1alpha1.ReasonWaitingForLag, "no EventConsumer uses this cluster yet, so it is not polled"
-	if cs, ok := r.clusterStatus(kc, consumers); ok {
+	if cs, ok := r.clusterStatus(ctx, kc); ok {
 		kc.Status.Brokers = cs.brokers
 		if cs.reachable {
 			status, reason, msg = metav1.ConditionTrue, v1alpha1.ReasonKafkaReachable, fmt.Sprintf("%d brokers reachable", len(cs.brokers))
@@ -61,8 +63,10 @@ func (r *KafkaClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		Type: v1alpha1.ConditionReady, Status: status, Reason: reason, Message: msg, ObservedGeneration: kc.Generation,
 	})
 	kc.Status.ObservedGeneration = kc.Generation
-	if err := r.Status().Patch(ctx, kc, client.MergeFrom(orig)); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
+	if !equality.Semantic.DeepEqual(orig.Status, kc.Status) {
+		if err := r.Status().Patch(ctx, kc, client.MergeFrom(orig)); err != nil {
+			return ctrl.Result{}, client.IgnoreNotFound(err)
+		}
 	}
 	return ctrl.Result{RequeueAfter: clusterStatusPeriod}, nil
 }
@@ -82,4 +86,29 @@ func (r *KafkaClusterReconciler) SetupWithManager(mgr ctrl.Manager, opts control
 		WithOptions(opts).
 		Named("kafkacluster").
 		Complete(r)
+}
+
+type clusterView struct {
+	reachable bool
+	brokers   []string
+	err       string
+}
+
+// clusterStatus asks the lag engine about the cluster's shared connection.
+// It is found by the same identity (servers plus credentials) that the
+// consumers register with.
+func (r *KafkaClusterReconciler) clusterStatus(ctx context.Context, kc *v1alpha1.KafkaCluster) (clusterView, bool) {
+	if r.Lag == nil {
+		return clusterView{}, false
+	}
+	conn := &resolvedConnection{Connection: deploy.Connection{BootstrapServers: kc.Spec.BootstrapServers, TLS: kc.Spec.TLS, SASL: kc.Spec.SASL}}
+	conn, wait, err := readSecrets(ctx, r.Client, kc.Namespace, conn)
+	if err != nil || wait != nil {
+		return clusterView{}, false
+	}
+	cs, ok := r.Lag.ClusterStatus(clusterConfig(conn).ID())
+	if !ok {
+		return clusterView{}, false
+	}
+	return clusterView{reachable: cs.Reachable, brokers: cs.Brokers, err: cs.Error}, true
 }

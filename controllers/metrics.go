@@ -1,9 +1,120 @@
 package controllers
 
-import "k8s.io/apimachinery/pkg/types"
+import (
+	"strconv"
+	"sync"
 
-// Metrics holds lagscale's per-consumer Prometheus series.
-type Metrics struct{}
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/lagscale/lagscale/api/v1alpha1"
+)
+
+// maxPartitionSeries bounds the per-partition series of one consumer: the
+// partitions with the largest time lag, as in status.lag.partitions.
+const maxPartitionSeries = 16
+
+// Metrics holds lagscale's per-consumer Prometheus series. Series of a
+// deleted consumer are removed by Forget.
+type Metrics struct {
+	lagRecords     *prometheus.GaugeVec
+	lagSeconds     *prometheus.GaugeVec
+	inflow         *prometheus.GaugeVec
+	consumption    *prometheus.GaugeVec
+	replicas       *prometheus.GaugeVec
+	scaleEvents    *prometheus.CounterVec
+	partitionLag   *prometheus.GaugeVec
+	partitionLagS  *prometheus.GaugeVec
+	mu             sync.Mutex
+	partitionsSeen map[types.NamespacedName][][2]string
+}
+
+// NewMetrics creates the series and registers them on reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	consumer := []string{"namespace", "name"}
+	m := &Metrics{
+		lagRecords: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "lagscale_consumer_lag_records", Help: "Total lag of the consumer group in records."}, consumer),
+		lagSeconds: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "lagscale_consumer_lag_seconds", Help: "Time lag of the consumer group: age of the oldest unconsumed record."}, consumer),
+		inflow: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "lagscale_consumer_inflow_records_per_second", Help: "Records produced per second to the consumer's partitions."}, consumer),
+		consumption: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "lagscale_consumer_consumption_records_per_second", Help: "Records committed per second by the consumer group."}, consumer),
+		replicas: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "lagscale_consumer_replicas", Help: "Handler replicas, by kind: desired or ready."}, append(consumer, "kind")),
+		scaleEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lagscale_scale_events_total", Help: "Replica changes made by lagscale, by direction: up or down."}, append(consumer, "direction")),
+		partitionLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "lagscale_consumer_partition_lag_records", Help: "Lag of the consumer's partitions with the largest time lag (at most 16 per consumer)."}, append(consumer, "topic", "partition")),
+		partitionLagS: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "lagscale_consumer_partition_lag_seconds", Help: "Time lag of the consumer's partitions with the largest time lag (at most 16 per consumer)."}, append(consumer, "topic", "partition")),
+		partitionsSeen: map[types.NamespacedName][][2]string{},
+	}
+	if reg != nil {
+		reg.MustRegister(m.lagRecords, m.lagSeconds, m.inflow, m.consumption, m.replicas, m.scaleEvents, m.partitionLag, m.partitionLagS)
+	}
+	return m
+}
+
+// Observe records a consumer's status.
+func (m *Metrics) Observe(key types.NamespacedName, s *v1alpha1.EventConsumerStatus) {
+	if m == nil {
+		return
+	}
+	ns, name := key.Namespace, key.Name
+	m.replicas.WithLabelValues(ns, name, "desired").Set(float64(s.DesiredReplicas))
+	m.replicas.WithLabelValues(ns, name, "ready").Set(float64(s.ReadyReplicas))
+	if s.Lag == nil {
+		return
+	}
+	m.lagRecords.WithLabelValues(ns, name).Set(float64(s.Lag.Total))
+	m.lagSeconds.WithLabelValues(ns, name).Set(s.Lag.Seconds)
+	m.inflow.WithLabelValues(ns, name).Set(s.Lag.ProductionRate)
+	m.consumption.WithLabelValues(ns, name).Set(s.Lag.ConsumptionRate)
+
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, p := range m.partitionsSeen[key] {
+		m.partitionLag.DeleteLabelValues(ns, name, p[0], p[1])
+		m.partitionLagS.DeleteLabelValues(ns, name, p[0], p[1])
+	}
+	var seen [][2]string
+	for i, p := range s.Lag.Partitions {
+		if i == maxPartitionSeries {
+			break
+		}
+		part := strconv.Itoa(int(p.Partition))
+		m.partitionLag.WithLabelValues(ns, name, p.Topic, part).Set(float64(p.Lag))
+		m.partitionLagS.WithLabelValues(ns, name, p.Topic, part).Set(p.Seconds)
+		seen = append(seen, [2]string{p.Topic, part})
+	}
+	m.partitionsSeen[key] = seen
+}
+
+// ScaleEvent counts one replica change.
+func (m *Metrics) ScaleEvent(key types.NamespacedName, from, to int32) {
+	if m == nil || from == to {
+		return
+	}
+	dir := "up"
+	if to < from {
+		dir = "down"
+	}
+	m.scaleEvents.WithLabelValues(key.Namespace, key.Name, dir).Inc()
+}
 
 // Forget removes every series of a deleted consumer.
-func (m *Metrics) Forget(types.NamespacedName) {}
+func (m *Metrics) Forget(key types.NamespacedName) {
+	if m == nil {
+		return
+	}
+	match := prometheus.Labels{"namespace": key.Namespace, "name": key.Name}
+	for _, v := range []*prometheus.GaugeVec{m.lagRecords, m.lagSeconds, m.inflow, m.consumption, m.replicas, m.partitionLag, m.partitionLagS} {
+		v.DeletePartialMatch(match)
+	}
+	m.scaleEvents.DeletePartialMatch(match)
+	m.mu.Lock()
+	delete(m.partitionsSeen, key)
+	m.mu.Unlock()
+}

@@ -12,14 +12,13 @@ import (
 
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 
-	"github.com/lagscale/lagscale/api/v1alpha1"
+	"github.com/lagscale/lagscale/internal/scheme"
 )
 
 // KubernetesVersion is the version hack/tools builds.
@@ -52,12 +51,7 @@ func AssetsDir() (string, error) {
 }
 
 // Scheme has the built-in types and lagscale's.
-func Scheme() *k8sruntime.Scheme {
-	s := k8sruntime.NewScheme()
-	_ = clientgoscheme.AddToScheme(s)
-	_ = v1alpha1.AddToScheme(s)
-	return s
-}
+func Scheme() *k8sruntime.Scheme { return scheme.New() }
 
 // Env is a running control plane.
 type Env struct {

@@ -1,0 +1,91 @@
+# lagscale Makefile. `make help` lists the targets.
+
+SHELL := /usr/bin/env bash -o pipefail
+.SHELLFLAGS := -ec
+
+BIN         := $(CURDIR)/bin
+K8S_VERSION := 1.37.2
+K8S_BIN     := $(BIN)/k8s/$(K8S_VERSION)
+CONTROL_PLANE := $(K8S_BIN)/etcd $(K8S_BIN)/kube-apiserver $(K8S_BIN)/kube-controller-manager $(K8S_BIN)/kube-scheduler
+CONTROLLER_GEN := go tool controller-gen
+GO_TEST_FLAGS ?=
+
+# Tests find etcd and kube-apiserver here.
+export KUBEBUILDER_ASSETS := $(K8S_BIN)
+
+.PHONY: all
+all: build
+
+##@ General
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make <target>\n"} /^[a-zA-Z_0-9-]+:.*?##/ { printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
+
+##@ Development
+
+.PHONY: manifests
+manifests: ## Generate the CRDs (config/crd/bases) and RBAC (config/rbac) from the Go markers.
+	$(CONTROLLER_GEN) rbac:roleName=lagscale-manager crd:generateEmbeddedObjectMeta=true,allowDangerousTypes=true \
+		paths=./api/... paths=./controllers/... \
+		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+	go run ./hack/crdtrim config/crd/bases/lagscale.dev_eventconsumers.yaml
+
+.PHONY: generate
+generate: ## Generate deepcopy code for the API types.
+	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths=./api/...
+
+.PHONY: fmt
+fmt: ## Run gofmt.
+	gofmt -w $$(git ls-files '*.go')
+
+.PHONY: vet
+vet: ## Run go vet.
+	go vet ./...
+
+.PHONY: verify
+verify: manifests generate ## Fail when generated files are stale (regenerates, then compares with git).
+	@if [ -n "$$(git status --porcelain -- config api)" ]; then \
+		git status --porcelain -- config api; git --no-pager diff --stat -- config api; \
+		echo "generated files are stale: run 'make manifests generate' and commit the result"; exit 1; fi
+	@echo "generated files are up to date"
+
+.PHONY: test-env
+test-env: $(CONTROL_PLANE) ## Build etcd, kube-apiserver, kube-controller-manager and kube-scheduler into bin/k8s (first time about 8 minutes).
+
+$(K8S_BIN)/etcd: hack/tools/go.mod hack/tools/etcd/main.go
+	@mkdir -p $(K8S_BIN)
+	@echo ">> building etcd (go.etcd.io/etcd/server/v3) into $(K8S_BIN)"
+	cd hack/tools && go build -o $@ ./etcd
+
+$(K8S_BIN)/kube-%: hack/tools/go.mod
+	@mkdir -p $(K8S_BIN)
+	@echo ">> building kube-$* $(K8S_VERSION) from k8s.io/kubernetes into $(K8S_BIN) (the first build takes several minutes)"
+	@start=$$(date +%s); cd hack/tools && go build -o $@ k8s.io/kubernetes/cmd/kube-$* && echo ">> kube-$* built in $$(( $$(date +%s) - start ))s"
+
+.PHONY: test
+test: test-env verify vet ## Run every test against the real control plane and Kafka (kfake).
+	go test $(GO_TEST_FLAGS) -count=1 ./...
+
+.PHONY: test-e2e
+test-e2e: test-env build ## Run the end-to-end test of the sandbox.
+	go test -tags e2e -count=1 -timeout 30m ./test/e2e/...
+
+.PHONY: bench
+bench: ## Run the benchmarks (lag engine, autoscaler).
+	go test -run '^$$' -bench . -benchmem -benchtime 1x ./internal/lag/...
+
+##@ Build
+
+.PHONY: build
+build: ## Build the operator and the CLI into bin/.
+	CGO_ENABLED=0 go build -trimpath -o $(BIN)/manager ./cmd/manager
+	go build -o $(BIN)/lagscale ./cmd/lagscale
+
+.PHONY: run
+run: manifests ## Run the operator against the current kubeconfig (install the CRDs first: kubectl apply --server-side -f config/crd/bases).
+	go run ./cmd/manager --log-format text --metrics-bind-address :8080 --health-probe-bind-address :8081
+
+.PHONY: docker-build
+docker-build: ## Build the operator image (needs a Docker engine).
+	docker build -t $${IMG:-lagscale/manager:dev} .

@@ -1,0 +1,106 @@
+// Command manager is the lagscale operator: it reconciles EventConsumers
+// and KafkaClusters, polls consumer-group lag from Kafka and scales the
+// handler Deployments.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"go.uber.org/zap/zapcore"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/lagscale/lagscale/internal/operator"
+)
+
+// options are the operator's command-line flags.
+type options struct {
+	metricsAddr         string
+	probeAddr           string
+	leaderElect         bool
+	leaderElectionID    string
+	leaderElectionNS    string
+	watchNamespaces     string
+	maxConcurrent       int
+	logFormat           string
+	logLevel            string
+	defaultPollInterval time.Duration
+}
+
+func parseFlags(args []string) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("manager", flag.ContinueOnError)
+	fs.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; 0 disables it.")
+	fs.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address of /healthz and /readyz.")
+	fs.BoolVar(&o.leaderElect, "leader-elect", false, "Elect a leader with a Lease so that only one of several replicas reconciles.")
+	fs.StringVar(&o.leaderElectionID, "leader-election-id", "lagscale.lagscale.dev", "Name of the leader election Lease.")
+	fs.StringVar(&o.leaderElectionNS, "leader-election-namespace", "", "Namespace of the Lease; default: the pod's namespace.")
+	fs.StringVar(&o.watchNamespaces, "watch-namespaces", "", "Comma-separated namespaces to watch; empty watches all.")
+	fs.IntVar(&o.maxConcurrent, "max-concurrent-reconciles", 4, "EventConsumers reconciled in parallel.")
+	fs.StringVar(&o.logFormat, "log-format", "json", "Log format: json or text.")
+	fs.StringVar(&o.logLevel, "log-level", "info", "Log level: debug, info or error.")
+	fs.DurationVar(&o.defaultPollInterval, "default-poll-interval", 5*time.Second, "Lag poll interval for consumers that set none.")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if o.logFormat != "json" && o.logFormat != "text" {
+		return o, fmt.Errorf("--log-format must be json or text, not %q", o.logFormat)
+	}
+	if _, err := zapcore.ParseLevel(o.logLevel); err != nil {
+		return o, fmt.Errorf("--log-level: %w", err)
+	}
+	if o.maxConcurrent < 1 {
+		return o, errors.New("--max-concurrent-reconciles must be at least 1")
+	}
+	if o.defaultPollInterval < time.Second || o.defaultPollInterval > 300*time.Second {
+		return o, errors.New("--default-poll-interval must be between 1s and 300s")
+	}
+	return o, nil
+}
+
+func main() {
+	o, err := parseFlags(os.Args[1:])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	if err := run(ctrl.SetupSignalHandler(), o); err != nil {
+		ctrl.Log.Error(err, "Operator failed")
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, o options) error {
+	level, _ := zapcore.ParseLevel(o.logLevel)
+	ctrl.SetLogger(zap.New(zap.UseDevMode(o.logFormat == "text"), zap.Level(level)))
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		return fmt.Errorf("kubeconfig: %w", err)
+	}
+	return operator.Run(ctx, cfg, operator.Options{
+		MetricsAddr:             o.metricsAddr,
+		ProbeAddr:               o.probeAddr,
+		LeaderElect:             o.leaderElect,
+		LeaderElectionID:        o.leaderElectionID,
+		LeaderElectionNamespace: o.leaderElectionNS,
+		WatchNamespaces:         splitList(o.watchNamespaces),
+		MaxConcurrentReconciles: o.maxConcurrent,
+		DefaultPollInterval:     o.defaultPollInterval,
+	})
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

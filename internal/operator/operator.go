@@ -1,0 +1,117 @@
+// Package operator assembles the lagscale operator: the manager, the lag
+// engine, the reconcilers and the health checks. cmd/manager and the
+// sandbox both run it, so the sandbox runs exactly the shipped code.
+package operator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/lagscale/lagscale/controllers"
+	"github.com/lagscale/lagscale/internal/lag"
+	"github.com/lagscale/lagscale/internal/scheme"
+)
+
+// Options configure the operator.
+type Options struct {
+	// MetricsAddr serves Prometheus metrics; "0" disables it.
+	MetricsAddr string
+	// ProbeAddr serves /healthz and /readyz; "0" disables it.
+	ProbeAddr string
+	// LeaderElect elects a leader with a Lease named LeaderElectionID.
+	LeaderElect             bool
+	LeaderElectionID        string
+	LeaderElectionNamespace string
+	// WatchNamespaces restricts the caches; empty watches all namespaces.
+	WatchNamespaces []string
+	// MaxConcurrentReconciles bounds parallel reconciles per controller.
+	MaxConcurrentReconciles int
+	// DefaultPollInterval is used for consumers that set none.
+	DefaultPollInterval time.Duration
+}
+
+// Run runs the operator until ctx is cancelled.
+func Run(ctx context.Context, cfg *rest.Config, o Options) error {
+	log := ctrl.Log.WithName("setup")
+	mgrOpts := ctrl.Options{
+		Scheme:                        scheme.New(),
+		Metrics:                       metricsserver.Options{BindAddress: o.MetricsAddr},
+		HealthProbeBindAddress:        o.ProbeAddr,
+		LeaderElection:                o.LeaderElect,
+		LeaderElectionID:              o.LeaderElectionID,
+		LeaderElectionNamespace:       o.LeaderElectionNamespace,
+		LeaderElectionReleaseOnCancel: true,
+	}
+	if len(o.WatchNamespaces) > 0 {
+		mgrOpts.Cache = cache.Options{DefaultNamespaces: map[string]cache.Config{}}
+		for _, n := range o.WatchNamespaces {
+			mgrOpts.Cache.DefaultNamespaces[n] = cache.Config{}
+		}
+	}
+	mgr, err := ctrl.NewManager(cfg, mgrOpts)
+	if err != nil {
+		return fmt.Errorf("create manager: %w", err)
+	}
+
+	rec := &controllers.EventConsumerReconciler{
+		Client:              mgr.GetClient(),
+		Recorder:            mgr.GetEventRecorder("lagscale"),
+		DefaultPollInterval: o.DefaultPollInterval,
+		Metrics:             controllers.NewMetrics(metrics.Registry),
+	}
+	engine := lag.NewEngine(lag.Options{
+		Logger:     ctrl.Log.WithName("lag"),
+		Registerer: metrics.Registry,
+		OnChange:   rec.LagChanged,
+	})
+	rec.Lag = engine
+	if err := mgr.Add(engine); err != nil {
+		return fmt.Errorf("add lag engine: %w", err)
+	}
+	copts := controller.Options{MaxConcurrentReconciles: o.MaxConcurrentReconciles}
+	if err := rec.SetupWithManager(mgr, copts); err != nil {
+		return fmt.Errorf("set up EventConsumer controller: %w", err)
+	}
+	if err := (&controllers.KafkaClusterReconciler{Client: mgr.GetClient(), Lag: engine}).SetupWithManager(mgr, copts); err != nil {
+		return fmt.Errorf("set up KafkaCluster controller: %w", err)
+	}
+
+	// Ready only once the informer caches have synced: before that the
+	// operator would act on an empty view of the cluster.
+	var synced atomic.Bool
+	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+		if mgr.GetCache().WaitForCacheSync(ctx) {
+			synced.Store(true)
+		}
+		<-ctx.Done()
+		return nil
+	})); err != nil {
+		return err
+	}
+	if err := mgr.AddHealthzCheck("ping", func(*http.Request) error { return nil }); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("caches", func(*http.Request) error {
+		if !synced.Load() {
+			return errors.New("informer caches not synced yet")
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+
+	log.Info("Starting operator", "watchNamespaces", o.WatchNamespaces, "leaderElection", o.LeaderElect)
+	return mgr.Start(ctx)
+}
