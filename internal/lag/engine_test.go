@@ -327,6 +327,9 @@ func TestRequestsPerCycleIndependentOfGroups(t *testing.T) {
 				t.Fatalf("commit for %s: %v", g, err)
 			}
 			sub = subscription("c-"+itoa(i), addrs, g, "shared")
+			// Cycles run back to back here; a short interval makes each
+			// refresh metadata as it would an interval apart.
+			sub.PollInterval = time.Millisecond
 			e.Register(sub)
 		}
 		mustPoll(t, e, sub) // connects, finds coordinators
@@ -351,6 +354,9 @@ func TestRequestsPerCycleIndependentOfGroups(t *testing.T) {
 	bound := 1 + 2*brokers + 2*brokers + 1
 	if total200 > bound {
 		t.Fatalf("200 groups: %d requests per cycle %v, bound %d", total200, byAPI200, bound)
+	}
+	if byAPI200["Metadata"] != 1 {
+		t.Fatalf("200 groups: %d Metadata requests per cycle, want exactly 1 %v", byAPI200["Metadata"], byAPI200)
 	}
 	if byAPI200["OffsetFetch"] > brokers || byAPI200["DescribeGroups"] > brokers || byAPI200["Metadata"] > 1 || byAPI200["ListOffsets"] > 2*brokers {
 		t.Fatalf("200 groups: per-API requests %v exceed the per-broker bounds", byAPI200)
