@@ -1,0 +1,217 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/lagscale/lagscale/api/v1alpha1"
+	"github.com/lagscale/lagscale/internal/lag"
+)
+
+// startKafka runs an in-process kfake broker for one test.
+func startKafka(t *testing.T, opts ...kfake.Opt) *kfake.Cluster {
+	t.Helper()
+	c, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(1)}, opts...)...)
+	if err != nil {
+		t.Fatalf("start kfake: %v", err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+func kafkaClient(t *testing.T, addrs []string, opts ...kgo.Opt) *kgo.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addrs...)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
+}
+
+func produceN(t *testing.T, cl *kgo.Client, topic string, partition int32, n int) {
+	t.Helper()
+	recs := make([]*kgo.Record, n)
+	for i := range recs {
+		recs[i] = &kgo.Record{Topic: topic, Partition: partition, Value: []byte("x")}
+	}
+	if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// withEngine starts a real lag engine for the operator under test.
+func withEngine(t *testing.T) func(*EventConsumerReconciler) {
+	return func(r *EventConsumerReconciler) {
+		e := lag.NewEngine(lag.Options{Logger: logr.Discard(), OnChange: r.LagChanged})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); _ = e.Start(ctx) }()
+		t.Cleanup(func() { cancel(); <-done })
+		r.Lag = e
+		r.DefaultPollInterval = time.Second
+	}
+}
+
+func getConsumer(t *testing.T, ns, name string) *v1alpha1.EventConsumer {
+	ec := &v1alpha1.EventConsumer{}
+	if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, ec); err != nil {
+		t.Fatal(err)
+	}
+	return ec
+}
+
+func TestLagStatusFromKafka(t *testing.T) {
+	kafka := startKafka(t, kfake.SeedTopics(4, "orders"))
+	addrs := kafka.ListenAddrs()
+	prod := kafkaClient(t, addrs, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	for p := int32(0); p < 4; p++ {
+		produceN(t, prod, "orders", p, 10*int(p+1)) // 10+20+30+40 = 100 records
+	}
+	// The group has consumed part of partition 0 and partition 3.
+	adm := kadm.NewClient(kafkaClient(t, addrs))
+	offsets := kadm.Offsets{}
+	offsets.Add(kadm.Offset{Topic: "orders", Partition: 0, At: 4})
+	offsets.Add(kadm.Offset{Topic: "orders", Partition: 3, At: 40})
+	if _, err := adm.CommitOffsets(context.Background(), "orders-group", offsets); err != nil {
+		t.Fatal(err)
+	}
+
+	startOperator(t, withEngine(t))
+	ns := namespace(t)
+	ec := &v1alpha1.EventConsumer{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "orders"},
+		Spec: v1alpha1.EventConsumerSpec{
+			Topics: []string{"orders"}, ConsumerGroup: "orders-group",
+			Kafka:   v1alpha1.KafkaConnection{BootstrapServers: addrs},
+			Handler: &v1alpha1.HandlerSpec{Image: "handler:1"},
+			Scaling: v1alpha1.ScalingSpec{OffsetResetPolicy: v1alpha1.OffsetResetEarliest, PollIntervalSeconds: ptrTo[int32](1)},
+		},
+	}
+	if err := env.Client.Create(context.Background(), ec); err != nil {
+		t.Fatal(err)
+	}
+	// Committed: p0 at 4 (lag 6), p3 at 40 (lag 0). No commit on p1 and p2:
+	// with earliest they count from the log start: 20 + 30.
+	eventually(t, wait, func() error {
+		ec := getConsumer(t, ns, "orders")
+		l := ec.Status.Lag
+		if l == nil {
+			return fmt.Errorf("no lag status yet")
+		}
+		if l.Total != 56 || ec.Status.Partitions != 4 || len(l.Partitions) != 4 {
+			return fmt.Errorf("lag total %d partitions %d/%d, want 56 and 4", l.Total, ec.Status.Partitions, len(l.Partitions))
+		}
+		c := meta.FindStatusCondition(ec.Status.Conditions, v1alpha1.ConditionKafkaReachable)
+		if c == nil || c.Status != metav1.ConditionTrue {
+			return fmt.Errorf("KafkaReachable %+v", c)
+		}
+		return nil
+	})
+	got := map[int32]v1alpha1.PartitionLagStatus{}
+	for _, p := range getConsumer(t, ns, "orders").Status.Lag.Partitions {
+		got[p.Partition] = p
+	}
+	if got[0].Lag != 6 || got[0].CommittedOffset != 4 || got[0].EndOffset != 10 || got[1].CommittedOffset != -1 || got[1].Lag != 20 || got[3].Lag != 0 {
+		t.Fatalf("partitions %+v", got)
+	}
+
+	// More records arrive: the engine's change event alone brings the new
+	// lag into the status.
+	produceN(t, prod, "orders", 3, 25)
+	eventually(t, wait, func() error {
+		if l := getConsumer(t, ns, "orders").Status.Lag; l.Total != 81 {
+			return fmt.Errorf("lag total %d, want 81", l.Total)
+		}
+		return nil
+	})
+}
+
+func TestMissingTopicStallsThenRecovers(t *testing.T) {
+	kafka := startKafka(t, kfake.SeedTopics(1, "present"))
+	addrs := kafka.ListenAddrs()
+	startOperator(t, withEngine(t))
+	ns := namespace(t)
+	ec := &v1alpha1.EventConsumer{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "later"},
+		Spec: v1alpha1.EventConsumerSpec{
+			Topics: []string{"present", "later-topic"}, ConsumerGroup: "g",
+			Kafka:   v1alpha1.KafkaConnection{BootstrapServers: addrs},
+			Handler: &v1alpha1.HandlerSpec{Image: "handler:1"},
+			Scaling: v1alpha1.ScalingSpec{PollIntervalSeconds: ptrTo[int32](1)},
+		},
+	}
+	if err := env.Client.Create(context.Background(), ec); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, wait, func() error {
+		ec := getConsumer(t, ns, "later")
+		c := meta.FindStatusCondition(ec.Status.Conditions, v1alpha1.ConditionStalled)
+		if c == nil || c.Status != metav1.ConditionTrue || c.Reason != v1alpha1.ReasonTopicNotFound || !strings.Contains(c.Message, "later-topic") {
+			return fmt.Errorf("Stalled %+v", c)
+		}
+		return nil
+	})
+	adm := kadm.NewClient(kafkaClient(t, addrs))
+	if _, err := adm.CreateTopic(context.Background(), 2, 1, nil, "later-topic"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, wait, func() error {
+		ec := getConsumer(t, ns, "later")
+		c := meta.FindStatusCondition(ec.Status.Conditions, v1alpha1.ConditionStalled)
+		if c == nil || c.Status != metav1.ConditionFalse {
+			return fmt.Errorf("Stalled %+v", c)
+		}
+		if ec.Status.Partitions != 3 {
+			return fmt.Errorf("partitions %d, want 3", ec.Status.Partitions)
+		}
+		return nil
+	})
+}
+
+func TestKafkaUnreachable(t *testing.T) {
+	startOperator(t, withEngine(t))
+	ns := namespace(t)
+	ec := &v1alpha1.EventConsumer{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "nokafka"},
+		Spec: v1alpha1.EventConsumerSpec{
+			Topics: []string{"t"}, ConsumerGroup: "g",
+			// Nothing listens on port 1.
+			Kafka:   v1alpha1.KafkaConnection{BootstrapServers: []string{"127.0.0.1:1"}},
+			Handler: &v1alpha1.HandlerSpec{Image: "handler:1"},
+			Scaling: v1alpha1.ScalingSpec{PollIntervalSeconds: ptrTo[int32](1)},
+		},
+	}
+	if err := env.Client.Create(context.Background(), ec); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, func() error {
+		ec := getConsumer(t, ns, "nokafka")
+		c := meta.FindStatusCondition(ec.Status.Conditions, v1alpha1.ConditionKafkaReachable)
+		if c == nil || c.Status != metav1.ConditionFalse || c.Reason != v1alpha1.ReasonKafkaUnreachable || c.Message == "" {
+			return fmt.Errorf("KafkaReachable %+v", c)
+		}
+		r := meta.FindStatusCondition(ec.Status.Conditions, v1alpha1.ConditionReady)
+		if r == nil || r.Status != metav1.ConditionFalse || r.Reason != v1alpha1.ReasonKafkaUnreachable {
+			return fmt.Errorf("Ready %+v", r)
+		}
+		return nil
+	})
+	// The Deployment exists at its initial replica count: an outage never
+	// scales anything down.
+	d := waitDeployment(t, ns, "nokafka", nil)
+	if *d.Spec.Replicas != 1 {
+		t.Fatalf("replicas %d", *d.Spec.Replicas)
+	}
+}
