@@ -178,7 +178,13 @@ func (e *Engine) detachLocked(key ConsumerKey, id string) *cluster {
 		return nil
 	}
 	delete(e.clusters, id)
-	e.metrics.forget(c.name)
+	shared := false
+	for _, other := range e.clusters {
+		shared = shared || other.name == c.name
+	}
+	if !shared {
+		e.metrics.forget(c.name)
+	}
 	return c
 }
 
@@ -424,21 +430,16 @@ func (c *cluster) intervalLocked() time.Duration {
 // MaxBackoff (but never below the interval).
 func (c *cluster) nextDelay() time.Duration {
 	c.e.mu.Lock()
-	d := c.intervalLocked()
+	interval := c.intervalLocked()
 	c.e.mu.Unlock()
 	c.cycleMu.Lock()
-	f := c.failures
+	failures := c.failures
 	c.cycleMu.Unlock()
-	for i := 0; i < f && d < c.e.opts.MaxBackoff; i++ {
+	d := interval
+	for i := 0; i < failures && d < c.e.opts.MaxBackoff; i++ {
 		d *= 2
 	}
-	return max(min(d, c.e.opts.MaxBackoff), c.intervalOnly())
-}
-
-func (c *cluster) intervalOnly() time.Duration {
-	c.e.mu.Lock()
-	defer c.e.mu.Unlock()
-	return c.intervalLocked()
+	return max(min(d, c.e.opts.MaxBackoff), interval)
 }
 
 // kgoLogger forwards franz-go's warnings and errors to logr at a debug

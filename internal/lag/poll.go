@@ -8,6 +8,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,13 +34,11 @@ type partState struct {
 
 // groupState is the history of one consumer group on this cluster.
 type groupState struct {
-	parts      map[tp]*groupPart
-	polls      int
-	state      string
-	members    int
-	err        string
-	seen       bool // the group was present in the last cycle
-	fetchedAny bool
+	parts   map[tp]*groupPart
+	polls   int
+	state   string
+	members int
+	err     string
 }
 
 // groupPart is the history of one group on one partition.
@@ -201,6 +200,9 @@ func (c *cluster) read(ctx context.Context, topics, groups []string, interval ti
 
 	req := kmsg.NewPtrMetadataRequest()
 	req.AllowAutoTopicCreation = false
+	// A nil topic list asks for every topic of the cluster; an empty one
+	// for none. We only ever want the subscribed topics.
+	req.Topics = make([]kmsg.MetadataRequestTopic, 0, len(topics))
 	for _, t := range topics {
 		rt := kmsg.NewMetadataRequestTopic()
 		rt.Topic = kmsg.StringPtr(t)
@@ -413,12 +415,10 @@ func (c *cluster) update(now time.Time, d *pollData, groupTopics map[string][]st
 		}
 	}
 
-	for g, gs := range c.groups {
+	for g := range c.groups {
 		if _, ok := groupTopics[g]; !ok {
 			delete(c.groups, g)
-			continue
 		}
-		gs.seen = false
 	}
 	for g, ts := range groupTopics {
 		gs, ok := c.groups[g]
@@ -426,7 +426,6 @@ func (c *cluster) update(now time.Time, d *pollData, groupTopics map[string][]st
 			gs = &groupState{parts: make(map[tp]*groupPart), members: -1}
 			c.groups[g] = gs
 		}
-		gs.seen = true
 		desc := d.described[g]
 		gs.err = ""
 		if desc.err != nil {
@@ -551,20 +550,9 @@ func (c *cluster) snapshot(s Subscription, now time.Time, window time.Duration, 
 		}
 	}
 	if len(topicErrs) > 0 {
-		snap.Error = joinNonEmpty(snap.Error, "topic metadata: "+joinComma(topicErrs))
+		snap.Error = joinNonEmpty(snap.Error, "topic metadata: "+strings.Join(topicErrs, ", "))
 	}
 	return snap
-}
-
-func joinComma(ss []string) string {
-	out := ""
-	for i, s := range ss {
-		if i > 0 {
-			out += ", "
-		}
-		out += s
-	}
-	return out
 }
 
 func joinNonEmpty(a, b string) string {
