@@ -1,0 +1,277 @@
+package handler
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
+)
+
+// Environment variable names of the handler contract. The operator injects
+// them into the handler container; see ARCHITECTURE.md, "The handler
+// contract".
+const (
+	EnvBootstrapServers = "KAFKA_BOOTSTRAP_SERVERS"
+	EnvTopics           = "KAFKA_TOPICS"
+	EnvConsumerGroup    = "KAFKA_CONSUMER_GROUP"
+	EnvSecurityProtocol = "KAFKA_SECURITY_PROTOCOL"
+	EnvSASLMechanism    = "KAFKA_SASL_MECHANISM"
+	EnvSASLUsername     = "KAFKA_SASL_USERNAME"
+	EnvSASLPassword     = "KAFKA_SASL_PASSWORD"
+	EnvTLSCAFile        = "KAFKA_TLS_CA_FILE"
+	EnvTLSCertFile      = "KAFKA_TLS_CERT_FILE"
+	EnvTLSKeyFile       = "KAFKA_TLS_KEY_FILE"
+	EnvTLSInsecure      = "KAFKA_TLS_INSECURE_SKIP_VERIFY"
+	EnvAutoOffsetReset  = "KAFKA_AUTO_OFFSET_RESET"
+	EnvConsumer         = "LAGSCALE_CONSUMER"
+	EnvDeadLetterTopic  = "LAGSCALE_DEAD_LETTER_TOPIC"
+	// EnvHTTPAddr is the listen address of the health and metrics server.
+	// It is not part of the operator's contract; it defaults to ":8080".
+	EnvHTTPAddr = "LAGSCALE_HTTP_ADDR"
+)
+
+// Security protocols accepted in KAFKA_SECURITY_PROTOCOL.
+const (
+	ProtocolPlaintext     = "PLAINTEXT"
+	ProtocolSSL           = "SSL"
+	ProtocolSASLPlaintext = "SASL_PLAINTEXT"
+	ProtocolSASLSSL       = "SASL_SSL"
+)
+
+// SASL mechanisms accepted in KAFKA_SASL_MECHANISM.
+const (
+	MechanismPlain       = "PLAIN"
+	MechanismScramSHA256 = "SCRAM-SHA-256"
+	MechanismScramSHA512 = "SCRAM-SHA-512"
+)
+
+// Offset reset policies accepted in KAFKA_AUTO_OFFSET_RESET.
+const (
+	ResetEarliest = "earliest"
+	ResetLatest   = "latest"
+)
+
+// DefaultHTTPAddr is where the health and metrics server listens when
+// neither LAGSCALE_HTTP_ADDR nor WithHTTPAddr says otherwise.
+const DefaultHTTPAddr = ":8080"
+
+// Config is the handler's view of the injected environment. ConfigFromEnv
+// builds it; tests and callers that do not run under the operator may
+// build it directly and pass it with WithConfig.
+type Config struct {
+	// Brokers are the bootstrap servers (KAFKA_BOOTSTRAP_SERVERS).
+	Brokers []string
+	// Topics are the topics to consume (KAFKA_TOPICS).
+	Topics []string
+	// Group is the consumer group (KAFKA_CONSUMER_GROUP).
+	Group string
+	// SecurityProtocol is PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.
+	SecurityProtocol string
+	// SASLMechanism is PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 when the
+	// protocol is SASL_*.
+	SASLMechanism string
+	// SASLUsername is the SASL user name.
+	SASLUsername string
+	// SASLPassword is the SASL password. It is never logged or put in an
+	// error.
+	SASLPassword string
+	// TLSCAFile is a PEM bundle of CAs to trust instead of the system pool.
+	TLSCAFile string
+	// TLSCertFile and TLSKeyFile are a PEM client certificate and key.
+	TLSCertFile string
+	// TLSKeyFile is the key of TLSCertFile.
+	TLSKeyFile string
+	// TLSInsecureSkipVerify disables server certificate verification.
+	TLSInsecureSkipVerify bool
+	// AutoOffsetReset is where a group with no committed offset starts:
+	// earliest (the default here, so that nothing is skipped) or latest.
+	AutoOffsetReset string
+	// Consumer is the EventConsumer that runs this handler, namespace/name
+	// (LAGSCALE_CONSUMER). It is used as the Kafka client ID and in logs.
+	Consumer string
+	// DeadLetterTopic receives records that failed every attempt
+	// (LAGSCALE_DEAD_LETTER_TOPIC). Empty means no dead-letter topic: the
+	// partition stops at the failing record.
+	DeadLetterTopic string
+	// HTTPAddr is the listen address of /healthz, /readyz and /metrics
+	// (LAGSCALE_HTTP_ADDR, default :8080).
+	HTTPAddr string
+}
+
+// ConfigFromEnv reads the handler contract through getenv (os.Getenv in
+// production). The error names the first variable that is missing or
+// malformed and what was expected; it never contains a secret value.
+func ConfigFromEnv(getenv func(string) string) (Config, error) {
+	get := func(k string) string { return strings.TrimSpace(getenv(k)) }
+	c := Config{
+		Brokers:          splitList(get(EnvBootstrapServers)),
+		Topics:           splitList(get(EnvTopics)),
+		Group:            get(EnvConsumerGroup),
+		SecurityProtocol: strings.ToUpper(get(EnvSecurityProtocol)),
+		SASLMechanism:    strings.ToUpper(get(EnvSASLMechanism)),
+		SASLUsername:     getenv(EnvSASLUsername),
+		SASLPassword:     getenv(EnvSASLPassword),
+		TLSCAFile:        get(EnvTLSCAFile),
+		TLSCertFile:      get(EnvTLSCertFile),
+		TLSKeyFile:       get(EnvTLSKeyFile),
+		AutoOffsetReset:  strings.ToLower(get(EnvAutoOffsetReset)),
+		Consumer:         get(EnvConsumer),
+		DeadLetterTopic:  get(EnvDeadLetterTopic),
+		HTTPAddr:         get(EnvHTTPAddr),
+	}
+	if v := get(EnvTLSInsecure); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return Config{}, fmt.Errorf("%s=%q: expected true or false", EnvTLSInsecure, v)
+		}
+		c.TLSInsecureSkipVerify = b
+	}
+	if c.SecurityProtocol == "" {
+		c.SecurityProtocol = ProtocolPlaintext
+	}
+	if c.AutoOffsetReset == "" {
+		c.AutoOffsetReset = ResetEarliest
+	}
+	if c.HTTPAddr == "" {
+		c.HTTPAddr = DefaultHTTPAddr
+	}
+	if err := c.Validate(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// Validate checks a Config the way ConfigFromEnv does, naming the
+// environment variable that corresponds to the first bad field.
+func (c Config) Validate() error {
+	if len(c.Brokers) == 0 {
+		return fmt.Errorf("%s is not set: expected a comma-separated list of host:port bootstrap servers", EnvBootstrapServers)
+	}
+	for _, b := range c.Brokers {
+		if i := strings.LastIndex(b, ":"); i <= 0 || i == len(b)-1 {
+			return fmt.Errorf("%s contains %q: expected host:port", EnvBootstrapServers, b)
+		} else if _, err := strconv.ParseUint(b[i+1:], 10, 16); err != nil {
+			return fmt.Errorf("%s contains %q: expected a numeric port", EnvBootstrapServers, b)
+		}
+	}
+	if len(c.Topics) == 0 {
+		return fmt.Errorf("%s is not set: expected a comma-separated list of topics", EnvTopics)
+	}
+	if c.Group == "" {
+		return fmt.Errorf("%s is not set: expected the consumer group name", EnvConsumerGroup)
+	}
+	var useSASL bool
+	switch c.SecurityProtocol {
+	case ProtocolPlaintext, ProtocolSSL:
+	case ProtocolSASLPlaintext, ProtocolSASLSSL:
+		useSASL = true
+	default:
+		return fmt.Errorf("%s=%q: expected one of PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL", EnvSecurityProtocol, c.SecurityProtocol)
+	}
+	if useSASL {
+		switch c.SASLMechanism {
+		case MechanismPlain, MechanismScramSHA256, MechanismScramSHA512:
+		case "":
+			return fmt.Errorf("%s is not set but %s is %s: expected PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", EnvSASLMechanism, EnvSecurityProtocol, c.SecurityProtocol)
+		default:
+			return fmt.Errorf("%s=%q: expected PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", EnvSASLMechanism, c.SASLMechanism)
+		}
+		if c.SASLUsername == "" {
+			return fmt.Errorf("%s is not set but %s is %s: expected the SASL user name", EnvSASLUsername, EnvSecurityProtocol, c.SecurityProtocol)
+		}
+		if c.SASLPassword == "" {
+			return fmt.Errorf("%s is not set but %s is %s: expected the SASL password", EnvSASLPassword, EnvSecurityProtocol, c.SecurityProtocol)
+		}
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		return fmt.Errorf("only one of %s and %s is set: expected both (client certificate and its key) or neither", EnvTLSCertFile, EnvTLSKeyFile)
+	}
+	switch c.AutoOffsetReset {
+	case ResetEarliest, ResetLatest:
+	default:
+		return fmt.Errorf("%s=%q: expected earliest or latest", EnvAutoOffsetReset, c.AutoOffsetReset)
+	}
+	return nil
+}
+
+// usesTLS reports whether the protocol needs TLS.
+func (c Config) usesTLS() bool {
+	return c.SecurityProtocol == ProtocolSSL || c.SecurityProtocol == ProtocolSASLSSL
+}
+
+// ClientOptions returns the franz-go options that connect to the cluster
+// described by c: seeds, TLS and SASL. It reads the TLS files, so it fails
+// when a file is missing or not PEM. Group and topic options are not
+// included; Run adds them.
+func (c Config) ClientOptions() ([]kgo.Opt, error) {
+	opts := []kgo.Opt{kgo.SeedBrokers(c.Brokers...)}
+	if c.Consumer != "" {
+		opts = append(opts, kgo.ClientID("lagscale-handler/"+c.Consumer))
+	}
+	if c.usesTLS() {
+		tc, err := c.tlsConfig()
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, kgo.DialTLSConfig(tc))
+	}
+	if m := c.saslMechanism(); m != nil {
+		opts = append(opts, kgo.SASL(m))
+	}
+	return opts, nil
+}
+
+func (c Config) tlsConfig() (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: c.TLSInsecureSkipVerify} //nolint:gosec // opt-in through KAFKA_TLS_INSECURE_SKIP_VERIFY
+	if c.TLSCAFile != "" {
+		pem, err := os.ReadFile(c.TLSCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("reading %s: %w", EnvTLSCAFile, err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%s=%q: expected a PEM file with at least one certificate", EnvTLSCAFile, c.TLSCAFile)
+		}
+		tc.RootCAs = pool
+	}
+	if c.TLSCertFile != "" {
+		cert, err := tls.LoadX509KeyPair(c.TLSCertFile, c.TLSKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("loading %s and %s: %w", EnvTLSCertFile, EnvTLSKeyFile, err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
+}
+
+func (c Config) saslMechanism() sasl.Mechanism {
+	if c.SecurityProtocol != ProtocolSASLPlaintext && c.SecurityProtocol != ProtocolSASLSSL {
+		return nil
+	}
+	switch c.SASLMechanism {
+	case MechanismPlain:
+		return plain.Auth{User: c.SASLUsername, Pass: c.SASLPassword}.AsMechanism()
+	case MechanismScramSHA256:
+		return scram.Auth{User: c.SASLUsername, Pass: c.SASLPassword}.AsSha256Mechanism()
+	case MechanismScramSHA512:
+		return scram.Auth{User: c.SASLUsername, Pass: c.SASLPassword}.AsSha512Mechanism()
+	}
+	return nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

@@ -1,0 +1,307 @@
+package handler_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/lagscale/lagscale/pkg/handler"
+)
+
+// A record that is still being handled holds back the commits of its own
+// partition (only the handled prefix is committed), while other partitions
+// commit independently.
+func TestCommitsOnlyTheHandledPrefix(t *testing.T) {
+	b := newBroker(t, 2, "orders")
+	b.produce("orders", 2, 20, nil)
+
+	release := make(chan struct{})
+	blocked := make(chan struct{})
+	led := newLedger()
+	start(t, func(ctx context.Context, r *kgo.Record) error {
+		if r.Partition == 0 && r.Offset == 5 {
+			close(blocked)
+			<-release
+		}
+		led.add(r)
+		return nil
+	}, handler.WithConfig(b.config("g", "orders")))
+
+	<-blocked
+	eventually(t, "partition 1 fully committed while partition 0 is blocked", func() bool {
+		return b.committed("g", "orders")[1] == 20
+	})
+	eventually(t, "partition 0 committed up to the blocked record", func() bool {
+		return b.committed("g", "orders")[0] == 5
+	})
+	// Let a few commit intervals pass: nothing past the blocked record may
+	// be committed while it is in flight.
+	time.Sleep(300 * time.Millisecond)
+	if got := b.committed("g", "orders")[0]; got != 5 {
+		t.Fatalf("partition 0 committed %d while offset 5 is in flight, want 5", got)
+	}
+	if n := led.count(0, 6); n != 0 {
+		t.Fatalf("offset 6 handled before offset 5 finished: order within a partition is broken")
+	}
+	close(release)
+	eventually(t, "partition 0 fully committed after release", func() bool {
+		return b.committed("g", "orders")[0] == 20
+	})
+}
+
+// A record that fails every attempt goes to the dead-letter topic with
+// headers naming where it came from, and the partition moves on.
+func TestDeadLettersPoisonRecords(t *testing.T) {
+	b := newBroker(t, 1, "orders", "orders-dlt")
+	b.produce("orders", 1, 10, func(_ int32, i int) string {
+		if i == 3 || i == 7 {
+			return "poison"
+		}
+		return fmt.Sprintf("ok-%d", i)
+	})
+	cfg := b.config("g", "orders")
+	cfg.DeadLetterTopic = "orders-dlt"
+	var calls atomic.Int64
+	m := start(t, func(_ context.Context, r *kgo.Record) error {
+		calls.Add(1)
+		if string(r.Value) == "poison" {
+			return errors.New("cannot parse order")
+		}
+		return nil
+	}, handler.WithConfig(cfg), handler.WithRetry(3, time.Millisecond, 4*time.Millisecond))
+
+	eventually(t, "all offsets committed", func() bool { return b.committed("g", "orders")[0] == 10 })
+	s := m.c.Stats()
+	if s.Handled != 8 || s.Failed != 2 || s.DeadLettered != 2 || s.Retries != 4 || len(s.Stalled) != 0 {
+		t.Errorf("stats = %+v, want handled 8, failed 2, dead-lettered 2, retries 4", s)
+	}
+	if got := calls.Load(); got != 8+2*3 {
+		t.Errorf("handler called %d times, want 14 (8 + 2 poison x 3 attempts)", got)
+	}
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.addrs...), kgo.ConsumeTopics("orders-dlt"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var dl []*kgo.Record
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for len(dl) < 2 && ctx.Err() == nil {
+		dl = append(dl, cl.PollFetches(ctx).Records()...)
+	}
+	if len(dl) != 2 {
+		t.Fatalf("dead-letter topic holds %d records, want 2", len(dl))
+	}
+	for i, want := range []string{"3", "7"} {
+		h := headers(dl[i])
+		if string(dl[i].Value) != "poison" || h[handler.HeaderOriginalTopic] != "orders" || h[handler.HeaderOriginalPartition] != "0" ||
+			h[handler.HeaderOriginalOffset] != want || h[handler.HeaderAttempts] != "3" || h[handler.HeaderError] != "cannot parse order" {
+			t.Errorf("dead letter %d: value %q headers %v", i, dl[i].Value, h)
+		}
+	}
+}
+
+func headers(r *kgo.Record) map[string]string {
+	h := map[string]string{}
+	for _, kv := range r.Headers {
+		h[kv.Key] = string(kv.Value)
+	}
+	return h
+}
+
+// Without a dead-letter topic a record that fails every attempt stops its
+// partition: nothing at or after it is committed or handled, the metric
+// and Stats say so, and the other partitions carry on.
+func TestStallsPartitionWithoutDeadLetterTopic(t *testing.T) {
+	b := newBroker(t, 2, "orders")
+	b.produce("orders", 2, 10, nil)
+	led := newLedger()
+	m := start(t, func(_ context.Context, r *kgo.Record) error {
+		if r.Partition == 0 && r.Offset == 4 {
+			return errors.New("always fails")
+		}
+		led.add(r)
+		return nil
+	}, handler.WithConfig(b.config("g", "orders")), handler.WithRetry(2, time.Millisecond, time.Millisecond))
+
+	eventually(t, "partition 1 fully committed", func() bool { return b.committed("g", "orders")[1] == 10 })
+	eventually(t, "partition 0 reported stalled", func() bool { return len(m.c.Stats().Stalled) == 1 })
+	s := m.c.Stats().Stalled[0]
+	if s.Topic != "orders" || s.Partition != 0 || s.Offset != 4 || s.Err != "always fails" {
+		t.Errorf("stalled = %+v, want orders/0 at offset 4", s)
+	}
+	rec := httptest.NewRecorder()
+	m.c.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body, _ := io.ReadAll(rec.Body)
+	if !strings.Contains(string(body), "lagscale_handler_partitions_stalled 1") {
+		t.Errorf("/metrics does not report the stalled partition:\n%s", grepLines(string(body), "stalled"))
+	}
+	time.Sleep(300 * time.Millisecond)
+	if got := b.committed("g", "orders")[0]; got != 4 {
+		t.Errorf("partition 0 committed %d, want 4 (stopped at the failing record)", got)
+	}
+	for o := int64(5); o < 10; o++ {
+		if led.count(0, o) != 0 {
+			t.Errorf("offset %d of the stalled partition was handled", o)
+		}
+	}
+	m.stop(t)
+	if got := b.committed("g", "orders")[0]; got != 4 {
+		t.Errorf("after shutdown partition 0 committed %d, want 4", got)
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// A graceful stop finishes and commits in-flight records; a second member
+// of the group continues from there with nothing lost and nothing handled
+// twice.
+func TestGracefulShutdownHandsOver(t *testing.T) {
+	const parts, per = 4, 100
+	b := newBroker(t, parts, "orders")
+	b.produce("orders", parts, per, nil)
+	led := newLedger()
+	var n atomic.Int64
+	slow := func(ctx context.Context, r *kgo.Record) error {
+		time.Sleep(2 * time.Millisecond)
+		led.add(r)
+		n.Add(1)
+		return nil
+	}
+	a := start(t, slow, handler.WithConfig(b.config("g", "orders")), handler.WithMaxPollRecords(50))
+	eventually(t, "first member handled some records", func() bool { return n.Load() >= 60 })
+	a.stop(t)
+
+	// Everything the first member handled is committed: for each
+	// partition the handled offsets are exactly [0, committed).
+	committed := b.committed("g", "orders")
+	for p := int32(0); p < parts; p++ {
+		for o := int64(0); o < per; o++ {
+			if h := led.count(p, o) > 0; h != (o < committed[p]) {
+				t.Fatalf("partition %d offset %d handled=%v but committed offset is %d", p, o, h, committed[p])
+			}
+		}
+	}
+	if n.Load() >= parts*per {
+		t.Fatalf("first member handled everything before stopping; the test proves nothing")
+	}
+
+	start(t, slow, handler.WithConfig(b.config("g", "orders")))
+	ends := b.ends("orders")
+	eventually(t, "second member committed to the end", func() bool {
+		c := b.committed("g", "orders")
+		for p, e := range ends {
+			if c[p] != e {
+				return false
+			}
+		}
+		return true
+	})
+	missing, dups := led.check(ends)
+	if missing != 0 || dups != 0 {
+		t.Fatalf("missing %d, duplicates %d; want 0 and 0", missing, dups)
+	}
+}
+
+// The "no loss under churn": records are produced while members
+// join and leave (3 -> 6 -> 2 -> 5, each leaving like SIGTERM); at the end
+// every record was handled at least once and the group committed the end
+// offsets. Duplicates are reported; they must stay below one poll batch per
+// rebalance.
+func TestNoRecordLostWhileReplicasComeAndGo(t *testing.T) {
+	const parts = 12
+	total := 100_000
+	if testing.Short() {
+		total = 12_000
+	}
+	per := total / parts
+	b := newBroker(t, parts, "orders")
+	led := newLedger()
+	fn := func(_ context.Context, r *kgo.Record) error {
+		if r.Offset%97 == 0 {
+			time.Sleep(time.Millisecond)
+		}
+		led.add(r)
+		return nil
+	}
+	const maxPoll = 500
+	opts := []handler.Option{handler.WithConfig(b.config("g", "orders")), handler.WithMaxPollRecords(maxPoll)}
+
+	producing := make(chan struct{})
+	go func() {
+		defer close(producing)
+		for i := 0; i < 4; i++ {
+			b.produce("orders", parts, per/4, nil)
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+
+	var members []*member
+	rebalances := 0
+	scaleTo := func(n int) {
+		for len(members) < n {
+			members = append(members, start(t, fn, opts...))
+			rebalances++
+		}
+		for len(members) > n {
+			last := members[len(members)-1]
+			members = members[:len(members)-1]
+			last.stop(t)
+			rebalances++
+		}
+	}
+	handled := func() int {
+		led.mu.Lock()
+		defer led.mu.Unlock()
+		s := 0
+		for _, m := range led.seen {
+			s += len(m)
+		}
+		return s
+	}
+	for i, n := range []int{3, 6, 2, 5} {
+		scaleTo(n)
+		step := (i + 1) * total / 5
+		eventually(t, fmt.Sprintf("%d distinct records handled", step), func() bool { return handled() >= step })
+	}
+	<-producing
+	ends := b.ends("orders")
+	eventually(t, "group committed the end offsets", func() bool {
+		c := b.committed("g", "orders")
+		for p, e := range ends {
+			if c[p] != e {
+				return false
+			}
+		}
+		return true
+	})
+	scaleTo(0)
+	if c := b.committed("g", "orders"); len(c) != parts {
+		t.Fatalf("committed offsets for %d partitions, want %d", len(c), parts)
+	}
+	missing, dups := led.check(ends)
+	t.Logf("records=%d rebalances=%d duplicates=%d", total, rebalances, dups)
+	if missing != 0 {
+		t.Fatalf("%d records never handled", missing)
+	}
+	if limit := rebalances * maxPoll; dups > limit {
+		t.Fatalf("%d duplicates, want at most one poll batch (%d) per rebalance (%d)", dups, maxPoll, limit)
+	}
+}

@@ -1,0 +1,94 @@
+package handler
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics are the handler's Prometheus series. Every name starts with
+// lagscale_handler_.
+type metrics struct {
+	handled       *prometheus.CounterVec
+	failed        *prometheus.CounterVec
+	deadLettered  *prometheus.CounterVec
+	attemptErrors *prometheus.CounterVec
+	commitErrors  prometheus.Counter
+	latency       prometheus.Histogram
+	inFlight      prometheus.Gauge
+	owned         prometheus.Gauge
+	stalled       prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer, private bool) (*metrics, error) {
+	m := &metrics{
+		handled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lagscale_handler_records_handled_total",
+			Help: "Records the handler function returned nil for.",
+		}, []string{"topic"}),
+		failed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lagscale_handler_records_failed_total",
+			Help: "Records that failed every attempt (then dead-lettered, or their partition stopped).",
+		}, []string{"topic"}),
+		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lagscale_handler_records_dead_lettered_total",
+			Help: "Records written to the dead-letter topic.",
+		}, []string{"topic"}),
+		attemptErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lagscale_handler_attempt_errors_total",
+			Help: "Calls of the handler function that returned an error or panicked.",
+		}, []string{"topic"}),
+		commitErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "lagscale_handler_commit_errors_total",
+			Help: "Offset commits that failed (they are retried with the next commit).",
+		}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "lagscale_handler_handling_seconds",
+			Help:    "Time one call of the handler function took.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "lagscale_handler_in_flight_records",
+			Help: "Records being handled right now.",
+		}),
+		owned: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "lagscale_handler_partitions_owned",
+			Help: "Partitions assigned to this member.",
+		}),
+		stalled: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "lagscale_handler_partitions_stalled",
+			Help: "Owned partitions stopped at a record that failed every attempt with no dead-letter topic configured.",
+		}),
+	}
+	cs := []prometheus.Collector{m.handled, m.failed, m.deadLettered, m.attemptErrors, m.commitErrors, m.latency, m.inFlight, m.owned, m.stalled}
+	if private {
+		cs = append(cs, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// Handler returns the HTTP handler that serves /healthz, /readyz and
+// /metrics. Run serves it on the configured address; it is exported so
+// that a program with its own server can mount it.
+func (c *Consumer) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !c.ready.Load() {
+			http.Error(w, "not ready: not in the consumer group\n", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.Handle("/metrics", promhttp.HandlerFor(c.gatherer, promhttp.HandlerOpts{}))
+	return mux
+}

@@ -1,0 +1,149 @@
+package handler
+
+import (
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Option changes how Run consumes. Options are applied in order.
+type Option func(*options)
+
+type options struct {
+	cfg             *Config
+	getenv          func(string) string
+	logger          *logr.Logger
+	concurrency     int
+	maxPollRecords  int
+	attempts        int
+	initialBackoff  time.Duration
+	maxBackoff      time.Duration
+	shutdownTimeout time.Duration
+	commitInterval  time.Duration
+	httpAddr        *string
+	registerer      prometheus.Registerer
+	gatherer        prometheus.Gatherer
+	clientOpts      []kgo.Opt
+}
+
+// Defaults of the options.
+const (
+	DefaultConcurrency     = 16
+	DefaultMaxPollRecords  = 1000
+	DefaultAttempts        = 5
+	DefaultInitialBackoff  = 100 * time.Millisecond
+	DefaultMaxBackoff      = 10 * time.Second
+	DefaultShutdownTimeout = 25 * time.Second
+	DefaultCommitInterval  = time.Second
+)
+
+func defaultOptions() options {
+	return options{
+		concurrency:     DefaultConcurrency,
+		maxPollRecords:  DefaultMaxPollRecords,
+		attempts:        DefaultAttempts,
+		initialBackoff:  DefaultInitialBackoff,
+		maxBackoff:      DefaultMaxBackoff,
+		shutdownTimeout: DefaultShutdownTimeout,
+		commitInterval:  DefaultCommitInterval,
+	}
+}
+
+// WithConfig uses cfg instead of reading the environment.
+func WithConfig(cfg Config) Option {
+	return func(o *options) { o.cfg = &cfg }
+}
+
+// WithGetenv reads the environment through getenv instead of os.Getenv.
+func WithGetenv(getenv func(string) string) Option {
+	return func(o *options) { o.getenv = getenv }
+}
+
+// WithLogger sets the logger. The default writes JSON lines to stderr
+// through log/slog.
+func WithLogger(l logr.Logger) Option {
+	return func(o *options) { o.logger = &l }
+}
+
+// WithConcurrency bounds how many partitions are handled at the same time
+// (default 16). Records of one partition are always handled one after the
+// other, in offset order.
+func WithConcurrency(n int) Option {
+	return func(o *options) {
+		if n > 0 {
+			o.concurrency = n
+		}
+	}
+}
+
+// WithMaxPollRecords bounds how many records one poll hands to the
+// workers (default 1000). Smaller batches let rebalances and shutdowns
+// start sooner.
+func WithMaxPollRecords(n int) Option {
+	return func(o *options) {
+		if n > 0 {
+			o.maxPollRecords = n
+		}
+	}
+}
+
+// WithRetry sets how often a failing record is tried (attempts, at least
+// 1, default 5) and the backoff between tries: initial doubles after every
+// failure up to max (defaults 100ms and 10s).
+func WithRetry(attempts int, initial, max time.Duration) Option {
+	return func(o *options) {
+		if attempts > 0 {
+			o.attempts = attempts
+		}
+		if initial >= 0 {
+			o.initialBackoff = initial
+		}
+		if max >= initial {
+			o.maxBackoff = max
+		}
+	}
+}
+
+// WithShutdownTimeout bounds how long in-flight records may take to finish
+// after the context is cancelled (default 25s, inside Kubernetes' default
+// 30s grace period). When it expires the handler's context is cancelled and
+// unfinished records are left uncommitted for the next owner.
+func WithShutdownTimeout(d time.Duration) Option {
+	return func(o *options) {
+		if d > 0 {
+			o.shutdownTimeout = d
+		}
+	}
+}
+
+// WithCommitInterval sets how often handled offsets are committed while a
+// batch is still being worked on (default 1s). Offsets are also committed
+// at the end of every batch, before a rebalance and before leaving.
+func WithCommitInterval(d time.Duration) Option {
+	return func(o *options) {
+		if d > 0 {
+			o.commitInterval = d
+		}
+	}
+}
+
+// WithHTTPAddr sets the listen address of /healthz, /readyz and /metrics,
+// overriding LAGSCALE_HTTP_ADDR. An empty address disables the server.
+func WithHTTPAddr(addr string) Option {
+	return func(o *options) { o.httpAddr = &addr }
+}
+
+// WithRegistry registers the handler's metrics with reg and serves
+// /metrics from it, instead of a private registry.
+func WithRegistry(reg *prometheus.Registry) Option {
+	return func(o *options) { o.registerer, o.gatherer = reg, reg }
+}
+
+// WithClientOptions appends franz-go options to the ones built from the
+// configuration, for example to tune fetch sizes. Options that change the
+// group protocol or committing break the guarantees of this package.
+func WithClientOptions(opts ...kgo.Opt) Option {
+	return func(o *options) { o.clientOpts = append(o.clientOpts, opts...) }
+}
