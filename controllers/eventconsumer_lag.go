@@ -117,6 +117,8 @@ func (r *EventConsumerReconciler) subscribe(_ context.Context, st *reconcileStat
 	})
 	snap, ok := r.Lag.Snapshot(key)
 	if !ok {
+		// A new subscription waits for its cluster's next cycle otherwise.
+		r.Lag.PollNow(key)
 		return
 	}
 	st.lag = &lagView{snap: snap, reachable: snap.Reachable && !snap.Stale, errMessage: snap.Error}
