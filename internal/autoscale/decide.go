@@ -1,0 +1,272 @@
+package autoscale
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"time"
+)
+
+// Tuning constants of the TimeLag policy. They are constants rather than
+// Spec fields because they describe the method, not the workload; the
+// simulator (internal/sim) is where they were chosen.
+const (
+	// targetUtilization is the share of a replica's capacity the policy
+	// plans to use. The rest absorbs capacity noise and the inflow that
+	// arrives between two polls.
+	targetUtilization = 0.85
+	// drainFraction of the target is the time within which the current
+	// backlog should be consumed on top of the inflow. Half the target
+	// leaves the other half for pods to start and the group to rebalance.
+	drainFraction = 0.5
+	// scaleDownLagFraction: replicas are removed only while the time lag is
+	// below this share of the target, so a scale-down never starts from a
+	// group that is already close to its limit.
+	scaleDownLagFraction = 0.5
+	// learnWindow is how long the group must have been saturated, stable
+	// and of constant membership before its consumption rate is taken as a
+	// capacity sample. The lag engine smooths rates over a few polls, so a
+	// shorter run would mix in a rebalance pause or a starved period.
+	learnWindow = 30 * time.Second
+	// learnWeight is the weight of a new capacity sample in the moving
+	// average; capacity changes (a slower dependency) are followed within a
+	// few samples while one noisy sample moves the estimate little.
+	learnWeight = 0.3
+	// saturatedTimeLag is the time lag, in seconds, from which a partition
+	// counts as backlogged. Below it the lag is only records in flight
+	// between two commits and says nothing about capacity.
+	saturatedTimeLag = 2.0
+)
+
+// Decide returns the replica count for one consumer. It is pure: the same
+// Input always gives the same Decision. See the package documentation for
+// how a caller keeps State between calls.
+func Decide(in Input) Decision {
+	spec := withDefaults(in.Spec)
+	cur := in.CurrentReplicas
+	st := in.State
+	st.Recommendations = slices.Clone(st.Recommendations)
+
+	var obs Observation
+	if len(in.History) > 0 {
+		obs = in.History[len(in.History)-1]
+	}
+	lo, hi := bounds(spec, obs)
+	hold := func(why string) Decision {
+		// Even a hold respects min and max: they are the user's explicit
+		// limits and need no lag data to apply.
+		r := clamp(cur, lo, hi)
+		d := Decision{Replicas: r, Recommendation: cur, Hold: true, Changed: r != cur, State: st}
+		d.Reason = fmt.Sprintf("%s: holding %d replicas", why, cur)
+		if r != cur {
+			d.Reason = fmt.Sprintf("%s; %d replicas bounded to %d (min %d, max %d)", why, cur, r, lo, hi)
+			d.State.LastScaleTime = in.Now
+		}
+		return d
+	}
+
+	switch {
+	case spec.Paused:
+		d := hold("paused")
+		// Paused freezes replicas even outside the bounds.
+		d.Replicas, d.Changed, d.State.LastScaleTime = cur, false, in.State.LastScaleTime
+		d.Reason = fmt.Sprintf("paused: holding %d replicas", cur)
+		return d
+	case len(in.History) == 0 || obs.Missing:
+		return hold("no lag data")
+	case obs.Stale:
+		return hold(fmt.Sprintf("lag data stale since %s", obs.Time.UTC().Format(time.RFC3339)))
+	case obs.Rebalancing():
+		return hold(fmt.Sprintf("group %s", obs.GroupState))
+	}
+
+	st.LearnedCapacity = learnCapacity(in.History, st.LearnedCapacity, spec.ThroughputPerReplica)
+
+	var raw int32
+	var why string
+	if spec.Policy == PolicyLagThreshold {
+		raw, why = lagThreshold(spec, obs, cur)
+	} else {
+		raw, why = timeLag(spec, obs, cur, st.LearnedCapacity)
+	}
+	if !spec.AllowIdleConsumers && obs.PartitionCount > 0 && raw > int32(obs.PartitionCount) {
+		raw = int32(obs.PartitionCount)
+		why += fmt.Sprintf(", capped at %d partitions", obs.PartitionCount)
+	}
+	st.Recommendations = appendRecommendation(st.Recommendations, Recommendation{Time: in.Now, Replicas: raw}, spec.ScaleDownStabilization)
+
+	d := Decision{Recommendation: raw, State: st}
+	target := clamp(raw, lo, hi)
+	if target != raw {
+		why += fmt.Sprintf(", bounded to %d (min %d, max %d)", target, lo, hi)
+	}
+	switch {
+	case target > cur:
+		// Scale up at once, except within the minimum interval of the last
+		// change: the pods that change started are not consuming yet, and
+		// another change would restart the rebalance they are waiting for.
+		// Waking from zero and raising to minReplicas are exempt, since
+		// nothing is consuming or the user asked for more.
+		if cur > 0 && cur >= lo && tooSoon(in, spec) {
+			d.Replicas = cur
+			d.Reason = fmt.Sprintf("%s; waiting %s after the last scale", why, spec.MinScaleInterval)
+			break
+		}
+		d.Replicas = target
+		d.Reason = why
+	case target < cur:
+		d.Replicas, d.Reason = scaleDown(in, spec, obs, cur, target, lo, hi, st.Recommendations, why)
+	default:
+		d.Replicas = cur
+		d.Reason = why
+	}
+	d.Changed = d.Replicas != cur
+	if d.Changed {
+		d.State.LastScaleTime = in.Now
+	}
+	return d
+}
+
+// scaleDown decides how far below cur to go, if at all.
+func scaleDown(in Input, spec Spec, obs Observation, cur, target, lo, hi int32, recs []Recommendation, why string) (int32, string) {
+	if cur > hi {
+		// Above maxReplicas: the bound applies now, whatever the lag.
+		return hi, why
+	}
+	if spec.MaxLagSeconds > 0 && obs.TimeLagSeconds >= scaleDownLagFraction*spec.MaxLagSeconds {
+		return cur, fmt.Sprintf("%s; not scaling down while time lag %s >= %.0f%% of the %s target",
+			why, secs(obs.TimeLagSeconds), scaleDownLagFraction*100, secs(spec.MaxLagSeconds))
+	}
+	// Stabilization: the highest recommendation over the window, and only
+	// once the kept history reaches back over the whole window, so a
+	// restarted operator does not scale down on its first look.
+	windowStart := in.Now.Add(-spec.ScaleDownStabilization)
+	if len(recs) == 0 || recs[0].Time.After(windowStart) {
+		return cur, fmt.Sprintf("%s; holding %d until recommendations cover the %s stabilization window", why, cur, spec.ScaleDownStabilization)
+	}
+	highest := int32(0)
+	for _, r := range recs {
+		highest = max(highest, r.Replicas)
+	}
+	stable := clamp(highest, lo, hi)
+	if stable >= cur {
+		return cur, fmt.Sprintf("%s; holding %d: recommended %d within the last %s", why, cur, highest, spec.ScaleDownStabilization)
+	}
+	notZero := stable == 0 && !idleThroughWindow(in.History, windowStart)
+	if notZero {
+		stable = 1
+		if stable >= cur {
+			return cur, fmt.Sprintf("%s; holding %d until inflow and lag have been zero for %s", why, cur, spec.ScaleDownStabilization)
+		}
+	}
+	if tooSoon(in, spec) {
+		return cur, fmt.Sprintf("%s; waiting %s after the last scale", why, spec.MinScaleInterval)
+	}
+	if stable == 0 {
+		return 0, fmt.Sprintf("no inflow and no lag for %s -> 0 replicas", spec.ScaleDownStabilization)
+	}
+	if notZero {
+		return 1, fmt.Sprintf("%s; inflow or lag seen within %s -> 1 replica", why, spec.ScaleDownStabilization)
+	}
+	if stable != target {
+		return stable, fmt.Sprintf("%s; highest in the last %s -> %s", why, spec.ScaleDownStabilization, replicas(stable))
+	}
+	return stable, why
+}
+
+// idleThroughWindow reports whether every observation since start had no
+// inflow and no lag. It is the second witness, after the recommendations,
+// that scaling to zero loses nothing.
+func idleThroughWindow(history []Observation, start time.Time) bool {
+	for _, o := range history {
+		if o.Time.Before(start) {
+			continue
+		}
+		if o.Stale || o.Missing || o.TotalLag > 0 || o.ProductionRate > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// tooSoon reports whether the last change is within the minimum interval.
+func tooSoon(in Input, spec Spec) bool {
+	last := in.State.LastScaleTime
+	return !last.IsZero() && in.Now.Sub(last) < spec.MinScaleInterval
+}
+
+// withDefaults fills the zero fields that have a default.
+func withDefaults(s Spec) Spec {
+	if s.Policy == "" {
+		s.Policy = PolicyTimeLag
+	}
+	if s.Policy == PolicyTimeLag && s.MaxLagSeconds <= 0 {
+		s.MaxLagSeconds = DefaultMaxLagSeconds
+	}
+	if s.LagThreshold <= 0 {
+		s.LagThreshold = DefaultLagThreshold
+	}
+	if s.MinScaleInterval <= 0 {
+		s.MinScaleInterval = DefaultMinScaleInterval
+	}
+	s.MinReplicas = max(s.MinReplicas, 0)
+	s.ScaleDownStabilization = max(s.ScaleDownStabilization, 0)
+	return s
+}
+
+// bounds returns the replica range [lo, hi]. Without maxReplicas the
+// partition count is the most a group can use; without a partition count
+// either there is no upper bound. minReplicas wins over everything: it is
+// an explicit request.
+func bounds(s Spec, o Observation) (lo, hi int32) {
+	lo, hi = s.MinReplicas, int32(math.MaxInt32)
+	if s.MaxReplicas != nil {
+		hi = *s.MaxReplicas
+	} else if o.PartitionCount > 0 && !o.Missing {
+		hi = int32(o.PartitionCount)
+	}
+	return lo, max(hi, lo)
+}
+
+func clamp(v, lo, hi int32) int32 { return min(max(v, lo), hi) }
+
+// appendRecommendation adds r and drops what the stabilization window no
+// longer needs: entries older than the window, except the newest of them,
+// which says what was recommended when the window began.
+func appendRecommendation(recs []Recommendation, r Recommendation, window time.Duration) []Recommendation {
+	recs = append(recs, r)
+	start := r.Time.Add(-window)
+	first := 0
+	for i := range recs {
+		if !recs[i].Time.After(start) {
+			first = i
+		}
+	}
+	return append([]Recommendation(nil), recs[first:]...)
+}
+
+// lagThreshold is KEDA's Kafka scaler: ceil(lag / lagThreshold) replicas,
+// none while the lag is at or below activationLag.
+func lagThreshold(spec Spec, o Observation, cur int32) (int32, string) {
+	if o.TotalLag <= spec.ActivationLag {
+		if cur == 0 {
+			return 0, fmt.Sprintf("lag %d <= activation %d -> 0 replicas", o.TotalLag, spec.ActivationLag)
+		}
+		return 0, fmt.Sprintf("lag %d <= activation %d", o.TotalLag, spec.ActivationLag)
+	}
+	n := ceilDiv(o.TotalLag, spec.LagThreshold)
+	return n, fmt.Sprintf("lag %d / threshold %d per replica -> %s", o.TotalLag, spec.LagThreshold, replicas(n))
+}
+
+func ceilDiv(a, b int64) int32 {
+	q := (a + b - 1) / b
+	return int32(min(q, math.MaxInt32))
+}
+
+// replicas formats a replica count with its noun.
+func replicas(n int32) string {
+	if n == 1 {
+		return "1 replica"
+	}
+	return fmt.Sprintf("%d replicas", n)
+}

@@ -1,0 +1,225 @@
+package autoscale
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"time"
+)
+
+// timeLag is the TimeLag policy's raw recommendation.
+//
+// Each partition must be consumed at its inflow plus enough to drain its
+// backlog within drainFraction of the target. Cooperative assignors balance
+// partition counts, not load, so with P partitions over r consumers some
+// consumer may own the ceil(P/r) most demanding partitions. The answer is
+// the smallest r for which that consumer keeps up at targetUtilization of
+// the per-replica capacity; because the bound only changes where ceil(P/r)
+// does, the answer is always such a point, the fewest replicas that give
+// each consumer at most k partitions. The total demand is covered too,
+// since the k hottest partitions carry at least k/P of it.
+func timeLag(spec Spec, o Observation, cur int32, capacity float64) (int32, string) {
+	target := spec.MaxLagSeconds
+	drain := drainFraction * target
+	demand := partitionDemand(o, drain)
+	inflow := o.ProductionRate
+	if len(o.Partitions) > 0 {
+		inflow = 0
+		for _, p := range o.Partitions {
+			inflow += p.ProductionRate
+		}
+	}
+	total := 0.0
+	for _, d := range demand {
+		total += d
+	}
+	measured := fmt.Sprintf("time lag %s %s %s target; inflow %s/s", secs(o.TimeLagSeconds), cmp(o.TimeLagSeconds, target), secs(target), num(inflow))
+
+	// A consumer at zero wakes only on lag above activationLag, like
+	// KEDA's activation; a running one is recommended zero only when there
+	// is nothing to do at all (Decide still waits out the window).
+	if cur == 0 && o.TotalLag <= spec.ActivationLag {
+		return 0, fmt.Sprintf("%s, lag %d <= activation %d -> 0 replicas", measured, o.TotalLag, spec.ActivationLag)
+	}
+	if o.TotalLag == 0 && inflow <= 0 {
+		return 0, measured + ", no lag -> 0 replicas"
+	}
+	if capacity <= 0 {
+		// Nothing measured and no hint: grow geometrically while the
+		// target is missed, otherwise keep what runs. Learning picks up
+		// the capacity as soon as the group is saturated.
+		switch {
+		case cur == 0:
+			return 1, measured + ", capacity unknown -> 1 replica"
+		case o.TimeLagSeconds > target:
+			return cur * 2, fmt.Sprintf("%s, capacity unknown -> %s", measured, replicas(cur*2))
+		default:
+			return cur, fmt.Sprintf("%s, capacity unknown -> %s", measured, replicas(cur))
+		}
+	}
+
+	budget := targetUtilization * capacity
+	P := len(demand)
+	if P == 0 {
+		n := int32(max(1, math.Ceil(total/budget)))
+		return n, fmt.Sprintf("%s, capacity %s/s per replica -> %s", measured, num(capacity), replicas(n))
+	}
+	sorted := slices.Clone(demand)
+	slices.SortFunc(sorted, func(a, b float64) int { return -compareFloat(a, b) })
+	// prefix[k] is the demand of the k hottest partitions.
+	prefix := make([]float64, P+1)
+	for i, d := range sorted {
+		prefix[i+1] = prefix[i] + d
+	}
+	k := 0
+	for k < P && prefix[k+1] <= budget {
+		k++
+	}
+	if k == 0 {
+		// One partition needs more than a replica can give: only a faster
+		// handler or more partitions help, so give every partition its own
+		// consumer.
+		n := int32(P)
+		return n, fmt.Sprintf("%s, capacity %s/s per replica; hottest partition needs %s/s, more than one replica gives -> %s (one per partition)",
+			measured, num(capacity), num(sorted[0]), replicas(n))
+	}
+	n := int32((P + k - 1) / k)
+	reason := fmt.Sprintf("%s, capacity %s/s per replica -> %s", measured, num(capacity), replicas(n))
+	if avg := int32(math.Ceil(total / budget)); n > avg {
+		// Say so when skew, not volume, sets the count.
+		reason = fmt.Sprintf("%s, capacity %s/s per replica; hottest %d of %d partitions need %s/s > %s/s planned per replica -> at most %d partitions each -> %s",
+			measured, num(capacity), k+1, P, num(prefix[min(k+1, P)]), num(budget), k, replicas(n))
+	}
+	return n, reason
+}
+
+// partitionDemand is each partition's required consumption rate: inflow
+// plus its backlog over the drain time. Without per-partition data the
+// group's numbers are spread evenly over the partition count.
+func partitionDemand(o Observation, drain float64) []float64 {
+	if len(o.Partitions) > 0 {
+		d := make([]float64, len(o.Partitions))
+		for i, p := range o.Partitions {
+			d[i] = p.ProductionRate + float64(p.Lag)/drain
+		}
+		return d
+	}
+	if o.PartitionCount <= 0 {
+		return nil
+	}
+	each := (o.ProductionRate + float64(o.TotalLag)/drain) / float64(o.PartitionCount)
+	d := make([]float64, o.PartitionCount)
+	for i := range d {
+		d[i] = each
+	}
+	return d
+}
+
+// learnCapacity returns the per-replica capacity estimate after looking at
+// the history.
+//
+// A consumer that keeps up consumes exactly its inflow, whatever its
+// capacity: a starved consumer is not a slow one. Only a saturated group,
+// one whose every partition has a real backlog, consumes at its capacity,
+// so only then is the consumption rate divided by the members that own
+// partitions a capacity sample, and only when that state has lasted
+// learnWindow with constant membership and no rebalance (the lag engine's
+// rates are smoothed over several polls, and a pause inside that span
+// would read as slowness). When the group is not saturated the rate is a
+// lower bound: it may raise the estimate, never lower it.
+func learnCapacity(history []Observation, learned, prior float64) float64 {
+	est := learned
+	if est <= 0 {
+		est = prior
+	}
+	o := history[len(history)-1]
+	if o.Members <= 0 || o.ConsumptionRate <= 0 || o.Stale || o.Missing {
+		return est
+	}
+	owners := o.Members
+	if o.PartitionCount > 0 {
+		owners = min(owners, o.PartitionCount)
+	}
+	sample := o.ConsumptionRate / float64(owners)
+	if !steadyAndSaturated(history, o.Time.Add(-learnWindow), o.Members) {
+		switch {
+		case est <= 0:
+			// Observed throughput proves at least this much capacity, a
+			// safe (high) replica count until saturation tells more.
+			return sample
+		case sample > est:
+			return est + learnWeight*(sample-est)
+		}
+		return est
+	}
+	if est <= 0 {
+		return sample
+	}
+	return est + learnWeight*(sample-est)
+}
+
+// steadyAndSaturated reports whether every observation since start (and
+// one at or before it, so the span is covered) shows a stable group of
+// the given size with a backlog on every partition.
+func steadyAndSaturated(history []Observation, start time.Time, members int) bool {
+	covered := false
+	for i := len(history) - 1; i >= 0; i-- {
+		o := history[i]
+		if o.Stale || o.Missing || o.Rebalancing() || o.Members != members || !saturated(o) {
+			return false
+		}
+		if !o.Time.After(start) {
+			covered = true
+			break
+		}
+	}
+	return covered
+}
+
+// saturated reports whether every partition has a real backlog.
+func saturated(o Observation) bool {
+	if len(o.Partitions) == 0 {
+		return o.TotalLag > 0 && o.TimeLagSeconds >= saturatedTimeLag
+	}
+	for _, p := range o.Partitions {
+		if p.Lag <= 0 || p.TimeLagSeconds < saturatedTimeLag {
+			return false
+		}
+	}
+	return true
+}
+
+func compareFloat(a, b float64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func cmp(a, b float64) string {
+	if a > b {
+		return ">"
+	}
+	return "<="
+}
+
+// secs formats seconds for a reason: whole seconds above 10 s, one decimal
+// below.
+func secs(s float64) string {
+	if s >= 10 {
+		return strconv.FormatFloat(math.Round(s), 'f', 0, 64) + "s"
+	}
+	return strconv.FormatFloat(s, 'f', 1, 64) + "s"
+}
+
+// num formats a rate without noise digits.
+func num(v float64) string {
+	if v >= 100 {
+		return strconv.FormatFloat(math.Round(v), 'f', 0, 64)
+	}
+	return strconv.FormatFloat(v, 'f', 1, 64)
+}

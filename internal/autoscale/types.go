@@ -1,0 +1,178 @@
+// Package autoscale decides how many replicas a Kafka consumer Deployment
+// should run, from a window of consumer-group lag observations.
+//
+// The package is pure: it has no clock, no client and no Kafka types. The
+// caller (the EventConsumer reconciler, or the simulator in internal/sim)
+// converts its own data into an Input, calls Decide, applies
+// Decision.Replicas and keeps Decision.State for the next call. The same
+// inputs always give the same Decision, which is what lets the simulator and
+// the table tests stand in for a cluster.
+package autoscale
+
+import "time"
+
+// Policy selects how the raw replica recommendation is computed.
+type Policy string
+
+const (
+	// PolicyTimeLag keeps the group's time lag (the age of the oldest
+	// unconsumed record) under Spec.MaxLagSeconds with the fewest replicas.
+	// It is the default.
+	PolicyTimeLag Policy = "TimeLag"
+	// PolicyLagThreshold reproduces KEDA's Kafka scaler: one replica per
+	// Spec.LagThreshold records of total lag.
+	PolicyLagThreshold Policy = "LagThreshold"
+)
+
+// Defaults used when a Spec field is zero.
+const (
+	// DefaultMaxLagSeconds is the TimeLag target when Spec.MaxLagSeconds is 0.
+	DefaultMaxLagSeconds = 30
+	// DefaultLagThreshold is the LagThreshold policy's records per replica
+	// when Spec.LagThreshold is 0 (the API's default).
+	DefaultLagThreshold = 1000
+	// DefaultMinScaleInterval is the shortest time between two replica
+	// changes when Spec.MinScaleInterval is 0. Every change makes the group
+	// rebalance and new pods start; 30 s lets one change settle and show in
+	// the lag before the next one is judged.
+	DefaultMinScaleInterval = 30 * time.Second
+)
+
+// Spec is the scaling configuration of one consumer, already defaulted by
+// the API except where a field says otherwise.
+type Spec struct {
+	// MinReplicas is the fewest replicas; 0 allows scale to zero.
+	MinReplicas int32
+	// MaxReplicas is the most replicas; nil means the partition count.
+	MaxReplicas *int32
+	// Policy is PolicyTimeLag (also when empty) or PolicyLagThreshold.
+	Policy Policy
+	// MaxLagSeconds is the TimeLag target; 0 means DefaultMaxLagSeconds.
+	// With LagThreshold it only gates scale-down when set.
+	MaxLagSeconds float64
+	// LagThreshold is LagThreshold's records of lag per replica; 0 means
+	// DefaultLagThreshold.
+	LagThreshold int64
+	// ActivationLag is the total lag above which a consumer at zero
+	// replicas wakes up.
+	ActivationLag int64
+	// ThroughputPerReplica is the prior for one replica's capacity in
+	// records/s, used until capacity has been measured; 0 means unknown.
+	ThroughputPerReplica float64
+	// ScaleDownStabilization is how long recommendations must stay below
+	// the current replicas before replicas are removed.
+	ScaleDownStabilization time.Duration
+	// AllowIdleConsumers allows more replicas than partitions.
+	AllowIdleConsumers bool
+	// Paused freezes the replica count.
+	Paused bool
+	// MinScaleInterval is the shortest time between replica changes; 0
+	// means DefaultMinScaleInterval.
+	MinScaleInterval time.Duration
+}
+
+// PartitionObs is one partition in an Observation.
+type PartitionObs struct {
+	// Lag is the partition's unconsumed records.
+	Lag int64
+	// TimeLagSeconds is the age of the partition's oldest unconsumed record.
+	TimeLagSeconds float64
+	// ProductionRate is records/s appended, smoothed.
+	ProductionRate float64
+	// ConsumptionRate is records/s committed by the group, smoothed.
+	ConsumptionRate float64
+}
+
+// Observation is one lag snapshot of the consumer group.
+type Observation struct {
+	// Time is when the data was read.
+	Time time.Time
+	// Stale is true when the latest read failed and the data is old.
+	Stale bool
+	// Missing is true when there is no usable data at all (unknown group,
+	// missing topic).
+	Missing bool
+	// TotalLag is the sum of partition lags.
+	TotalLag int64
+	// TimeLagSeconds is the largest partition time lag.
+	TimeLagSeconds float64
+	// ProductionRate is records/s summed over partitions.
+	ProductionRate float64
+	// ConsumptionRate is records/s summed over partitions.
+	ConsumptionRate float64
+	// Partitions holds per-partition data; it may be empty, in which case
+	// load is assumed to be spread evenly.
+	Partitions []PartitionObs
+	// PartitionCount is the number of partitions, 0 when unknown.
+	PartitionCount int
+	// GroupState is Kafka's group state (Stable, PreparingRebalance,
+	// CompletingRebalance, Empty, Dead) or "" when unknown.
+	GroupState string
+	// Members is the number of group members.
+	Members int
+}
+
+// Rebalancing reports whether the group was rebalancing when o was taken.
+// Consumption stops during a rebalance, so such data says nothing about
+// capacity and a decision on it would chase a transient.
+func (o Observation) Rebalancing() bool {
+	return o.GroupState == "PreparingRebalance" || o.GroupState == "CompletingRebalance"
+}
+
+// Recommendation is one raw recommendation, kept for scale-down
+// stabilization.
+type Recommendation struct {
+	// Time is when it was made.
+	Time time.Time
+	// Replicas is the raw recommendation before stabilization.
+	Replicas int32
+}
+
+// State is what the caller keeps between two calls of Decide. It starts as
+// the zero value; after each call replace it with Decision.State.
+type State struct {
+	// Recommendations are recent raw recommendations, oldest first, pruned
+	// to the stabilization window plus the one entry before it.
+	Recommendations []Recommendation
+	// LearnedCapacity is the measured per-replica capacity in records/s,
+	// 0 when not measured yet.
+	LearnedCapacity float64
+	// LastScaleTime is when the replica count last changed; zero if never.
+	LastScaleTime time.Time
+}
+
+// Input is everything Decide looks at.
+type Input struct {
+	// Spec is the scaling configuration.
+	Spec Spec
+	// History holds recent observations, oldest first; the last one is the
+	// current one. Capacity learning looks at the last 30 s of it.
+	History []Observation
+	// State is what the previous Decision returned.
+	State State
+	// CurrentReplicas is the Deployment's replicas now.
+	CurrentReplicas int32
+	// ReadyReplicas is how many of them are ready.
+	ReadyReplicas int32
+	// Now is the decision time.
+	Now time.Time
+}
+
+// Decision is Decide's answer.
+type Decision struct {
+	// Replicas is the replica count to apply.
+	Replicas int32
+	// Reason says what was measured, the target and the arithmetic, for
+	// events and kubectl describe.
+	Reason string
+	// Recommendation is the raw recommendation before stabilization, the
+	// minimum interval and bounds; it equals Replicas' input when Hold.
+	Recommendation int32
+	// Changed is Replicas != Input.CurrentReplicas.
+	Changed bool
+	// Hold is true when no recommendation was computed (paused, stale or
+	// missing data, rebalance) and the current replicas are kept.
+	Hold bool
+	// State is the state to pass to the next call.
+	State State
+}
