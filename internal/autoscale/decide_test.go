@@ -112,7 +112,12 @@ func TestDecide(t *testing.T) {
 		},
 		{
 			name: "idle consumers allowed go above partitions with maxReplicas",
-			in: Input{Spec: with(func(s *Spec) { s.AllowIdleConsumers = true; s.MaxReplicas = ptr[int32](20); s.Policy = PolicyLagThreshold; s.LagThreshold = 100 }),
+			in: Input{Spec: with(func(s *Spec) {
+				s.AllowIdleConsumers = true
+				s.MaxReplicas = ptr[int32](20)
+				s.Policy = PolicyLagThreshold
+				s.LagThreshold = 100
+			}),
 				CurrentReplicas: 4, Now: at(600), History: []Observation{uniform(600, 8, 1500, 20, 100, 100, 4)}},
 			want: 15, wantRaw: 15,
 		},
