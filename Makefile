@@ -31,6 +31,11 @@ manifests: ## Generate the CRDs (config/crd/bases) and RBAC (config/rbac) from t
 		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
 	go run ./hack/crdtrim config/crd/bases/lagscale.dev_eventconsumers.yaml
 
+.PHONY: chart-sync
+chart-sync: ## Copy the generated CRDs and RBAC into the Helm chart.
+	cp config/crd/bases/*.yaml charts/lagscale/files/crds/
+	cp config/rbac/role.yaml charts/lagscale/files/rbac/role.yaml
+
 .PHONY: generate
 generate: ## Generate deepcopy code for the API types.
 	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths=./api/...
@@ -44,9 +49,9 @@ vet: ## Run go vet.
 	go vet ./...
 
 .PHONY: verify
-verify: manifests generate ## Fail when generated files are stale (regenerates, then compares with git).
-	@if [ -n "$$(git status --porcelain -- config api)" ]; then \
-		git status --porcelain -- config api; git --no-pager diff --stat -- config api; \
+verify: manifests generate chart-sync ## Fail when generated files are stale (regenerates, then compares with git).
+	@if [ -n "$$(git status --porcelain -- config api charts)" ]; then \
+		git status --porcelain -- config api charts; git --no-pager diff --stat -- config api charts; \
 		echo "generated files are stale: run 'make manifests generate' and commit the result"; exit 1; fi
 	@echo "generated files are up to date"
 
@@ -63,13 +68,48 @@ $(K8S_BIN)/kube-%: hack/tools/go.mod
 	@echo ">> building kube-$* $(K8S_VERSION) from k8s.io/kubernetes into $(K8S_BIN) (the first build takes several minutes)"
 	@start=$$(date +%s); cd hack/tools && go build -o $@ k8s.io/kubernetes/cmd/kube-$* && echo ">> kube-$* built in $$(( $$(date +%s) - start ))s"
 
+.PHONY: helm
+helm: $(BIN)/helm ## Build helm (pinned in hack/tools/helm) into bin/.
+
+$(BIN)/helm: hack/tools/helm/go.mod
+	@echo ">> building helm from hack/tools/helm into $(BIN)"
+	cd hack/tools/helm && go build -o $@ helm.sh/helm/v3/cmd/helm
+
 .PHONY: test
-test: test-env verify vet ## Run every test against the real control plane and Kafka (kfake).
+test: test-env helm verify vet ## Run every test against the real control plane and Kafka (kfake).
 	go test $(GO_TEST_FLAGS) -count=1 ./...
 
 .PHONY: test-e2e
-test-e2e: test-env build ## Run the end-to-end test of the sandbox.
-	go test -tags e2e -count=1 -timeout 30m ./test/e2e/...
+test-e2e: sandbox-tools ## Run the end-to-end tests of the sandbox (brings it up in a temporary directory).
+	go build -o $(BIN)/lagscale ./cmd/lagscale
+	go test -tags e2e -count=1 -timeout 30m -v ./test/e2e/...
+
+##@ Sandbox
+
+KWOK_STAGES := node-initialize node-heartbeat pod-ready pod-complete
+
+.PHONY: sandbox-tools
+sandbox-tools: test-env $(BIN)/kwok $(BIN)/kwok-stages/.copied $(BIN)/example-handler ## Build what `lagscale sandbox up` runs: the control plane, kwok and its stages, the example handler.
+
+$(BIN)/kwok: hack/tools/kwok/go.mod
+	@echo ">> building kwok (sigs.k8s.io/kwok, pinned in hack/tools/kwok) into $(BIN) (about 3 minutes the first time)"
+	cd hack/tools/kwok && go build -o $@ sigs.k8s.io/kwok/cmd/kwok
+
+$(BIN)/kwok-stages/.copied: hack/tools/kwok/go.mod
+	@mkdir -p $(BIN)/kwok-stages
+	@dir=$$(cd hack/tools/kwok && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok) && for s in $(KWOK_STAGES); do \
+		cp -f $$(find $$dir/kustomize/stage -name "$$s.yaml" | grep -v testdata | head -1) $(BIN)/kwok-stages/$$s.yaml; chmod 644 $(BIN)/kwok-stages/$$s.yaml; done
+	@touch $@
+	@echo ">> copied kwok's stages ($(KWOK_STAGES)) into $(BIN)/kwok-stages"
+
+.PHONY: $(BIN)/example-handler
+$(BIN)/example-handler:
+	go build -o $@ ./examples/handler
+
+.PHONY: demo
+demo: sandbox-tools ## Run the sandbox with the demo: a burst of load and lagscale scaling the handler (about 6 minutes).
+	go build -o $(BIN)/lagscale ./cmd/lagscale
+	$(BIN)/lagscale sandbox up --demo $(DEMO_FLAGS)
 
 .PHONY: bench
 bench: ## Run the benchmarks (lag engine, autoscaler).

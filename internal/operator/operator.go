@@ -11,9 +11,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -40,6 +42,12 @@ type Options struct {
 	MaxConcurrentReconciles int
 	// DefaultPollInterval is used for consumers that set none.
 	DefaultPollInterval time.Duration
+	// Registry receives lagscale's metrics; nil uses controller-runtime's
+	// global registry, which the metrics endpoint serves.
+	Registry prometheus.Registerer
+	// SkipNameValidation allows more than one operator in one process, as
+	// tests start several; a real deployment leaves it false.
+	SkipNameValidation bool
 }
 
 // Run runs the operator until ctx is cancelled.
@@ -53,6 +61,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		LeaderElectionID:              o.LeaderElectionID,
 		LeaderElectionNamespace:       o.LeaderElectionNamespace,
 		LeaderElectionReleaseOnCancel: true,
+		Controller:                    config.Controller{SkipNameValidation: &o.SkipNameValidation},
 	}
 	if len(o.WatchNamespaces) > 0 {
 		mgrOpts.Cache = cache.Options{DefaultNamespaces: map[string]cache.Config{}}
@@ -65,15 +74,19 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		return fmt.Errorf("create manager: %w", err)
 	}
 
+	reg := o.Registry
+	if reg == nil {
+		reg = metrics.Registry
+	}
 	rec := &controllers.EventConsumerReconciler{
 		Client:              mgr.GetClient(),
 		Recorder:            mgr.GetEventRecorder("lagscale"),
 		DefaultPollInterval: o.DefaultPollInterval,
-		Metrics:             controllers.NewMetrics(metrics.Registry),
+		Metrics:             controllers.NewMetrics(reg),
 	}
 	engine := lag.NewEngine(lag.Options{
 		Logger:     ctrl.Log.WithName("lag"),
-		Registerer: metrics.Registry,
+		Registerer: reg,
 		OnChange:   rec.LagChanged,
 	})
 	rec.Lag = engine
