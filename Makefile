@@ -86,7 +86,7 @@ test-e2e: sandbox-tools ## Run the end-to-end tests of the sandbox (brings it up
 
 ##@ Sandbox
 
-KWOK_STAGES := node-initialize node-heartbeat pod-ready pod-complete
+KWOK_STAGES := node/fast/node-initialize node/heartbeat/node-heartbeat pod/fast/pod-ready pod/fast/pod-complete
 
 .PHONY: sandbox-tools
 sandbox-tools: test-env $(BIN)/kwok $(BIN)/kwok-stages/.copied $(BIN)/example-handler ## Build what `lagscale sandbox up` runs: the control plane, kwok and its stages, the example handler.
@@ -98,7 +98,7 @@ $(BIN)/kwok: hack/tools/kwok/go.mod
 $(BIN)/kwok-stages/.copied: hack/tools/kwok/go.mod
 	@mkdir -p $(BIN)/kwok-stages
 	@dir=$$(cd hack/tools/kwok && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok) && for s in $(KWOK_STAGES); do \
-		cp -f $$(find $$dir/kustomize/stage -name "$$s.yaml" | grep -v testdata | head -1) $(BIN)/kwok-stages/$$s.yaml; chmod 644 $(BIN)/kwok-stages/$$s.yaml; done
+		install -m 644 $$dir/kustomize/stage/$$s.yaml $(BIN)/kwok-stages/$$(basename $$s).yaml; done
 	@touch $@
 	@echo ">> copied kwok's stages ($(KWOK_STAGES)) into $(BIN)/kwok-stages"
 

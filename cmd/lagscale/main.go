@@ -1,0 +1,41 @@
+// Command lagscale is lagscale's command-line tool: a local sandbox
+// cluster, a load generator, the autoscaling simulator.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+const usage = `Usage: lagscale COMMAND [flags]
+
+Commands:
+  sandbox   run a local cluster with Kafka and the operator (up, down, logs)
+  produce   write records to a topic at a paced rate (lagscale produce -h)
+`
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "lagscale:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string, stdout io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stdout, usage)
+		return fmt.Errorf("want a command")
+	}
+	switch args[0] {
+	case "sandbox":
+		return runSandbox(args[1:], stdout)
+	case "produce":
+		return runProduce(args[1:], stdout)
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stdout, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}

@@ -1,0 +1,184 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/lagscale/lagscale/internal/sandbox"
+)
+
+const sandboxUsage = `Usage:
+  lagscale sandbox up [--dir DIR] [--kafka-port 9092] [--api-port 6443] [--images FILE] [--demo [--keep]]
+  lagscale sandbox down [--dir DIR]
+  lagscale sandbox logs [--dir DIR] [-f] POD
+
+up starts a local cluster: etcd, kube-apiserver, kube-controller-manager,
+kube-scheduler and three kwok fake nodes (built from source by
+'make sandbox-tools', which up runs itself when something is missing), a
+Kafka broker (kfake, data kept in DIR/kafka), the lagscale operator, and a
+pod runner that runs each handler pod's image as a local process:
+  lagscale/example-handler:*       bin/example-handler
+  lagscale/example-node-handler:*  node examples/node-handler/index.js
+and others through --images FILE, a YAML map from image to command:
+  ghcr.io/acme/orders: ["/home/me/orders/bin/handler"]
+It prints the kubeconfig to export and runs until Ctrl-C, which stops
+everything it started. --demo applies an example EventConsumer, drives a
+burst of load and prints what lagscale does about it.
+
+down stops, by PID, everything a running 'up' in DIR started.
+logs prints a handler pod's output (POD or NAMESPACE/POD).
+`
+
+// runSandbox implements `lagscale sandbox`.
+func runSandbox(args []string, stdout io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stdout, sandboxUsage)
+		return errors.New("sandbox: want a subcommand: up, down or logs")
+	}
+	switch args[0] {
+	case "up":
+		return sandboxUp(args[1:], stdout)
+	case "down":
+		return sandboxDown(args[1:], stdout)
+	case "logs":
+		return sandboxLogs(args[1:], stdout)
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, sandboxUsage)
+		return nil
+	}
+	fmt.Fprint(stdout, sandboxUsage)
+	return fmt.Errorf("sandbox: unknown subcommand %q", args[0])
+}
+
+func sandboxFlags(name string, stdout io.Writer) (*flag.FlagSet, *string) {
+	fs := flag.NewFlagSet("sandbox "+name, flag.ContinueOnError)
+	fs.SetOutput(stdout)
+	fs.Usage = func() {
+		fmt.Fprint(stdout, sandboxUsage+"\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	dir := fs.String("dir", sandbox.DefaultDir(), "sandbox directory (kubeconfig, data, logs, pid file)")
+	return fs, dir
+}
+
+func sandboxUp(args []string, stdout io.Writer) error {
+	fs, dir := sandboxFlags("up", stdout)
+	kafkaPort := fs.Int("kafka-port", 9092, "Kafka (kfake) port on 127.0.0.1; 0 picks a free one")
+	apiPort := fs.Int("api-port", 6443, "kube-apiserver port on 127.0.0.1; 0 picks a free one")
+	images := fs.String("images", "", "YAML file mapping more images to local commands")
+	demo := fs.Bool("demo", false, "apply an example EventConsumer, drive load and print what happens")
+	keep := fs.Bool("keep", false, "with --demo: keep the sandbox running after the demo until Ctrl-C")
+	noBuild := fs.Bool("no-build", false, "fail instead of running `make sandbox-tools` when a binary is missing")
+	chart := fs.String("chart", "", "with --demo: where to write the PNG chart (default DIR/demo.png)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	s, err := sandbox.Up(ctx, sandbox.Options{
+		Dir:          *dir,
+		KafkaPort:    *kafkaPort,
+		APIPort:      *apiPort,
+		ImagesFile:   *images,
+		Progress:     stdout,
+		BuildMissing: !*noBuild,
+	})
+	if err != nil {
+		if s != nil {
+			printStopped(stdout, s.Stop())
+		}
+		return err
+	}
+	defer func() { printStopped(stdout, s.Stop()) }()
+	fmt.Fprintf(stdout, "\nKafka:       %s\nLogs:        %s/logs, pods in %s/pods (lagscale sandbox logs POD)\nStop:        Ctrl-C, or lagscale sandbox down --dir %s\n\nexport KUBECONFIG=%s\n\n",
+		s.KafkaAddr(), s.Dir(), s.Dir(), s.Dir(), s.Kubeconfig())
+
+	if *demo {
+		out := *chart
+		if out == "" {
+			out = s.Dir() + "/demo.png"
+		}
+		if _, err := sandbox.RunDemo(ctx, s, sandbox.DemoOptions{Out: stdout, ChartPath: out}); err != nil {
+			return err
+		}
+		if !*keep {
+			return nil
+		}
+		fmt.Fprintln(stdout, "demo done; the sandbox keeps running until Ctrl-C")
+	}
+	select {
+	case <-ctx.Done():
+		fmt.Fprintln(stdout, "\nstopping the sandbox")
+		return nil
+	case err := <-s.OperatorDone():
+		return fmt.Errorf("operator stopped: %v; see %s/logs/operator.log", err, s.Dir())
+	}
+}
+
+func printStopped(w io.Writer, stopped []string) {
+	for _, s := range stopped {
+		fmt.Fprintln(w, "stopped", s)
+	}
+}
+
+func sandboxDown(args []string, stdout io.Writer) error {
+	fs, dir := sandboxFlags("down", stdout)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	stopped, err := sandbox.Down(*dir)
+	printStopped(stdout, stopped)
+	if err != nil {
+		return err
+	}
+	if len(stopped) == 0 {
+		fmt.Fprintf(stdout, "no sandbox process was running in %s\n", *dir)
+	}
+	return nil
+}
+
+func sandboxLogs(args []string, stdout io.Writer) error {
+	fs, dir := sandboxFlags("logs", stdout)
+	follow := fs.Bool("f", false, "keep printing what the handler writes")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if fs.NArg() != 1 {
+		return errors.New("sandbox logs: want one pod name (POD or NAMESPACE/POD)")
+	}
+	path, err := sandbox.PodLogs(*dir, fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	for {
+		if _, err := io.Copy(stdout, f); err != nil {
+			return err
+		}
+		if !*follow {
+			return nil
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
