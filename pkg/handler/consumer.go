@@ -82,7 +82,7 @@ type Consumer struct {
 
 	ready     atomic.Bool
 	started   atomic.Bool
-	sealed    atomic.Bool // set when shutdown gives up on in-flight records
+	stopping  atomic.Bool // set when the run context is cancelled
 	rebalWant atomic.Bool // a rebalance waits for the current batch
 
 	cl *kgo.Client
@@ -151,7 +151,7 @@ func New(fn Func, opts ...Option) (*Consumer, error) {
 		r := prometheus.NewRegistry()
 		reg, gatherer, private = r, r, true
 	}
-	m, err := newMetrics(reg, private)
+	m, err := newMetrics(reg, private, cfg.Topics)
 	if err != nil {
 		return nil, fmt.Errorf("handler: registering metrics: %w", err)
 	}
@@ -237,6 +237,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		case <-finished:
 			return
 		}
+		c.stopping.Store(true)
 		c.ready.Store(false)
 		c.log.Info("Shutting down: finishing in-flight records", "timeout", c.o.shutdownTimeout.String())
 		t := time.NewTimer(c.o.shutdownTimeout)
@@ -244,7 +245,6 @@ func (c *Consumer) Run(ctx context.Context) error {
 		select {
 		case <-t.C:
 			c.log.Info("Shutdown timeout expired: abandoning unfinished records, they stay uncommitted")
-			c.sealed.Store(true)
 			close(force)
 			hcancel()
 		case <-finished:
@@ -325,19 +325,33 @@ func (c *Consumer) runBatch(ctx, hctx context.Context, fetches kgo.Fetches, forc
 		return
 	}
 
-	abort := func() bool { return ctx.Err() != nil || c.rebalWant.Load() }
+	abort := func() bool { return c.stopping.Load() || c.rebalWant.Load() }
 	var (
 		wg        sync.WaitGroup
 		sem       = make(chan struct{}, c.o.concurrency)
 		leftMu    sync.Mutex
 		leftovers = map[TopicPartition]*kgo.Record{}
 	)
+	// progress holds the last settled record of each partition; workers
+	// store into it without a lock and flush publishes it for commits.
+	progress := make(map[TopicPartition]*atomic.Pointer[kgo.Record], len(parts))
+	for _, p := range parts {
+		progress[p.tp] = new(atomic.Pointer[kgo.Record])
+	}
+	flush := func() {
+		for tp, ap := range progress {
+			if r := ap.Load(); r != nil {
+				c.markDone(tp, r)
+			}
+		}
+	}
 	for _, p := range parts {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
+			prog := progress[p.tp]
 			for _, r := range p.recs {
 				if abort() {
 					leftMu.Lock()
@@ -347,7 +361,7 @@ func (c *Consumer) runBatch(ctx, hctx context.Context, fetches kgo.Fetches, forc
 				}
 				switch c.handle(hctx, r, abort) {
 				case outcomeDone:
-					c.markDone(p.tp, r)
+					prog.Store(r)
 				case outcomeStalled:
 					return
 				case outcomeInterrupted:
@@ -371,9 +385,11 @@ wait:
 		case <-force:
 			break wait
 		case <-tick.C:
+			flush()
 			c.commitPending(hctx, nil)
 		}
 	}
+	flush()
 	c.commitPending(context.WithoutCancel(ctx), nil)
 	if ctx.Err() != nil || len(leftovers) == 0 {
 		return
@@ -411,7 +427,7 @@ func (c *Consumer) handle(hctx context.Context, r *kgo.Record, abort func() bool
 		err = c.call(hctx, r)
 		if err == nil {
 			c.handled.Add(1)
-			c.m.handled.WithLabelValues(r.Topic).Inc()
+			c.m.handledFor(r.Topic).Inc()
 			return outcomeDone
 		}
 		c.m.attemptErrors.WithLabelValues(r.Topic).Inc()
@@ -502,14 +518,8 @@ func deadLetter(topic string, r *kgo.Record, attempts int, err error) *kgo.Recor
 }
 
 func (c *Consumer) markDone(tp TopicPartition, r *kgo.Record) {
-	if c.sealed.Load() {
-		return
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.sealed.Load() {
-		return
-	}
 	if _, ok := c.owned[tp]; !ok {
 		return
 	}

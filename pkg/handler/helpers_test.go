@@ -20,12 +20,12 @@ import (
 // broker is an in-process kfake cluster with helpers to produce and to
 // read the group's committed offsets.
 type broker struct {
-	t     *testing.T
+	t     testing.TB
 	addrs []string
 	adm   *kadm.Client
 }
 
-func newBroker(t *testing.T, partitions int32, topics ...string) *broker {
+func newBroker(t testing.TB, partitions int32, topics ...string) *broker {
 	t.Helper()
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, topics...))
 	if err != nil {

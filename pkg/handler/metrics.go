@@ -20,9 +20,20 @@ type metrics struct {
 	inFlight      prometheus.Gauge
 	owned         prometheus.Gauge
 	stalled       prometheus.Gauge
+
+	// handledByTopic caches the handled counter of each configured topic:
+	// it is bumped once per record.
+	handledByTopic map[string]prometheus.Counter
 }
 
-func newMetrics(reg prometheus.Registerer, private bool) (*metrics, error) {
+func (m *metrics) handledFor(topic string) prometheus.Counter {
+	if c, ok := m.handledByTopic[topic]; ok {
+		return c
+	}
+	return m.handled.WithLabelValues(topic)
+}
+
+func newMetrics(reg prometheus.Registerer, private bool, topics []string) (*metrics, error) {
 	m := &metrics{
 		handled: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "lagscale_handler_records_handled_total",
@@ -61,6 +72,10 @@ func newMetrics(reg prometheus.Registerer, private bool) (*metrics, error) {
 			Name: "lagscale_handler_partitions_stalled",
 			Help: "Owned partitions stopped at a record that failed every attempt with no dead-letter topic configured.",
 		}),
+	}
+	m.handledByTopic = make(map[string]prometheus.Counter, len(topics))
+	for _, t := range topics {
+		m.handledByTopic[t] = m.handled.WithLabelValues(t)
 	}
 	cs := []prometheus.Collector{m.handled, m.failed, m.deadLettered, m.attemptErrors, m.commitErrors, m.latency, m.inFlight, m.owned, m.stalled}
 	if private {

@@ -1,0 +1,81 @@
+package handler_test
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/lagscale/lagscale/pkg/handler"
+)
+
+// The benchmarks consume b.N records from 12 partitions of an in-process
+// kfake broker, committing as they go: once through pkg/handler with a
+// no-op function, once with a bare franz-go poll loop. Compare records/s.
+
+const benchParts = 12
+
+var benchMaxPoll = handler.DefaultMaxPollRecords
+
+func benchBroker(b *testing.B) *broker {
+	br := newBroker(b, benchParts, "bench")
+	per := max(b.N/benchParts, 1)
+	br.produce("bench", benchParts, per, nil)
+	return br
+}
+
+func BenchmarkHandlerNoop(b *testing.B) {
+	br := benchBroker(b)
+	target := int64(max(b.N/benchParts, 1) * benchParts)
+	var n atomic.Int64
+	done := make(chan struct{})
+	c, err := handler.New(func(context.Context, *kgo.Record) error {
+		if n.Add(1) == target {
+			close(done)
+		}
+		return nil
+	}, handler.WithConfig(br.config(fmt.Sprintf("bench-%d", b.N), "bench")), handler.WithHTTPAddr(""), handler.WithLogger(logr.Discard()), handler.WithMaxPollRecords(benchMaxPoll))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	b.ResetTimer()
+	start := time.Now()
+	errc := make(chan error, 1)
+	go func() { errc <- c.Run(ctx) }()
+	<-done
+	el := time.Since(start)
+	b.StopTimer()
+	cancel()
+	<-errc
+	b.ReportMetric(float64(target)/el.Seconds(), "records/s")
+}
+
+func BenchmarkBareFranzGoLoop(b *testing.B) {
+	br := benchBroker(b)
+	target := int64(max(b.N/benchParts, 1) * benchParts)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(br.addrs...), kgo.ConsumerGroup(fmt.Sprintf("bare-%d", b.N)), kgo.ConsumeTopics("bench"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DisableAutoCommit(), kgo.Balancers(kgo.CooperativeStickyBalancer()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cl.Close()
+	ctx := context.Background()
+	b.ResetTimer()
+	start := time.Now()
+	var n int64
+	for n < target {
+		fs := cl.PollFetches(ctx)
+		fs.EachRecord(func(*kgo.Record) { n++ })
+		if err := cl.CommitUncommittedOffsets(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	el := time.Since(start)
+	b.StopTimer()
+	b.ReportMetric(float64(target)/el.Seconds(), "records/s")
+}
