@@ -144,6 +144,27 @@ async function main () {
     return true
   }
 
+  // Signal handlers go in before connecting: a SIGTERM that arrives while
+  // joining must still drain, commit and exit 0, not kill the process.
+  let signals = 0
+  const onSignal = async sig => {
+    signals++
+    if (signals > 1) {
+      log('Second signal, exiting without committing unfinished work', { signal: sig })
+      process.exit(2)
+    }
+    stopping = true
+    log('Shutting down: finishing the record in hand', { signal: sig })
+    // disconnect waits for the running eachBatch, which commits before it
+    // returns, then leaves the group.
+    await consumer.disconnect()
+    await producer.disconnect()
+    process.stdout.write(`summary handled=${stats.handled} failed=${stats.failed} deadLettered=${stats.deadLettered}\n`)
+    process.exit(0)
+  }
+  process.on('SIGTERM', onSignal)
+  process.on('SIGINT', onSignal)
+
   const stalled = new Set()
   await producer.connect()
   await consumer.connect()
@@ -182,24 +203,6 @@ async function main () {
   })
   log('Consuming', { topics: cfg.topics, group: cfg.groupId })
 
-  let signals = 0
-  const onSignal = async sig => {
-    signals++
-    if (signals > 1) {
-      log('Second signal, exiting without committing unfinished work', { signal: sig })
-      process.exit(2)
-    }
-    stopping = true
-    log('Shutting down: finishing the record in hand', { signal: sig })
-    // disconnect waits for the running eachBatch, which commits before it
-    // returns, then leaves the group.
-    await consumer.disconnect()
-    await producer.disconnect()
-    process.stdout.write(`summary handled=${stats.handled} failed=${stats.failed} deadLettered=${stats.deadLettered}\n`)
-    process.exit(0)
-  }
-  process.on('SIGTERM', onSignal)
-  process.on('SIGINT', onSignal)
 }
 
 main().catch(err => fail(`node-handler: ${err && err.stack ? err.stack : err}`))
