@@ -13,6 +13,7 @@ const usage = `Usage: lagscale COMMAND [flags]
 Commands:
   sandbox   run a local cluster with Kafka and the operator (up, down, logs)
   produce   write records to a topic at a paced rate (lagscale produce -h)
+  sim       compare autoscaling policies in a simulator (lagscale sim -h)
 `
 
 func main() {
@@ -32,6 +33,8 @@ func run(args []string, stdout io.Writer) error {
 		return runSandbox(args[1:], stdout)
 	case "produce":
 		return runProduce(args[1:], stdout)
+	case "sim":
+		return runSim(args[1:], stdout)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil

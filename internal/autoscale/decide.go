@@ -15,10 +15,15 @@ const (
 	// plans to use. The rest absorbs capacity noise and the inflow that
 	// arrives between two polls.
 	targetUtilization = 0.85
-	// drainFraction of the target is the time within which the current
-	// backlog should be consumed on top of the inflow. Half the target
-	// leaves the other half for pods to start and the group to rebalance.
-	drainFraction = 0.5
+	// backlogFraction of the target is the time lag from which the
+	// backlog, not just the inflow, sizes the group.
+	backlogFraction = 1.0 / 3
+	// capacityMemory is how long an estimate below the prior lasts without
+	// new evidence. A group scaled out after its handler slowed down is
+	// never saturated again and so never shows that the handler recovered;
+	// drifting back to the prior lets it scale in, and if the handler is
+	// still slow, saturation teaches that again.
+	capacityMemory = 10 * time.Minute
 	// scaleDownLagFraction: replicas are removed only while the time lag is
 	// below this share of the target, so a scale-down never starts from a
 	// group that is already close to its limit.
@@ -87,7 +92,7 @@ func Decide(in Input) Decision {
 	if spec.Policy == PolicyLagThreshold {
 		raw, why = lagThreshold(spec, obs, cur)
 	} else {
-		raw, why = timeLag(spec, obs, cur, st.LearnedCapacity)
+		raw, why = timeLag(spec, in.History, cur, st.LearnedCapacity)
 	}
 	if !spec.AllowIdleConsumers && obs.PartitionCount > 0 && raw > int32(obs.PartitionCount) {
 		raw = int32(obs.PartitionCount)

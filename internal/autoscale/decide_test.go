@@ -53,9 +53,9 @@ func TestDecide(t *testing.T) {
 			name: "scale up at once when the target is missed",
 			in: Input{Spec: base, CurrentReplicas: 2, Now: at(600),
 				History: []Observation{uniform(600, 12, 12000, 41, 820, 200, 2)}},
-			// demand = 820 + 12000/15 = 1620/s over 85/s per replica: 12
-			// partitions -> k=1 -> 12 replicas (capped by partitions).
-			want: 12, wantRaw: 12, wantReason: "time lag 41s > 30s target; inflow 820/s, capacity 100/s per replica",
+			// past the target, the backlog must drain in a quarter of it:
+			// 820/0.85 + 12000/7.5 per 100/s replica -> 12 partitions, one each.
+			want: 12, wantRaw: 12, wantReason: "time lag 41s > 30s target; inflow 820/s, backlog 12000 to drain in 7.5s, capacity 100/s per replica",
 		},
 		{
 			name: "steady inflow sizes by capacity",
@@ -215,7 +215,7 @@ func TestDecide(t *testing.T) {
 					o.ProductionRate = 170
 					return o
 				}()}},
-			want: 4, wantRaw: 4, wantReason: "hottest 4 of 12 partitions need 90.0/s > 85.0/s planned per replica -> at most 3 partitions each -> 4 replicas",
+			want: 4, wantRaw: 4, wantReason: "hottest 4 of 12 partitions need 106/s at 85% utilization -> at most 3 partitions each -> 4 replicas",
 		},
 		{
 			name: "a partition hotter than one replica gets a consumer of its own",

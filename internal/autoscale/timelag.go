@@ -10,31 +10,28 @@ import (
 
 // timeLag is the TimeLag policy's raw recommendation.
 //
-// Each partition must be consumed at its inflow plus enough to drain its
-// backlog within drainFraction of the target. Cooperative assignors balance
-// partition counts, not load, so with P partitions over r consumers some
-// consumer may own the ceil(P/r) most demanding partitions. The answer is
-// the smallest r for which that consumer keeps up at targetUtilization of
-// the per-replica capacity; because the bound only changes where ceil(P/r)
-// does, the answer is always such a point, the fewest replicas that give
-// each consumer at most k partitions. The total demand is covered too,
-// since the k hottest partitions carry at least k/P of it.
-func timeLag(spec Spec, o Observation, cur int32, capacity float64) (int32, string) {
+// Each partition must be consumed at its inflow, planned at
+// targetUtilization of a replica, plus, once the time lag has reached
+// backlogFraction of the target, enough to drain its backlog before the
+// oldest record reaches the target. Cooperative assignors balance partition
+// counts, not load, so with P partitions over r consumers some consumer may
+// own the ceil(P/r) most demanding partitions. The answer is the smallest r
+// for which that consumer keeps up; because the bound only changes where
+// ceil(P/r) does, the answer is always such a point, the fewest replicas
+// that give each consumer at most k partitions. The total demand is covered
+// too, since the k hottest partitions carry at least k/P of it.
+func timeLag(spec Spec, history []Observation, cur int32, capacity float64) (int32, string) {
+	o := history[len(history)-1]
 	target := spec.MaxLagSeconds
-	drain := drainFraction * target
-	demand := partitionDemand(o, drain)
-	inflow := o.ProductionRate
-	if len(o.Partitions) > 0 {
-		inflow = 0
-		for _, p := range o.Partitions {
-			inflow += p.ProductionRate
-		}
-	}
+	inflow := recentInflow(history)
 	total := 0.0
-	for _, d := range demand {
-		total += d
+	for _, r := range inflow {
+		total += r
 	}
-	measured := fmt.Sprintf("time lag %s %s %s target; inflow %s/s", secs(o.TimeLagSeconds), cmp(o.TimeLagSeconds, target), secs(target), num(inflow))
+	if len(inflow) == 0 {
+		total = o.ProductionRate
+	}
+	measured := fmt.Sprintf("time lag %s %s %s target; inflow %s/s", secs(o.TimeLagSeconds), cmp(o.TimeLagSeconds, target), secs(target), num(total))
 
 	// A consumer at zero wakes only on lag above activationLag, like
 	// KEDA's activation; a running one is recommended zero only when there
@@ -42,7 +39,7 @@ func timeLag(spec Spec, o Observation, cur int32, capacity float64) (int32, stri
 	if cur == 0 && o.TotalLag <= spec.ActivationLag {
 		return 0, fmt.Sprintf("%s, lag %d <= activation %d -> 0 replicas", measured, o.TotalLag, spec.ActivationLag)
 	}
-	if o.TotalLag == 0 && inflow <= 0 {
+	if o.TotalLag == 0 && total <= 0 {
 		return 0, measured + ", no lag -> 0 replicas"
 	}
 	if capacity <= 0 {
@@ -59,10 +56,23 @@ func timeLag(spec Spec, o Observation, cur int32, capacity float64) (int32, stri
 		}
 	}
 
-	budget := targetUtilization * capacity
+	// The backlog counts once the time lag says it is more than the
+	// records in flight and the pause of a rebalance; below that the
+	// replicas sized for the inflow drain it on their own and reacting
+	// would only add a rebalance. It must then be gone before the oldest
+	// record reaches the target, but not faster than in a quarter of it.
+	drain := 0.0
+	if o.TimeLagSeconds >= backlogFraction*target {
+		drain = max(target-o.TimeLagSeconds, target/4)
+	}
+	demand := partitionDemand(o, inflow, drain)
 	P := len(demand)
 	if P == 0 {
-		n := int32(max(1, math.Ceil(total/budget)))
+		need := total / targetUtilization
+		if drain > 0 {
+			need += float64(o.TotalLag) / drain
+		}
+		n := int32(max(1, math.Ceil(need/capacity)))
 		return n, fmt.Sprintf("%s, capacity %s/s per replica -> %s", measured, num(capacity), replicas(n))
 	}
 	sorted := slices.Clone(demand)
@@ -73,8 +83,11 @@ func timeLag(spec Spec, o Observation, cur int32, capacity float64) (int32, stri
 		prefix[i+1] = prefix[i] + d
 	}
 	k := 0
-	for k < P && prefix[k+1] <= budget {
+	for k < P && prefix[k+1] <= capacity {
 		k++
+	}
+	if drain > 0 {
+		measured += fmt.Sprintf(", backlog %d to drain in %s", o.TotalLag, secs(drain))
 	}
 	if k == 0 {
 		// One partition needs more than a replica can give: only a faster
@@ -86,29 +99,65 @@ func timeLag(spec Spec, o Observation, cur int32, capacity float64) (int32, stri
 	}
 	n := int32((P + k - 1) / k)
 	reason := fmt.Sprintf("%s, capacity %s/s per replica -> %s", measured, num(capacity), replicas(n))
-	if avg := int32(math.Ceil(total / budget)); n > avg {
+	if avg := int32(math.Ceil(prefix[P] / capacity)); n > avg && k < P {
 		// Say so when skew, not volume, sets the count.
-		reason = fmt.Sprintf("%s, capacity %s/s per replica; hottest %d of %d partitions need %s/s > %s/s planned per replica -> at most %d partitions each -> %s",
-			measured, num(capacity), k+1, P, num(prefix[min(k+1, P)]), num(budget), k, replicas(n))
+		reason = fmt.Sprintf("%s, capacity %s/s per replica; hottest %d of %d partitions need %s/s at %.0f%% utilization -> at most %d partitions each -> %s",
+			measured, num(capacity), k+1, P, num(prefix[k+1]), targetUtilization*100, k, replicas(n))
 	}
 	return n, reason
 }
 
+// recentInflow estimates each partition's inflow now. The lag engine's
+// production rate is smoothed over several polls, so right after a burst
+// starts it is still far below the new rate; the lag's growth since the
+// previous observation plus the consumption rate shows the burst at once.
+// The larger of the two is used, and the estimate from growth only when
+// both observations are of a stable group of the same size (a rebalance
+// pause also makes the lag grow, without any new inflow).
+func recentInflow(history []Observation) []float64 {
+	o := history[len(history)-1]
+	out := make([]float64, len(o.Partitions))
+	for i, p := range o.Partitions {
+		out[i] = p.ProductionRate
+	}
+	if len(history) < 2 {
+		return out
+	}
+	prev := history[len(history)-2]
+	dt := o.Time.Sub(prev.Time).Seconds()
+	if dt <= 0 || prev.Stale || prev.Missing || prev.Rebalancing() || prev.Members != o.Members ||
+		len(prev.Partitions) != len(o.Partitions) {
+		return out
+	}
+	for i, p := range o.Partitions {
+		grew := float64(p.Lag-prev.Partitions[i].Lag) / dt
+		out[i] = max(out[i], grew+p.ConsumptionRate)
+	}
+	return out
+}
+
 // partitionDemand is each partition's required consumption rate: inflow
-// plus its backlog over the drain time. Without per-partition data the
-// group's numbers are spread evenly over the partition count.
-func partitionDemand(o Observation, drain float64) []float64 {
+// over the target utilization plus, when drain > 0, its backlog over the
+// drain time. Without per-partition data the group's numbers are spread
+// evenly over the partition count.
+func partitionDemand(o Observation, inflow []float64, drain float64) []float64 {
+	backlog := func(l int64) float64 {
+		if drain <= 0 {
+			return 0
+		}
+		return float64(l) / drain
+	}
 	if len(o.Partitions) > 0 {
 		d := make([]float64, len(o.Partitions))
 		for i, p := range o.Partitions {
-			d[i] = p.ProductionRate + float64(p.Lag)/drain
+			d[i] = inflow[i]/targetUtilization + backlog(p.Lag)
 		}
 		return d
 	}
 	if o.PartitionCount <= 0 {
 		return nil
 	}
-	each := (o.ProductionRate + float64(o.TotalLag)/drain) / float64(o.PartitionCount)
+	each := (o.ProductionRate/targetUtilization + backlog(o.TotalLag)) / float64(o.PartitionCount)
 	d := make([]float64, o.PartitionCount)
 	for i := range d {
 		d[i] = each
@@ -143,6 +192,10 @@ func learnCapacity(history []Observation, learned, prior float64) float64 {
 	}
 	sample := o.ConsumptionRate / float64(owners)
 	if !steadyAndSaturated(history, o.Time.Add(-learnWindow), o.Members) {
+		if prior > est && est > 0 && len(history) > 1 {
+			dt := o.Time.Sub(history[len(history)-2].Time)
+			est += (prior - est) * min(1, float64(dt)/float64(capacityMemory))
+		}
 		switch {
 		case est <= 0:
 			// Observed throughput proves at least this much capacity, a
