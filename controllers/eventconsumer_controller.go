@@ -51,6 +51,10 @@ type EventConsumerReconciler struct {
 	// Metrics records per-consumer series; nil records nothing.
 	Metrics *Metrics
 
+	// MinScaleInterval is the shortest time between two replica changes;
+	// 0 uses the autoscaler's default (30s).
+	MinScaleInterval time.Duration
+
 	scalers *scalerStates
 	applied *appliedCache
 	lagCh   lagChannel

@@ -96,13 +96,7 @@ func (r *EventConsumerReconciler) subscribe(_ context.Context, st *reconcileStat
 	}
 	ec := st.ec
 	key := consumerKey(client.ObjectKeyFromObject(ec))
-	interval := r.DefaultPollInterval
-	if p := ec.Spec.Scaling.PollIntervalSeconds; p != nil && *p > 0 {
-		interval = time.Duration(*p) * time.Second
-	}
-	if interval <= 0 {
-		interval = 5 * time.Second
-	}
+	interval := r.pollInterval(ec)
 	reset := string(ec.Spec.Scaling.OffsetResetPolicy)
 	if reset == "" {
 		reset = string(v1alpha1.OffsetResetLatest)
