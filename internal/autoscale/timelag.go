@@ -125,13 +125,25 @@ func recentInflow(history []Observation) []float64 {
 	}
 	prev := history[len(history)-2]
 	dt := o.Time.Sub(prev.Time).Seconds()
-	if dt <= 0 || prev.Stale || prev.Missing || prev.Rebalancing() || prev.Members != o.Members ||
-		len(prev.Partitions) != len(o.Partitions) {
+	if dt <= 0 || len(prev.Partitions) != len(o.Partitions) {
 		return out
+	}
+	// The smoothed consumption rate stands for the last interval's only
+	// when nothing changed over the span it is smoothed over: right after
+	// a rebalance it still carries the fast drain of the pause's backlog.
+	start := o.Time.Add(-learnWindow)
+	for i := len(history) - 1; i >= 0 && !history[i].Time.Before(start); i-- {
+		h := history[i]
+		if h.Stale || h.Missing || h.Rebalancing() || h.Members != o.Members || len(h.Partitions) != len(o.Partitions) {
+			return out
+		}
 	}
 	for i, p := range o.Partitions {
 		grew := float64(p.Lag-prev.Partitions[i].Lag) / dt
-		out[i] = max(out[i], grew+p.ConsumptionRate)
+		// Only growth beyond noise counts: a fifth of the inflow.
+		if grew > 0.2*p.ProductionRate {
+			out[i] = max(out[i], grew+p.ConsumptionRate)
+		}
 	}
 	return out
 }
