@@ -14,6 +14,7 @@ Commands:
   sandbox   run a local cluster with Kafka and the operator (up, down, logs)
   produce   write records to a topic at a paced rate (lagscale produce -h)
   sim       compare autoscaling policies in a simulator (lagscale sim -h)
+  lag       show an EventConsumer's per-partition lag (lagscale lag NAME -n NAMESPACE)
 `
 
 func main() {
@@ -35,6 +36,8 @@ func run(args []string, stdout io.Writer) error {
 		return runProduce(args[1:], stdout)
 	case "sim":
 		return runSim(args[1:], stdout)
+	case "lag":
+		return runLag(args[1:], stdout)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil
