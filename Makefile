@@ -112,8 +112,13 @@ demo: sandbox-tools ## Run the sandbox with the demo: a burst of load and lagsca
 	$(BIN)/lagscale sandbox up --demo $(DEMO_FLAGS)
 
 .PHONY: bench
-bench: ## Run the benchmarks (lag engine, autoscaler).
-	go test -run '^$$' -bench . -benchmem -benchtime 1x ./internal/lag/...
+bench: ## Run the benchmarks: the lag engine (1,000 groups) and the autoscaler scenarios.
+	go test -run '^$$' -bench BenchmarkPollCycle -benchtime 50x -benchmem ./internal/lag/
+	$(MAKE) bench-autoscale
+
+.PHONY: bench-autoscale
+bench-autoscale: ## Compare lagscale, KEDA+HPA, tuned KEDA and the oracle on every simulator scenario.
+	go run ./cmd/lagscale sim --scenario all
 
 ##@ Build
 
