@@ -229,6 +229,14 @@ func (r *PodRunner) start(pod *corev1.Pod) error {
 	if err != nil {
 		return err
 	}
+	// Pods share the host's network here: each handler gets its own
+	// health and metrics port instead of the SDK's default :8080.
+	port, err := freePort()
+	if err != nil {
+		f.Close()
+		return err
+	}
+	env = append(env, fmt.Sprintf("LAGSCALE_HTTP_ADDR=127.0.0.1:%d", port))
 	full := append(append([]string(nil), argv...), c.Args...)
 	cmd := exec.Command(full[0], full[1:]...)
 	cmd.Env = append(base, env...)

@@ -1,0 +1,236 @@
+//go:build e2e
+
+// Package e2e brings the sandbox up in a temporary directory and checks the
+// whole loop: Kafka lag -> operator -> Deployment -> kwok pods -> handler
+// processes -> commits -> lag drains -> scale down. Run with `make
+// test-e2e`.
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/lagscale/lagscale/api/v1alpha1"
+	"github.com/lagscale/lagscale/internal/sandbox"
+)
+
+// root is the repository root.
+func root(t *testing.T) string {
+	wd, _ := os.Getwd()
+	r, ok := sandbox.FindRoot(wd)
+	if !ok {
+		t.Fatal("cannot find the lagscale repository from " + wd)
+	}
+	return r
+}
+
+// requireTools fails (never skips) when the sandbox binaries are missing.
+func requireTools(t *testing.T, r string) {
+	t.Helper()
+	for _, f := range []string{"bin/lagscale", "bin/kwok", "bin/example-handler", "bin/k8s/" + sandbox.KubernetesVersion + "/kube-apiserver"} {
+		if _, err := os.Stat(filepath.Join(r, f)); err != nil {
+			t.Fatalf("%s is missing: run `make test-e2e` (it builds the sandbox tools and bin/lagscale first)", f)
+		}
+	}
+}
+
+// eventually polls cond every 500 ms until it holds or timeout passes.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	last := ""
+	for time.Now().Before(deadline) {
+		ok, state := cond()
+		if ok {
+			return
+		}
+		last = state
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Fatalf("%s: not within %s; last state: %s", what, timeout, last)
+}
+
+func getEC(t *testing.T, c client.Client, ns, name string) *v1alpha1.EventConsumer {
+	t.Helper()
+	ec := &v1alpha1.EventConsumer{}
+	if err := c.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, ec); err != nil {
+		t.Logf("get EventConsumer: %v", err)
+		return nil
+	}
+	return ec
+}
+
+func condition(ec *v1alpha1.EventConsumer, typ string) string {
+	for _, c := range ec.Status.Conditions {
+		if c.Type == typ {
+			return string(c.Status)
+		}
+	}
+	return ""
+}
+
+func describe(ec *v1alpha1.EventConsumer) string {
+	if ec == nil {
+		return "no EventConsumer"
+	}
+	s := ec.Status
+	l := "no lag yet"
+	if s.Lag != nil {
+		l = fmt.Sprintf("lag=%d timeLag=%.1fs members=%d inflow=%.0f", s.Lag.Total, s.Lag.Seconds, s.Lag.Members, s.Lag.ProductionRate)
+	}
+	return fmt.Sprintf("replicas=%d ready=%d desired=%d %s kafkaReachable=%s", s.Replicas, s.ReadyReplicas, s.DesiredReplicas, l, condition(ec, v1alpha1.ConditionKafkaReachable))
+}
+
+// produceN writes n records to topic at about rate per second.
+func produceN(ctx context.Context, t *testing.T, bootstrap, topic string, n int, rate float64) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(bootstrap), kgo.ProducerLinger(5*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		if due := start.Add(time.Duration(float64(i) / rate * float64(time.Second))); time.Until(due) > 0 {
+			time.Sleep(time.Until(due))
+		}
+		cl.Produce(ctx, &kgo.Record{Topic: topic, Value: []byte(strconv.Itoa(i))}, func(_ *kgo.Record, err error) {
+			if err != nil {
+				t.Errorf("produce: %v", err)
+			}
+		})
+	}
+	if err := cl.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// endOffsets returns the end offset of every partition of topic.
+func endOffsets(t *testing.T, bootstrap, topic string) map[int32]int64 {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(bootstrap))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ends, err := kadm.NewClient(cl).ListEndOffsets(context.Background(), topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) { out[o.Partition] = o.Offset })
+	return out
+}
+
+// checkAllHandled reads the handlers' HANDLED_LOG ("topic partition
+// offset" per line) and fails on any produced offset that no handler
+// handled.
+func checkAllHandled(t *testing.T, path, topic string, ends map[int32]int64) (handled, produced int64) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatalf("open HANDLED_LOG: %v", err)
+	}
+	defer f.Close()
+	seen := map[int32]map[int64]bool{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fs := strings.Fields(sc.Text())
+		if len(fs) != 3 || fs[0] != topic {
+			continue
+		}
+		p, _ := strconv.Atoi(fs[1])
+		o, _ := strconv.ParseInt(fs[2], 10, 64)
+		if seen[int32(p)] == nil {
+			seen[int32(p)] = map[int64]bool{}
+		}
+		seen[int32(p)][o] = true
+		handled++
+	}
+	var missing []string
+	for p, end := range ends {
+		produced += end
+		for o := int64(0); o < end; o++ {
+			if !seen[p][o] {
+				missing = append(missing, fmt.Sprintf("%d/%d", p, o))
+			}
+		}
+	}
+	if len(missing) > 0 {
+		if len(missing) > 20 {
+			missing = append(missing[:20], "...")
+		}
+		t.Fatalf("%d records were produced but never handled: %v", len(missing), missing)
+	}
+	return handled, produced
+}
+
+// summaries adds up the handlers' exit summaries ("summary handled=N ...")
+// from the per-pod logs.
+func summaries(t *testing.T, dir string) (handled int64, n int) {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(dir, "pods", "*", "*.log"))
+	for _, file := range files {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if !strings.HasPrefix(line, "summary ") {
+				continue
+			}
+			n++
+			for _, kv := range strings.Fields(line)[1:] {
+				if v, ok := strings.CutPrefix(kv, "handled="); ok {
+					x, _ := strconv.ParseInt(v, 10, 64)
+					handled += x
+				}
+			}
+		}
+	}
+	return handled, n
+}
+
+// alivePIDs returns those of pids whose process still exists (not a zombie).
+func alivePIDs(pids []int) []int {
+	var out []int
+	for _, pid := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		if i := strings.LastIndexByte(s, ')'); i >= 0 {
+			if f := strings.Fields(s[i+1:]); len(f) > 0 && f[0] == "Z" {
+				continue
+			}
+		}
+		out = append(out, pid)
+	}
+	return out
+}
+
+// handlerPIDs reads the handler processes recorded in DIR/pids.
+func handlerPIDs(dir string) []int {
+	b, _ := os.ReadFile(filepath.Join(dir, "pids"))
+	var out []int
+	for _, line := range strings.Split(string(b), "\n") {
+		fs := strings.Fields(line)
+		if len(fs) == 3 && strings.HasPrefix(fs[0], "handler:") {
+			pid, _ := strconv.Atoi(fs[1])
+			out = append(out, pid)
+		}
+	}
+	return out
+}

@@ -1,0 +1,107 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/lagscale/lagscale/api/v1alpha1"
+	"github.com/lagscale/lagscale/internal/sandbox"
+)
+
+// TestSandboxKafkaOutage stops the broker for 30 s mid-run: the consumer
+// reports KafkaReachable=False, replicas do not drop, and everything
+// recovers when the broker returns with its data.
+func TestSandboxKafkaOutage(t *testing.T) {
+	r := root(t)
+	requireTools(t, r)
+	dir := t.TempDir()
+	ctx := context.Background()
+	s, err := sandbox.Up(ctx, sandbox.Options{Dir: dir, Root: r, KafkaPort: freePort(t), APIPort: 0, Progress: os.Stderr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen []int
+	record := func() {
+		pids, _ := sandbox.RecordedPIDs(dir)
+		seen = append(seen, pids...)
+	}
+	t.Cleanup(func() {
+		record()
+		for _, line := range s.Stop() {
+			t.Log("stopped", line)
+		}
+		if left := alivePIDs(seen); len(left) > 1 || (len(left) == 1 && left[0] != os.Getpid()) {
+			t.Errorf("processes left behind: %v", left)
+		}
+	})
+	record()
+
+	const (
+		ns, name, topic = "default", "outage", "outage-orders"
+		poll            = 2
+	)
+	bootstrap := s.KafkaAddr()
+	if err := sandbox.CreateTopic(ctx, bootstrap, topic, 6); err != nil {
+		t.Fatal(err)
+	}
+	handledLog := filepath.Join(dir, "handled.log")
+	ec := sandbox.DemoConsumer(sandbox.DemoOptions{Namespace: ns, Name: name, Topic: topic, Partitions: 6, WorkMS: 5, PollIntervalSeconds: poll, ScaleDownStabilizationSeconds: 60}, bootstrap)
+	ec.Spec.Scaling.MinReplicas = ptr.To[int32](2)
+	ec.Spec.Handler.Env = append(ec.Spec.Handler.Env, corev1.EnvVar{Name: "HANDLED_LOG", Value: handledLog})
+	if err := s.Client.Create(ctx, ec); err != nil {
+		t.Fatal(err)
+	}
+	produceN(ctx, t, bootstrap, topic, 500, 200)
+	eventually(t, 2*time.Minute, "two replicas consume and the lag drains", func() (bool, string) {
+		cur := getEC(t, s.Client, ns, name)
+		ok := cur != nil && cur.Status.Lag != nil && cur.Status.Lag.Members == 2 && cur.Status.Lag.Total == 0 &&
+			cur.Status.ReadyReplicas == 2 && condition(cur, v1alpha1.ConditionKafkaReachable) == "True"
+		return ok, describe(cur)
+	})
+	record()
+	before := getEC(t, s.Client, ns, name).Status.Replicas
+
+	s.StopKafka()
+	stoppedAt := time.Now()
+	eventually(t, 30*time.Second, "KafkaReachable=False while the broker is down", func() (bool, string) {
+		cur := getEC(t, s.Client, ns, name)
+		return cur != nil && condition(cur, v1alpha1.ConditionKafkaReachable) == "False", describe(cur)
+	})
+	// Replicas hold for the rest of the 30 s.
+	for time.Since(stoppedAt) < 30*time.Second {
+		cur := getEC(t, s.Client, ns, name)
+		if cur != nil && (cur.Status.Replicas < before || cur.Status.DesiredReplicas < before) {
+			t.Fatalf("replicas dropped while Kafka was down: %s (had %d)", describe(cur), before)
+		}
+		time.Sleep(time.Second)
+	}
+	if err := s.StartKafka(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 90*time.Second, "KafkaReachable=True again after the broker returns", func() (bool, string) {
+		cur := getEC(t, s.Client, ns, name)
+		return cur != nil && condition(cur, v1alpha1.ConditionKafkaReachable) == "True", describe(cur)
+	})
+	produceN(ctx, t, bootstrap, topic, 500, 200)
+	eventually(t, 3*time.Minute, "the handlers rejoin and drain what was produced after the outage", func() (bool, string) {
+		cur := getEC(t, s.Client, ns, name)
+		record()
+		ok := cur != nil && cur.Status.Lag != nil && cur.Status.Lag.Total == 0 && cur.Status.Lag.Members == 2 && cur.Status.Replicas >= before
+		return ok, describe(cur)
+	})
+	ends := endOffsets(t, bootstrap, topic)
+	h, produced := checkAllHandled(t, handledLog, topic, ends)
+	if produced != 1000 {
+		t.Fatalf("topic holds %d records after the restart, want 1000: the broker lost data", produced)
+	}
+	t.Logf("%s", fmt.Sprintf("%d produced, %d handled across the outage", produced, h))
+}
