@@ -63,10 +63,23 @@ $(K8S_BIN)/etcd: hack/tools/go.mod hack/tools/etcd/main.go
 	@echo ">> building etcd (go.etcd.io/etcd/server/v3) into $(K8S_BIN)"
 	cd hack/tools && go build -o $@ ./etcd
 
-$(K8S_BIN)/kube-%: hack/tools/go.mod
+# The version is stamped in as a release build would be, so that /version,
+# kubectl version and helm's kubeVersion checks see v$(K8S_VERSION).
+K8S_LDFLAGS := -X k8s.io/component-base/version.gitVersion=v$(K8S_VERSION) \
+	-X k8s.io/component-base/version.gitMajor=$(word 1,$(subst ., ,$(K8S_VERSION))) \
+	-X k8s.io/component-base/version.gitMinor=$(word 2,$(subst ., ,$(K8S_VERSION))) \
+	-X k8s.io/component-base/version.gitTreeState=clean
+
+$(K8S_BIN)/kube-%: hack/tools/go.mod $(K8S_BIN)/.ldflags-v2
 	@mkdir -p $(K8S_BIN)
 	@echo ">> building kube-$* $(K8S_VERSION) from k8s.io/kubernetes into $(K8S_BIN) (the first build takes several minutes)"
-	@start=$$(date +%s); cd hack/tools && go build -o $@ k8s.io/kubernetes/cmd/kube-$* && echo ">> kube-$* built in $$(( $$(date +%s) - start ))s"
+	@start=$$(date +%s); cd hack/tools && go build -ldflags "$(K8S_LDFLAGS)" -o $@ k8s.io/kubernetes/cmd/kube-$* && echo ">> kube-$* built in $$(( $$(date +%s) - start ))s"
+
+# A stamp that changes when the build flags above change, so binaries built
+# without them are rebuilt once.
+$(K8S_BIN)/.ldflags-v2:
+	@mkdir -p $(K8S_BIN)
+	@touch $@
 
 .PHONY: helm
 helm: $(BIN)/helm ## Build helm (pinned in hack/tools/helm) into bin/.

@@ -8,6 +8,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/lagscale/lagscale/api/v1alpha1"
+	"github.com/lagscale/lagscale/internal/promutil"
 )
 
 // maxPartitionSeries bounds the per-partition series of one consumer: the
@@ -51,9 +52,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "lagscale_consumer_partition_lag_seconds", Help: "Time lag of the consumer's partitions with the largest time lag (at most 16 per consumer)."}, append(consumer, "topic", "partition")),
 		partitionsSeen: map[types.NamespacedName][][2]string{},
 	}
-	if reg != nil {
-		reg.MustRegister(m.lagRecords, m.lagSeconds, m.inflow, m.consumption, m.replicas, m.scaleEvents, m.partitionLag, m.partitionLagS)
+	for _, g := range []**prometheus.GaugeVec{&m.lagRecords, &m.lagSeconds, &m.inflow, &m.consumption, &m.replicas, &m.partitionLag, &m.partitionLagS} {
+		*g = promutil.Register(reg, *g)
 	}
+	m.scaleEvents = promutil.Register(reg, m.scaleEvents)
 	return m
 }
 

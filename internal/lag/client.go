@@ -13,6 +13,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
+
+	"github.com/lagscale/lagscale/internal/promutil"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 )
 
@@ -39,9 +41,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 12),
 		}, []string{"cluster"}),
 	}
-	if reg != nil {
-		reg.MustRegister(m.requests, m.errors, m.pollDuration)
-	}
+	m.requests = promutil.Register(reg, m.requests)
+	m.errors = promutil.Register(reg, m.errors)
+	m.pollDuration = promutil.Register(reg, m.pollDuration)
 	return m
 }
 

@@ -48,6 +48,9 @@ type Options struct {
 	// SkipNameValidation allows more than one operator in one process, as
 	// tests start several; a real deployment leaves it false.
 	SkipNameValidation bool
+	// OnElected, when set, is called once this instance leads (at once
+	// without leader election): tests use it to see which one reconciles.
+	OnElected func()
 }
 
 // Run runs the operator until ctx is cancelled.
@@ -125,6 +128,15 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		return err
 	}
 
+	if o.OnElected != nil {
+		go func() {
+			select {
+			case <-mgr.Elected():
+				o.OnElected()
+			case <-ctx.Done():
+			}
+		}()
+	}
 	log.Info("Starting operator", "watchNamespaces", o.WatchNamespaces, "leaderElection", o.LeaderElect)
 	return mgr.Start(ctx)
 }

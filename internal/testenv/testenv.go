@@ -13,6 +13,8 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
@@ -65,18 +67,28 @@ type Env struct {
 	Client client.Client
 }
 
+// Options change what Start installs.
+type Options struct {
+	// NoCRDs leaves the CRDs out, for a test that installs them itself
+	// (helm install does).
+	NoCRDs bool
+}
+
 // Start starts etcd and kube-apiserver with the CRDs installed and the
 // operator's RBAC bound to OperatorUser. Call Stop when done, also on
 // failure: it stops both processes by their PIDs.
-func Start() (*Env, error) {
+func Start() (*Env, error) { return StartWith(Options{}) }
+
+// StartWith is Start with options.
+func StartWith(o Options) (*Env, error) {
 	assets, err := AssetsDir()
 	if err != nil {
 		return nil, err
 	}
-	e := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join(Root(), "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-		BinaryAssetsDirectory: assets,
+	e := &envtest.Environment{BinaryAssetsDirectory: assets}
+	if !o.NoCRDs {
+		e.CRDDirectoryPaths = []string{filepath.Join(Root(), "config", "crd", "bases")}
+		e.ErrorIfCRDPathMissing = true
 	}
 	cfg, err := e.Start()
 	if err != nil {
@@ -102,6 +114,18 @@ func Start() (*Env, error) {
 
 // Stop stops kube-apiserver and etcd.
 func (e *Env) Stop() error { return e.Env.Stop() }
+
+// WriteKubeconfig writes an admin kubeconfig for the control plane, for
+// tools such as helm and kubectl.
+func (e *Env) WriteKubeconfig(path string) error {
+	c := e.Admin
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters["envtest"] = &clientcmdapi.Cluster{Server: c.Host, CertificateAuthorityData: c.CAData}
+	cfg.AuthInfos["admin"] = &clientcmdapi.AuthInfo{ClientCertificateData: c.CertData, ClientKeyData: c.KeyData, Token: c.BearerToken}
+	cfg.Contexts["envtest"] = &clientcmdapi.Context{Cluster: "envtest", AuthInfo: "admin", Namespace: "default"}
+	cfg.CurrentContext = "envtest"
+	return clientcmd.WriteToFile(*cfg, path)
+}
 
 // bindOperatorRBAC creates the generated ClusterRole and binds it to
 // OperatorUser.
