@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -214,4 +215,72 @@ func TestKafkaUnreachable(t *testing.T) {
 	if *d.Spec.Replicas != 1 {
 		t.Fatalf("replicas %d", *d.Spec.Replicas)
 	}
+}
+
+// TestSecretChangeReconnects: a wrong SASL password makes Kafka unreachable
+// with a readable reason that does not contain the password; fixing the
+// Secret reconnects without touching the EventConsumer.
+func TestSecretChangeReconnects(t *testing.T) {
+	const user, good, bad = "lagscale", "s3cret-right", "s3cret-WRONG"
+	kafka := startKafka(t, kfake.SeedTopics(2, "secure"), kfake.EnableSASL(), kfake.Superuser("SCRAM-SHA-512", user, good))
+	addrs := kafka.ListenAddrs()
+	startOperator(t, withEngine(t))
+	ns := namespace(t)
+	ctx := context.Background()
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "kafka-user"}, StringData: map[string]string{"username": user, "password": bad}}
+	if err := env.Client.Create(ctx, secret); err != nil {
+		t.Fatal(err)
+	}
+	ec := &v1alpha1.EventConsumer{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "secure"},
+		Spec: v1alpha1.EventConsumerSpec{
+			Topics: []string{"secure"}, ConsumerGroup: "g",
+			Kafka: v1alpha1.KafkaConnection{
+				BootstrapServers: addrs,
+				SASL:             &v1alpha1.SASLConfig{Mechanism: v1alpha1.SASLScramSHA512, SecretRef: v1alpha1.LocalObjectRef{Name: "kafka-user"}},
+			},
+			Handler: &v1alpha1.HandlerSpec{Image: "handler:1"},
+			Scaling: v1alpha1.ScalingSpec{PollIntervalSeconds: ptrTo[int32](1)},
+		},
+	}
+	if err := env.Client.Create(ctx, ec); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, func() error {
+		got := getConsumer(t, ns, "secure")
+		c := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionKafkaReachable)
+		if c == nil || c.Status != metav1.ConditionFalse || !strings.Contains(c.Message, "SASL") {
+			return fmt.Errorf("KafkaReachable %+v", c)
+		}
+		return nil
+	})
+	got := getConsumer(t, ns, "secure")
+	for _, c := range got.Status.Conditions {
+		if strings.Contains(c.Message, bad) || strings.Contains(c.Message, good) {
+			t.Fatalf("a password leaked into condition %s: %s", c.Type, c.Message)
+		}
+	}
+	list := &corev1.EventList{}
+	if err := env.Client.List(ctx, list, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range list.Items {
+		if strings.Contains(e.Message, bad) {
+			t.Fatalf("a password leaked into event %s: %s", e.Reason, e.Message)
+		}
+	}
+
+	// Fix the Secret: the watch re-registers with the new credentials.
+	secret.StringData = map[string]string{"password": good}
+	if err := env.Client.Update(ctx, secret); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, func() error {
+		got := getConsumer(t, ns, "secure")
+		c := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionKafkaReachable)
+		if c == nil || c.Status != metav1.ConditionTrue || got.Status.Partitions != 2 {
+			return fmt.Errorf("KafkaReachable %+v partitions %d", c, got.Status.Partitions)
+		}
+		return nil
+	})
 }
