@@ -12,9 +12,13 @@ import (
 // simulator (internal/sim) is where they were chosen.
 const (
 	// targetUtilization is the share of a replica's capacity the policy
-	// plans to use. The rest absorbs capacity noise and the inflow that
-	// arrives between two polls.
+	// plans to use when it adds replicas. The rest absorbs capacity noise
+	// and the inflow that arrives between two polls.
 	targetUtilization = 0.85
+	// holdUtilization is the share of a replica's capacity up to which
+	// the replicas that run are kept: no replica is added while the
+	// busiest consumer stays under it, and scale-down sizes at it.
+	holdUtilization = 0.85
 	// backlogFraction of the target is the time lag from which the
 	// backlog, not just the inflow, sizes the group.
 	backlogFraction = 1.0 / 3
@@ -112,7 +116,7 @@ func Decide(in Input) Decision {
 		// another change would restart the rebalance they are waiting for.
 		// Waking from zero and raising to minReplicas are exempt, since
 		// nothing is consuming or the user asked for more.
-		if cur > 0 && cur >= lo && tooSoon(in, spec) {
+		if cur > 0 && cur >= lo && tooSoon(in, spec) && !joining(spec, obs, cur) {
 			d.Replicas = cur
 			d.Reason = fmt.Sprintf("%s; waiting %s after the last scale", why, spec.MinScaleInterval)
 			break
@@ -192,6 +196,17 @@ func idleThroughWindow(history []Observation, start time.Time) bool {
 		}
 	}
 	return true
+}
+
+// joining reports whether TimeLag may add replicas within the minimum
+// interval because the pods of the last change have not joined the group
+// yet. The interval exists so that a rebalance settles before the next
+// change is judged; while the last change has not even reached the group
+// there is no rebalance to protect, and waiting would only delay the pods
+// a growing burst needs by a whole interval. LagThreshold keeps KEDA's
+// plain interval.
+func joining(spec Spec, obs Observation, cur int32) bool {
+	return spec.Policy == PolicyTimeLag && obs.Members > 0 && int32(obs.Members) < cur
 }
 
 // tooSoon reports whether the last change is within the minimum interval.

@@ -196,6 +196,31 @@ func TestDecide(t *testing.T) {
 			want: 2, wantRaw: 12, wantReason: "waiting 30s after the last scale",
 		},
 		{
+			name: "TimeLag adds replicas within the interval while the last ones have not joined",
+			// 4 replicas asked for 10 s ago, 2 members so far: the burst
+			// turned out larger, and no rebalance is there to protect yet.
+			in: Input{Spec: base, CurrentReplicas: 4, Now: at(600),
+				State:   State{LastScaleTime: at(590)},
+				History: []Observation{uniform(600, 12, 2400, 5, 820, 200, 2)}},
+			want: 12, wantRaw: 12, wantReason: "time lag 5.0s <= 30s target; inflow 820/s",
+		},
+		{
+			name: "LagThreshold keeps the interval while the last replicas join",
+			in: Input{Spec: with(func(s *Spec) { s.Policy = PolicyLagThreshold }), CurrentReplicas: 4, Now: at(600),
+				State:   State{LastScaleTime: at(590)},
+				History: []Observation{uniform(600, 12, 12000, 41, 820, 200, 2)}},
+			want: 4, wantRaw: 12, wantReason: "waiting 30s after the last scale",
+		},
+		{
+			name: "under the target the backlog drains within the target",
+			// 14 s old: each partition needs 30/0.85 + 250/30 = 43.6/s,
+			// two per replica -> 6; draining before the oldest record
+			// reaches 30 s (in 16 s) would need 50.9/s, one per replica.
+			in: Input{Spec: base, CurrentReplicas: 4, Now: at(600),
+				History: []Observation{uniform(600, 12, 3000, 14, 360, 360, 4)}},
+			want: 6, wantRaw: 6, wantReason: "backlog 3000 to drain in 30s",
+		},
+		{
 			name: "minimum interval delays a scale-down",
 			in: Input{Spec: base, CurrentReplicas: 6, Now: at(600),
 				State:   State{LastScaleTime: at(590), Recommendations: recs(595, 30, 3)},

@@ -59,21 +59,55 @@ func timeLag(spec Spec, history []Observation, cur int32, capacity float64) (int
 	// The backlog counts once the time lag says it is more than the
 	// records in flight and the pause of a rebalance; below that the
 	// replicas sized for the inflow drain it on their own and reacting
-	// would only add a rebalance. It must then be gone before the oldest
-	// record reaches the target, but not faster than in a quarter of it.
+	// would only add a rebalance. Under the target it is to be drained
+	// within the target: consuming the inflow plus backlog/drain makes the
+	// oldest record's age fall by about age/drain per second, so the time
+	// lag already turns down and draining faster would only buy replicas
+	// (and a further rebalance while the first ones join). Past the target
+	// the time lag must come back fast: the backlog then goes in a quarter
+	// of the target.
 	drain := 0.0
-	if o.TimeLagSeconds >= backlogFraction*target {
-		drain = max(target-o.TimeLagSeconds, target/4)
+	switch {
+	case o.TimeLagSeconds >= target:
+		drain = target / 4
+	case o.TimeLagSeconds >= backlogFraction*target:
+		drain = target
 	}
-	demand := partitionDemand(o, inflow, drain)
+	if drain > 0 {
+		measured += fmt.Sprintf(", backlog %d to drain in %s", o.TotalLag, secs(drain))
+	}
+	// Hysteresis on utilization: the replicas that run are kept while the
+	// busiest consumer stays within holdUtilization, and only when it
+	// would not are replicas added, sized at targetUtilization so that a
+	// rising load does not need another change at the next poll. Scale-down
+	// recommendations are sized at holdUtilization too, so the group
+	// settles at the count that is just enough rather than the one with
+	// headroom for growth that did not come.
+	s := size(o, inflow, drain, capacity, holdUtilization)
+	if s.n > cur {
+		s = size(o, inflow, drain, capacity, targetUtilization)
+	}
+	return s.n, measured + s.reason
+}
+
+// sizing is one answer of size.
+type sizing struct {
+	n      int32
+	reason string
+}
+
+// size returns the fewest replicas for which the consumer that owns the
+// ceil(P/r) most demanding partitions keeps up at utilization util.
+func size(o Observation, inflow []float64, drain, capacity, util float64) sizing {
+	demand := partitionDemand(o, inflow, drain, util)
 	P := len(demand)
 	if P == 0 {
-		need := total / targetUtilization
+		need := o.ProductionRate / util
 		if drain > 0 {
 			need += float64(o.TotalLag) / drain
 		}
 		n := int32(max(1, math.Ceil(need/capacity)))
-		return n, fmt.Sprintf("%s, capacity %s/s per replica -> %s", measured, num(capacity), replicas(n))
+		return sizing{n, fmt.Sprintf(", capacity %s/s per replica -> %s", num(capacity), replicas(n))}
 	}
 	sorted := slices.Clone(demand)
 	slices.SortFunc(sorted, func(a, b float64) int { return -compareFloat(a, b) })
@@ -86,25 +120,22 @@ func timeLag(spec Spec, history []Observation, cur int32, capacity float64) (int
 	for k < P && prefix[k+1] <= capacity {
 		k++
 	}
-	if drain > 0 {
-		measured += fmt.Sprintf(", backlog %d to drain in %s", o.TotalLag, secs(drain))
-	}
 	if k == 0 {
 		// One partition needs more than a replica can give: only a faster
 		// handler or more partitions help, so give every partition its own
 		// consumer.
 		n := int32(P)
-		return n, fmt.Sprintf("%s, capacity %s/s per replica; hottest partition needs %s/s, more than one replica gives -> %s (one per partition)",
-			measured, num(capacity), num(sorted[0]), replicas(n))
+		return sizing{n, fmt.Sprintf(", capacity %s/s per replica; hottest partition needs %s/s, more than one replica gives -> %s (one per partition)",
+			num(capacity), num(sorted[0]), replicas(n))}
 	}
 	n := int32((P + k - 1) / k)
-	reason := fmt.Sprintf("%s, capacity %s/s per replica -> %s", measured, num(capacity), replicas(n))
+	reason := fmt.Sprintf(", capacity %s/s per replica at %.0f%% utilization -> %s", num(capacity), util*100, replicas(n))
 	if avg := int32(math.Ceil(prefix[P] / capacity)); n > avg && k < P {
 		// Say so when skew, not volume, sets the count.
-		reason = fmt.Sprintf("%s, capacity %s/s per replica; hottest %d of %d partitions need %s/s at %.0f%% utilization -> at most %d partitions each -> %s",
-			measured, num(capacity), k+1, P, num(prefix[k+1]), targetUtilization*100, k, replicas(n))
+		reason = fmt.Sprintf(", capacity %s/s per replica; hottest %d of %d partitions need %s/s at %.0f%% utilization -> at most %d partitions each -> %s",
+			num(capacity), k+1, P, num(prefix[k+1]), util*100, k, replicas(n))
 	}
-	return n, reason
+	return sizing{n, reason}
 }
 
 // recentInflow estimates each partition's inflow now. The lag engine's
@@ -152,7 +183,7 @@ func recentInflow(history []Observation) []float64 {
 // over the target utilization plus, when drain > 0, its backlog over the
 // drain time. Without per-partition data the group's numbers are spread
 // evenly over the partition count.
-func partitionDemand(o Observation, inflow []float64, drain float64) []float64 {
+func partitionDemand(o Observation, inflow []float64, drain, util float64) []float64 {
 	backlog := func(l int64) float64 {
 		if drain <= 0 {
 			return 0
@@ -162,14 +193,14 @@ func partitionDemand(o Observation, inflow []float64, drain float64) []float64 {
 	if len(o.Partitions) > 0 {
 		d := make([]float64, len(o.Partitions))
 		for i, p := range o.Partitions {
-			d[i] = inflow[i]/targetUtilization + backlog(p.Lag)
+			d[i] = inflow[i]/util + backlog(p.Lag)
 		}
 		return d
 	}
 	if o.PartitionCount <= 0 {
 		return nil
 	}
-	each := (o.ProductionRate/targetUtilization + backlog(o.TotalLag)) / float64(o.PartitionCount)
+	each := (o.ProductionRate/util + backlog(o.TotalLag)) / float64(o.PartitionCount)
 	d := make([]float64, o.PartitionCount)
 	for i := range d {
 		d[i] = each
