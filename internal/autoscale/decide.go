@@ -161,6 +161,18 @@ func scaleDown(in Input, spec Spec, obs Observation, cur, target, lo, hi int32, 
 	if stable >= cur {
 		return cur, fmt.Sprintf("%s; holding %d: recommended %d within the last %s", why, cur, highest, spec.ScaleDownStabilization)
 	}
+	if settled := recentHighest(recs, in.Now.Add(-spec.MinScaleInterval)); spec.Policy == PolicyTimeLag && settled < highest &&
+		!in.State.LastScaleTime.IsZero() && in.Now.Sub(in.State.LastScaleTime) < 2*spec.ScaleDownStabilization+spec.MinScaleInterval {
+		// The window still holds a recommendation from the way down (the
+		// lag engine's rates are smoothed, so after a burst they fall over
+		// several polls) that the recent ones are below: stepping to it
+		// now would be followed by another step, and another rebalance,
+		// as soon as it leaves the window. Wait for the window to agree
+		// with the recent recommendations, unless the count has not
+		// changed for long, so a steady decline still scales in.
+		return cur, fmt.Sprintf("%s; holding %d: recommended %d within the last %s, %d since %s",
+			why, cur, highest, spec.ScaleDownStabilization, settled, spec.MinScaleInterval)
+	}
 	notZero := stable == 0 && !idleThroughWindow(in.History, windowStart)
 	if notZero {
 		stable = 1
@@ -181,6 +193,17 @@ func scaleDown(in Input, spec Spec, obs Observation, cur, target, lo, hi int32, 
 		return stable, fmt.Sprintf("%s; highest in the last %s -> %s", why, spec.ScaleDownStabilization, replicas(stable))
 	}
 	return stable, why
+}
+
+// recentHighest is the highest recommendation made at or after start.
+func recentHighest(recs []Recommendation, start time.Time) int32 {
+	h := int32(0)
+	for _, r := range recs {
+		if !r.Time.Before(start) {
+			h = max(h, r.Replicas)
+		}
+	}
+	return h
 }
 
 // idleThroughWindow reports whether every observation since start had no

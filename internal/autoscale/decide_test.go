@@ -221,6 +221,32 @@ func TestDecide(t *testing.T) {
 			want: 6, wantRaw: 6, wantReason: "backlog 3000 to drain in 30s",
 		},
 		{
+			name: "scale-down waits while the window still holds a step on the way down",
+			// 6 was recommended 115 s ago on the way down from a burst,
+			// 3 ever since: going to 6 now would need another step soon.
+			in: Input{Spec: base, CurrentReplicas: 12, Now: at(600),
+				State: State{LastScaleTime: at(400),
+					Recommendations: append(append(recs(470, 2, 12), recs(485, 2, 6)...), recs(595, 22, 3)...)},
+				History: []Observation{quiet}},
+			want: 12, wantRaw: 3, wantReason: "holding 12: recommended 6 within the last 2m0s, 3 since 30s",
+		},
+		{
+			name: "scale-down goes to the window's highest once the recent ones agree",
+			in: Input{Spec: base, CurrentReplicas: 12, Now: at(600),
+				State: State{LastScaleTime: at(400),
+					Recommendations: recs(595, 26, 6)},
+				History: []Observation{quiet}},
+			want: 6, wantRaw: 3, wantReason: "highest in the last 2m0s -> 6 replicas",
+		},
+		{
+			name: "a steady decline still scales down in steps when the count has not changed for long",
+			in: Input{Spec: base, CurrentReplicas: 12, Now: at(600),
+				State: State{LastScaleTime: at(300),
+					Recommendations: append(recs(485, 4, 6), recs(595, 22, 3)...)},
+				History: []Observation{quiet}},
+			want: 6, wantRaw: 3, wantReason: "highest in the last 2m0s -> 6 replicas",
+		},
+		{
 			name: "minimum interval delays a scale-down",
 			in: Input{Spec: base, CurrentReplicas: 6, Now: at(600),
 				State:   State{LastScaleTime: at(590), Recommendations: recs(595, 30, 3)},
