@@ -12,13 +12,9 @@ import (
 // simulator (internal/sim) is where they were chosen.
 const (
 	// targetUtilization is the share of a replica's capacity the policy
-	// plans to use when it adds replicas. The rest absorbs capacity noise
-	// and the inflow that arrives between two polls.
+	// plans to use. The rest absorbs capacity noise and the inflow that
+	// arrives between two polls.
 	targetUtilization = 0.85
-	// holdUtilization is the share of a replica's capacity up to which
-	// the replicas that run are kept: no replica is added while the
-	// busiest consumer stays under it, and scale-down sizes at it.
-	holdUtilization = 0.85
 	// backlogFraction of the target is the time lag from which the
 	// backlog, not just the inflow, sizes the group.
 	backlogFraction = 1.0 / 3
@@ -26,8 +22,11 @@ const (
 	// new evidence. A group scaled out after its handler slowed down is
 	// never saturated again and so never shows that the handler recovered;
 	// drifting back to the prior lets it scale in, and if the handler is
-	// still slow, saturation teaches that again.
-	capacityMemory = 10 * time.Minute
+	// still slow, saturation teaches that again. Each such probe costs two
+	// changes when the handler is still slow, so the drift is slow: in the
+	// simulator's slow-handler scenario 10 minutes made the group probe
+	// every few minutes through the slow period.
+	capacityMemory = 30 * time.Minute
 	// scaleDownLagFraction: replicas are removed only while the time lag is
 	// below this share of the target, so a scale-down never starts from a
 	// group that is already close to its limit.
@@ -41,6 +40,12 @@ const (
 	// average; capacity changes (a slower dependency) are followed within a
 	// few samples while one noisy sample moves the estimate little.
 	learnWeight = 0.3
+	// learnDownWeight is the weight of a saturated sample below the
+	// estimate. Overestimating capacity misses the target while
+	// underestimating it only costs replicas, and a saturated sample
+	// averages the lag engine's smoothing span over every member, so it is
+	// trusted more when it says the handler got slower.
+	learnDownWeight = 0.6
 	// saturatedTimeLag is the time lag, in seconds, from which a partition
 	// counts as backlogged. Below it the lag is only records in flight
 	// between two commits and says nothing about capacity.

@@ -76,17 +76,7 @@ func timeLag(spec Spec, history []Observation, cur int32, capacity float64) (int
 	if drain > 0 {
 		measured += fmt.Sprintf(", backlog %d to drain in %s", o.TotalLag, secs(drain))
 	}
-	// Hysteresis on utilization: the replicas that run are kept while the
-	// busiest consumer stays within holdUtilization, and only when it
-	// would not are replicas added, sized at targetUtilization so that a
-	// rising load does not need another change at the next poll. Scale-down
-	// recommendations are sized at holdUtilization too, so the group
-	// settles at the count that is just enough rather than the one with
-	// headroom for growth that did not come.
-	s := size(o, inflow, drain, capacity, holdUtilization)
-	if s.n > cur {
-		s = size(o, inflow, drain, capacity, targetUtilization)
-	}
+	s := size(o, inflow, drain, capacity, targetUtilization)
 	return s.n, measured + s.reason
 }
 
@@ -251,6 +241,9 @@ func learnCapacity(history []Observation, learned, prior float64) float64 {
 	}
 	if est <= 0 {
 		return sample
+	}
+	if sample < est {
+		return est + learnDownWeight*(sample-est)
 	}
 	return est + learnWeight*(sample-est)
 }
