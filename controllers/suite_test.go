@@ -95,21 +95,10 @@ func (o *operator) stop() {
 
 func ptrTo[T any](v T) *T { return &v }
 
-// eventually polls cond until it returns nil or the wait ends, then fails
-// with cond's last error.
+// eventually polls cond until it returns nil or the wait ends.
 func eventually(t *testing.T, wait time.Duration, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(wait)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %v", wait, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	testenv.Eventually(t, wait, cond)
 }
 
 // namespace creates a fresh namespace for one test.

@@ -5,6 +5,8 @@ package testenv
 
 import (
 	"context"
+	"testing"
+	"time"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -151,4 +153,21 @@ func (e *Env) bindOperatorRBAC() error {
 		return fmt.Errorf("create ClusterRoleBinding: %w", err)
 	}
 	return nil
+}
+
+// Eventually polls cond until it returns nil or wait passes, then fails the
+// test with cond's last error. It is the one bounded wait of the tests.
+func Eventually(t testing.TB, wait time.Duration, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: %v", wait, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

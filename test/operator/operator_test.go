@@ -45,17 +45,7 @@ const (
 
 func eventually(t *testing.T, wait time.Duration, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(wait)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %v", wait, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	testenv.Eventually(t, wait, cond)
 }
 
 // helmInstall starts a control plane without CRDs and installs the chart
