@@ -5,12 +5,12 @@ package testenv
 
 import (
 	"context"
-	"testing"
-	"time"
 	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
+	"testing"
+	"time"
 
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
