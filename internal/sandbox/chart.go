@@ -37,7 +37,7 @@ func WriteChart(path string, r *DemoResult) error {
 	}{
 		{"INFLOW RECORDS/S", color.RGBA{31, 119, 180, 255}, func(s Sample) float64 { return s.Inflow }, -1},
 		{"TIME LAG S", color.RGBA{214, 39, 40, 255}, func(s Sample) float64 { return s.LagSeconds }, float64(r.MaxLagSeconds)},
-		{"REPLICAS", color.RGBA{44, 160, 44, 255}, func(s Sample) float64 { return float64(s.Replicas) }, -1},
+		{"REPLICAS     TIME IN SECONDS BELOW", color.RGBA{44, 160, 44, 255}, func(s Sample) float64 { return float64(s.Replicas) }, -1},
 	}
 	for i, p := range panels {
 		top := margin + i*(panelH+margin)
@@ -82,7 +82,7 @@ func WriteChart(path string, r *DemoResult) error {
 			tx := x(time.Duration(t * float64(time.Second)))
 			vline(img, tx, bottom, bottom+3, color.RGBA{0, 0, 0, 255})
 			if i == 2 {
-				text(img, tx-textWidth(fmtNum(t)+"S")/2, bottom+6, fmtNum(t)+"S", color.RGBA{80, 80, 80, 255})
+				text(img, tx-textWidth(fmtNum(t))/2, bottom+6, fmtNum(t), color.RGBA{80, 80, 80, 255})
 			}
 		}
 	}
