@@ -116,7 +116,7 @@ func TestSandboxBurstScalesAndDrains(t *testing.T) {
 		target  = 10 // maxLagSeconds
 		poll    = 2  // pollIntervalSeconds
 		stabil  = 20 // scaleDownStabilizationSeconds
-		workMS  = 20
+		workMS  = 50 // 20 records/s per partition: 240/s for the whole group, far below the burst
 		parts   = 12
 		ns      = "default"
 		name    = "e2e"
