@@ -151,6 +151,9 @@ func TestSandboxBurstScalesAndDrains(t *testing.T) {
 	})
 	record()
 
+	// desiredReplicas before any load: the rise is measured from here.
+	startDesired := getEC(t, c, ns, name).Status.DesiredReplicas
+
 	// Steady load a single replica handles, then a burst far above what the
 	// group can handle at once, then nothing.
 	produceN(ctx, t, bootstrap, topic, 1000, 100)
@@ -161,7 +164,6 @@ func TestSandboxBurstScalesAndDrains(t *testing.T) {
 	// desiredReplicas first rises, both by the status' lag timestamps.
 	var (
 		crossedAt, rosePollAt time.Time
-		startDesired          int32 = -1
 		maxDesired            int32
 	)
 	eventually(t, 3*time.Minute, "desiredReplicas rises after the time lag crosses the target", func() (bool, string) {
@@ -170,9 +172,6 @@ func TestSandboxBurstScalesAndDrains(t *testing.T) {
 			return false, describe(cur)
 		}
 		at := cur.Status.Lag.Updated.Time
-		if startDesired < 0 {
-			startDesired = cur.Status.DesiredReplicas
-		}
 		if crossedAt.IsZero() && cur.Status.Lag.Seconds > target {
 			crossedAt = at
 		}
