@@ -14,6 +14,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/lagscale/lagscale/api/v1alpha1"
+	"github.com/lagscale/lagscale/pkg/contract"
 )
 
 // Labels and annotations lagscale puts on the objects it manages.
@@ -33,22 +34,22 @@ const (
 	TLSMountPath = "/var/run/lagscale/kafka-tls"
 )
 
-// Environment variable names of the handler contract (see ARCHITECTURE.md).
+// Environment variable names of the handler contract, from pkg/contract.
 const (
-	EnvBootstrapServers = "KAFKA_BOOTSTRAP_SERVERS"
-	EnvTopics           = "KAFKA_TOPICS"
-	EnvConsumerGroup    = "KAFKA_CONSUMER_GROUP"
-	EnvSecurityProtocol = "KAFKA_SECURITY_PROTOCOL"
-	EnvSASLMechanism    = "KAFKA_SASL_MECHANISM"
-	EnvSASLUsername     = "KAFKA_SASL_USERNAME"
-	EnvSASLPassword     = "KAFKA_SASL_PASSWORD"
-	EnvTLSCAFile        = "KAFKA_TLS_CA_FILE"
-	EnvTLSCertFile      = "KAFKA_TLS_CERT_FILE"
-	EnvTLSKeyFile       = "KAFKA_TLS_KEY_FILE"
-	EnvTLSInsecure      = "KAFKA_TLS_INSECURE_SKIP_VERIFY"
-	EnvAutoOffsetReset  = "KAFKA_AUTO_OFFSET_RESET"
-	EnvConsumer         = "LAGSCALE_CONSUMER"
-	EnvDeadLetterTopic  = "LAGSCALE_DEAD_LETTER_TOPIC"
+	EnvBootstrapServers = contract.EnvBootstrapServers
+	EnvTopics           = contract.EnvTopics
+	EnvConsumerGroup    = contract.EnvConsumerGroup
+	EnvSecurityProtocol = contract.EnvSecurityProtocol
+	EnvSASLMechanism    = contract.EnvSASLMechanism
+	EnvSASLUsername     = contract.EnvSASLUsername
+	EnvSASLPassword     = contract.EnvSASLPassword
+	EnvTLSCAFile        = contract.EnvTLSCAFile
+	EnvTLSCertFile      = contract.EnvTLSCertFile
+	EnvTLSKeyFile       = contract.EnvTLSKeyFile
+	EnvTLSInsecure      = contract.EnvTLSInsecure
+	EnvAutoOffsetReset  = contract.EnvAutoOffsetReset
+	EnvConsumer         = contract.EnvConsumer
+	EnvDeadLetterTopic  = contract.EnvDeadLetterTopic
 )
 
 // Connection is an EventConsumer's Kafka connection after a clusterRef has

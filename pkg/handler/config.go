@@ -12,26 +12,28 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	"github.com/lagscale/lagscale/pkg/contract"
 )
 
 // Environment variable names of the handler contract. The operator injects
 // them into the handler container; see ARCHITECTURE.md, "The handler
 // contract".
 const (
-	EnvBootstrapServers = "KAFKA_BOOTSTRAP_SERVERS"
-	EnvTopics           = "KAFKA_TOPICS"
-	EnvConsumerGroup    = "KAFKA_CONSUMER_GROUP"
-	EnvSecurityProtocol = "KAFKA_SECURITY_PROTOCOL"
-	EnvSASLMechanism    = "KAFKA_SASL_MECHANISM"
-	EnvSASLUsername     = "KAFKA_SASL_USERNAME"
-	EnvSASLPassword     = "KAFKA_SASL_PASSWORD"
-	EnvTLSCAFile        = "KAFKA_TLS_CA_FILE"
-	EnvTLSCertFile      = "KAFKA_TLS_CERT_FILE"
-	EnvTLSKeyFile       = "KAFKA_TLS_KEY_FILE"
-	EnvTLSInsecure      = "KAFKA_TLS_INSECURE_SKIP_VERIFY"
-	EnvAutoOffsetReset  = "KAFKA_AUTO_OFFSET_RESET"
-	EnvConsumer         = "LAGSCALE_CONSUMER"
-	EnvDeadLetterTopic  = "LAGSCALE_DEAD_LETTER_TOPIC"
+	EnvBootstrapServers = contract.EnvBootstrapServers
+	EnvTopics           = contract.EnvTopics
+	EnvConsumerGroup    = contract.EnvConsumerGroup
+	EnvSecurityProtocol = contract.EnvSecurityProtocol
+	EnvSASLMechanism    = contract.EnvSASLMechanism
+	EnvSASLUsername     = contract.EnvSASLUsername
+	EnvSASLPassword     = contract.EnvSASLPassword
+	EnvTLSCAFile        = contract.EnvTLSCAFile
+	EnvTLSCertFile      = contract.EnvTLSCertFile
+	EnvTLSKeyFile       = contract.EnvTLSKeyFile
+	EnvTLSInsecure      = contract.EnvTLSInsecure
+	EnvAutoOffsetReset  = contract.EnvAutoOffsetReset
+	EnvConsumer         = contract.EnvConsumer
+	EnvDeadLetterTopic  = contract.EnvDeadLetterTopic
 	// EnvHTTPAddr is the listen address of the health and metrics server.
 	// It is not part of the operator's contract; it defaults to ":8080".
 	EnvHTTPAddr = "LAGSCALE_HTTP_ADDR"
