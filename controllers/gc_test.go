@@ -53,7 +53,9 @@ func startGarbageCollector(t *testing.T) {
 		t.Fatal(err)
 	}
 	pid := cmd.Process.Pid
+	untrack := testenv.Track(kubeconfig)
 	t.Cleanup(func() {
+		defer untrack()
 		_ = syscall.Kill(-pid, syscall.SIGTERM)
 		done := make(chan struct{})
 		go func() { _ = cmd.Wait(); close(done) }()

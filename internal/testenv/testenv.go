@@ -67,6 +67,8 @@ type Env struct {
 	Operator *rest.Config
 	// Client is an admin client.
 	Client client.Client
+
+	record string
 }
 
 // Options change what Start installs.
@@ -92,11 +94,15 @@ func StartWith(o Options) (*Env, error) {
 		e.CRDDirectoryPaths = []string{filepath.Join(Root(), "config", "crd", "bases")}
 		e.ErrorIfCRDPathMissing = true
 	}
+	for _, p := range reapOrphans() {
+		fmt.Fprintf(os.Stderr, "testenv: stopped an orphaned control-plane process: %s\n", p)
+	}
 	cfg, err := e.Start()
 	if err != nil {
 		return nil, fmt.Errorf("start envtest: %w", err)
 	}
-	env := &Env{Env: e, Admin: cfg}
+	rec, _ := remember([]string{e.ControlPlane.APIServer.CertDir, e.ControlPlane.Etcd.DataDir})
+	env := &Env{Env: e, Admin: cfg, record: rec}
 	if env.Client, err = client.New(cfg, client.Options{Scheme: Scheme()}); err != nil {
 		_ = e.Stop()
 		return nil, err
@@ -115,7 +121,13 @@ func StartWith(o Options) (*Env, error) {
 }
 
 // Stop stops kube-apiserver and etcd.
-func (e *Env) Stop() error { return e.Env.Stop() }
+func (e *Env) Stop() error {
+	err := e.Env.Stop()
+	if err == nil {
+		forget(e.record)
+	}
+	return err
+}
 
 // WriteKubeconfig writes an admin kubeconfig for the control plane, for
 // tools such as helm and kubectl.
