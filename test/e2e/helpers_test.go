@@ -95,7 +95,10 @@ func describe(ec *v1alpha1.EventConsumer) string {
 // produceN writes n records to topic at about rate per second.
 func produceN(ctx context.Context, t *testing.T, bootstrap, topic string, n int, rate float64) {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(bootstrap), kgo.ProducerLinger(5*time.Millisecond))
+	// Round robin: every partition gets its share, so the group's capacity
+	// is all 12 partitions' and not the few a sticky partitioner picks.
+	cl, err := kgo.NewClient(kgo.SeedBrokers(bootstrap), kgo.ProducerLinger(5*time.Millisecond),
+		kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
 	if err != nil {
 		t.Fatal(err)
 	}

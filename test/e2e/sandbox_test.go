@@ -200,7 +200,7 @@ func TestSandboxBurstScalesAndDrains(t *testing.T) {
 	})
 
 	<-burstDone
-	eventually(t, 5*time.Minute, "the lag drains", func() (bool, string) {
+	eventually(t, 8*time.Minute, "the lag drains", func() (bool, string) {
 		cur := getEC(t, c, ns, name)
 		record()
 		return cur != nil && cur.Status.Lag != nil && cur.Status.Lag.Total == 0 && cur.Status.Lag.Updated != nil, describe(cur)
