@@ -127,7 +127,6 @@ demo: sandbox-tools ## Run the sandbox with the demo: a burst of load and lagsca
 .PHONY: bench
 bench: ## Run the benchmarks: the lag engine (1,000 groups) and the autoscaler scenarios.
 	go test -run '^$$' -bench BenchmarkPollCycle -benchtime 50x -benchmem ./internal/lag/
-	go test -run '^$$' -bench BenchmarkSDK -benchtime 2000000x -count 5 ./pkg/handler/
 	$(MAKE) bench-autoscale
 
 .PHONY: bench-autoscale

@@ -17,12 +17,10 @@
 // group with the cooperative-sticky balancer, so a rebalance only moves the
 // partitions that change owner.
 //
-// Records of one partition are handled in offset order by a worker of its
-// own; partitions run concurrently up to WithConcurrency, and polling goes
-// on while they work. An offset is committed only when its record and
-// every record before it in the partition were handled: every
-// WithCommitInterval, before a revoked partition is given up (its worker
-// first finishes the record in hand) and before leaving the group.
+// Records of one partition are handled in offset order; partitions run
+// concurrently up to WithConcurrency. An offset is committed only when its
+// record and every record before it in the partition were handled, before
+// any rebalance is allowed to proceed and before leaving the group.
 //
 // A record whose function returns an error is retried with exponential
 // backoff (WithRetry). After the last attempt it is written to the

@@ -79,11 +79,8 @@ func WithConcurrency(n int) Option {
 }
 
 // WithMaxPollRecords bounds how many records one poll hands to the
-// workers and how many wait for one partition's worker (default 1000).
-// Polling does not wait for the records to be handled; a partition whose
-// worker falls this far behind has its fetching paused until it catches
-// up. Records still waiting when a partition is revoked or the handler
-// shuts down are left uncommitted for the next owner.
+// workers (default 1000). Smaller batches let rebalances and shutdowns
+// start sooner.
 func WithMaxPollRecords(n int) Option {
 	return func(o *options) {
 		if n > 0 {
@@ -121,11 +118,9 @@ func WithShutdownTimeout(d time.Duration) Option {
 	}
 }
 
-// WithCommitInterval sets how often handled offsets are committed (default
-// 1s). Commits run beside the handling, never in its way. Offsets are also
-// committed before a partition is given up in a rebalance and before
-// leaving the group, so only a crash replays handled records: at most
-// about one interval's worth.
+// WithCommitInterval sets how often handled offsets are committed while a
+// batch is still being worked on (default 1s). Offsets are also committed
+// at the end of every batch, before a rebalance and before leaving.
 func WithCommitInterval(d time.Duration) Option {
 	return func(o *options) {
 		if d > 0 {
