@@ -78,22 +78,20 @@ type Consumer struct {
 	m        *metrics
 	gatherer prometheus.Gatherer
 
-	failed, deadLettered, retries atomic.Uint64
+	handled, failed, deadLettered, retries atomic.Uint64
 
-	ready    atomic.Bool
-	started  atomic.Bool
-	stopping atomic.Bool // set when the run context is cancelled
+	ready     atomic.Bool
+	started   atomic.Bool
+	stopping  atomic.Bool // set when the run context is cancelled
+	rebalWant atomic.Bool // a rebalance waits for the current batch
 
-	cl    *kgo.Client
-	hctx  context.Context // the context handler functions see
-	sem   chan struct{}   // bounds the partitions handled at the same time
-	force chan struct{}   // closed when the shutdown timeout expires
-	room  chan struct{}   // capacity 1: a worker took its queue
+	cl *kgo.Client
 
-	mu             sync.Mutex
-	parts          map[TopicPartition]*partition // owned partitions
-	stalled        map[TopicPartition]StalledPartition
-	handledRetired uint64 // handled records of partitions given up
+	mu        sync.Mutex
+	done      map[TopicPartition]kgo.EpochOffset // next offset after the handled prefix
+	committed map[TopicPartition]int64
+	stalled   map[TopicPartition]StalledPartition
+	owned     map[TopicPartition]struct{}
 
 	commitMu sync.Mutex // serializes commits
 }
@@ -153,20 +151,17 @@ func New(fn Func, opts ...Option) (*Consumer, error) {
 		r := prometheus.NewRegistry()
 		reg, gatherer, private = r, r, true
 	}
-	c := &Consumer{
-		fn: fn, cfg: cfg, o: o, log: log, gatherer: gatherer,
-		sem:     make(chan struct{}, o.concurrency),
-		force:   make(chan struct{}),
-		room:    make(chan struct{}, 1),
-		parts:   map[TopicPartition]*partition{},
-		stalled: map[TopicPartition]StalledPartition{},
-	}
-	m, err := newMetrics(reg, private, cfg.Topics, c.inFlight)
+	m, err := newMetrics(reg, private, cfg.Topics)
 	if err != nil {
 		return nil, fmt.Errorf("handler: registering metrics: %w", err)
 	}
-	c.m = m
-	return c, nil
+	return &Consumer{
+		fn: fn, cfg: cfg, o: o, log: log, m: m, gatherer: gatherer,
+		done:      map[TopicPartition]kgo.EpochOffset{},
+		committed: map[TopicPartition]int64{},
+		stalled:   map[TopicPartition]StalledPartition{},
+		owned:     map[TopicPartition]struct{}{},
+	}, nil
 }
 
 // Config returns the configuration the Consumer runs with.
@@ -175,15 +170,12 @@ func (c *Consumer) Config() Config { return c.cfg }
 // Stats returns the counters so far.
 func (c *Consumer) Stats() Stats {
 	s := Stats{
+		Handled:      c.handled.Load(),
 		Failed:       c.failed.Load(),
 		DeadLettered: c.deadLettered.Load(),
 		Retries:      c.retries.Load(),
 	}
 	c.mu.Lock()
-	s.Handled = c.handledRetired
-	for _, p := range c.parts {
-		s.Handled += p.handled.Load()
-	}
 	for _, sp := range c.stalled {
 		s.Stalled = append(s.Stalled, sp)
 	}
@@ -211,12 +203,6 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if c.cfg.AutoOffsetReset == ResetLatest {
 		reset = kgo.NewOffset().AtEnd()
 	}
-	// hctx is what the handler function sees: it outlives ctx by the
-	// shutdown timeout so that in-flight records can finish. Workers start
-	// from the client's callbacks, so it exists before the client.
-	hctx, hcancel := context.WithCancel(context.WithoutCancel(ctx))
-	defer hcancel()
-	c.hctx = hctx
 	kopts := append(base,
 		kgo.ConsumerGroup(c.cfg.Group),
 		kgo.ConsumeTopics(c.cfg.Topics...),
@@ -227,6 +213,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		kgo.OnPartitionsAssigned(c.onAssigned),
 		kgo.OnPartitionsRevoked(c.onRevoked),
 		kgo.OnPartitionsLost(c.onLost),
+		kgo.OnPartitionsCallbackBlocked(func(context.Context, *kgo.Client) { c.rebalWant.Store(true) }),
 		kgo.WithLogger(kgoLogger{c.log.WithName("kgo")}),
 	)
 	kopts = append(kopts, c.o.clientOpts...)
@@ -237,6 +224,11 @@ func (c *Consumer) Run(ctx context.Context) error {
 	c.cl = cl
 	c.log.Info("Consuming", "topics", c.cfg.Topics, "brokers", c.cfg.Brokers, "deadLetterTopic", c.cfg.DeadLetterTopic)
 
+	// hctx is what the handler function sees: it outlives ctx by the
+	// shutdown timeout so that in-flight records can finish.
+	hctx, hcancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer hcancel()
+	force := make(chan struct{})
 	finished := make(chan struct{})
 	defer close(finished)
 	go func() {
@@ -253,36 +245,12 @@ func (c *Consumer) Run(ctx context.Context) error {
 		select {
 		case <-t.C:
 			c.log.Info("Shutdown timeout expired: abandoning unfinished records, they stay uncommitted")
-			close(c.force)
+			close(force)
 			hcancel()
 		case <-finished:
 		}
 	}()
 
-	// Handled offsets are committed on an interval, off the poll loop and
-	// the workers; a partition is also committed when it is given up, and
-	// everything is committed before leaving.
-	stopCommits := make(chan struct{})
-	commitsDone := make(chan struct{})
-	go func() {
-		defer close(commitsDone)
-		t := time.NewTicker(c.o.commitInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-t.C:
-				c.commitPending(hctx, nil)
-			case <-stopCommits:
-				return
-			}
-		}
-	}()
-
-	// The poll loop hands records to the partitions' workers and polls
-	// again at once. BlockRebalanceOnPoll keeps rebalances out of the
-	// short stretch between a poll and AllowRebalance, so records are
-	// only queued for partitions this member owns.
-	var full []*partition
 	for {
 		fetches := cl.PollRecords(ctx, c.o.maxPollRecords)
 		if ctx.Err() != nil || fetches.IsClientClosed() {
@@ -294,29 +262,12 @@ func (c *Consumer) Run(ctx context.Context) error {
 			}
 			c.log.Error(err, "Fetch failed", "topic", topic, "partition", p)
 		})
-		full = full[:0]
-		fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
-			if len(fp.Records) == 0 {
-				return
-			}
-			if p := c.partition(TopicPartition{fp.Topic, fp.Partition}); p.push(fp.Records) {
-				full = append(full, p)
-			}
-		})
+		c.runBatch(ctx, hctx, fetches, force)
+		c.rebalWant.Store(false)
 		cl.AllowRebalance()
-		c.waitForRoom(ctx, full)
 	}
 
 	c.ready.Store(false)
-	c.mu.Lock()
-	all := make([]*partition, 0, len(c.parts))
-	for _, p := range c.parts {
-		all = append(all, p)
-	}
-	c.mu.Unlock()
-	c.stopAndWait(all)
-	close(stopCommits)
-	<-commitsDone
 	c.commitPending(context.WithoutCancel(ctx), nil)
 	// Leaving the group revokes everything; onRevoked commits anything
 	// still pending before the partitions are given up.
@@ -347,84 +298,115 @@ func (c *Consumer) serveHTTP() (func(), error) {
 	}, nil
 }
 
-// partition returns the state of an owned partition, creating it and
-// starting its worker the first time.
-func (c *Consumer) partition(tp TopicPartition) *partition {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.partitionLocked(tp)
-}
-
-func (c *Consumer) partitionLocked(tp TopicPartition) *partition {
-	p, ok := c.parts[tp]
-	if !ok {
-		p = newPartition(c, tp)
-		c.parts[tp] = p
-		c.m.owned.Set(float64(len(c.parts)))
-		go p.run(c.hctx)
+// runBatch handles one poll's records: partitions concurrently, records of
+// a partition in order. It returns when every partition is done, stopped
+// early (shutdown or a waiting rebalance), or the shutdown timeout expired.
+// Handled offsets are committed before it returns; partitions stopped
+// early for a rebalance are rewound so that no polled record is skipped.
+func (c *Consumer) runBatch(ctx, hctx context.Context, fetches kgo.Fetches, force <-chan struct{}) {
+	type part struct {
+		tp   TopicPartition
+		recs []*kgo.Record
 	}
-	return p
-}
-
-// waitForRoom is the poll loop's backpressure: it waits until the workers
-// of full partitions took their queues, at most pauseAfter, and pauses
-// fetching of those still full then. It runs after AllowRebalance, so a
-// rebalance never waits for it.
-func (c *Consumer) waitForRoom(ctx context.Context, full []*partition) {
-	if len(full) == 0 {
+	var parts []part
+	c.mu.Lock()
+	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+		tp := TopicPartition{p.Topic, p.Partition}
+		if len(p.Records) == 0 {
+			return
+		}
+		if _, stalled := c.stalled[tp]; stalled {
+			return // paused; the records stay uncommitted
+		}
+		parts = append(parts, part{tp, p.Records})
+	})
+	c.mu.Unlock()
+	if len(parts) == 0 {
 		return
 	}
-	timer := time.NewTimer(pauseAfter)
-	defer timer.Stop()
+
+	abort := func() bool { return c.stopping.Load() || c.rebalWant.Load() }
+	var (
+		wg        sync.WaitGroup
+		sem       = make(chan struct{}, c.o.concurrency)
+		leftMu    sync.Mutex
+		leftovers = map[TopicPartition]*kgo.Record{}
+	)
+	// progress holds the last settled record of each partition; workers
+	// store into it without a lock and flush publishes it for commits.
+	progress := make(map[TopicPartition]*atomic.Pointer[kgo.Record], len(parts))
+	for _, p := range parts {
+		progress[p.tp] = new(atomic.Pointer[kgo.Record])
+	}
+	flush := func() {
+		for tp, ap := range progress {
+			if r := ap.Load(); r != nil {
+				c.markDone(tp, r)
+			}
+		}
+	}
+	for _, p := range parts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			prog := progress[p.tp]
+			for _, r := range p.recs {
+				if abort() {
+					leftMu.Lock()
+					leftovers[p.tp] = r
+					leftMu.Unlock()
+					return
+				}
+				switch c.handle(hctx, r, abort) {
+				case outcomeDone:
+					prog.Store(r)
+				case outcomeStalled:
+					return
+				case outcomeInterrupted:
+					leftMu.Lock()
+					leftovers[p.tp] = r
+					leftMu.Unlock()
+					return
+				}
+			}
+		}()
+	}
+	allDone := make(chan struct{})
+	go func() { wg.Wait(); close(allDone) }()
+	tick := time.NewTicker(c.o.commitInterval)
+	defer tick.Stop()
+wait:
 	for {
-		still := full[:0]
-		for _, p := range full {
-			if p.full() {
-				still = append(still, p)
-			}
-		}
-		if full = still; len(full) == 0 {
-			return
-		}
 		select {
-		case <-c.room:
-		case <-timer.C:
-			for _, p := range full {
-				p.pauseIfFull()
-			}
-			return
-		case <-ctx.Done():
-			return
+		case <-allDone:
+			break wait
+		case <-force:
+			break wait
+		case <-tick.C:
+			flush()
+			c.commitPending(hctx, nil)
 		}
 	}
-}
-
-// stopAndWait stops the workers of ps and waits until they return, or
-// until the shutdown timeout expires.
-func (c *Consumer) stopAndWait(ps []*partition) {
-	for _, p := range ps {
-		p.stop()
+	flush()
+	c.commitPending(context.WithoutCancel(ctx), nil)
+	if ctx.Err() != nil || len(leftovers) == 0 {
+		return
 	}
-	for _, p := range ps {
-		select {
-		case <-p.exited:
-		case <-c.force:
-			return
+	// A rebalance interrupted the batch while we keep polling: rewind so
+	// that the unhandled records are fetched again, by us if the partition
+	// stays, by the next owner from the committed offset otherwise.
+	leftMu.Lock()
+	rewind := map[string]map[int32]kgo.EpochOffset{}
+	for tp, r := range leftovers {
+		if rewind[tp.Topic] == nil {
+			rewind[tp.Topic] = map[int32]kgo.EpochOffset{}
 		}
+		rewind[tp.Topic][tp.Partition] = kgo.EpochOffset{Epoch: r.LeaderEpoch, Offset: r.Offset}
 	}
-}
-
-// inFlight counts the partitions whose worker is handling a record.
-func (c *Consumer) inFlight() float64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n := 0
-	for _, p := range c.parts {
-		if p.busy.Load() {
-			n++
-		}
-	}
-	return float64(n)
+	leftMu.Unlock()
+	c.cl.SetOffsets(rewind)
 }
 
 type outcome int
@@ -435,12 +417,19 @@ const (
 	outcomeInterrupted                // shutdown or rebalance before the record was settled
 )
 
-// retry takes over a record whose first attempt failed with err: it tries
-// again with backoff, then dead-letters or stalls.
-func (c *Consumer) retry(hctx context.Context, p *partition, r *kgo.Record, err error) outcome {
+// handle calls the function with retries, then dead-letters or stalls.
+func (c *Consumer) handle(hctx context.Context, r *kgo.Record, abort func() bool) outcome {
 	backoff := c.o.initialBackoff
-	attempt := 1
+	var err error
+	attempt := 0
 	for {
+		attempt++
+		err = c.call(hctx, r)
+		if err == nil {
+			c.handled.Add(1)
+			c.m.handledFor(r.Topic).Inc()
+			return outcomeDone
+		}
 		c.m.attemptErrors.WithLabelValues(r.Topic).Inc()
 		if hctx.Err() != nil {
 			return outcomeInterrupted
@@ -450,19 +439,10 @@ func (c *Consumer) retry(hctx context.Context, p *partition, r *kgo.Record, err 
 		}
 		c.retries.Add(1)
 		c.log.V(1).Info("Record failed, retrying", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "attempt", attempt, "backoff", backoff.String(), "error", err.Error())
-		if !sleep(hctx, backoff, p.abort) {
+		if !sleep(hctx, backoff, abort) {
 			return outcomeInterrupted
 		}
 		backoff = min(2*backoff, c.o.maxBackoff)
-		attempt++
-		start := time.Now()
-		err = c.call(hctx, r)
-		c.m.latency.Observe(time.Since(start).Seconds())
-		if err == nil {
-			p.handled.Add(1)
-			p.handledCounter.Inc()
-			return outcomeDone
-		}
 	}
 	c.failed.Add(1)
 	c.m.failed.WithLabelValues(r.Topic).Inc()
@@ -478,7 +458,7 @@ func (c *Consumer) retry(hctx context.Context, p *partition, r *kgo.Record, err 
 			break
 		}
 		c.log.Error(perr, "Writing to the dead-letter topic failed, retrying", "deadLetterTopic", c.cfg.DeadLetterTopic, "topic", r.Topic, "partition", r.Partition, "offset", r.Offset)
-		if hctx.Err() != nil || !sleep(hctx, max(backoff, time.Millisecond), p.abort) {
+		if hctx.Err() != nil || !sleep(hctx, max(backoff, time.Millisecond), abort) {
 			return outcomeInterrupted
 		}
 		backoff = min(2*max(backoff, time.Millisecond), c.o.maxBackoff)
@@ -491,7 +471,11 @@ func (c *Consumer) retry(hctx context.Context, p *partition, r *kgo.Record, err 
 
 // call runs the function once, turning a panic into an error.
 func (c *Consumer) call(ctx context.Context, r *kgo.Record) (err error) {
+	c.m.inFlight.Inc()
+	start := time.Now()
 	defer func() {
+		c.m.latency.Observe(time.Since(start).Seconds())
+		c.m.inFlight.Dec()
 		if p := recover(); p != nil {
 			err = fmt.Errorf("handler panicked: %v", p)
 		}
@@ -533,37 +517,44 @@ func deadLetter(topic string, r *kgo.Record, attempts int, err error) *kgo.Recor
 	return &kgo.Record{Topic: topic, Key: r.Key, Value: r.Value, Headers: hs, Timestamp: r.Timestamp}
 }
 
+func (c *Consumer) markDone(tp TopicPartition, r *kgo.Record) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.owned[tp]; !ok {
+		return
+	}
+	c.done[tp] = kgo.EpochOffset{Epoch: r.LeaderEpoch, Offset: r.Offset + 1}
+}
+
 func (c *Consumer) stall(r *kgo.Record, attempts int, err error) {
 	tp := TopicPartition{r.Topic, r.Partition}
 	c.mu.Lock()
 	c.stalled[tp] = StalledPartition{TopicPartition: tp, Offset: r.Offset, Err: err.Error()}
 	c.m.stalled.Set(float64(len(c.stalled)))
 	c.mu.Unlock()
+	c.cl.PauseFetchPartitions(map[string][]int32{tp.Topic: {tp.Partition}})
 	c.log.Error(err, "Partition stopped: record failed every attempt and no dead-letter topic is configured",
 		"topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "attempts", attempts)
 }
 
-// commitPending commits the handled prefix of every owned partition (or
-// of only) that moved since the last commit.
+// commitPending commits the handled prefix of every partition (or of only)
+// that moved since the last commit.
 func (c *Consumer) commitPending(ctx context.Context, only map[string][]int32) {
 	c.commitMu.Lock()
 	defer c.commitMu.Unlock()
 	want := map[string]map[int32]kgo.EpochOffset{}
-	parts := map[TopicPartition]*partition{}
 	c.mu.Lock()
-	for tp, p := range c.parts {
+	for tp, eo := range c.done {
 		if only != nil && !contains(only[tp.Topic], tp.Partition) {
 			continue
 		}
-		r := p.last.Load()
-		if r == nil || r.Offset+1 <= p.committed {
+		if cm, ok := c.committed[tp]; ok && cm >= eo.Offset {
 			continue
 		}
 		if want[tp.Topic] == nil {
 			want[tp.Topic] = map[int32]kgo.EpochOffset{}
 		}
-		want[tp.Topic][tp.Partition] = kgo.EpochOffset{Epoch: r.LeaderEpoch, Offset: r.Offset + 1}
-		parts[tp] = p
+		want[tp.Topic][tp.Partition] = eo
 	}
 	c.mu.Unlock()
 	if len(want) == 0 {
@@ -577,6 +568,8 @@ func (c *Consumer) commitPending(ctx context.Context, only map[string][]int32) {
 			c.log.Error(err, "Committing offsets failed")
 			return
 		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
 		for _, t := range resp.Topics {
 			for _, p := range t.Partitions {
 				if perr := kerrCode(p.ErrorCode); perr != nil {
@@ -584,9 +577,7 @@ func (c *Consumer) commitPending(ctx context.Context, only map[string][]int32) {
 					c.log.Error(perr, "Committing offset failed", "topic", t.Topic, "partition", p.Partition)
 					continue
 				}
-				if part := parts[TopicPartition{t.Topic, p.Partition}]; part != nil {
-					part.committed = want[t.Topic][p.Partition].Offset
-				}
+				c.committed[TopicPartition{t.Topic, p.Partition}] = want[t.Topic][p.Partition].Offset
 			}
 		}
 	})
@@ -596,9 +587,10 @@ func (c *Consumer) onAssigned(_ context.Context, _ *kgo.Client, assigned map[str
 	c.mu.Lock()
 	for t, ps := range assigned {
 		for _, p := range ps {
-			c.partitionLocked(TopicPartition{t, p})
+			c.owned[TopicPartition{t, p}] = struct{}{}
 		}
 	}
+	c.m.owned.Set(float64(len(c.owned)))
 	c.mu.Unlock()
 	c.ready.Store(true)
 	if len(assigned) > 0 {
@@ -607,10 +599,9 @@ func (c *Consumer) onAssigned(_ context.Context, _ *kgo.Client, assigned map[str
 }
 
 func (c *Consumer) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
-	// Let the record in flight finish, then commit before giving the
-	// partitions up so that the next owner does not handle them again.
-	// Partitions that stay with this member keep going.
-	c.stopAndWait(c.lookup(revoked))
+	// Commit before giving the partitions up so that the next owner does
+	// not handle them again. Batches already commit before allowing a
+	// rebalance; this catches a commit that failed then.
 	c.commitPending(context.WithoutCancel(ctx), revoked)
 	c.forget(revoked)
 	if len(revoked) > 0 {
@@ -619,51 +610,34 @@ func (c *Consumer) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[str
 }
 
 func (c *Consumer) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
-	// Another member may own these already: stop without committing. The
-	// wait keeps a partition that comes back from running two workers.
-	c.stopAndWait(c.lookup(lost))
 	c.forget(lost)
 	if len(lost) > 0 {
 		c.log.Info("Partitions lost", "partitions", lost)
 	}
 }
 
-func (c *Consumer) lookup(tps map[string][]int32) []*partition {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var ps []*partition
-	for t, parts := range tps {
-		for _, p := range parts {
-			if part, ok := c.parts[TopicPartition{t, p}]; ok {
-				ps = append(ps, part)
-			}
-		}
-	}
-	return ps
-}
-
 // forget drops the state of partitions this member no longer owns and
 // resumes any it had paused, so that they fetch again if they come back.
 func (c *Consumer) forget(tps map[string][]int32) {
-	var resume []*partition
+	resume := map[string][]int32{}
 	c.mu.Lock()
 	for t, ps := range tps {
 		for _, p := range ps {
 			tp := TopicPartition{t, p}
-			if part, ok := c.parts[tp]; ok {
-				part.stop()
-				c.handledRetired += part.handled.Load()
-				resume = append(resume, part)
+			if _, ok := c.stalled[tp]; ok {
+				resume[t] = append(resume[t], p)
 			}
-			delete(c.parts, tp)
+			delete(c.owned, tp)
+			delete(c.done, tp)
+			delete(c.committed, tp)
 			delete(c.stalled, tp)
 		}
 	}
-	c.m.owned.Set(float64(len(c.parts)))
+	c.m.owned.Set(float64(len(c.owned)))
 	c.m.stalled.Set(float64(len(c.stalled)))
 	c.mu.Unlock()
-	for _, p := range resume {
-		p.resumeIfPaused()
+	if len(resume) > 0 {
+		c.cl.ResumeFetchPartitions(resume)
 	}
 }
 
