@@ -125,8 +125,9 @@ demo: sandbox-tools ## Run the sandbox with the demo: a burst of load and lagsca
 	$(BIN)/lagscale sandbox up --demo $(DEMO_FLAGS)
 
 .PHONY: bench
-bench: ## Run the benchmarks: the lag engine (1,000 groups) and the autoscaler scenarios.
+bench: ## Run the benchmarks: the lag engine (1,000 groups), the handler SDK against a bare franz-go loop, the autoscaler scenarios.
 	go test -run '^$$' -bench BenchmarkPollCycle -benchtime 50x -benchmem ./internal/lag/
+	go test -run '^$$' -bench 'BenchmarkHandlerNoop|BenchmarkBareFranzGoLoop' -count 3 ./pkg/handler/
 	$(MAKE) bench-autoscale
 
 .PHONY: bench-autoscale
