@@ -90,6 +90,13 @@ func run() error {
 	if failEvery, err = envInt("FAIL_EVERY"); err != nil {
 		return err
 	}
+	// CONCURRENCY bounds the partitions one replica handles at once, so
+	// that a replica's capacity is CONCURRENCY*1000/WORK_MS records/s, as
+	// a CPU-bound handler's would be. Unset keeps the SDK's default.
+	concurrency, err := envInt("CONCURRENCY")
+	if err != nil {
+		return err
+	}
 	w.cost, w.jitter, w.failEvery = time.Duration(ms)*time.Millisecond, time.Duration(jitter)*time.Millisecond, failEvery
 	if p := os.Getenv("HANDLED_LOG"); p != "" {
 		f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
@@ -103,7 +110,11 @@ func run() error {
 	// The first SIGTERM drains and commits; a second one exits at once.
 	ctx, cancel := handler.SignalContext()
 	defer cancel()
-	c, err := handler.New(w.handle, handler.WithRetry(3, 50*time.Millisecond, time.Second))
+	opts := []handler.Option{handler.WithRetry(3, 50*time.Millisecond, time.Second)}
+	if concurrency > 0 {
+		opts = append(opts, handler.WithConcurrency(int(concurrency)))
+	}
+	c, err := handler.New(w.handle, opts...)
 	if err != nil {
 		return err
 	}

@@ -72,7 +72,7 @@ func (o *DemoOptions) defaults() {
 		o.Rate = 100
 	}
 	if o.BurstFactor == 0 {
-		o.BurstFactor = 10
+		o.BurstFactor = 5
 	}
 	if o.Steady == 0 {
 		o.Steady = 45 * time.Second
@@ -143,6 +143,9 @@ func DemoConsumer(o DemoOptions, bootstrap string) *v1alpha1.EventConsumer {
 				Image: ExampleHandlerImage,
 				Env: []corev1.EnvVar{
 					{Name: "WORK_MS", Value: fmt.Sprint(o.WorkMS)},
+					// One partition at a time per replica: capacity grows
+					// with replicas, as with a CPU-bound handler.
+					{Name: "CONCURRENCY", Value: "1"},
 				},
 			},
 			Scaling: v1alpha1.ScalingSpec{
