@@ -15,6 +15,7 @@ import (
 
 	"github.com/lagscale/lagscale/api/v1alpha1"
 	"github.com/lagscale/lagscale/internal/deploy"
+	"github.com/lagscale/lagscale/pkg/contract"
 )
 
 const wait = 20 * time.Second
@@ -116,22 +117,22 @@ func TestSamplesCreateDeployments(t *testing.T) {
 		env[e.Name] = e
 	}
 	wantValues := map[string]string{
-		deploy.EnvBootstrapServers: "kafka-0.kafka:9093,kafka-1.kafka:9093",
-		deploy.EnvTopics:           "orders,refunds",
-		deploy.EnvConsumerGroup:    "orders-handler",
-		deploy.EnvSecurityProtocol: "SASL_SSL",
-		deploy.EnvSASLMechanism:    "SCRAM-SHA-512",
-		deploy.EnvTLSCAFile:        deploy.TLSMountPath + "/ca.crt",
-		deploy.EnvConsumer:         ns + "/orders",
-		deploy.EnvDeadLetterTopic:  "orders.dlt",
-		"WORK_MS":                  "20",
+		contract.EnvBootstrapServers: "kafka-0.kafka:9093,kafka-1.kafka:9093",
+		contract.EnvTopics:           "orders,refunds",
+		contract.EnvConsumerGroup:    "orders-handler",
+		contract.EnvSecurityProtocol: "SASL_SSL",
+		contract.EnvSASLMechanism:    "SCRAM-SHA-512",
+		contract.EnvTLSCAFile:        deploy.TLSMountPath + "/ca.crt",
+		contract.EnvConsumer:         ns + "/orders",
+		contract.EnvDeadLetterTopic:  "orders.dlt",
+		"WORK_MS":                    "20",
 	}
 	for k, v := range wantValues {
 		if env[k].Value != v {
 			t.Errorf("env %s = %q, want %q", k, env[k].Value, v)
 		}
 	}
-	for k, key := range map[string]string{deploy.EnvSASLUsername: "username", deploy.EnvSASLPassword: "password"} {
+	for k, key := range map[string]string{contract.EnvSASLUsername: "username", contract.EnvSASLPassword: "password"} {
 		e := env[k]
 		if e.Value != "" || e.ValueFrom == nil || e.ValueFrom.SecretKeyRef.Name != "kafka-user" || e.ValueFrom.SecretKeyRef.Key != key {
 			t.Errorf("%s is not a reference to kafka-user/%s: %+v", k, key, e)
@@ -157,7 +158,7 @@ func TestSamplesCreateDeployments(t *testing.T) {
 		t.Errorf("payments replicas %d, want 1", *pay.Spec.Replicas)
 	}
 	for _, e := range handlerContainer(pay).Env {
-		if e.Name == deploy.EnvBootstrapServers && e.Value != "kafka-bootstrap.kafka:9092" {
+		if e.Name == contract.EnvBootstrapServers && e.Value != "kafka-bootstrap.kafka:9092" {
 			t.Errorf("payments bootstrap %q", e.Value)
 		}
 	}

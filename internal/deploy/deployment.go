@@ -34,24 +34,6 @@ const (
 	TLSMountPath = "/var/run/lagscale/kafka-tls"
 )
 
-// Environment variable names of the handler contract, from pkg/contract.
-const (
-	EnvBootstrapServers = contract.EnvBootstrapServers
-	EnvTopics           = contract.EnvTopics
-	EnvConsumerGroup    = contract.EnvConsumerGroup
-	EnvSecurityProtocol = contract.EnvSecurityProtocol
-	EnvSASLMechanism    = contract.EnvSASLMechanism
-	EnvSASLUsername     = contract.EnvSASLUsername
-	EnvSASLPassword     = contract.EnvSASLPassword
-	EnvTLSCAFile        = contract.EnvTLSCAFile
-	EnvTLSCertFile      = contract.EnvTLSCertFile
-	EnvTLSKeyFile       = contract.EnvTLSKeyFile
-	EnvTLSInsecure      = contract.EnvTLSInsecure
-	EnvAutoOffsetReset  = contract.EnvAutoOffsetReset
-	EnvConsumer         = contract.EnvConsumer
-	EnvDeadLetterTopic  = contract.EnvDeadLetterTopic
-)
-
 // Connection is an EventConsumer's Kafka connection after a clusterRef has
 // been resolved: where the brokers are and which Secrets hold credentials.
 // It holds references only, never secret values.
@@ -202,40 +184,40 @@ func handlerIndex(cs []corev1.Container) int {
 // contractEnv is the environment every handler receives.
 func contractEnv(ec *v1alpha1.EventConsumer, conn Connection) []corev1.EnvVar {
 	env := []corev1.EnvVar{
-		{Name: EnvBootstrapServers, Value: strings.Join(conn.BootstrapServers, ",")},
-		{Name: EnvTopics, Value: strings.Join(ec.Spec.Topics, ",")},
-		{Name: EnvConsumerGroup, Value: ec.Spec.ConsumerGroup},
-		{Name: EnvSecurityProtocol, Value: conn.SecurityProtocol()},
+		{Name: contract.EnvBootstrapServers, Value: strings.Join(conn.BootstrapServers, ",")},
+		{Name: contract.EnvTopics, Value: strings.Join(ec.Spec.Topics, ",")},
+		{Name: contract.EnvConsumerGroup, Value: ec.Spec.ConsumerGroup},
+		{Name: contract.EnvSecurityProtocol, Value: conn.SecurityProtocol()},
 	}
 	reset := ec.Spec.Scaling.OffsetResetPolicy
 	if reset == "" {
 		reset = v1alpha1.OffsetResetLatest
 	}
-	env = append(env, corev1.EnvVar{Name: EnvAutoOffsetReset, Value: string(reset)})
+	env = append(env, corev1.EnvVar{Name: contract.EnvAutoOffsetReset, Value: string(reset)})
 	if s := conn.SASL; s != nil {
 		env = append(env,
-			corev1.EnvVar{Name: EnvSASLMechanism, Value: string(s.Mechanism)},
-			secretEnv(EnvSASLUsername, s.SecretRef.Name, "username"),
-			secretEnv(EnvSASLPassword, s.SecretRef.Name, "password"),
+			corev1.EnvVar{Name: contract.EnvSASLMechanism, Value: string(s.Mechanism)},
+			secretEnv(contract.EnvSASLUsername, s.SecretRef.Name, "username"),
+			secretEnv(contract.EnvSASLPassword, s.SecretRef.Name, "password"),
 		)
 	}
 	if t := conn.TLS; t != nil {
 		if t.CASecretRef != nil {
-			env = append(env, corev1.EnvVar{Name: EnvTLSCAFile, Value: TLSMountPath + "/ca.crt"})
+			env = append(env, corev1.EnvVar{Name: contract.EnvTLSCAFile, Value: TLSMountPath + "/ca.crt"})
 		}
 		if t.CertSecretRef != nil && t.KeySecretRef != nil {
 			env = append(env,
-				corev1.EnvVar{Name: EnvTLSCertFile, Value: TLSMountPath + "/tls.crt"},
-				corev1.EnvVar{Name: EnvTLSKeyFile, Value: TLSMountPath + "/tls.key"},
+				corev1.EnvVar{Name: contract.EnvTLSCertFile, Value: TLSMountPath + "/tls.crt"},
+				corev1.EnvVar{Name: contract.EnvTLSKeyFile, Value: TLSMountPath + "/tls.key"},
 			)
 		}
 		if t.InsecureSkipVerify {
-			env = append(env, corev1.EnvVar{Name: EnvTLSInsecure, Value: "true"})
+			env = append(env, corev1.EnvVar{Name: contract.EnvTLSInsecure, Value: "true"})
 		}
 	}
-	env = append(env, corev1.EnvVar{Name: EnvConsumer, Value: ec.Namespace + "/" + ec.Name})
+	env = append(env, corev1.EnvVar{Name: contract.EnvConsumer, Value: ec.Namespace + "/" + ec.Name})
 	if ec.Spec.DeadLetterTopic != "" {
-		env = append(env, corev1.EnvVar{Name: EnvDeadLetterTopic, Value: ec.Spec.DeadLetterTopic})
+		env = append(env, corev1.EnvVar{Name: contract.EnvDeadLetterTopic, Value: ec.Spec.DeadLetterTopic})
 	}
 	return env
 }

@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"github.com/lagscale/lagscale/pkg/contract"
 	"strings"
 	"testing"
 
@@ -49,19 +50,19 @@ func TestBuild(t *testing.T) {
 			check: func(t *testing.T, c corev1.Container, spec corev1.PodSpec) {
 				env := envMap(c)
 				want := map[string]string{
-					EnvBootstrapServers: "k1:9092,k2:9092",
-					EnvTopics:           "orders,refunds",
-					EnvConsumerGroup:    "orders-handler",
-					EnvSecurityProtocol: "PLAINTEXT",
-					EnvAutoOffsetReset:  "latest",
-					EnvConsumer:         "shop/orders",
+					contract.EnvBootstrapServers: "k1:9092,k2:9092",
+					contract.EnvTopics:           "orders,refunds",
+					contract.EnvConsumerGroup:    "orders-handler",
+					contract.EnvSecurityProtocol: "PLAINTEXT",
+					contract.EnvAutoOffsetReset:  "latest",
+					contract.EnvConsumer:         "shop/orders",
 				}
 				for k, v := range want {
 					if env[k].Value != v {
 						t.Errorf("%s = %q, want %q", k, env[k].Value, v)
 					}
 				}
-				for _, k := range []string{EnvSASLUsername, EnvTLSCAFile, EnvDeadLetterTopic} {
+				for _, k := range []string{contract.EnvSASLUsername, contract.EnvTLSCAFile, contract.EnvDeadLetterTopic} {
 					if _, ok := env[k]; ok {
 						t.Errorf("%s set without being configured", k)
 					}
@@ -82,18 +83,18 @@ func TestBuild(t *testing.T) {
 			}),
 			check: func(t *testing.T, c corev1.Container, _ corev1.PodSpec) {
 				env := envMap(c)
-				if env[EnvSecurityProtocol].Value != "SASL_PLAINTEXT" || env[EnvSASLMechanism].Value != "SCRAM-SHA-512" {
-					t.Errorf("protocol %q mechanism %q", env[EnvSecurityProtocol].Value, env[EnvSASLMechanism].Value)
+				if env[contract.EnvSecurityProtocol].Value != "SASL_PLAINTEXT" || env[contract.EnvSASLMechanism].Value != "SCRAM-SHA-512" {
+					t.Errorf("protocol %q mechanism %q", env[contract.EnvSecurityProtocol].Value, env[contract.EnvSASLMechanism].Value)
 				}
-				for k, key := range map[string]string{EnvSASLUsername: "username", EnvSASLPassword: "password"} {
+				for k, key := range map[string]string{contract.EnvSASLUsername: "username", contract.EnvSASLPassword: "password"} {
 					e := env[k]
 					if e.Value != "" || e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil ||
 						e.ValueFrom.SecretKeyRef.Name != "kafka-user" || e.ValueFrom.SecretKeyRef.Key != key {
 						t.Errorf("%s = %+v, want secretKeyRef kafka-user/%s", k, e, key)
 					}
 				}
-				if env[EnvDeadLetterTopic].Value != "orders.dlt" {
-					t.Errorf("dead letter topic %q", env[EnvDeadLetterTopic].Value)
+				if env[contract.EnvDeadLetterTopic].Value != "orders.dlt" {
+					t.Errorf("dead letter topic %q", env[contract.EnvDeadLetterTopic].Value)
 				}
 			},
 		},
@@ -109,10 +110,10 @@ func TestBuild(t *testing.T) {
 			}),
 			check: func(t *testing.T, c corev1.Container, spec corev1.PodSpec) {
 				env := envMap(c)
-				if env[EnvSecurityProtocol].Value != "SASL_SSL" {
-					t.Errorf("protocol %q", env[EnvSecurityProtocol].Value)
+				if env[contract.EnvSecurityProtocol].Value != "SASL_SSL" {
+					t.Errorf("protocol %q", env[contract.EnvSecurityProtocol].Value)
 				}
-				if env[EnvTLSCAFile].Value != TLSMountPath+"/ca.crt" || env[EnvTLSCertFile].Value != TLSMountPath+"/tls.crt" || env[EnvTLSKeyFile].Value != TLSMountPath+"/tls.key" {
+				if env[contract.EnvTLSCAFile].Value != TLSMountPath+"/ca.crt" || env[contract.EnvTLSCertFile].Value != TLSMountPath+"/tls.crt" || env[contract.EnvTLSKeyFile].Value != TLSMountPath+"/tls.key" {
 					t.Errorf("tls files %v", env)
 				}
 				if len(spec.Volumes) != 1 || spec.Volumes[0].Projected == nil || len(spec.Volumes[0].Projected.Sources) != 3 {
@@ -134,7 +135,7 @@ func TestBuild(t *testing.T) {
 			name: "template: the container named handler gets the env, user env overrides by name",
 			ec: consumer(func(ec *v1alpha1.EventConsumer) {
 				ec.Spec.Handler = &v1alpha1.HandlerSpec{
-					Env:       []corev1.EnvVar{{Name: "WORK_MS", Value: "5"}, {Name: EnvAutoOffsetReset, Value: "earliest"}},
+					Env:       []corev1.EnvVar{{Name: "WORK_MS", Value: "5"}, {Name: contract.EnvAutoOffsetReset, Value: "earliest"}},
 					Resources: corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("500m")}},
 				}
 				ec.Spec.Template = &corev1.PodTemplateSpec{
@@ -150,7 +151,7 @@ func TestBuild(t *testing.T) {
 					t.Fatalf("container %s %s", c.Name, c.Image)
 				}
 				env := envMap(c)
-				if env["A"].Value != "1" || env["WORK_MS"].Value != "5" || env[EnvAutoOffsetReset].Value != "earliest" {
+				if env["A"].Value != "1" || env["WORK_MS"].Value != "5" || env[contract.EnvAutoOffsetReset].Value != "earliest" {
 					t.Errorf("env %v", c.Env)
 				}
 				if c.Resources.Limits.Cpu().String() != "500m" {
@@ -179,7 +180,7 @@ func TestBuild(t *testing.T) {
 			},
 			check: func(t *testing.T, c corev1.Container, spec corev1.PodSpec) {
 				env := envMap(c)
-				if env[EnvBootstrapServers].Value != "main-kafka:9093" || env[EnvSecurityProtocol].Value != "SSL" || env[EnvTLSInsecure].Value != "true" {
+				if env[contract.EnvBootstrapServers].Value != "main-kafka:9093" || env[contract.EnvSecurityProtocol].Value != "SSL" || env[contract.EnvTLSInsecure].Value != "true" {
 					t.Errorf("env %v", c.Env)
 				}
 				if len(spec.Volumes) != 0 {
