@@ -205,6 +205,16 @@ type healthInput struct {
 // does not move, and differ by whether anybody is there: STOP when the group
 // has no members (or has never committed here), STALL when members exist
 // but do not commit; WARN when commits move but lag still grows.
+// lagGrew reports whether a partition's lag grew over the health window by
+// more than commit timing alone explains. Lag wobbles by up to one poll
+// interval's worth of production between commits, so only growth beyond
+// that (and beyond 10% of where it was) means the group falls behind: WARN
+// is for a trend, not for one late commit.
+func lagGrew(lagNow, lagThen, productionRate float64, interval time.Duration) bool {
+	slack := max(productionRate*interval.Seconds(), 0.1*lagThen, 1)
+	return lagNow > lagThen+slack
+}
+
 func classifyHealth(in healthInput) Health {
 	switch {
 	case in.Rewound:

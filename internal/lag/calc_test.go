@@ -220,3 +220,25 @@ func TestClusterConfigID(t *testing.T) {
 		t.Fatalf("Name = %q, want a:9092", base.Name())
 	}
 }
+
+func TestLagGrew(t *testing.T) {
+	tests := []struct {
+		name            string
+		now, then, rate float64
+		want            bool
+	}{
+		{name: "wobble within one poll of production", now: 48, then: 10, rate: 8, want: false},
+		{name: "growth beyond one poll of production", now: 60, then: 10, rate: 8, want: true},
+		{name: "large backlog, small relative growth", now: 10500, then: 10000, rate: 50, want: false},
+		{name: "large backlog growing by more than 10%", now: 11500, then: 10000, rate: 50, want: true},
+		{name: "no production, one record more", now: 3, then: 2, rate: 0, want: false},
+		{name: "no production, lag shrinking", now: 1, then: 5, rate: 0, want: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := lagGrew(tt.now, tt.then, tt.rate, 5*time.Second); got != tt.want {
+				t.Fatalf("lagGrew(%v, %v, %v/s, 5s) = %v, want %v", tt.now, tt.then, tt.rate, got, tt.want)
+			}
+		})
+	}
+}

@@ -538,7 +538,8 @@ func (c *cluster) snapshot(s Subscription, now time.Time, window time.Duration, 
 					in.ConsumptionRate = pl.ConsumptionRate
 					in.CommitMoved = gp.commits.valueAt(winStart) < float64(gp.committed)
 					lagThen := st.ends.valueAt(winStart) - gp.commits.valueAt(winStart)
-					in.LagGrew = float64(pl.Lag) > lagThen
+					interval := window / time.Duration(max(c.e.opts.HealthWindow, 1))
+					in.LagGrew = lagGrew(float64(pl.Lag), lagThen, pl.ProductionRate, interval)
 				}
 				pl.Health = classifyHealth(in)
 			}
