@@ -181,17 +181,11 @@ func TestDeploymentOwnershipAndRollout(t *testing.T) {
 	startOperator(t, nil)
 	ns := namespace(t)
 	ctx := context.Background()
-	ec := &v1alpha1.EventConsumer{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "roll"},
-		Spec: v1alpha1.EventConsumerSpec{
-			Topics: []string{"t"}, ConsumerGroup: "g",
-			Kafka:   v1alpha1.KafkaConnection{BootstrapServers: []string{"localhost:9092"}},
-			Handler: &v1alpha1.HandlerSpec{Image: "handler:1"},
-		},
-	}
-	if err := env.Client.Create(ctx, ec); err != nil {
-		t.Fatal(err)
-	}
+	ec := createConsumer(t, ns, "roll", v1alpha1.EventConsumerSpec{
+		Topics: []string{"t"}, ConsumerGroup: "g",
+		Kafka:   v1alpha1.KafkaConnection{BootstrapServers: []string{"localhost:9092"}},
+		Handler: &v1alpha1.HandlerSpec{Image: "handler:1"},
+	})
 	waitDeployment(t, ns, "roll", nil)
 
 	// A new image rolls the Deployment.
@@ -235,20 +229,14 @@ func TestMissingSecretWaitsThenRecovers(t *testing.T) {
 	startOperator(t, nil)
 	ns := namespace(t)
 	ctx := context.Background()
-	ec := &v1alpha1.EventConsumer{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "waits"},
-		Spec: v1alpha1.EventConsumerSpec{
-			Topics: []string{"t"}, ConsumerGroup: "g",
-			Kafka: v1alpha1.KafkaConnection{
-				BootstrapServers: []string{"localhost:9092"},
-				SASL:             &v1alpha1.SASLConfig{Mechanism: v1alpha1.SASLPlain, SecretRef: v1alpha1.LocalObjectRef{Name: "creds"}},
-			},
-			Handler: &v1alpha1.HandlerSpec{Image: "handler:1"},
+	createConsumer(t, ns, "waits", v1alpha1.EventConsumerSpec{
+		Topics: []string{"t"}, ConsumerGroup: "g",
+		Kafka: v1alpha1.KafkaConnection{
+			BootstrapServers: []string{"localhost:9092"},
+			SASL:             &v1alpha1.SASLConfig{Mechanism: v1alpha1.SASLPlain, SecretRef: v1alpha1.LocalObjectRef{Name: "creds"}},
 		},
-	}
-	if err := env.Client.Create(ctx, ec); err != nil {
-		t.Fatal(err)
-	}
+		Handler: &v1alpha1.HandlerSpec{Image: "handler:1"},
+	})
 	eventually(t, wait, func() error {
 		c, ec := readyCondition(t, ns, "waits")
 		if c == nil || c.Status != metav1.ConditionFalse || c.Reason != v1alpha1.ReasonSecretNotFound || !strings.Contains(c.Message, `Secret "creds"`) {
@@ -287,17 +275,11 @@ func TestMissingKafkaClusterWaits(t *testing.T) {
 	startOperator(t, nil)
 	ns := namespace(t)
 	ctx := context.Background()
-	ec := &v1alpha1.EventConsumer{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "ref"},
-		Spec: v1alpha1.EventConsumerSpec{
-			Topics: []string{"t"}, ConsumerGroup: "g",
-			Kafka:   v1alpha1.KafkaConnection{ClusterRef: &v1alpha1.LocalObjectRef{Name: "later"}},
-			Handler: &v1alpha1.HandlerSpec{Image: "handler:1"},
-		},
-	}
-	if err := env.Client.Create(ctx, ec); err != nil {
-		t.Fatal(err)
-	}
+	createConsumer(t, ns, "ref", v1alpha1.EventConsumerSpec{
+		Topics: []string{"t"}, ConsumerGroup: "g",
+		Kafka:   v1alpha1.KafkaConnection{ClusterRef: &v1alpha1.LocalObjectRef{Name: "later"}},
+		Handler: &v1alpha1.HandlerSpec{Image: "handler:1"},
+	})
 	eventually(t, wait, func() error {
 		c, _ := readyCondition(t, ns, "ref")
 		if c == nil || c.Reason != v1alpha1.ReasonClusterNotFound {
@@ -326,18 +308,12 @@ func TestReplicasSurviveOperatorRestart(t *testing.T) {
 	op := startOperator(t, nil)
 	ns := namespace(t)
 	ctx := context.Background()
-	ec := &v1alpha1.EventConsumer{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "keep"},
-		Spec: v1alpha1.EventConsumerSpec{
-			Topics: []string{"t"}, ConsumerGroup: "g",
-			Kafka:   v1alpha1.KafkaConnection{BootstrapServers: []string{"localhost:9092"}},
-			Handler: &v1alpha1.HandlerSpec{Image: "handler:1"},
-			Scaling: v1alpha1.ScalingSpec{MinReplicas: ptrTo[int32](2)},
-		},
-	}
-	if err := env.Client.Create(ctx, ec); err != nil {
-		t.Fatal(err)
-	}
+	ec := createConsumer(t, ns, "keep", v1alpha1.EventConsumerSpec{
+		Topics: []string{"t"}, ConsumerGroup: "g",
+		Kafka:   v1alpha1.KafkaConnection{BootstrapServers: []string{"localhost:9092"}},
+		Handler: &v1alpha1.HandlerSpec{Image: "handler:1"},
+		Scaling: v1alpha1.ScalingSpec{MinReplicas: ptrTo[int32](2)},
+	})
 	waitDeployment(t, ns, "keep", func(d *appsv1.Deployment) error {
 		if *d.Spec.Replicas != 2 {
 			return fmt.Errorf("replicas %d", *d.Spec.Replicas)

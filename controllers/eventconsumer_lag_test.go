@@ -91,18 +91,12 @@ func TestLagStatusFromKafka(t *testing.T) {
 
 	startOperator(t, withEngine(t))
 	ns := namespace(t)
-	ec := &v1alpha1.EventConsumer{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "orders"},
-		Spec: v1alpha1.EventConsumerSpec{
-			Topics: []string{"orders"}, ConsumerGroup: "orders-group",
-			Kafka:   v1alpha1.KafkaConnection{BootstrapServers: addrs},
-			Handler: &v1alpha1.HandlerSpec{Image: "handler:1"},
-			Scaling: v1alpha1.ScalingSpec{OffsetResetPolicy: v1alpha1.OffsetResetEarliest, PollIntervalSeconds: ptrTo[int32](1)},
-		},
-	}
-	if err := env.Client.Create(context.Background(), ec); err != nil {
-		t.Fatal(err)
-	}
+	createConsumer(t, ns, "orders", v1alpha1.EventConsumerSpec{
+		Topics: []string{"orders"}, ConsumerGroup: "orders-group",
+		Kafka:   v1alpha1.KafkaConnection{BootstrapServers: addrs},
+		Handler: &v1alpha1.HandlerSpec{Image: "handler:1"},
+		Scaling: v1alpha1.ScalingSpec{OffsetResetPolicy: v1alpha1.OffsetResetEarliest, PollIntervalSeconds: ptrTo[int32](1)},
+	})
 	// Committed: p0 at 4 (lag 6), p3 at 40 (lag 0). No commit on p1 and p2:
 	// with earliest they count from the log start: 20 + 30.
 	eventually(t, wait, func() error {
@@ -144,18 +138,12 @@ func TestMissingTopicStallsThenRecovers(t *testing.T) {
 	addrs := kafka.ListenAddrs()
 	startOperator(t, withEngine(t))
 	ns := namespace(t)
-	ec := &v1alpha1.EventConsumer{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "later"},
-		Spec: v1alpha1.EventConsumerSpec{
-			Topics: []string{"present", "later-topic"}, ConsumerGroup: "g",
-			Kafka:   v1alpha1.KafkaConnection{BootstrapServers: addrs},
-			Handler: &v1alpha1.HandlerSpec{Image: "handler:1"},
-			Scaling: v1alpha1.ScalingSpec{PollIntervalSeconds: ptrTo[int32](1)},
-		},
-	}
-	if err := env.Client.Create(context.Background(), ec); err != nil {
-		t.Fatal(err)
-	}
+	createConsumer(t, ns, "later", v1alpha1.EventConsumerSpec{
+		Topics: []string{"present", "later-topic"}, ConsumerGroup: "g",
+		Kafka:   v1alpha1.KafkaConnection{BootstrapServers: addrs},
+		Handler: &v1alpha1.HandlerSpec{Image: "handler:1"},
+		Scaling: v1alpha1.ScalingSpec{PollIntervalSeconds: ptrTo[int32](1)},
+	})
 	eventually(t, wait, func() error {
 		ec := getConsumer(t, ns, "later")
 		c := meta.FindStatusCondition(ec.Status.Conditions, v1alpha1.ConditionStalled)
@@ -184,19 +172,13 @@ func TestMissingTopicStallsThenRecovers(t *testing.T) {
 func TestKafkaUnreachable(t *testing.T) {
 	startOperator(t, withEngine(t))
 	ns := namespace(t)
-	ec := &v1alpha1.EventConsumer{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "nokafka"},
-		Spec: v1alpha1.EventConsumerSpec{
-			Topics: []string{"t"}, ConsumerGroup: "g",
-			// Nothing listens on port 1.
-			Kafka:   v1alpha1.KafkaConnection{BootstrapServers: []string{"127.0.0.1:1"}},
-			Handler: &v1alpha1.HandlerSpec{Image: "handler:1"},
-			Scaling: v1alpha1.ScalingSpec{PollIntervalSeconds: ptrTo[int32](1)},
-		},
-	}
-	if err := env.Client.Create(context.Background(), ec); err != nil {
-		t.Fatal(err)
-	}
+	createConsumer(t, ns, "nokafka", v1alpha1.EventConsumerSpec{
+		Topics: []string{"t"}, ConsumerGroup: "g",
+		// Nothing listens on port 1.
+		Kafka:   v1alpha1.KafkaConnection{BootstrapServers: []string{"127.0.0.1:1"}},
+		Handler: &v1alpha1.HandlerSpec{Image: "handler:1"},
+		Scaling: v1alpha1.ScalingSpec{PollIntervalSeconds: ptrTo[int32](1)},
+	})
 	eventually(t, 30*time.Second, func() error {
 		ec := getConsumer(t, ns, "nokafka")
 		c := meta.FindStatusCondition(ec.Status.Conditions, v1alpha1.ConditionKafkaReachable)
@@ -231,21 +213,15 @@ func TestSecretChangeReconnects(t *testing.T) {
 	if err := env.Client.Create(ctx, secret); err != nil {
 		t.Fatal(err)
 	}
-	ec := &v1alpha1.EventConsumer{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "secure"},
-		Spec: v1alpha1.EventConsumerSpec{
-			Topics: []string{"secure"}, ConsumerGroup: "g",
-			Kafka: v1alpha1.KafkaConnection{
-				BootstrapServers: addrs,
-				SASL:             &v1alpha1.SASLConfig{Mechanism: v1alpha1.SASLScramSHA512, SecretRef: v1alpha1.LocalObjectRef{Name: "kafka-user"}},
-			},
-			Handler: &v1alpha1.HandlerSpec{Image: "handler:1"},
-			Scaling: v1alpha1.ScalingSpec{PollIntervalSeconds: ptrTo[int32](1)},
+	createConsumer(t, ns, "secure", v1alpha1.EventConsumerSpec{
+		Topics: []string{"secure"}, ConsumerGroup: "g",
+		Kafka: v1alpha1.KafkaConnection{
+			BootstrapServers: addrs,
+			SASL:             &v1alpha1.SASLConfig{Mechanism: v1alpha1.SASLScramSHA512, SecretRef: v1alpha1.LocalObjectRef{Name: "kafka-user"}},
 		},
-	}
-	if err := env.Client.Create(ctx, ec); err != nil {
-		t.Fatal(err)
-	}
+		Handler: &v1alpha1.HandlerSpec{Image: "handler:1"},
+		Scaling: v1alpha1.ScalingSpec{PollIntervalSeconds: ptrTo[int32](1)},
+	})
 	eventually(t, 30*time.Second, func() error {
 		got := getConsumer(t, ns, "secure")
 		c := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionKafkaReachable)

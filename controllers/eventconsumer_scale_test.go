@@ -13,7 +13,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/lagscale/lagscale/api/v1alpha1"
 	"github.com/lagscale/lagscale/internal/lag"
@@ -31,25 +30,19 @@ func TestAutoscalingFollowsKafkaLag(t *testing.T) {
 		r.MinScaleInterval = time.Second
 	})
 	ns := namespace(t)
-	ec := &v1alpha1.EventConsumer{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "clicks"},
-		Spec: v1alpha1.EventConsumerSpec{
-			Topics: []string{"clicks"}, ConsumerGroup: "clicks-group",
-			Kafka:   v1alpha1.KafkaConnection{BootstrapServers: addrs},
-			Handler: &v1alpha1.HandlerSpec{Image: "handler:1"},
-			Scaling: v1alpha1.ScalingSpec{
-				Policy:                        v1alpha1.PolicyLagThreshold,
-				LagThreshold:                  ptrTo[int64](25),
-				MaxReplicas:                   ptrTo[int32](5),
-				PollIntervalSeconds:           ptrTo[int32](1),
-				ScaleDownStabilizationSeconds: ptrTo[int32](3),
-				OffsetResetPolicy:             v1alpha1.OffsetResetEarliest,
-			},
+	createConsumer(t, ns, "clicks", v1alpha1.EventConsumerSpec{
+		Topics: []string{"clicks"}, ConsumerGroup: "clicks-group",
+		Kafka:   v1alpha1.KafkaConnection{BootstrapServers: addrs},
+		Handler: &v1alpha1.HandlerSpec{Image: "handler:1"},
+		Scaling: v1alpha1.ScalingSpec{
+			Policy:                        v1alpha1.PolicyLagThreshold,
+			LagThreshold:                  ptrTo[int64](25),
+			MaxReplicas:                   ptrTo[int32](5),
+			PollIntervalSeconds:           ptrTo[int32](1),
+			ScaleDownStabilizationSeconds: ptrTo[int32](3),
+			OffsetResetPolicy:             v1alpha1.OffsetResetEarliest,
 		},
-	}
-	if err := env.Client.Create(context.Background(), ec); err != nil {
-		t.Fatal(err)
-	}
+	})
 	dep := waitDeployment(t, ns, "clicks", nil)
 	markReady(t, dep)
 
@@ -118,18 +111,12 @@ func TestStaleLagHoldsReplicas(t *testing.T) {
 	ns := namespace(t)
 	key := lag.ConsumerKey{Namespace: ns, Name: "held"}
 	fake.set(key, lag.Snapshot{Time: time.Now(), Reachable: true, PartitionCount: 8, TotalLag: 8000, GroupState: "Stable", Members: 1})
-	ec := &v1alpha1.EventConsumer{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "held"},
-		Spec: v1alpha1.EventConsumerSpec{
-			Topics: []string{"t"}, ConsumerGroup: "g",
-			Kafka:   v1alpha1.KafkaConnection{BootstrapServers: []string{"k:9092"}},
-			Handler: &v1alpha1.HandlerSpec{Image: "handler:1"},
-			Scaling: v1alpha1.ScalingSpec{Policy: v1alpha1.PolicyLagThreshold, MinReplicas: ptrTo[int32](0), ScaleDownStabilizationSeconds: ptrTo[int32](0)},
-		},
-	}
-	if err := env.Client.Create(context.Background(), ec); err != nil {
-		t.Fatal(err)
-	}
+	createConsumer(t, ns, "held", v1alpha1.EventConsumerSpec{
+		Topics: []string{"t"}, ConsumerGroup: "g",
+		Kafka:   v1alpha1.KafkaConnection{BootstrapServers: []string{"k:9092"}},
+		Handler: &v1alpha1.HandlerSpec{Image: "handler:1"},
+		Scaling: v1alpha1.ScalingSpec{Policy: v1alpha1.PolicyLagThreshold, MinReplicas: ptrTo[int32](0), ScaleDownStabilizationSeconds: ptrTo[int32](0)},
+	})
 	waitDeployment(t, ns, "held", func(d *appsv1.Deployment) error {
 		if *d.Spec.Replicas != 8 {
 			return fmt.Errorf("replicas %d, want 8", *d.Spec.Replicas)

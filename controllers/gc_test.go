@@ -11,7 +11,6 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/lagscale/lagscale/api/v1alpha1"
 	"github.com/lagscale/lagscale/internal/testenv"
@@ -88,17 +87,11 @@ func TestDeletingConsumerRemovesDeployment(t *testing.T) {
 	startOperator(t, nil)
 	ns := namespace(t)
 	ctx := context.Background()
-	ec := &v1alpha1.EventConsumer{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "gone"},
-		Spec: v1alpha1.EventConsumerSpec{
-			Topics: []string{"t"}, ConsumerGroup: "g",
-			Kafka:   v1alpha1.KafkaConnection{BootstrapServers: []string{"localhost:9092"}},
-			Handler: &v1alpha1.HandlerSpec{Image: "handler:1"},
-		},
-	}
-	if err := env.Client.Create(ctx, ec); err != nil {
-		t.Fatal(err)
-	}
+	ec := createConsumer(t, ns, "gone", v1alpha1.EventConsumerSpec{
+		Topics: []string{"t"}, ConsumerGroup: "g",
+		Kafka:   v1alpha1.KafkaConnection{BootstrapServers: []string{"localhost:9092"}},
+		Handler: &v1alpha1.HandlerSpec{Image: "handler:1"},
+	})
 	waitDeployment(t, ns, "gone", nil)
 	if err := env.Client.Delete(ctx, ec); err != nil {
 		t.Fatal(err)

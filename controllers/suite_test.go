@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
@@ -22,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	"github.com/lagscale/lagscale/api/v1alpha1"
 	"github.com/lagscale/lagscale/internal/testenv"
 )
 
@@ -156,4 +158,15 @@ func toTyped(t *testing.T, u *unstructured.Unstructured, into client.Object) {
 	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, into); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// createConsumer creates an EventConsumer with spec in namespace ns and
+// fails the test if the API server refuses it.
+func createConsumer(t *testing.T, ns, name string, spec v1alpha1.EventConsumerSpec) *v1alpha1.EventConsumer {
+	t.Helper()
+	ec := &v1alpha1.EventConsumer{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: spec}
+	if err := env.Client.Create(context.Background(), ec); err != nil {
+		t.Fatalf("create EventConsumer %s/%s: %v", ns, name, err)
+	}
+	return ec
 }
