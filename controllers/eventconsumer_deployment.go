@@ -44,9 +44,12 @@ func (r *EventConsumerReconciler) applyDeployment(ctx context.Context, st *recon
 	if err := r.Apply(ctx, ac, client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
 		return fmt.Errorf("apply Deployment: %w", err)
 	}
-	applied := &appsv1.Deployment{}
-	if err := r.Get(ctx, key, applied); err != nil {
-		return fmt.Errorf("get applied Deployment: %w", err)
+	// Apply fills ac with the API server's answer. Reading it back from the
+	// cache instead could return the object from before the apply, record
+	// its old generation, and cost a second, needless apply.
+	applied, err := fromApplyConfiguration(ac)
+	if err != nil {
+		return fmt.Errorf("read applied Deployment: %w", err)
 	}
 	r.applied.record(key, applied.Generation, fingerprint)
 	if st.current == nil {
@@ -77,6 +80,17 @@ func toApplyConfiguration(d *appsv1.Deployment) (*appsv1ac.DeploymentApplyConfig
 
 // fingerprintOf hashes the desired object, so the cache holds 32 bytes per
 // consumer rather than the whole Deployment.
+// fromApplyConfiguration is the inverse of toApplyConfiguration, for the
+// server's answer to an apply.
+func fromApplyConfiguration(ac *appsv1ac.DeploymentApplyConfiguration) (*appsv1.Deployment, error) {
+	raw, err := json.Marshal(ac)
+	if err != nil {
+		return nil, err
+	}
+	d := &appsv1.Deployment{}
+	return d, json.Unmarshal(raw, d)
+}
+
 func fingerprintOf(ac *appsv1ac.DeploymentApplyConfiguration) [sha256.Size]byte {
 	raw, _ := json.Marshal(ac)
 	return sha256.Sum256(raw)
