@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -21,6 +20,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/lagscale/lagscale/internal/testkit"
 )
 
 // These tests run the example as real processes, because what they check
@@ -153,43 +154,11 @@ func (p *proc) wait(t *testing.T) int {
 	return p.cmd.ProcessState.ExitCode()
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-}
-
-// handledLog reads a HANDLED_LOG file into counts per "partition offset".
-func handledLog(t *testing.T, path string) map[string]int {
-	t.Helper()
-	f, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return map[string]int{}
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	seen := map[string]int{}
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		if f := strings.Fields(s.Text()); len(f) == 3 {
-			seen[f[1]+" "+f[2]]++
-		}
-	}
-	return seen
-}
-
 func TestSIGTERMDrainsCommitsAndExitsZero(t *testing.T) {
 	c := newCluster(t, 3, "orders")
 	c.produce("orders", 3, 100)
 	p := c.run(t, "WORK_MS=1")
-	eventually(t, "everything committed", func() bool { return c.lagging("g", "orders") == 0 })
+	testkit.WaitFor(t, 60*time.Second, "everything committed", func() bool { return c.lagging("g", "orders") == 0 })
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -205,7 +174,7 @@ func TestPoisonRecordsAreDeadLettered(t *testing.T) {
 	c := newCluster(t, 1, "orders", "orders-dlt")
 	c.produce("orders", 1, 20)
 	p := c.run(t, "FAIL_EVERY=10", "LAGSCALE_DEAD_LETTER_TOPIC=orders-dlt")
-	eventually(t, "everything committed", func() bool { return c.lagging("g", "orders") == 0 })
+	testkit.WaitFor(t, 60*time.Second, "everything committed", func() bool { return c.lagging("g", "orders") == 0 })
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	if code := p.wait(t); code != 0 {
 		t.Fatalf("exit code %d, want 0", code)
@@ -224,23 +193,23 @@ func TestSIGKILLLosesNothing(t *testing.T) {
 	c.produce("orders", parts, per)
 	log := filepath.Join(t.TempDir(), "handled")
 	a := c.run(t, "WORK_MS=1", "HANDLED_LOG="+log)
-	eventually(t, "the first member handled some records", func() bool { return len(handledLog(t, log)) >= 300 })
+	testkit.WaitFor(t, 60*time.Second, "the first member handled some records", func() bool { return len(testkit.HandledLog(t, log)) >= 300 })
 	if err := a.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	a.wait(t)
-	beforeKill := len(handledLog(t, log))
+	beforeKill := len(testkit.HandledLog(t, log))
 	if beforeKill >= parts*per {
 		t.Fatal("the first member finished before it was killed; the test proves nothing")
 	}
 
 	b := c.run(t, "HANDLED_LOG="+log)
-	eventually(t, "the second member committed everything", func() bool { return c.lagging("g", "orders") == 0 })
+	testkit.WaitFor(t, 60*time.Second, "the second member committed everything", func() bool { return c.lagging("g", "orders") == 0 })
 	_ = b.cmd.Process.Signal(syscall.SIGTERM)
 	if code := b.wait(t); code != 0 {
 		t.Fatalf("exit code %d, want 0", code)
 	}
-	seen := handledLog(t, log)
+	seen := testkit.HandledLog(t, log)
 	dups := 0
 	for p := range parts {
 		for o := range per {
@@ -261,11 +230,11 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 	c.produce("orders", 1, 3)
 	port := freePort(t)
 	p := c.run(t, "WORK_MS=600000", "LAGSCALE_HTTP_ADDR="+port)
-	eventually(t, "a record in flight", func() bool {
+	testkit.WaitFor(t, 60*time.Second, "a record in flight", func() bool {
 		return strings.Contains(scrape(port), "lagscale_handler_in_flight_records 1")
 	})
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	eventually(t, "not ready while draining", func() bool {
+	testkit.WaitFor(t, 60*time.Second, "not ready while draining", func() bool {
 		r, err := http.Get("http://" + port + "/readyz")
 		if err != nil {
 			return false

@@ -4,7 +4,6 @@
 package nodehandler_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -22,6 +21,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/lagscale/lagscale/internal/testkit"
 )
 
 // installNodeModules makes sure node is installed and node_modules matches
@@ -77,37 +78,6 @@ func (p *nodeProc) term(t *testing.T) int {
 		t.Fatal("node handler did not exit after SIGTERM")
 	}
 	return p.cmd.ProcessState.ExitCode()
-}
-
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(90 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func handledLog(t *testing.T, path string) map[string]int {
-	t.Helper()
-	f, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return map[string]int{}
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	seen := map[string]int{}
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		if f := strings.Fields(s.Text()); len(f) == 3 {
-			seen[f[1]+" "+f[2]]++
-		}
-	}
-	return seen
 }
 
 // The Node.js example consumes franz-go (snappy) batches from kfake,
@@ -169,7 +139,7 @@ func TestNodeHandlerNoLossThreeToOne(t *testing.T) {
 		"HANDLED_LOG=" + log,
 	}
 	members := []*nodeProc{startNode(t, env...), startNode(t, env...), startNode(t, env...)}
-	eventually(t, "a third of the records handled", func() bool { return len(handledLog(t, log)) >= parts*per/3 })
+	testkit.WaitFor(t, 90*time.Second, "a third of the records handled", func() bool { return len(testkit.HandledLog(t, log)) >= parts*per/3 })
 	for _, m := range members[1:] {
 		if code := m.term(t); code != 0 {
 			t.Fatalf("node handler exited %d after SIGTERM, want 0", code)
@@ -178,11 +148,11 @@ func TestNodeHandlerNoLossThreeToOne(t *testing.T) {
 			t.Errorf("no summary on exit: %q", m.stdout.String())
 		}
 	}
-	eventually(t, "the last member committed everything", func() bool { return lag() == 0 })
+	testkit.WaitFor(t, 90*time.Second, "the last member committed everything", func() bool { return lag() == 0 })
 	if code := members[0].term(t); code != 0 {
 		t.Fatalf("last node handler exited %d after SIGTERM, want 0", code)
 	}
-	seen := handledLog(t, log)
+	seen := testkit.HandledLog(t, log)
 	dups := 0
 	for p := range parts {
 		for o := range per {
