@@ -45,6 +45,24 @@ func newScalerStates() *scalerStates {
 	return &scalerStates{m: map[types.NamespacedName]*scalerState{}}
 }
 
+// get returns the consumer's state, creating it with the last scale time
+// from the status after an operator restart. Only the map is locked:
+// controller-runtime never reconciles one consumer twice at once, so its
+// state needs no lock of its own and consumers do not wait on each other.
+func (s *scalerStates) get(key types.NamespacedName, last *v1alpha1.ScaleRecord) *scalerState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ss, ok := s.m[key]
+	if !ok {
+		ss = &scalerState{}
+		if last != nil {
+			ss.state.LastScaleTime = last.Time.Time
+		}
+		s.m[key] = ss
+	}
+	return ss
+}
+
 func (s *scalerStates) delete(key types.NamespacedName) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -136,15 +154,7 @@ func (r *EventConsumerReconciler) decideReplicas(ctx context.Context, st *reconc
 	}
 
 	key := client.ObjectKeyFromObject(ec)
-	r.scalers.mu.Lock()
-	ss, ok := r.scalers.m[key]
-	if !ok {
-		ss = &scalerState{}
-		if ls := ec.Status.LastScale; ls != nil {
-			ss.state.LastScaleTime = ls.Time.Time
-		}
-		r.scalers.m[key] = ss
-	}
+	ss := r.scalers.get(key, ec.Status.LastScale)
 	snap := st.lag.snap
 	if snap.Time.After(ss.lastSeen) || snap.Stale {
 		obs := observation(snap)
@@ -170,7 +180,6 @@ func (r *EventConsumerReconciler) decideReplicas(ctx context.Context, st *reconc
 		Now:             st.now,
 	})
 	ss.state = d.State
-	r.scalers.mu.Unlock()
 
 	st.desired = d.Replicas
 	st.decision = &scaleDecision{Decision: d, from: current}
