@@ -7,7 +7,6 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"os"
@@ -23,6 +22,7 @@ import (
 
 	"github.com/lagscale/lagscale/api/v1alpha1"
 	"github.com/lagscale/lagscale/internal/sandbox"
+	"github.com/lagscale/lagscale/internal/testkit"
 )
 
 // root is the repository root.
@@ -136,36 +136,23 @@ func endOffsets(t *testing.T, bootstrap, topic string) map[int32]int64 {
 	return out
 }
 
-// checkAllHandled reads the handlers' HANDLED_LOG ("topic partition
-// offset" per line) and fails on any produced offset that no handler
-// handled.
+// checkAllHandled reads the handlers' HANDLED_LOG and fails on any
+// produced offset that no handler handled. The log belongs to this test's
+// one topic.
 func checkAllHandled(t *testing.T, path, topic string, ends map[int32]int64) (handled, produced int64) {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatalf("open HANDLED_LOG: %v", err)
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("open HANDLED_LOG of topic %s: %v", topic, err)
 	}
-	defer f.Close()
-	seen := map[int32]map[int64]bool{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fs := strings.Fields(sc.Text())
-		if len(fs) != 3 || fs[0] != topic {
-			continue
-		}
-		p, _ := strconv.Atoi(fs[1])
-		o, _ := strconv.ParseInt(fs[2], 10, 64)
-		if seen[int32(p)] == nil {
-			seen[int32(p)] = map[int64]bool{}
-		}
-		seen[int32(p)][o] = true
-		handled++
+	seen := testkit.HandledLog(t, path)
+	for _, n := range seen {
+		handled += int64(n)
 	}
 	var missing []string
 	for p, end := range ends {
 		produced += end
 		for o := int64(0); o < end; o++ {
-			if !seen[p][o] {
+			if seen[fmt.Sprintf("%d %d", p, o)] == 0 {
 				missing = append(missing, fmt.Sprintf("%d/%d", p, o))
 			}
 		}
