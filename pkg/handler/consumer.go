@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -92,6 +93,7 @@ type Consumer struct {
 	committed map[TopicPartition]int64
 	stalled   map[TopicPartition]StalledPartition
 	owned     map[TopicPartition]struct{}
+	runMax    map[TopicPartition]int // a partition's tally.runMax, kept between batches
 
 	commitMu sync.Mutex // serializes commits
 }
@@ -161,6 +163,7 @@ func New(fn Func, opts ...Option) (*Consumer, error) {
 		committed: map[TopicPartition]int64{},
 		stalled:   map[TopicPartition]StalledPartition{},
 		owned:     map[TopicPartition]struct{}{},
+		runMax:    map[TopicPartition]int{},
 	}, nil
 }
 
@@ -251,20 +254,63 @@ func (c *Consumer) Run(ctx context.Context) error {
 		}
 	}()
 
+	// A poll takes everything kgo has buffered into queue, so that kgo
+	// fetches the next records while these are handled; batches of at most
+	// maxPollRecords, shared fairly between partitions, are then taken from
+	// the queue. Rebalances stay blocked until the queue is empty, or until
+	// a waiting rebalance cuts the work short: then everything not handled
+	// is handed back to kgo (rewound) and the queue dropped.
+	//
+	// Commits run on this goroutine, between batches, at most once per
+	// commit interval: a synchronous commit after every batch would cost a
+	// broker round trip per maxPollRecords records. A poll waits no longer
+	// than the time left until the next commit is due, so that offsets
+	// handled just before the topic went quiet are committed within one
+	// interval. Rebalances and shutdown commit at once (here, onRevoked).
+	var queue []part
+	lastCommit := time.Now()
 	for {
-		fetches := cl.PollRecords(ctx, c.o.maxPollRecords)
-		if ctx.Err() != nil || fetches.IsClientClosed() {
+		if len(queue) == 0 {
+			pctx, pcancel := ctx, context.CancelFunc(func() {})
+			if c.hasPending() {
+				pctx, pcancel = context.WithDeadline(ctx, lastCommit.Add(c.o.commitInterval))
+			}
+			fetches := cl.PollFetches(pctx)
+			pcancel()
+			if ctx.Err() != nil || fetches.IsClientClosed() {
+				break
+			}
+			fetches.EachError(func(topic string, p int32, err error) {
+				if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+					return
+				}
+				c.log.Error(err, "Fetch failed", "topic", topic, "partition", p)
+			})
+			fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+				if len(p.Records) > 0 {
+					queue = append(queue, part{TopicPartition{p.Topic, p.Partition}, p.Records})
+				}
+			})
+		}
+		var batch []part
+		batch, queue = c.share(queue, c.o.maxPollRecords)
+		left := c.runBatch(ctx, hctx, batch, force)
+		if ctx.Err() != nil {
 			break
 		}
-		fetches.EachError(func(topic string, p int32, err error) {
-			if errors.Is(err, context.Canceled) {
-				return
-			}
-			c.log.Error(err, "Fetch failed", "topic", topic, "partition", p)
-		})
-		c.runBatch(ctx, hctx, fetches, force)
-		c.rebalWant.Store(false)
-		cl.AllowRebalance()
+		cutShort := len(left) > 0 || c.rebalWant.Load()
+		if cutShort {
+			c.rewind(left, queue)
+			queue = nil
+		}
+		if cutShort || time.Since(lastCommit) >= c.o.commitInterval {
+			c.commitPending(context.WithoutCancel(ctx), nil)
+			lastCommit = time.Now()
+		}
+		if len(queue) == 0 {
+			c.rebalWant.Store(false)
+			cl.AllowRebalance()
+		}
 	}
 
 	c.ready.Store(false)
@@ -298,31 +344,75 @@ func (c *Consumer) serveHTTP() (func(), error) {
 	}, nil
 }
 
-// runBatch handles one poll's records: partitions concurrently, records of
-// a partition in order. It returns when every partition is done, stopped
-// early (shutdown or a waiting rebalance), or the shutdown timeout expired.
-// Handled offsets are committed before it returns; partitions stopped
-// early for a rebalance are rewound so that no polled record is skipped.
-func (c *Consumer) runBatch(ctx, hctx context.Context, fetches kgo.Fetches, force <-chan struct{}) {
-	type part struct {
-		tp   TopicPartition
-		recs []*kgo.Record
-	}
-	var parts []part
+// part is one partition's records waiting to be handled, in offset order.
+type part struct {
+	tp   TopicPartition
+	recs []*kgo.Record
+}
+
+// share splits queue into a batch of about limit records, an equal share
+// of each partition's, and the rest. Partitions stopped at a failed record
+// are dropped from both: their records stay uncommitted.
+func (c *Consumer) share(queue []part, limit int) (batch, rest []part) {
 	c.mu.Lock()
-	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
-		tp := TopicPartition{p.Topic, p.Partition}
-		if len(p.Records) == 0 {
-			return
+	live := make([]part, 0, len(queue))
+	for _, p := range queue {
+		if _, stalled := c.stalled[p.tp]; !stalled {
+			live = append(live, p)
 		}
-		if _, stalled := c.stalled[tp]; stalled {
-			return // paused; the records stay uncommitted
-		}
-		parts = append(parts, part{tp, p.Records})
-	})
+	}
 	c.mu.Unlock()
+	if len(live) == 0 {
+		return nil, nil
+	}
+	each := max(1, limit/len(live))
+	for _, p := range live {
+		if len(p.recs) <= each {
+			batch = append(batch, p)
+			continue
+		}
+		batch = append(batch, part{p.tp, p.recs[:each]})
+		rest = append(rest, part{p.tp, p.recs[each:]})
+	}
+	return batch, rest
+}
+
+// rewind hands records taken from kgo but not handled back to it, so that
+// they are fetched again: by this member if it keeps the partition, by the
+// next owner from the committed offset otherwise. left holds the first
+// unhandled record of partitions a batch stopped early; queue the
+// partitions' records no batch took yet.
+func (c *Consumer) rewind(left map[TopicPartition]*kgo.Record, queue []part) {
+	first := make(map[TopicPartition]*kgo.Record, len(left)+len(queue))
+	for _, p := range queue {
+		first[p.tp] = p.recs[0]
+	}
+	for tp, r := range left { // earlier than the queued records of tp
+		first[tp] = r
+	}
+	rewind := map[string]map[int32]kgo.EpochOffset{}
+	c.mu.Lock()
+	for tp, r := range first {
+		if _, stalled := c.stalled[tp]; stalled {
+			continue // paused at its failed record, which stays uncommitted
+		}
+		if rewind[tp.Topic] == nil {
+			rewind[tp.Topic] = map[int32]kgo.EpochOffset{}
+		}
+		rewind[tp.Topic][tp.Partition] = kgo.EpochOffset{Epoch: r.LeaderEpoch, Offset: r.Offset}
+	}
+	c.mu.Unlock()
+	c.cl.SetOffsets(rewind)
+}
+
+// runBatch handles a batch: partitions concurrently, records of a
+// partition in order. It returns when every partition is done, stopped
+// early (shutdown or a waiting rebalance), or the shutdown timeout expired.
+// Handled offsets are recorded for the next commit before it returns. It
+// returns the first unhandled record of each partition stopped early.
+func (c *Consumer) runBatch(ctx, hctx context.Context, parts []part, force <-chan struct{}) map[TopicPartition]*kgo.Record {
 	if len(parts) == 0 {
-		return
+		return nil
 	}
 
 	abort := func() bool { return c.stopping.Load() || c.rebalWant.Load() }
@@ -351,15 +441,32 @@ func (c *Consumer) runBatch(ctx, hctx context.Context, fetches kgo.Fetches, forc
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
+			c.m.inFlight.Inc()
+			defer c.m.inFlight.Dec()
+			t := newTally(c.m.latency.bounds, time.Now())
+			c.mu.Lock()
+			t.runMax = max(c.runMax[p.tp], 1)
+			c.mu.Unlock()
+			defer func() {
+				c.flushTally(p.tp.Topic, t)
+				c.mu.Lock()
+				if _, ok := c.owned[p.tp]; ok {
+					c.runMax[p.tp] = t.runMax
+				}
+				c.mu.Unlock()
+			}()
 			prog := progress[p.tp]
 			for _, r := range p.recs {
+				if t.clock.Sub(t.lastFlush) >= tallyFlushEvery {
+					c.flushTally(p.tp.Topic, t)
+				}
 				if abort() {
 					leftMu.Lock()
 					leftovers[p.tp] = r
 					leftMu.Unlock()
 					return
 				}
-				switch c.handle(hctx, r, abort) {
+				switch c.handle(hctx, r, abort, t) {
 				case outcomeDone:
 					prog.Store(r)
 				case outcomeStalled:
@@ -390,23 +497,12 @@ wait:
 		}
 	}
 	flush()
-	c.commitPending(context.WithoutCancel(ctx), nil)
-	if ctx.Err() != nil || len(leftovers) == 0 {
-		return
+	if c.stopping.Load() {
+		c.commitPending(context.WithoutCancel(ctx), nil)
 	}
-	// A rebalance interrupted the batch while we keep polling: rewind so
-	// that the unhandled records are fetched again, by us if the partition
-	// stays, by the next owner from the committed offset otherwise.
 	leftMu.Lock()
-	rewind := map[string]map[int32]kgo.EpochOffset{}
-	for tp, r := range leftovers {
-		if rewind[tp.Topic] == nil {
-			rewind[tp.Topic] = map[int32]kgo.EpochOffset{}
-		}
-		rewind[tp.Topic][tp.Partition] = kgo.EpochOffset{Epoch: r.LeaderEpoch, Offset: r.Offset}
-	}
-	leftMu.Unlock()
-	c.cl.SetOffsets(rewind)
+	defer leftMu.Unlock()
+	return maps.Clone(leftovers)
 }
 
 type outcome int
@@ -418,18 +514,18 @@ const (
 )
 
 // handle calls the function with retries, then dead-letters or stalls.
-func (c *Consumer) handle(hctx context.Context, r *kgo.Record, abort func() bool) outcome {
+func (c *Consumer) handle(hctx context.Context, r *kgo.Record, abort func() bool, t *tally) outcome {
 	backoff := c.o.initialBackoff
 	var err error
 	attempt := 0
 	for {
 		attempt++
-		err = c.call(hctx, r)
+		err = c.call(hctx, r, t)
 		if err == nil {
-			c.handled.Add(1)
-			c.m.handledFor(r.Topic).Inc()
+			t.handled++
 			return outcomeDone
 		}
+		t.closeRun(c.m.latency.bounds, time.Now())
 		c.m.attemptErrors.WithLabelValues(r.Topic).Inc()
 		if hctx.Err() != nil {
 			return outcomeInterrupted
@@ -442,6 +538,7 @@ func (c *Consumer) handle(hctx context.Context, r *kgo.Record, abort func() bool
 		if !sleep(hctx, backoff, abort) {
 			return outcomeInterrupted
 		}
+		t.restart()
 		backoff = min(2*backoff, c.o.maxBackoff)
 	}
 	c.failed.Add(1)
@@ -463,19 +560,18 @@ func (c *Consumer) handle(hctx context.Context, r *kgo.Record, abort func() bool
 		}
 		backoff = min(2*max(backoff, time.Millisecond), c.o.maxBackoff)
 	}
+	t.restart()
 	c.deadLettered.Add(1)
 	c.m.deadLettered.WithLabelValues(r.Topic).Inc()
 	c.log.Info("Record dead-lettered", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "attempts", attempt, "deadLetterTopic", c.cfg.DeadLetterTopic, "error", err.Error())
 	return outcomeDone
 }
 
-// call runs the function once, turning a panic into an error.
-func (c *Consumer) call(ctx context.Context, r *kgo.Record) (err error) {
-	c.m.inFlight.Inc()
-	start := time.Now()
+// call runs the function once, turning a panic into an error, and counts
+// the call in t's open run (see tally).
+func (c *Consumer) call(ctx context.Context, r *kgo.Record, t *tally) (err error) {
 	defer func() {
-		c.m.latency.Observe(time.Since(start).Seconds())
-		c.m.inFlight.Dec()
+		t.called(c.m.latency.bounds)
 		if p := recover(); p != nil {
 			err = fmt.Errorf("handler panicked: %v", p)
 		}
@@ -517,6 +613,18 @@ func deadLetter(topic string, r *kgo.Record, attempts int, err error) *kgo.Recor
 	return &kgo.Record{Topic: topic, Key: r.Key, Value: r.Value, Headers: hs, Timestamp: r.Timestamp}
 }
 
+// flushTally adds a worker's tally to the shared counters and metrics.
+func (c *Consumer) flushTally(topic string, t *tally) {
+	t.closeRun(c.m.latency.bounds, time.Now())
+	if t.handled > 0 {
+		c.handled.Add(t.handled)
+		c.m.handledFor(topic).Add(float64(t.handled))
+	}
+	c.m.latency.add(t)
+	t.reset()
+	t.lastFlush = t.clock
+}
+
 func (c *Consumer) markDone(tp TopicPartition, r *kgo.Record) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -535,6 +643,18 @@ func (c *Consumer) stall(r *kgo.Record, attempts int, err error) {
 	c.cl.PauseFetchPartitions(map[string][]int32{tp.Topic: {tp.Partition}})
 	c.log.Error(err, "Partition stopped: record failed every attempt and no dead-letter topic is configured",
 		"topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "attempts", attempts)
+}
+
+// hasPending reports whether some handled offset is not committed yet.
+func (c *Consumer) hasPending() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for tp, eo := range c.done {
+		if cm, ok := c.committed[tp]; !ok || cm < eo.Offset {
+			return true
+		}
+	}
+	return false
 }
 
 // commitPending commits the handled prefix of every partition (or of only)
@@ -631,6 +751,7 @@ func (c *Consumer) forget(tps map[string][]int32) {
 			delete(c.done, tp)
 			delete(c.committed, tp)
 			delete(c.stalled, tp)
+			delete(c.runMax, tp)
 		}
 	}
 	c.m.owned.Set(float64(len(c.owned)))

@@ -19,8 +19,10 @@
 //
 // Records of one partition are handled in offset order; partitions run
 // concurrently up to WithConcurrency. An offset is committed only when its
-// record and every record before it in the partition were handled, before
-// any rebalance is allowed to proceed and before leaving the group.
+// record and every record before it in the partition were handled. Commits
+// go out once per WithCommitInterval while records flow, within one
+// interval once they stop, and at once before any rebalance is allowed to
+// proceed and before leaving the group.
 //
 // A record whose function returns an error is retried with exponential
 // backoff (WithRetry). After the last attempt it is written to the

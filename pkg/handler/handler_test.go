@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/lagscale/lagscale/pkg/handler"
@@ -303,5 +305,119 @@ func TestNoRecordLostWhileReplicasComeAndGo(t *testing.T) {
 	}
 	if limit := rebalances * maxPoll; dups > limit {
 		t.Fatalf("%d duplicates, want at most one poll batch (%d) per rebalance (%d)", dups, maxPoll, limit)
+	}
+}
+
+// TestRebalanceWithAQueuedBacklogLosesNothing makes every rebalance land
+// while a member holds a large backlog taken from kgo but not handled yet
+// (one poll takes everything buffered, batches are cut from it). The
+// member must hand every unhandled record back: partitions it keeps are
+// rewound and fetched again, partitions it gives up restart from the
+// committed offset at their next owner. A record dropped with the queue
+// would show up as missing. Partition 0 is slow, so the others finish
+// their share of a batch early and wait with records still queued: those
+// are cut short without being in the batch.
+func TestRebalanceWithAQueuedBacklogLosesNothing(t *testing.T) {
+	const parts, per = 6, 400
+	b := newBroker(t, parts, "backlog")
+	b.produce("backlog", parts, per, nil)
+	led := newLedger()
+	fn := func(_ context.Context, r *kgo.Record) error {
+		if r.Partition == 0 {
+			time.Sleep(3 * time.Millisecond)
+		}
+		led.add(r)
+		return nil
+	}
+	opts := []handler.Option{handler.WithConfig(b.config("g", "backlog")), handler.WithMaxPollRecords(60)}
+	handled := func() int {
+		led.mu.Lock()
+		defer led.mu.Unlock()
+		s := 0
+		for _, m := range led.seen {
+			s += len(m)
+		}
+		return s
+	}
+	// One member takes the whole backlog in its first poll; each member
+	// that joins later comes while most of it is still queued.
+	first := start(t, fn, opts...)
+	eventually(t, "the first member to start handling", func() bool { return handled() >= 100 })
+	second := start(t, fn, opts...)
+	eventually(t, "a third of the records handled", func() bool { return handled() >= parts*per/3 })
+	third := start(t, fn, opts...)
+	// Nobody leaves: a partition a member keeps is never handed to another
+	// member that would start it again from the committed offset, so a
+	// record skipped by its owner would hold the group below the end.
+	ends := b.ends("backlog")
+	eventually(t, "group committed the end offsets", func() bool {
+		c := b.committed("g", "backlog")
+		for p, e := range ends {
+			if c[p] != e {
+				return false
+			}
+		}
+		return true
+	})
+	for _, m := range []*member{first, second, third} {
+		m.stop(t)
+	}
+	missing, dups := led.check(ends)
+	t.Logf("records=%d duplicates=%d", parts*per, dups)
+	if missing != 0 {
+		t.Fatalf("%d records never handled", missing)
+	}
+}
+
+// The handler's metrics are counted per worker and merged in batches; a
+// scrape after the work must still show every call, and a slow call among
+// fast ones must not be averaged into the fast bucket.
+func TestMetricsCountEveryCall(t *testing.T) {
+	b := newBroker(t, 2, "m")
+	b.produce("m", 2, 110, func(_ int32, i int) string {
+		if i%11 == 5 {
+			return "slow"
+		}
+		return "fast"
+	})
+	reg := prometheus.NewRegistry()
+	m := start(t, func(_ context.Context, r *kgo.Record) error {
+		if string(r.Value) == "slow" {
+			time.Sleep(3 * time.Millisecond)
+		}
+		return nil
+	}, handler.WithConfig(b.config("g", "m")), handler.WithRegistry(reg))
+	eventually(t, "all offsets committed", func() bool {
+		c := b.committed("g", "m")
+		return c[0] == 110 && c[1] == 110
+	})
+	m.stop(t)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var handled float64
+	var hist *dto.Histogram
+	for _, mf := range mfs {
+		switch mf.GetName() {
+		case "lagscale_handler_records_handled_total":
+			handled = mf.GetMetric()[0].GetCounter().GetValue()
+		case "lagscale_handler_handling_seconds":
+			hist = mf.GetMetric()[0].GetHistogram()
+		}
+	}
+	if handled != 220 || hist == nil || hist.GetSampleCount() != 220 {
+		t.Fatalf("handled %v, histogram %v: want 220 calls in both", handled, hist)
+	}
+	// 20 calls slept 3 ms: none may be counted at or under 2 ms, and the
+	// sum holds at least their 60 ms.
+	var under2ms uint64
+	for _, bk := range hist.GetBucket() {
+		if bk.GetUpperBound() == 0.002 {
+			under2ms = bk.GetCumulativeCount()
+		}
+	}
+	if under2ms > 200 || hist.GetSampleSum() < 0.060 {
+		t.Errorf("%d calls counted at or under 2 ms (want at most the 200 fast ones), sum %.4fs (want >= 0.060)", under2ms, hist.GetSampleSum())
 	}
 }

@@ -16,7 +16,7 @@ type metrics struct {
 	deadLettered  *prometheus.CounterVec
 	attemptErrors *prometheus.CounterVec
 	commitErrors  prometheus.Counter
-	latency       prometheus.Histogram
+	latency       *batchHistogram
 	inFlight      prometheus.Gauge
 	owned         prometheus.Gauge
 	stalled       prometheus.Gauge
@@ -55,14 +55,12 @@ func newMetrics(reg prometheus.Registerer, private bool, topics []string) (*metr
 			Name: "lagscale_handler_commit_errors_total",
 			Help: "Offset commits that failed (they are retried with the next commit).",
 		}),
-		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "lagscale_handler_handling_seconds",
-			Help:    "Time one call of the handler function took.",
-			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
-		}),
+		latency: newBatchHistogram("lagscale_handler_handling_seconds",
+			"Time one call of the handler function took.",
+			prometheus.ExponentialBuckets(0.0005, 2, 16)),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "lagscale_handler_in_flight_records",
-			Help: "Records being handled right now.",
+			Help: "Records being handled right now: one per partition being worked on, as a partition's records are handled one at a time.",
 		}),
 		owned: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "lagscale_handler_partitions_owned",

@@ -78,9 +78,13 @@ func WithConcurrency(n int) Option {
 	}
 }
 
-// WithMaxPollRecords bounds how many records one poll hands to the
-// workers (default 1000). Smaller batches let rebalances and shutdowns
-// start sooner.
+// WithMaxPollRecords bounds a batch: how many records, shared equally
+// between the partitions that have some, the workers get at once (default
+// 1000). A batch ends when every partition finished its share, so smaller
+// batches keep a slow partition from holding up the others for long.
+// Everything kgo has buffered is taken at each poll, so that the next fetch
+// runs while batches are handled; rebalances and shutdown cut a batch short
+// at the next record either way.
 func WithMaxPollRecords(n int) Option {
 	return func(o *options) {
 		if n > 0 {
@@ -118,9 +122,9 @@ func WithShutdownTimeout(d time.Duration) Option {
 	}
 }
 
-// WithCommitInterval sets how often handled offsets are committed while a
-// batch is still being worked on (default 1s). Offsets are also committed
-// at the end of every batch, before a rebalance and before leaving.
+// WithCommitInterval sets how often handled offsets are committed (default
+// 1s): during a long batch, between batches, and once the topic goes quiet.
+// Offsets are also committed at once before a rebalance and before leaving.
 func WithCommitInterval(d time.Duration) Option {
 	return func(o *options) {
 		if d > 0 {
