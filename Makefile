@@ -127,7 +127,8 @@ demo: sandbox-tools ## Run the sandbox with the demo: a burst of load and lagsca
 .PHONY: bench
 bench: ## Run the benchmarks: the lag engine (1,000 groups), the handler SDK against a bare franz-go loop, the autoscaler scenarios.
 	go test -run '^$$' -bench BenchmarkPollCycle -benchtime 50x -benchmem ./internal/lag/
-	go test -run '^$$' -bench 'BenchmarkHandlerNoop|BenchmarkBareFranzGoLoop' -count 3 ./pkg/handler/
+	go test -c -o bin/handler.test ./pkg/handler
+	go run ./hack/benchratio -test bin/handler.test -records 500000 -count 11
 	$(MAKE) bench-autoscale
 
 .PHONY: bench-autoscale
