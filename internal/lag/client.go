@@ -22,6 +22,7 @@ import (
 type metrics struct {
 	requests     *prometheus.CounterVec
 	errors       *prometheus.CounterVec
+	respErrors   *prometheus.CounterVec
 	pollDuration *prometheus.HistogramVec
 }
 
@@ -35,6 +36,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "lagscale_kafka_request_errors_total",
 			Help: "Kafka requests of the lag engine that failed on the wire, by cluster and API.",
 		}, []string{"cluster", "api"}),
+		respErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lagscale_kafka_response_errors_total",
+			Help: "Error codes inside Kafka responses to the lag engine (one per topic, partition or group that carried one), by cluster, API and Kafka error name.",
+		}, []string{"cluster", "api", "error"}),
 		pollDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "lagscale_lag_poll_duration_seconds",
 			Help:    "Duration of one lag poll cycle of a Kafka cluster.",
@@ -43,6 +48,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	m.requests = promutil.Register(reg, m.requests)
 	m.errors = promutil.Register(reg, m.errors)
+	m.respErrors = promutil.Register(reg, m.respErrors)
 	m.pollDuration = promutil.Register(reg, m.pollDuration)
 	return m
 }
@@ -50,6 +56,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 func (m *metrics) forget(cluster string) {
 	m.requests.DeletePartialMatch(prometheus.Labels{"cluster": cluster})
 	m.errors.DeletePartialMatch(prometheus.Labels{"cluster": cluster})
+	m.respErrors.DeletePartialMatch(prometheus.Labels{"cluster": cluster})
 	m.pollDuration.DeletePartialMatch(prometheus.Labels{"cluster": cluster})
 }
 

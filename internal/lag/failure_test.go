@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 )
@@ -116,7 +117,8 @@ func TestBrokerDownAndBack(t *testing.T) {
 }
 
 // TestPartitionErrorDegradesOnlyThatPartition fails ListOffsets for one
-// partition with a leader error and checks only that partition carries it.
+// partition with an error code in the answer and checks that only that
+// partition carries it, and that the code is counted.
 func TestPartitionErrorDegradesOnlyThatPartition(t *testing.T) {
 	kf := newKafka(t, kfake.SeedTopics(3, "p"))
 	addrs := kf.ListenAddrs()
@@ -124,7 +126,8 @@ func TestPartitionErrorDegradesOnlyThatPartition(t *testing.T) {
 	for p := range int32(3) {
 		produce(t, prod, "p", p, 10)
 	}
-	e := newEngine(t, Options{RequestTimeout: 2 * time.Second})
+	reg := prometheus.NewRegistry()
+	e := newEngine(t, Options{RequestTimeout: 2 * time.Second, Registerer: reg})
 	sub := subscription("p", addrs, "g", "p")
 	sub.OffsetResetPolicy = ResetEarliest
 	e.Register(sub)
@@ -153,5 +156,27 @@ func TestPartitionErrorDegradesOnlyThatPartition(t *testing.T) {
 	}
 	if p0 := partitionOf(t, s, "p", 0); p0.EndOffset != 15 {
 		t.Fatalf("healthy partition end offset = %d, want 15", p0.EndOffset)
+	}
+	// Both ListOffsets of the faulted cycle (log start and end) answered
+	// partition 1 with UNKNOWN_SERVER_ERROR; nothing else carried a code.
+	counted := map[string]float64{}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "lagscale_kafka_response_errors_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			lbl := map[string]string{}
+			for _, l := range m.GetLabel() {
+				lbl[l.GetName()] = l.GetValue()
+			}
+			counted[lbl["api"]+" "+lbl["error"]] += m.GetCounter().GetValue()
+		}
+	}
+	if len(counted) != 1 || counted["ListOffsets UNKNOWN_SERVER_ERROR"] < 2 {
+		t.Fatalf("response errors counted %v, want only ListOffsets UNKNOWN_SERVER_ERROR, at least 2", counted)
 	}
 }

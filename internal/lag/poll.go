@@ -224,7 +224,9 @@ func (c *cluster) read(ctx context.Context, topics, groups []string, interval ti
 			continue
 		}
 		name := *t.Topic
-		switch err := kerr.ErrorForCode(t.ErrorCode); {
+		err := kerr.ErrorForCode(t.ErrorCode)
+		c.countResponseError("Metadata", err)
+		switch {
 		case errors.Is(err, kerr.UnknownTopicOrPartition):
 			d.missing[name] = true
 			continue
@@ -259,6 +261,17 @@ func (c *cluster) read(ctx context.Context, topics, groups []string, interval ti
 		return nil, err
 	}
 	return d, nil
+}
+
+// countResponseError counts an error code a broker put inside its answer
+// (for a topic, partition or group). Errors that are no Kafka error code,
+// such as a request that failed on the wire, are counted by the request
+// hook instead.
+func (c *cluster) countResponseError(api string, err error) {
+	var ke *kerr.Error
+	if errors.As(err, &ke) {
+		c.e.metrics.respErrors.WithLabelValues(c.name, api, ke.Message).Inc()
+	}
 }
 
 // allFailed returns an error when nothing of the cycle succeeded.
@@ -319,7 +332,9 @@ func (c *cluster) listOffsets(ctx context.Context, parts map[string][]int32, ts 
 		resp := shard.Resp.(*kmsg.ListOffsetsResponse)
 		for _, t := range resp.Topics {
 			for _, p := range t.Partitions {
-				out[tp{t.Topic, p.Partition}] = listed{offset: p.Offset, err: kerr.ErrorForCode(p.ErrorCode)}
+				err := kerr.ErrorForCode(p.ErrorCode)
+				c.countResponseError("ListOffsets", err)
+				out[tp{t.Topic, p.Partition}] = listed{offset: p.Offset, err: err}
 			}
 		}
 	}
@@ -346,12 +361,14 @@ func (c *cluster) fetchCommits(ctx context.Context, groups []string) map[string]
 			continue
 		}
 		if r.Err != nil && !errors.Is(r.Err, kerr.GroupIDNotFound) {
+			c.countResponseError("OffsetFetch", r.Err)
 			out[g] = groupCommits{err: r.Err}
 			continue
 		}
 		offs := make(map[tp]int64)
 		for t, ps := range r.Fetched {
 			for p, o := range ps {
+				c.countResponseError("OffsetFetch", o.Err)
 				if o.Err == nil && o.At >= 0 {
 					offs[tp{t, p}] = o.At
 				}
@@ -375,6 +392,7 @@ func (c *cluster) describe(ctx context.Context, groups []string) map[string]grou
 		case !ok:
 			out[g] = groupDescription{err: errors.New("no DescribeGroups answer for group")}
 		case dg.Err != nil && !errors.Is(dg.Err, kerr.GroupIDNotFound):
+			c.countResponseError("DescribeGroups", dg.Err)
 			out[g] = groupDescription{err: dg.Err}
 		default:
 			out[g] = groupDescription{state: dg.State, members: len(dg.Members)}
