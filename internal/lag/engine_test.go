@@ -364,3 +364,63 @@ func TestRequestsPerCycleIndependentOfGroups(t *testing.T) {
 }
 
 func itoa(i int) string { return fmtInt(i) }
+
+// TestUnevenLeadersAndALeaderMove puts seven of eight partitions on one
+// broker, one on another and none on the third: ListOffsets goes to the two
+// leaders only, and lag still equals kadm's on every partition. Then a
+// partition's leadership moves between cycles: the next cycle follows it
+// (franz-go refreshes metadata on NOT_LEADER_OR_FOLLOWER) and lag stays
+// right.
+func TestUnevenLeadersAndALeaderMove(t *testing.T) {
+	kf := newKafka(t, kfake.NumBrokers(3), kfake.SeedTopics(8, "u"))
+	for p := range int32(8) {
+		node := int32(0)
+		if p == 7 {
+			node = 2
+		}
+		if err := kf.MoveTopicPartition("u", p, node); err != nil {
+			t.Fatalf("moving u/%d to node %d: %v", p, node, err)
+		}
+	}
+	addrs := kf.ListenAddrs()
+	prod := producer(t, addrs)
+	adm := kadm.NewClient(newClient(t, addrs))
+	ctx := context.Background()
+	for p := range int32(8) {
+		produce(t, prod, "u", p, 10+int(p))
+	}
+	offs := make(kadm.Offsets)
+	for p := range int32(8) {
+		offs.AddOffset("u", p, int64(p), -1)
+	}
+	if err := adm.CommitAllOffsets(ctx, "uneven", offs); err != nil {
+		t.Fatalf("commit: %v", err)
+	}
+
+	e := newEngine(t, Options{})
+	sub := subscription("uneven", addrs, "uneven", "u")
+	sub.OffsetResetPolicy = ResetEarliest
+	sub.PollInterval = time.Millisecond
+	e.Register(sub)
+	mustPoll(t, e, sub)
+	mustPoll(t, e, sub)
+	assertMatchesKadm(t, mustSnapshot(t, e, sub.Consumer), kadmLag(t, adm, "uneven"))
+	byAPI, total := e.LastCycleRequests(sub.Cluster.ID())
+	t.Logf("requests per cycle with leaders on nodes 0 (7 partitions) and 2 (1): %d %v", total, byAPI)
+	if byAPI["ListOffsets"] != 4 {
+		t.Fatalf("ListOffsets requests %d, want 4: start and end to each of the two leaders %v", byAPI["ListOffsets"], byAPI)
+	}
+
+	// Leadership of u/7 moves to node 1; records keep arriving.
+	if err := kf.MoveTopicPartition("u", 7, 1); err != nil {
+		t.Fatalf("moving u/7: %v", err)
+	}
+	produce(t, prod, "u", 7, 5)
+	waitFor(t, "lag to follow the moved leader", 20*time.Second, func() bool {
+		mustPoll(t, e, sub)
+		s := mustSnapshot(t, e, sub.Consumer)
+		p7 := partitionOf(t, s, "u", 7)
+		return !s.Stale && p7.Error == "" && p7.EndOffset == 22
+	})
+	assertMatchesKadm(t, mustSnapshot(t, e, sub.Consumer), kadmLag(t, adm, "uneven"))
+}
