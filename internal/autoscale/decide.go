@@ -50,6 +50,16 @@ const (
 	// counts as backlogged. Below it the lag is only records in flight
 	// between two commits and says nothing about capacity.
 	saturatedTimeLag = 2.0
+	// burstMemory is how long a recurring load is remembered. When load
+	// comes back within burstMemory of a scale-down, so that the replicas
+	// just removed are added again, the group is seeing bursts, not a
+	// level that changed: each down and up costs two rebalances and a cold
+	// start that the next burst waits for. Until burstMemory has passed
+	// since the last such recurrence, scale-down stops at what the highest
+	// inflow of the last burstMemory needs (without its backlog), so the
+	// next burst of the same size is absorbed without a change. A single
+	// burst (a step) scales down as before.
+	burstMemory = 15 * time.Minute
 )
 
 // Decide returns the replica count for one consumer. It is pure: the same
@@ -95,6 +105,20 @@ func Decide(in Input) Decision {
 	}
 
 	st.LearnedCapacity = learnCapacity(in.History, st.LearnedCapacity, spec.ThroughputPerReplica)
+	st.InflowNeeds = slices.Clone(st.InflowNeeds)
+	if spec.Policy == PolicyTimeLag && st.LearnedCapacity > 0 {
+		need := size(obs, recentInflow(in.History), 0, st.LearnedCapacity, targetUtilization).n
+		if obs.TotalLag == 0 && obs.ProductionRate <= 0 {
+			need = 0
+		}
+		st.InflowNeeds = appendNeed(st.InflowNeeds, Recommendation{Time: in.Now, Replicas: need})
+		// While bursts recur, one absorbed by the replicas kept for it
+		// (an inflow needing at least twice the quietest of the memory)
+		// is a recurrence too: the memory lasts as long as they come.
+		if remembering(st, in.Now) && need > 1 && need >= 2*lowest(st.InflowNeeds, in.Now.Add(-burstMemory)) {
+			st.Recurred = in.Now
+		}
+	}
 
 	var raw int32
 	var why string
@@ -128,8 +152,14 @@ func Decide(in Input) Decision {
 		}
 		d.Replicas = target
 		d.Reason = why
+		if !st.LastScaleDown.IsZero() && in.Now.Sub(st.LastScaleDown) < burstMemory {
+			d.State.Recurred = in.Now
+		}
 	case target < cur:
-		d.Replicas, d.Reason = scaleDown(in, spec, obs, cur, target, lo, hi, st.Recommendations, why)
+		d.Replicas, d.Reason = scaleDown(in, spec, obs, cur, target, lo, hi, st, why)
+		if d.Replicas < cur {
+			d.State.LastScaleDown = in.Now
+		}
 	default:
 		d.Replicas = cur
 		d.Reason = why
@@ -142,7 +172,8 @@ func Decide(in Input) Decision {
 }
 
 // scaleDown decides how far below cur to go, if at all.
-func scaleDown(in Input, spec Spec, obs Observation, cur, target, lo, hi int32, recs []Recommendation, why string) (int32, string) {
+func scaleDown(in Input, spec Spec, obs Observation, cur, target, lo, hi int32, st State, why string) (int32, string) {
+	recs := st.Recommendations
 	if cur > hi {
 		// Above maxReplicas: the bound applies now, whatever the lag.
 		return hi, why
@@ -178,6 +209,17 @@ func scaleDown(in Input, spec Spec, obs Observation, cur, target, lo, hi int32, 
 		return cur, fmt.Sprintf("%s; holding %d: recommended %d within the last %s, %d since %s",
 			why, cur, highest, spec.ScaleDownStabilization, settled, spec.MinScaleInterval)
 	}
+	if spec.Policy == PolicyTimeLag && remembering(st, in.Now) {
+		floor := clamp(recentHighest(st.InflowNeeds, in.Now.Add(-burstMemory)), lo, hi)
+		if floor >= cur {
+			return cur, fmt.Sprintf("%s; holding %d: load came back after a scale-down at %s, keeping what the highest inflow of the last %s needs (%s)",
+				why, cur, st.Recurred.UTC().Format(time.TimeOnly), burstMemory, replicas(floor))
+		}
+		if floor > stable {
+			stable = floor
+			why = fmt.Sprintf("%s; load came back after a scale-down at %s, keeping what the highest inflow of the last %s needs", why, st.Recurred.UTC().Format(time.TimeOnly), burstMemory)
+		}
+	}
 	notZero := stable == 0 && !idleThroughWindow(in.History, windowStart)
 	if notZero {
 		stable = 1
@@ -198,6 +240,22 @@ func scaleDown(in Input, spec Spec, obs Observation, cur, target, lo, hi int32, 
 		return stable, fmt.Sprintf("%s; highest in the last %s -> %s", why, spec.ScaleDownStabilization, replicas(stable))
 	}
 	return stable, why
+}
+
+// remembering reports whether load recurred within burstMemory.
+func remembering(st State, now time.Time) bool {
+	return !st.Recurred.IsZero() && now.Sub(st.Recurred) < burstMemory
+}
+
+// lowest is the lowest recommendation made at or after start.
+func lowest(recs []Recommendation, start time.Time) int32 {
+	l := int32(math.MaxInt32)
+	for _, r := range recs {
+		if !r.Time.Before(start) {
+			l = min(l, r.Replicas)
+		}
+	}
+	return l
 }
 
 // recentHighest is the highest recommendation made at or after start.
@@ -277,6 +335,20 @@ func bounds(s Spec, o Observation) (lo, hi int32) {
 }
 
 func clamp(v, lo, hi int32) int32 { return min(max(v, lo), hi) }
+
+// needSpacing is the shortest time between two kept InflowNeeds: the
+// reconciler decides on every reconcile, and burstMemory is long.
+const needSpacing = 5 * time.Second
+
+// appendNeed adds r to the inflow needs, or raises the newest entry to r
+// when that is within needSpacing, and prunes to burstMemory.
+func appendNeed(needs []Recommendation, r Recommendation) []Recommendation {
+	if n := len(needs); n > 0 && r.Time.Sub(needs[n-1].Time) < needSpacing {
+		needs[n-1].Replicas = max(needs[n-1].Replicas, r.Replicas)
+		return needs
+	}
+	return appendRecommendation(needs, r, burstMemory)
+}
 
 // appendRecommendation adds r and drops what the stabilization window no
 // longer needs: entries older than the window, except the newest of them,

@@ -477,3 +477,73 @@ func TestDecideStateRoundTrip(t *testing.T) {
 		t.Errorf("kept %d recommendations, want them pruned to the window", n)
 	}
 }
+
+// TestRecurringBurstsKeepTheirReplicas drives Decide every 5 s through
+// bursts of 800/s over a base of 100/s (capacity 100/s per replica), with
+// a toy group that consumes at its replicas' capacity. The first burst
+// scales out and back in; the second comes within burstMemory of that
+// scale-down, so after it the group stays at what the burst's inflow
+// needs, absorbs the third without a change, and scales in only once no
+// burst came for burstMemory.
+func TestRecurringBurstsKeepTheirReplicas(t *testing.T) {
+	spec := Spec{MinReplicas: 1, ThroughputPerReplica: 100, MaxLagSeconds: 30, ScaleDownStabilization: 120 * time.Second}
+	bursts := [][2]int{{300, 360}, {700, 760}, {1200, 1260}}
+	inflowAt := func(s int) float64 {
+		for _, b := range bursts {
+			if s >= b[0] && s < b[1] {
+				return 800
+			}
+		}
+		return 100
+	}
+	var (
+		cur     int32 = 2
+		st      State
+		history []Observation
+		backlog float64
+		reps    = map[int]int32{}
+		reasons = map[int]string{}
+		changes int
+	)
+	for s := 0; s <= 3000; s += 5 {
+		in := inflowAt(s)
+		consumed := min(in+backlog/5, float64(cur)*100)
+		backlog = max(0, backlog+(in-consumed)*5)
+		timeLag := 0.0
+		if backlog > 0 {
+			timeLag = backlog / in
+		}
+		history = append(history, uniform(s, 12, int64(backlog), timeLag, in, consumed, int(cur)))
+		if len(history) > 12 {
+			history = history[1:]
+		}
+		d := Decide(Input{Spec: spec, History: history, State: st, CurrentReplicas: cur, ReadyReplicas: cur, Now: at(s)})
+		st = d.State
+		if d.Replicas != cur {
+			changes++
+		}
+		cur = d.Replicas
+		reps[s], reasons[s] = cur, d.Reason
+	}
+	check := func(s int, want int32, why string) {
+		t.Helper()
+		if reps[s] != want {
+			t.Errorf("t=%ds: %d replicas, want %d (%s); reason %q", s, reps[s], want, why, reasons[s])
+		}
+	}
+	// 800/s is 67/s per partition, 78/s at 85% utilization: one
+	// partition per replica.
+	check(330, 12, "scaled out for the first burst")
+	check(650, 2, "a single burst scales back in")
+	check(730, 12, "scaled out again: the load recurred")
+	check(1100, 12, "kept for the recurring bursts")
+	if !strings.Contains(reasons[1100], "load came back after a scale-down") {
+		t.Errorf("reason at t=1100 does not say why replicas are kept: %q", reasons[1100])
+	}
+	check(1230, 12, "the third burst is absorbed")
+	check(2100, 12, "kept within burstMemory of the third burst")
+	check(3000, 2, "scaled in once no burst came for burstMemory")
+	if changes > 6 {
+		t.Errorf("%d replica changes, want at most 6 (two per scale-out, one per scale-in)", changes)
+	}
+}

@@ -139,6 +139,14 @@ type State struct {
 	LearnedCapacity float64
 	// LastScaleTime is when the replica count last changed; zero if never.
 	LastScaleTime time.Time
+	// LastScaleDown is when replicas were last removed; zero if never.
+	LastScaleDown time.Time
+	// Recurred is when load last came back within burstMemory of a
+	// scale-down, so that replicas had to be added again; zero if never.
+	Recurred time.Time
+	// InflowNeeds are the replicas the inflow alone needed (no backlog),
+	// one per decision, oldest first, pruned to burstMemory.
+	InflowNeeds []Recommendation
 }
 
 // Input is everything Decide looks at.
