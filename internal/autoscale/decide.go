@@ -152,7 +152,9 @@ func Decide(in Input) Decision {
 		}
 		d.Replicas = target
 		d.Reason = why
-		if !st.LastScaleDown.IsZero() && in.Now.Sub(st.LastScaleDown) < burstMemory {
+		// Load came back if the inflow alone, not a backlog left over,
+		// needs more than runs now.
+		if !st.LastScaleDown.IsZero() && in.Now.Sub(st.LastScaleDown) < burstMemory && latest(st.InflowNeeds) > cur {
 			d.State.Recurred = in.Now
 		}
 	case target < cur:
@@ -240,6 +242,14 @@ func scaleDown(in Input, spec Spec, obs Observation, cur, target, lo, hi int32, 
 		return stable, fmt.Sprintf("%s; highest in the last %s -> %s", why, spec.ScaleDownStabilization, replicas(stable))
 	}
 	return stable, why
+}
+
+// latest is the newest recommendation's replicas, 0 without one.
+func latest(recs []Recommendation) int32 {
+	if len(recs) == 0 {
+		return 0
+	}
+	return recs[len(recs)-1].Replicas
 }
 
 // remembering reports whether load recurred within burstMemory.

@@ -547,3 +547,27 @@ func TestRecurringBurstsKeepTheirReplicas(t *testing.T) {
 		t.Errorf("%d replica changes, want at most 6 (two per scale-out, one per scale-in)", changes)
 	}
 }
+
+// A scale-out that drains a backlog left over is no recurring burst; one
+// that the inflow alone needs is.
+func TestRecurrenceNeedsInflow(t *testing.T) {
+	spec := Spec{MinReplicas: 1, ThroughputPerReplica: 100, MaxLagSeconds: 30, ScaleDownStabilization: 120 * time.Second}
+	st := State{LastScaleDown: at(500), LastScaleTime: at(500)}
+	for _, tc := range []struct {
+		name   string
+		inflow float64
+		want   bool
+	}{
+		{"backlog only", 100, false},
+		{"inflow beyond the replicas", 800, true},
+	} {
+		d := Decide(Input{Spec: spec, State: st, CurrentReplicas: 2, ReadyReplicas: 2, Now: at(600),
+			History: []Observation{uniform(600, 12, 12000, 40, tc.inflow, 200, 2)}})
+		if d.Replicas <= 2 {
+			t.Fatalf("%s: %d replicas, want a scale-out; %s", tc.name, d.Replicas, d.Reason)
+		}
+		if got := !d.State.Recurred.IsZero(); got != tc.want {
+			t.Errorf("%s: recurrence %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
