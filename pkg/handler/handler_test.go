@@ -206,16 +206,7 @@ func TestGracefulShutdownHandsOver(t *testing.T) {
 	}
 
 	start(t, slow, handler.WithConfig(b.config("g", "orders")))
-	ends := b.ends("orders")
-	eventually(t, "second member committed to the end", func() bool {
-		c := b.committed("g", "orders")
-		for p, e := range ends {
-			if c[p] != e {
-				return false
-			}
-		}
-		return true
-	})
+	ends := b.waitCommittedToEnd(t, "g", "orders", "second member committed to the end")
 	missing, dups := led.check(ends)
 	if missing != 0 || dups != 0 {
 		t.Fatalf("missing %d, duplicates %d; want 0 and 0", missing, dups)
@@ -269,31 +260,14 @@ func TestNoRecordLostWhileReplicasComeAndGo(t *testing.T) {
 			rebalances++
 		}
 	}
-	handled := func() int {
-		led.mu.Lock()
-		defer led.mu.Unlock()
-		s := 0
-		for _, m := range led.seen {
-			s += len(m)
-		}
-		return s
-	}
+	handled := led.distinct
 	for i, n := range []int{3, 6, 2, 5} {
 		scaleTo(n)
 		step := (i + 1) * total / 5
 		eventually(t, fmt.Sprintf("%d distinct records handled", step), func() bool { return handled() >= step })
 	}
 	<-producing
-	ends := b.ends("orders")
-	eventually(t, "group committed the end offsets", func() bool {
-		c := b.committed("g", "orders")
-		for p, e := range ends {
-			if c[p] != e {
-				return false
-			}
-		}
-		return true
-	})
+	ends := b.waitCommittedToEnd(t, "g", "orders", "group committed the end offsets")
 	scaleTo(0)
 	if c := b.committed("g", "orders"); len(c) != parts {
 		t.Fatalf("committed offsets for %d partitions, want %d", len(c), parts)
@@ -330,15 +304,7 @@ func TestRebalanceWithAQueuedBacklogLosesNothing(t *testing.T) {
 		return nil
 	}
 	opts := []handler.Option{handler.WithConfig(b.config("g", "backlog")), handler.WithMaxPollRecords(60)}
-	handled := func() int {
-		led.mu.Lock()
-		defer led.mu.Unlock()
-		s := 0
-		for _, m := range led.seen {
-			s += len(m)
-		}
-		return s
-	}
+	handled := led.distinct
 	// One member takes the whole backlog in its first poll; each member
 	// that joins later comes while most of it is still queued.
 	first := start(t, fn, opts...)
@@ -349,16 +315,7 @@ func TestRebalanceWithAQueuedBacklogLosesNothing(t *testing.T) {
 	// Nobody leaves: a partition a member keeps is never handed to another
 	// member that would start it again from the committed offset, so a
 	// record skipped by its owner would hold the group below the end.
-	ends := b.ends("backlog")
-	eventually(t, "group committed the end offsets", func() bool {
-		c := b.committed("g", "backlog")
-		for p, e := range ends {
-			if c[p] != e {
-				return false
-			}
-		}
-		return true
-	})
+	ends := b.waitCommittedToEnd(t, "g", "backlog", "group committed the end offsets")
 	for _, m := range []*member{first, second, third} {
 		m.stop(t)
 	}

@@ -181,6 +181,34 @@ func (l *ledger) add(r *kgo.Record) {
 	l.seen[r.Partition][r.Offset]++
 }
 
+// distinct counts the different records handled.
+func (l *ledger) distinct() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, m := range l.seen {
+		n += len(m)
+	}
+	return n
+}
+
+// waitCommittedToEnd waits until group has committed the end offset of
+// every partition of topic, and returns those ends.
+func (b *broker) waitCommittedToEnd(t *testing.T, group, topic, what string) map[int32]int64 {
+	t.Helper()
+	ends := b.ends(topic)
+	eventually(t, what, func() bool {
+		c := b.committed(group, topic)
+		for p, e := range ends {
+			if c[p] != e {
+				return false
+			}
+		}
+		return true
+	})
+	return ends
+}
+
 func (l *ledger) count(p int32, o int64) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
