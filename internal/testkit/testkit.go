@@ -1,12 +1,14 @@
 // Package testkit holds small helpers that tests of handler processes
-// share: a bounded wait and the reader of the example handler's
-// HANDLED_LOG.
+// share: a bounded wait, the reader of the example handler's HANDLED_LOG,
+// a one-broker kfake cluster and a process started and stopped by the
+// test.
 package testkit
 
 import (
 	"bufio"
 	"errors"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -46,4 +48,21 @@ func HandledLog(t testing.TB, path string) map[string]int {
 		}
 	}
 	return seen
+}
+
+// EveryRecordHandled fails the test unless the HANDLED_LOG counts in seen
+// hold every offset 0..per-1 of partitions 0..parts-1, and returns how
+// many were handled more than once.
+func EveryRecordHandled(t testing.TB, seen map[string]int, parts, per int) (duplicates int) {
+	t.Helper()
+	for p := range parts {
+		for o := range per {
+			n := seen[strconv.Itoa(p)+" "+strconv.Itoa(o)]
+			if n == 0 {
+				t.Fatalf("partition %d offset %d was never handled", p, o)
+			}
+			duplicates += n - 1
+		}
+	}
+	return duplicates
 }

@@ -11,9 +11,9 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/lagscale/lagscale/internal/testkit"
 	"github.com/lagscale/lagscale/pkg/handler"
 )
 
@@ -27,17 +27,8 @@ type broker struct {
 
 func newBroker(t testing.TB, partitions int32, topics ...string) *broker {
 	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, topics...))
-	if err != nil {
-		t.Fatalf("starting kfake: %v", err)
-	}
-	t.Cleanup(c.Close)
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
-	if err != nil {
-		t.Fatalf("admin client: %v", err)
-	}
-	t.Cleanup(cl.Close)
-	return &broker{t: t, addrs: c.ListenAddrs(), adm: kadm.NewClient(cl)}
+	k := testkit.NewKafka(t, partitions, topics...)
+	return &broker{t: t, addrs: k.Addrs, adm: k.Adm}
 }
 
 // produce writes n records to each of partitions 0..parts-1 with values

@@ -8,7 +8,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -34,6 +33,7 @@ import (
 	"github.com/lagscale/lagscale/api/v1alpha1"
 	"github.com/lagscale/lagscale/internal/operator"
 	"github.com/lagscale/lagscale/internal/testenv"
+	"github.com/lagscale/lagscale/internal/testkit"
 )
 
 const (
@@ -86,16 +86,6 @@ func asServiceAccount(env *testenv.Env) *rest.Config {
 		Groups:   []string{"system:serviceaccounts", "system:serviceaccounts:" + releaseNS, "system:authenticated"},
 	}
 	return cfg
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 type running struct {
@@ -160,7 +150,7 @@ func TestHelmInstalledOperatorEndToEnd(t *testing.T) {
 		}
 	}
 
-	metricsAddr := freePort(t)
+	metricsAddr := testkit.FreeAddr(t)
 	op := startOperator(t, asServiceAccount(env), operator.Options{
 		MetricsAddr: metricsAddr, ProbeAddr: "0",
 		LeaderElect: true, LeaderElectionID: "lagscale", LeaderElectionNamespace: releaseNS,
