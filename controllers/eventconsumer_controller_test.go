@@ -97,7 +97,8 @@ func TestSamplesCreateDeployments(t *testing.T) {
 	}
 	// Defaults come from the API server's schema, not from Go code.
 	sc := ec.Spec.Scaling
-	if *sc.PollIntervalSeconds != 5 || *sc.LagThreshold != 1000 || *sc.ScaleDownStabilizationSeconds != 120 || sc.OffsetResetPolicy != v1alpha1.OffsetResetLatest {
+	if *sc.PollIntervalSeconds != 5 || *sc.LagThreshold != 1000 || *sc.ScaleDownStabilizationSeconds != 120 || sc.OffsetResetPolicy != v1alpha1.OffsetResetLatest ||
+		sc.BurstMemorySeconds == nil || *sc.BurstMemorySeconds != 900 {
 		t.Errorf("defaults not applied: %+v", sc)
 	}
 

@@ -113,6 +113,10 @@ func autoscaleSpec(sc v1alpha1.ScalingSpec) autoscale.Spec {
 		stab = *sc.ScaleDownStabilizationSeconds
 	}
 	out.ScaleDownStabilization = time.Duration(stab) * time.Second
+	out.BurstMemory = autoscale.DefaultBurstMemory
+	if sc.BurstMemorySeconds != nil {
+		out.BurstMemory = time.Duration(*sc.BurstMemorySeconds) * time.Second
+	}
 	return out
 }
 

@@ -74,6 +74,7 @@ func TestInvalidManifestsAreRejected(t *testing.T) {
 		}, "tls.certSecretRef and tls.keySecretRef must be set together"},
 		{"unknown offset reset policy", func(m map[string]any) { scaling(m)["offsetResetPolicy"] = "none" }, `spec.scaling.offsetResetPolicy: Unsupported value: "none"`},
 		{"negative minReplicas", func(m map[string]any) { scaling(m)["minReplicas"] = -1 }, "spec.scaling.minReplicas: Invalid value: -1"},
+		{"negative burstMemorySeconds", func(m map[string]any) { scaling(m)["burstMemorySeconds"] = -1 }, "spec.scaling.burstMemorySeconds: Invalid value: -1"},
 	}
 	if len(tests) < 12 {
 		t.Fatalf("the issue asks for at least 12 cases, have %d", len(tests))

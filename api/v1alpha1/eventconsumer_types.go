@@ -127,6 +127,18 @@ type ScalingSpec struct {
 	// +kubebuilder:validation:Maximum=3600
 	ScaleDownStabilizationSeconds *int32 `json:"scaleDownStabilizationSeconds,omitempty"`
 
+	// burstMemorySeconds is how long the TimeLag policy remembers recurring
+	// bursts. When the inflow comes back within this time of a scale-down
+	// and needs the replicas just removed, scale-down stops at what the
+	// highest inflow of this window needs, so the next burst finds its
+	// replicas running, until no burst came for this long. 0 turns it off:
+	// the group then scales in after every burst.
+	// +optional
+	// +kubebuilder:default=900
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=86400
+	BurstMemorySeconds *int32 `json:"burstMemorySeconds,omitempty"`
+
 	// pollIntervalSeconds is how often the group's lag is read, 1 to 300.
 	// +optional
 	// +kubebuilder:default=5

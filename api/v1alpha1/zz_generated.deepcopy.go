@@ -457,6 +457,11 @@ func (in *ScalingSpec) DeepCopyInto(out *ScalingSpec) {
 		*out = new(int32)
 		**out = **in
 	}
+	if in.BurstMemorySeconds != nil {
+		in, out := &in.BurstMemorySeconds, &out.BurstMemorySeconds
+		*out = new(int32)
+		**out = **in
+	}
 	if in.PollIntervalSeconds != nil {
 		in, out := &in.PollIntervalSeconds, &out.PollIntervalSeconds
 		*out = new(int32)

@@ -50,16 +50,6 @@ const (
 	// counts as backlogged. Below it the lag is only records in flight
 	// between two commits and says nothing about capacity.
 	saturatedTimeLag = 2.0
-	// burstMemory is how long a recurring load is remembered. When load
-	// comes back within burstMemory of a scale-down, so that the replicas
-	// just removed are added again, the group is seeing bursts, not a
-	// level that changed: each down and up costs two rebalances and a cold
-	// start that the next burst waits for. Until burstMemory has passed
-	// since the last such recurrence, scale-down stops at what the highest
-	// inflow of the last burstMemory needs (without its backlog), so the
-	// next burst of the same size is absorbed without a change. A single
-	// burst (a step) scales down as before.
-	burstMemory = 15 * time.Minute
 )
 
 // Decide returns the replica count for one consumer. It is pure: the same
@@ -106,16 +96,19 @@ func Decide(in Input) Decision {
 
 	st.LearnedCapacity = learnCapacity(in.History, st.LearnedCapacity, spec.ThroughputPerReplica)
 	st.InflowNeeds = slices.Clone(st.InflowNeeds)
-	if spec.Policy == PolicyTimeLag && st.LearnedCapacity > 0 {
+	mem := spec.BurstMemory
+	if spec.Policy != PolicyTimeLag || mem <= 0 {
+		st.InflowNeeds, st.Recurred = nil, time.Time{}
+	} else if st.LearnedCapacity > 0 {
 		need := size(obs, recentInflow(in.History), 0, st.LearnedCapacity, targetUtilization).n
 		if obs.TotalLag == 0 && obs.ProductionRate <= 0 {
 			need = 0
 		}
-		st.InflowNeeds = appendNeed(st.InflowNeeds, Recommendation{Time: in.Now, Replicas: need})
+		st.InflowNeeds = appendNeed(st.InflowNeeds, Recommendation{Time: in.Now, Replicas: need}, mem)
 		// While bursts recur, one absorbed by the replicas kept for it
 		// (an inflow needing at least twice the quietest of the memory)
 		// is a recurrence too: the memory lasts as long as they come.
-		if remembering(st, in.Now) && need > 1 && need >= 2*lowest(st.InflowNeeds, in.Now.Add(-burstMemory)) {
+		if remembering(st, in.Now, mem) && need > 1 && need >= 2*lowest(st.InflowNeeds, in.Now.Add(-mem)) {
 			st.Recurred = in.Now
 		}
 	}
@@ -154,7 +147,7 @@ func Decide(in Input) Decision {
 		d.Reason = why
 		// Load came back if the inflow alone, not a backlog left over,
 		// needs more than runs now.
-		if !st.LastScaleDown.IsZero() && in.Now.Sub(st.LastScaleDown) < burstMemory && latest(st.InflowNeeds) > cur {
+		if mem > 0 && !st.LastScaleDown.IsZero() && in.Now.Sub(st.LastScaleDown) < mem && latest(st.InflowNeeds) > cur {
 			d.State.Recurred = in.Now
 		}
 	case target < cur:
@@ -211,15 +204,15 @@ func scaleDown(in Input, spec Spec, obs Observation, cur, target, lo, hi int32, 
 		return cur, fmt.Sprintf("%s; holding %d: recommended %d within the last %s, %d since %s",
 			why, cur, highest, spec.ScaleDownStabilization, settled, spec.MinScaleInterval)
 	}
-	if spec.Policy == PolicyTimeLag && remembering(st, in.Now) {
-		floor := clamp(recentHighest(st.InflowNeeds, in.Now.Add(-burstMemory)), lo, hi)
+	if mem := spec.BurstMemory; spec.Policy == PolicyTimeLag && remembering(st, in.Now, mem) {
+		floor := clamp(recentHighest(st.InflowNeeds, in.Now.Add(-mem)), lo, hi)
 		if floor >= cur {
 			return cur, fmt.Sprintf("%s; holding %d: load came back after a scale-down at %s, keeping what the highest inflow of the last %s needs (%s)",
-				why, cur, st.Recurred.UTC().Format(time.TimeOnly), burstMemory, replicas(floor))
+				why, cur, st.Recurred.UTC().Format(time.TimeOnly), mem, replicas(floor))
 		}
 		if floor > stable {
 			stable = floor
-			why = fmt.Sprintf("%s; load came back after a scale-down at %s, keeping what the highest inflow of the last %s needs", why, st.Recurred.UTC().Format(time.TimeOnly), burstMemory)
+			why = fmt.Sprintf("%s; load came back after a scale-down at %s, keeping what the highest inflow of the last %s needs", why, st.Recurred.UTC().Format(time.TimeOnly), mem)
 		}
 	}
 	notZero := stable == 0 && !idleThroughWindow(in.History, windowStart)
@@ -252,9 +245,9 @@ func latest(recs []Recommendation) int32 {
 	return recs[len(recs)-1].Replicas
 }
 
-// remembering reports whether load recurred within burstMemory.
-func remembering(st State, now time.Time) bool {
-	return !st.Recurred.IsZero() && now.Sub(st.Recurred) < burstMemory
+// remembering reports whether load recurred within mem.
+func remembering(st State, now time.Time, mem time.Duration) bool {
+	return mem > 0 && !st.Recurred.IsZero() && now.Sub(st.Recurred) < mem
 }
 
 // lowest is the lowest recommendation made at or after start.
@@ -347,17 +340,17 @@ func bounds(s Spec, o Observation) (lo, hi int32) {
 func clamp(v, lo, hi int32) int32 { return min(max(v, lo), hi) }
 
 // needSpacing is the shortest time between two kept InflowNeeds: the
-// reconciler decides on every reconcile, and burstMemory is long.
+// reconciler decides on every reconcile, and the burst memory is long.
 const needSpacing = 5 * time.Second
 
 // appendNeed adds r to the inflow needs, or raises the newest entry to r
-// when that is within needSpacing, and prunes to burstMemory.
-func appendNeed(needs []Recommendation, r Recommendation) []Recommendation {
+// when that is within needSpacing, and prunes to mem.
+func appendNeed(needs []Recommendation, r Recommendation, mem time.Duration) []Recommendation {
 	if n := len(needs); n > 0 && r.Time.Sub(needs[n-1].Time) < needSpacing {
 		needs[n-1].Replicas = max(needs[n-1].Replicas, r.Replicas)
 		return needs
 	}
-	return appendRecommendation(needs, r, burstMemory)
+	return appendRecommendation(needs, r, mem)
 }
 
 // appendRecommendation adds r and drops what the stabilization window no

@@ -481,12 +481,50 @@ func TestDecideStateRoundTrip(t *testing.T) {
 // TestRecurringBurstsKeepTheirReplicas drives Decide every 5 s through
 // bursts of 800/s over a base of 100/s (capacity 100/s per replica), with
 // a toy group that consumes at its replicas' capacity. The first burst
-// scales out and back in; the second comes within burstMemory of that
-// scale-down, so after it the group stays at what the burst's inflow
+// scales out and back in; the second comes within the burst memory of
+// that scale-down, so after it the group stays at what the burst's inflow
 // needs, absorbs the third without a change, and scales in only once no
-// burst came for burstMemory.
+// burst came for the burst memory. With the memory off, the group scales
+// in after every burst.
 func TestRecurringBurstsKeepTheirReplicas(t *testing.T) {
-	spec := Spec{MinReplicas: 1, ThroughputPerReplica: 100, MaxLagSeconds: 30, ScaleDownStabilization: 120 * time.Second}
+	spec := Spec{MinReplicas: 1, ThroughputPerReplica: 100, MaxLagSeconds: 30, ScaleDownStabilization: 120 * time.Second, BurstMemory: DefaultBurstMemory}
+	reps, reasons, changes := runBursts(spec)
+	check := func(s int, want int32, why string) {
+		t.Helper()
+		if reps[s] != want {
+			t.Errorf("t=%ds: %d replicas, want %d (%s); reason %q", s, reps[s], want, why, reasons[s])
+		}
+	}
+	// 800/s is 67/s per partition, 78/s at 85% utilization: one
+	// partition per replica.
+	check(330, 12, "scaled out for the first burst")
+	check(650, 2, "a single burst scales back in")
+	check(730, 12, "scaled out again: the load recurred")
+	check(1100, 12, "kept for the recurring bursts")
+	if !strings.Contains(reasons[1100], "load came back after a scale-down") {
+		t.Errorf("reason at t=1100 does not say why replicas are kept: %q", reasons[1100])
+	}
+	check(1230, 12, "the third burst is absorbed")
+	check(2100, 12, "kept within the burst memory of the third burst")
+	check(3000, 2, "scaled in once no burst came for the burst memory")
+	if changes > 6 {
+		t.Errorf("%d replica changes, want at most 6 (two per scale-out, one per scale-in)", changes)
+	}
+
+	// With the memory off, every burst is scaled out for and in after.
+	spec.BurstMemory = 0
+	reps, reasons, changes = runBursts(spec)
+	if reps[1100] != 2 || reps[1230] != 12 || changes < 6 {
+		t.Errorf("memory off: %d replicas at t=1100 (want 2), %d at t=1230 (want 12), %d changes (want 6 or more); reason at 1100 %q",
+			reps[1100], reps[1230], changes, reasons[1100])
+	}
+}
+
+// runBursts drives Decide every 5 s for 3,000 s through bursts of 800/s
+// (t=300, 700 and 1200, 60 s each) over a base of 100/s, with a toy group
+// that consumes at its replicas' capacity of 100/s each. It returns the
+// replicas and reason after each decision and the number of changes.
+func runBursts(spec Spec) (map[int]int32, map[int]string, int) {
 	bursts := [][2]int{{300, 360}, {700, 760}, {1200, 1260}}
 	inflowAt := func(s int) float64 {
 		for _, b := range bursts {
@@ -525,33 +563,13 @@ func TestRecurringBurstsKeepTheirReplicas(t *testing.T) {
 		cur = d.Replicas
 		reps[s], reasons[s] = cur, d.Reason
 	}
-	check := func(s int, want int32, why string) {
-		t.Helper()
-		if reps[s] != want {
-			t.Errorf("t=%ds: %d replicas, want %d (%s); reason %q", s, reps[s], want, why, reasons[s])
-		}
-	}
-	// 800/s is 67/s per partition, 78/s at 85% utilization: one
-	// partition per replica.
-	check(330, 12, "scaled out for the first burst")
-	check(650, 2, "a single burst scales back in")
-	check(730, 12, "scaled out again: the load recurred")
-	check(1100, 12, "kept for the recurring bursts")
-	if !strings.Contains(reasons[1100], "load came back after a scale-down") {
-		t.Errorf("reason at t=1100 does not say why replicas are kept: %q", reasons[1100])
-	}
-	check(1230, 12, "the third burst is absorbed")
-	check(2100, 12, "kept within burstMemory of the third burst")
-	check(3000, 2, "scaled in once no burst came for burstMemory")
-	if changes > 6 {
-		t.Errorf("%d replica changes, want at most 6 (two per scale-out, one per scale-in)", changes)
-	}
+	return reps, reasons, changes
 }
 
 // A scale-out that drains a backlog left over is no recurring burst; one
 // that the inflow alone needs is.
 func TestRecurrenceNeedsInflow(t *testing.T) {
-	spec := Spec{MinReplicas: 1, ThroughputPerReplica: 100, MaxLagSeconds: 30, ScaleDownStabilization: 120 * time.Second}
+	spec := Spec{MinReplicas: 1, ThroughputPerReplica: 100, MaxLagSeconds: 30, ScaleDownStabilization: 120 * time.Second, BurstMemory: DefaultBurstMemory}
 	st := State{LastScaleDown: at(500), LastScaleTime: at(500)}
 	for _, tc := range []struct {
 		name   string

@@ -36,6 +36,10 @@ const (
 	// rebalance and new pods start; 30 s lets one change settle and show in
 	// the lag before the next one is judged.
 	DefaultMinScaleInterval = 30 * time.Second
+	// DefaultBurstMemory is the API's default for Spec.BurstMemory (the
+	// zero value turns the memory off). Bursts in the simulator's spikes
+	// scenario come every 4 to 10 minutes.
+	DefaultBurstMemory = 15 * time.Minute
 )
 
 // Spec is the scaling configuration of one consumer, already defaulted by
@@ -69,6 +73,19 @@ type Spec struct {
 	// MinScaleInterval is the shortest time between replica changes; 0
 	// means DefaultMinScaleInterval.
 	MinScaleInterval time.Duration
+	// BurstMemory is how long TimeLag remembers recurring bursts; 0 turns
+	// the memory off. When load comes back within BurstMemory of a
+	// scale-down (the inflow alone needs more replicas than run, so the
+	// ones just removed are added again), the group is seeing bursts, not
+	// a level that changed: each scale-in and scale-out costs two
+	// rebalances and a cold start that the next burst waits for. Until
+	// BurstMemory has passed since the last recurrence, scale-in stops at
+	// what the highest inflow of the last BurstMemory needs, without its
+	// backlog, so a burst of the same size is absorbed without a change;
+	// such an absorbed burst (an inflow needing at least twice the
+	// quietest of the window) counts as a recurrence too. A single burst
+	// scales in as before.
+	BurstMemory time.Duration
 }
 
 // PartitionObs is one partition in an Observation.
@@ -141,11 +158,11 @@ type State struct {
 	LastScaleTime time.Time
 	// LastScaleDown is when replicas were last removed; zero if never.
 	LastScaleDown time.Time
-	// Recurred is when load last came back within burstMemory of a
+	// Recurred is when load last came back within Spec.BurstMemory of a
 	// scale-down, so that replicas had to be added again; zero if never.
 	Recurred time.Time
 	// InflowNeeds are the replicas the inflow alone needed (no backlog),
-	// one per decision, oldest first, pruned to burstMemory.
+	// at most one per 5 s, oldest first, pruned to Spec.BurstMemory.
 	InflowNeeds []Recommendation
 }
 

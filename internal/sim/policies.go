@@ -144,6 +144,7 @@ func newLagscale(cfg Config, partitions int) *lagscalePolicy {
 			MaxLagSeconds:          cfg.SLO,
 			ThroughputPerReplica:   cfg.Capacity,
 			ScaleDownStabilization: lagscaleStabilize,
+			BurstMemory:            autoscale.DefaultBurstMemory,
 		},
 		poll: cfg.Poll,
 		eng:  newLagEngine(partitions, cfg.Poll),
