@@ -7,6 +7,10 @@ import (
 	"testing"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/lagscale/lagscale/api/v1alpha1"
 )
 
 // validConsumer is a minimal EventConsumer manifest the API server accepts;
@@ -74,6 +78,7 @@ func TestInvalidManifestsAreRejected(t *testing.T) {
 		}, "tls.certSecretRef and tls.keySecretRef must be set together"},
 		{"unknown offset reset policy", func(m map[string]any) { scaling(m)["offsetResetPolicy"] = "none" }, `spec.scaling.offsetResetPolicy: Unsupported value: "none"`},
 		{"negative minReplicas", func(m map[string]any) { scaling(m)["minReplicas"] = -1 }, "spec.scaling.minReplicas: Invalid value: -1"},
+		{"unknown groupType", func(m map[string]any) { spec(m)["groupType"] = "Streams" }, `spec.groupType: Unsupported value: "Streams": supported values: "Classic", "Consumer", "Share"`},
 		{"negative burstMemorySeconds", func(m map[string]any) { scaling(m)["burstMemorySeconds"] = -1 }, "spec.scaling.burstMemorySeconds: Invalid value: -1"},
 	}
 	if len(tests) < 12 {
@@ -108,5 +113,101 @@ func TestInvalidManifestsAreRejected(t *testing.T) {
 	err := env.Client.Update(ctx, ok)
 	if err == nil || !strings.Contains(err.Error(), "consumerGroup is immutable") {
 		t.Fatalf("changing consumerGroup: %v", err)
+	}
+}
+
+// TestGroupTypeTransitions asks the API server which changes of
+// spec.groupType it allows: Classic and Consumer both ways (Kafka converts
+// such a group online), nothing to or from Share (a share group is another
+// group), each refusal with its message.
+func TestGroupTypeTransitions(t *testing.T) {
+	ns := namespace(t)
+	ctx := context.Background()
+	tests := []struct {
+		name     string
+		from, to string // "" leaves the field out, so the default applies
+		want     string // "" means allowed
+	}{
+		{"Classic to Consumer", "Classic", "Consumer", ""},
+		{"Consumer to Classic", "Consumer", "Classic", ""},
+		{"default to Consumer", "", "Consumer", ""},
+		{"Classic to Share", "Classic", "Share", "groupType cannot change to Share: a share group is another group than the consumer group, create a new EventConsumer with groupType Share"},
+		{"default to Share", "", "Share", "groupType cannot change to Share"},
+		{"Consumer to Share", "Consumer", "Share", "groupType cannot change to Share"},
+		{"Share to Classic", "Share", "Classic", "groupType cannot change from Share: a share group is another group than a consumer group, create a new EventConsumer for the Classic or Consumer group"},
+		{"Share to Consumer", "Share", "Consumer", "groupType cannot change from Share"},
+		{"Share to default", "Share", "", "groupType cannot change from Share"},
+		{"Share stays Share", "Share", "Share", ""},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := validConsumer(fmt.Sprintf("gt-%d", i))
+			if tt.from != "" {
+				spec(m)["groupType"] = tt.from
+			}
+			u := &unstructured.Unstructured{Object: m}
+			u.SetNamespace(ns)
+			if err := env.Client.Create(ctx, u); err != nil {
+				t.Fatalf("create with groupType %q: %v", tt.from, err)
+			}
+			if tt.to == "" {
+				delete(spec(u.Object), "groupType")
+			} else {
+				spec(u.Object)["groupType"] = tt.to
+			}
+			// A label change as well, so the update is never a no-op the
+			// API server would skip validating.
+			u.SetLabels(map[string]string{"case": fmt.Sprint(i)})
+			err := env.Client.Update(ctx, u)
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatalf("change %q -> %q refused: %v", tt.from, tt.to, err)
+			case tt.want != "" && err == nil:
+				t.Fatalf("change %q -> %q accepted", tt.from, tt.to)
+			case tt.want != "" && !strings.Contains(err.Error(), tt.want):
+				t.Fatalf("message %q does not contain %q", err.Error(), tt.want)
+			}
+		})
+	}
+}
+
+// TestGroupTypeDefault checks that the API server defaults spec.groupType
+// to v1alpha1.DefaultGroupType, the constant the controllers use.
+func TestGroupTypeDefault(t *testing.T) {
+	ns := namespace(t)
+	u := &unstructured.Unstructured{Object: validConsumer("gt-default")}
+	u.SetNamespace(ns)
+	if err := env.Client.Create(context.Background(), u); err != nil {
+		t.Fatal(err)
+	}
+	got, _, _ := unstructured.NestedString(u.Object, "spec", "groupType")
+	if got != string(v1alpha1.DefaultGroupType) {
+		t.Fatalf("defaulted groupType %q, the constant says %q", got, v1alpha1.DefaultGroupType)
+	}
+
+	// kubectl get -o wide shows the type: a printer column of priority 1
+	// in the CRD the API server serves.
+	crd := &unstructured.Unstructured{}
+	crd.SetAPIVersion("apiextensions.k8s.io/v1")
+	crd.SetKind("CustomResourceDefinition")
+	if err := env.Client.Get(context.Background(), client.ObjectKey{Name: "eventconsumers.lagscale.dev"}, crd); err != nil {
+		t.Fatal(err)
+	}
+	versions, _, _ := unstructured.NestedSlice(crd.Object, "spec", "versions")
+	found := false
+	for _, v := range versions {
+		cols, _, _ := unstructured.NestedSlice(v.(map[string]any), "additionalPrinterColumns")
+		for _, c := range cols {
+			col := c.(map[string]any)
+			if col["jsonPath"] == ".spec.groupType" {
+				found = true
+				if col["name"] != "Type" || col["priority"] != int64(1) {
+					t.Errorf("groupType column %v, want name Type at priority 1", col)
+				}
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no printer column for .spec.groupType")
 	}
 }

@@ -32,6 +32,28 @@ const (
 	OffsetResetEarliest OffsetResetPolicy = "earliest"
 )
 
+// GroupType is the Kafka group protocol the handlers use to share the
+// topics' records.
+// +kubebuilder:validation:Enum=Classic;Consumer;Share
+type GroupType string
+
+const (
+	// GroupTypeClassic is the classic consumer group protocol
+	// (JoinGroup/SyncGroup, client-side assignment).
+	GroupTypeClassic GroupType = "Classic"
+	// GroupTypeConsumer is the KIP-848 consumer group protocol: the broker
+	// assigns partitions and rebalances member by member.
+	GroupTypeConsumer GroupType = "Consumer"
+	// GroupTypeShare is a KIP-932 share group: members share partitions and
+	// acknowledge records one by one, so there can be more members than
+	// partitions.
+	GroupTypeShare GroupType = "Share"
+)
+
+// DefaultGroupType is spec.groupType when it is not set; it must match the
+// +kubebuilder:default marker on EventConsumerSpec.GroupType.
+const DefaultGroupType = GroupTypeClassic
+
 // HandlerSpec describes the handler container when no full pod template is
 // needed.
 type HandlerSpec struct {
@@ -165,6 +187,8 @@ type ScalingSpec struct {
 
 // EventConsumerSpec is the desired state of an EventConsumer.
 // +kubebuilder:validation:XValidation:rule="has(self.template) || (has(self.handler) && has(self.handler.image))",message="set spec.handler.image, or give spec.template with the handler container"
+// +kubebuilder:validation:XValidation:rule="(has(oldSelf.groupType) ? oldSelf.groupType : 'Classic') == 'Share' || (has(self.groupType) ? self.groupType : 'Classic') != 'Share'",message="groupType cannot change to Share: a share group is another group than the consumer group, create a new EventConsumer with groupType Share"
+// +kubebuilder:validation:XValidation:rule="(has(oldSelf.groupType) ? oldSelf.groupType : 'Classic') != 'Share' || (has(self.groupType) ? self.groupType : 'Classic') == 'Share'",message="groupType cannot change from Share: a share group is another group than a consumer group, create a new EventConsumer for the Classic or Consumer group"
 type EventConsumerSpec struct {
 	// topics are the Kafka topics the handler consumes.
 	// +required
@@ -182,6 +206,16 @@ type EventConsumerSpec struct {
 	// +kubebuilder:validation:MaxLength=249
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="consumerGroup is immutable: create a new EventConsumer to use another group"
 	ConsumerGroup string `json:"consumerGroup"`
+
+	// groupType is the group protocol of the handlers: Classic (the
+	// default), Consumer (KIP-848, the broker assigns partitions; Kafka 4.0+)
+	// or Share (KIP-932 share group, records acknowledged one by one, more
+	// members than partitions possible; Kafka 4.2+). Classic and Consumer
+	// can be switched both ways, since Kafka converts such a group online; a
+	// share group is another group, so a change to or from Share is refused.
+	// +optional
+	// +kubebuilder:default=Classic
+	GroupType GroupType `json:"groupType,omitempty"`
 
 	// kafka is how to reach the Kafka cluster.
 	// +required
@@ -260,9 +294,27 @@ type LagStatus struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=32
 	GroupState string `json:"groupState,omitempty"`
-	// members is the number of group members.
+	// members is the number of group members, for every group type.
 	// +optional
 	Members int32 `json:"members"`
+	// groupType is the group's type as the broker reports it: Classic,
+	// Consumer or Share; empty while the group does not exist.
+	// +optional
+	// +kubebuilder:validation:MaxLength=16
+	GroupType string `json:"groupType,omitempty"`
+	// groupEpoch is a consumer (KIP-848) or share group's epoch, which
+	// moves with every change of membership or subscription.
+	// +optional
+	GroupEpoch *int32 `json:"groupEpoch,omitempty"`
+	// assignmentEpoch is the epoch of the group's target assignment; it
+	// trails groupEpoch while the broker computes a new assignment.
+	// +optional
+	AssignmentEpoch *int32 `json:"assignmentEpoch,omitempty"`
+	// rebalancingMembers is the number of consumer-group members whose
+	// epoch trails the group epoch: they have not yet taken their new
+	// assignment.
+	// +optional
+	RebalancingMembers int32 `json:"rebalancingMembers,omitempty"`
 	// stale is true when the last poll failed and these figures are older.
 	// +optional
 	Stale bool `json:"stale,omitempty"`
@@ -356,6 +408,7 @@ type EventConsumerStatus struct {
 // +kubebuilder:resource:shortName=ec,categories=lagscale
 // +kubebuilder:printcolumn:name="Group",type=string,JSONPath=`.spec.consumerGroup`
 // +kubebuilder:printcolumn:name="Topics",type=string,JSONPath=`.spec.topics`,priority=1
+// +kubebuilder:printcolumn:name="Type",type=string,JSONPath=`.spec.groupType`,priority=1
 // +kubebuilder:printcolumn:name="Replicas",type=string,JSONPath=`.status.readySummary`
 // +kubebuilder:printcolumn:name="Lag",type=integer,JSONPath=`.status.lag.total`
 // +kubebuilder:printcolumn:name="Lag(s)",type=number,JSONPath=`.status.lag.seconds`

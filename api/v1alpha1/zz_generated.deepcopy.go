@@ -331,6 +331,16 @@ func (in *LagStatus) DeepCopyInto(out *LagStatus) {
 		*out = new(float64)
 		**out = **in
 	}
+	if in.GroupEpoch != nil {
+		in, out := &in.GroupEpoch, &out.GroupEpoch
+		*out = new(int32)
+		**out = **in
+	}
+	if in.AssignmentEpoch != nil {
+		in, out := &in.AssignmentEpoch, &out.AssignmentEpoch
+		*out = new(int32)
+		**out = **in
+	}
 	if in.MissingTopics != nil {
 		in, out := &in.MissingTopics, &out.MissingTopics
 		*out = make([]string, len(*in))
