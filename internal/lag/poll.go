@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"slices"
 	"strconv"
@@ -39,6 +40,12 @@ type groupState struct {
 	state   string
 	members int
 	err     string
+	// desc is the latest good description (type, epochs, rebalancing).
+	desc groupDescription
+	// mismatch says that the broker knows the group under another type.
+	mismatch string
+	// shareLag is the broker's lag per partition of a share group.
+	shareLag map[tp]int64
 }
 
 // groupPart is the history of one group on one partition.
@@ -72,12 +79,8 @@ type pollData struct {
 type groupCommits struct {
 	err     error
 	offsets map[tp]int64
-}
-
-type groupDescription struct {
-	err     error
-	state   string
-	members int
+	// lags is a share group's lag as the broker reports it, where it does.
+	lags map[tp]int64
 }
 
 // cycle reads Kafka once for every subscription of the cluster, updates the
@@ -99,17 +102,20 @@ func (c *cluster) cycle(ctx context.Context) error {
 		return nil
 	}
 
-	var topics, groups []string
+	var topics []string
 	groupTopics := make(map[string][]string)
+	types := make(map[string]string)
 	for _, s := range subs {
 		topics = append(topics, s.Topics...)
-		groups = append(groups, s.Group)
 		groupTopics[s.Group] = append(groupTopics[s.Group], s.Topics...)
+		// Two subscriptions of one group with different types: the
+		// first type in groupTypes order is read, the same every cycle.
+		if t, ok := types[s.Group]; !ok || slices.Index(groupTypes, groupTypeOf(s.GroupType)) < slices.Index(groupTypes, t) {
+			types[s.Group] = groupTypeOf(s.GroupType)
+		}
 	}
 	slices.Sort(topics)
 	topics = slices.Compact(topics)
-	slices.Sort(groups)
-	groups = slices.Compact(groups)
 
 	started := time.Now()
 	before := c.hook.snapshotByKey()
@@ -120,7 +126,7 @@ func (c *cluster) cycle(ctx context.Context) error {
 	if err == nil {
 		authBefore := c.hook.authFailures.Load()
 		cctx, cancel := context.WithTimeout(ctx, e.opts.RequestTimeout)
-		data, err = c.read(cctx, topics, groups, interval)
+		data, err = c.read(cctx, topics, types, interval)
 		cancel()
 		if err != nil && c.cfg.SASL != nil && c.hook.authFailures.Load() > authBefore {
 			// Some brokers answer bad credentials by closing the
@@ -155,7 +161,7 @@ func (c *cluster) cycle(ctx context.Context) error {
 		}
 	} else {
 		c.failures = 0
-		c.update(now, data, groupTopics)
+		c.update(now, data, groupTopics, types)
 		for k, s := range subs {
 			snaps[k] = c.snapshot(s, now, window, data)
 		}
@@ -189,9 +195,20 @@ func (c *cluster) cycle(ctx context.Context) error {
 
 // read issues the cycle's requests: one Metadata for the union of topics,
 // then concurrently ListOffsets (start and end, sharded per leader),
-// OffsetFetch for all groups (sharded per coordinator) and DescribeGroups
-// for all groups (sharded per coordinator).
-func (c *cluster) read(ctx context.Context, topics, groups []string, interval time.Duration) (*pollData, error) {
+// OffsetFetch for the classic and consumer groups and
+// DescribeShareGroupOffsets for the share groups, and each group type's
+// describe (sharded per coordinator; see describeGroups).
+func (c *cluster) read(ctx context.Context, topics []string, types map[string]string, interval time.Duration) (*pollData, error) {
+	var groups, shares []string
+	for g, t := range types {
+		if t == GroupShare {
+			shares = append(shares, g)
+		} else {
+			groups = append(groups, g)
+		}
+	}
+	slices.Sort(groups)
+	slices.Sort(shares)
 	d := &pollData{
 		missing:  make(map[string]bool),
 		topicErr: make(map[string]error),
@@ -251,9 +268,12 @@ func (c *cluster) read(ctx context.Context, topics, groups []string, interval ti
 	var wg sync.WaitGroup
 	wg.Go(func() { d.starts = c.listOffsets(ctx, d.parts, -2) })
 	wg.Go(func() { d.ends = c.listOffsets(ctx, d.parts, -1) })
+	var shareCommits map[string]groupCommits
 	wg.Go(func() { d.commits = c.fetchCommits(ctx, groups) })
-	wg.Go(func() { d.described = c.describe(ctx, groups) })
+	wg.Go(func() { shareCommits = c.fetchShareOffsets(ctx, shares) })
+	wg.Go(func() { d.described = c.describeGroups(ctx, types) })
 	wg.Wait()
+	maps.Copy(d.commits, shareCommits)
 
 	// When every request failed on the wire the cluster is unreachable,
 	// not merely degraded.
@@ -353,6 +373,9 @@ func (c *cluster) listOffsets(ctx context.Context, parts map[string][]int32, ts 
 // OffsetFetch per coordinator (batched groups, OffsetFetch v8+).
 func (c *cluster) fetchCommits(ctx context.Context, groups []string) map[string]groupCommits {
 	out := make(map[string]groupCommits, len(groups))
+	if len(groups) == 0 {
+		return out
+	}
 	resps := c.adm.FetchManyOffsets(ctx, groups...)
 	for _, g := range groups {
 		r, ok := resps[g]
@@ -383,6 +406,9 @@ func (c *cluster) fetchCommits(ctx context.Context, groups []string) map[string]
 // coordinator.
 func (c *cluster) describe(ctx context.Context, groups []string) map[string]groupDescription {
 	out := make(map[string]groupDescription, len(groups))
+	if len(groups) == 0 {
+		return out
+	}
 	described, err := c.adm.DescribeGroups(ctx, groups...)
 	for _, g := range groups {
 		dg, ok := described[g]
@@ -394,15 +420,20 @@ func (c *cluster) describe(ctx context.Context, groups []string) map[string]grou
 		case dg.Err != nil && !errors.Is(dg.Err, kerr.GroupIDNotFound):
 			c.countResponseError("DescribeGroups", dg.Err)
 			out[g] = groupDescription{err: dg.Err}
+		case errors.Is(dg.Err, kerr.GroupIDNotFound) || dg.State == "Dead":
+			out[g] = groupDescription{state: dg.State, epoch: -1, assignmentEpoch: -1}
 		default:
-			out[g] = groupDescription{state: dg.State, members: len(dg.Members)}
+			out[g] = groupDescription{
+				typ: GroupClassic, state: dg.State, members: len(dg.Members),
+				epoch: -1, assignmentEpoch: -1, assigned: countPartitions(dg.AssignedPartitions()),
+			}
 		}
 	}
 	return out
 }
 
 // update folds a cycle's data into the histories.
-func (c *cluster) update(now time.Time, d *pollData, groupTopics map[string][]string) {
+func (c *cluster) update(now time.Time, d *pollData, groupTopics map[string][]string, types map[string]string) {
 	hist := c.e.opts.HistorySize
 	nowNs := now.UnixNano()
 
@@ -450,13 +481,15 @@ func (c *cluster) update(now time.Time, d *pollData, groupTopics map[string][]st
 			gs.err = "describing group: " + desc.err.Error()
 			gs.members = -1
 		} else {
-			gs.state, gs.members = desc.state, desc.members
+			gs.state, gs.members, gs.desc = desc.state, desc.members, desc
+			gs.mismatch = typeMismatch(g, types[g], desc)
 		}
 		commits := d.commits[g]
 		if commits.err != nil {
 			gs.err = "fetching committed offsets: " + commits.err.Error()
 			continue // keep the previous commits; the snapshot is marked stale
 		}
+		gs.shareLag = commits.lags
 		gs.polls++
 		want := make(map[tp]bool)
 		for _, t := range ts {
@@ -495,16 +528,36 @@ func (c *cluster) update(now time.Time, d *pollData, groupTopics map[string][]st
 func (c *cluster) snapshot(s Subscription, now time.Time, window time.Duration, d *pollData) Snapshot {
 	gs := c.groups[s.Group]
 	snap := Snapshot{
-		Time:       now,
-		Reachable:  true,
-		Group:      s.Group,
-		GroupState: gs.state,
-		Members:    max(gs.members, 0),
-		Polls:      gs.polls,
+		Time:               now,
+		Reachable:          true,
+		Group:              s.Group,
+		GroupState:         gs.state,
+		Members:            max(gs.members, 0),
+		Polls:              gs.polls,
+		GroupType:          gs.desc.typ,
+		GroupEpoch:         gs.desc.epoch,
+		AssignmentEpoch:    gs.desc.assignmentEpoch,
+		RebalancingMembers: gs.desc.rebalancing,
+		AssignedPartitions: gs.desc.assigned,
+		TypeMismatch:       gs.mismatch,
 	}
+	if gs.desc.typ == "" {
+		snap.GroupEpoch, snap.AssignmentEpoch = -1, -1
+	}
+	snap.Rebalancing = gs.desc.rebalancing > 0 || (gs.desc.typ == GroupConsumer && gs.desc.assignmentEpoch < gs.desc.epoch)
 	if gs.err != "" {
 		snap.Stale = true
 		snap.Error = redact(errors.New(gs.err), c.cfg)
+	}
+	// Offsets of a classic group and of a KIP-848 group are both read with
+	// OffsetFetch, so between those two a mismatch changes the members
+	// only. A share group keeps no committed offsets and a consumer group
+	// no share-partition start offsets: across Share the figures measure a
+	// group nobody consumes, which must not scale anything down.
+	shareSide := func(t string) bool { return t == GroupShare }
+	if gs.mismatch != "" && shareSide(gs.desc.typ) != shareSide(groupTypeOf(s.GroupType)) {
+		snap.Stale = true
+		snap.Error = joinNonEmpty(snap.Error, gs.mismatch)
 	}
 	winStart := now.UnixNano() - int64(window)
 	var topicErrs []string
@@ -537,6 +590,11 @@ func (c *cluster) snapshot(s Subscription, now time.Time, window time.Duration, 
 			pl.Error = st.err
 			pl.LogStartOffset, pl.EndOffset = st.logStart, st.end
 			pl.Lag = PartitionLagFor(st.logStart, st.end, pl.CommittedOffset, pl.HasCommit, s.OffsetResetPolicy)
+			if bl, ok := gs.shareLag[key]; ok && groupTypeOf(s.GroupType) == GroupShare {
+				// The broker's share lag leaves out the records after the
+				// start offset that are already acknowledged.
+				pl.Lag = bl
+			}
 			pl.ProductionRate = st.ends.rate(window)
 			pos := position(st.logStart, st.end, pl.CommittedOffset, pl.HasCommit, s.OffsetResetPolicy)
 			if pl.Lag > 0 {

@@ -138,6 +138,10 @@ type Subscription struct {
 	Group string
 	// Topics are the topics the group consumes.
 	Topics []string
+	// GroupType is GroupClassic (also when empty), GroupConsumer or
+	// GroupShare: which describe API reads the group, and whether its
+	// position is committed offsets or share-partition start offsets.
+	GroupType string
 	// OffsetResetPolicy is "latest" (default) or "earliest": how a partition
 	// without a committed offset is counted.
 	OffsetResetPolicy string
@@ -161,6 +165,7 @@ func (s Subscription) normalized() Subscription {
 	if s.PollInterval <= 0 {
 		s.PollInterval = DefaultPollInterval
 	}
+	s.GroupType = groupTypeOf(s.GroupType)
 	return s
 }
 
@@ -230,8 +235,26 @@ type Snapshot struct {
 	// GroupState is Stable, PreparingRebalance, CompletingRebalance, Empty,
 	// Dead, or "" when unknown.
 	GroupState string
-	// Members is the number of group members.
+	// Members is the number of group members, for every group type.
 	Members int
+	// GroupType is the type under which the broker knows the group
+	// (GroupClassic, GroupConsumer, GroupShare), "" when it does not.
+	GroupType string
+	// GroupEpoch and AssignmentEpoch are a consumer or share group's
+	// epochs, -1 for a classic group or none.
+	GroupEpoch, AssignmentEpoch int32
+	// AssignedPartitions is the number of partitions assigned over all
+	// members, as the group's describe reports it.
+	AssignedPartitions int
+	// RebalancingMembers counts consumer-group members whose epoch trails
+	// the group epoch.
+	RebalancingMembers int
+	// Rebalancing is true when a KIP-848 group is moving partitions:
+	// members trail the group epoch, or the target assignment does.
+	Rebalancing bool
+	// TypeMismatch is a readable message when the broker knows the group
+	// under another type than the subscription's; "" otherwise.
+	TypeMismatch string
 	// MissingTopics are subscribed topics that do not exist.
 	MissingTopics []string
 	// PartitionCount is the number of partitions over all existing topics.
