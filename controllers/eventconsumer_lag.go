@@ -106,6 +106,7 @@ func (r *EventConsumerReconciler) subscribe(_ context.Context, st *reconcileStat
 		Cluster:           clusterConfig(st.conn),
 		Group:             ec.Spec.ConsumerGroup,
 		Topics:            ec.Spec.Topics,
+		GroupType:         lagGroupType(ec.Spec.GroupType),
 		OffsetResetPolicy: reset,
 		PollInterval:      interval,
 	})
@@ -144,9 +145,14 @@ func applyLagStatus(st *reconcileState) {
 		ConsumptionRate: round1(s.ConsumptionRate),
 		GroupState:      s.GroupState,
 		Members:         int32(s.Members),
+		GroupType:       apiGroupType(s.GroupType),
 		Stale:           s.Stale,
 		MissingTopics:   s.MissingTopics,
 		Updated:         &metav1.Time{Time: s.Time.Truncate(time.Second)},
+	}
+	if s.GroupType == lag.GroupConsumer || s.GroupType == lag.GroupShare {
+		ls.GroupEpoch, ls.AssignmentEpoch = &s.GroupEpoch, &s.AssignmentEpoch
+		ls.RebalancingMembers = int32(s.RebalancingMembers)
 	}
 	if d, ok := lag.DrainSeconds(s); ok {
 		v := round1(d)
@@ -172,8 +178,56 @@ func applyLagStatus(st *reconcileState) {
 	st.ec.Status.Partitions = int32(s.PartitionCount)
 }
 
-// lagConditions sets KafkaReachable.
+// lagGroupType maps spec.groupType to the lag engine's type.
+func lagGroupType(t v1alpha1.GroupType) string {
+	switch t {
+	case v1alpha1.GroupTypeConsumer:
+		return lag.GroupConsumer
+	case v1alpha1.GroupTypeShare:
+		return lag.GroupShare
+	}
+	return lag.GroupClassic
+}
+
+// apiGroupType maps the type the broker reports to the API's spelling.
+func apiGroupType(t string) string {
+	switch t {
+	case lag.GroupClassic:
+		return string(v1alpha1.GroupTypeClassic)
+	case lag.GroupConsumer:
+		return string(v1alpha1.GroupTypeConsumer)
+	case lag.GroupShare:
+		return string(v1alpha1.GroupTypeShare)
+	}
+	return ""
+}
+
+// groupTypeCondition sets GroupTypeMatches: False with the lag engine's
+// message when the broker knows the group under another type than
+// spec.groupType, True when it knows it under that type, Unknown while
+// the group does not exist on the broker.
+func groupTypeCondition(st *reconcileState) {
+	c := metav1.Condition{Type: v1alpha1.ConditionGroupTypeMatches, ObservedGeneration: st.ec.Generation}
+	want := st.ec.Spec.GroupType
+	if want == "" {
+		want = v1alpha1.DefaultGroupType
+	}
+	switch l := st.lag; {
+	case l == nil || l.snap.Time.IsZero():
+		c.Status, c.Reason, c.Message = metav1.ConditionUnknown, v1alpha1.ReasonWaitingForLag, "no poll of the Kafka cluster has finished yet"
+	case l.snap.TypeMismatch != "":
+		c.Status, c.Reason, c.Message = metav1.ConditionFalse, v1alpha1.ReasonGroupTypeMismatch, l.snap.TypeMismatch
+	case l.snap.GroupType == "":
+		c.Status, c.Reason, c.Message = metav1.ConditionUnknown, v1alpha1.ReasonGroupNotFound, fmt.Sprintf("group %s has no members on the broker yet", st.ec.Spec.ConsumerGroup)
+	default:
+		c.Status, c.Reason, c.Message = metav1.ConditionTrue, v1alpha1.ReasonGroupTypeMatches, fmt.Sprintf("the broker reports group %s as a %s group", st.ec.Spec.ConsumerGroup, want)
+	}
+	meta.SetStatusCondition(&st.ec.Status.Conditions, c)
+}
+
+// lagConditions sets KafkaReachable and GroupTypeMatches.
 func lagConditions(st *reconcileState) {
+	groupTypeCondition(st)
 	c := metav1.Condition{Type: v1alpha1.ConditionKafkaReachable, ObservedGeneration: st.ec.Generation}
 	switch l := st.lag; {
 	case l == nil:

@@ -133,6 +133,8 @@ func observation(s lag.Snapshot) autoscale.Observation {
 		PartitionCount:  s.PartitionCount,
 		GroupState:      s.GroupState,
 		Members:         s.Members,
+
+		MembersRebalancing: s.Rebalancing,
 	}
 	o.Partitions = make([]autoscale.PartitionObs, len(s.Partitions))
 	for i, p := range s.Partitions {

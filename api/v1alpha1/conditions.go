@@ -14,6 +14,10 @@ const (
 	// ConditionKafkaReachable is True when the last poll of the cluster
 	// succeeded.
 	ConditionKafkaReachable = "KafkaReachable"
+	// ConditionGroupTypeMatches is True when the broker knows the group
+	// under spec.groupType, False when under another type (the handlers
+	// run another protocol than the spec says).
+	ConditionGroupTypeMatches = "GroupTypeMatches"
 )
 
 // Condition reasons. Each is the STATUS column of kubectl get when it is the
@@ -44,6 +48,14 @@ const (
 	ReasonInvalidSpec = "InvalidSpec"
 	// ReasonApplyFailed: applying the Deployment failed.
 	ReasonApplyFailed = "ApplyFailed"
+	// ReasonGroupTypeMatches: the broker reports the group's type as
+	// spec.groupType says.
+	ReasonGroupTypeMatches = "GroupTypeMatches"
+	// ReasonGroupTypeMismatch: the broker reports the group under another
+	// type than spec.groupType.
+	ReasonGroupTypeMismatch = "GroupTypeMismatch"
+	// ReasonGroupNotFound: the broker does not know the group (yet).
+	ReasonGroupNotFound = "GroupNotFound"
 	// ReasonSucceeded: the last reconcile finished without error.
 	ReasonSucceeded = "Succeeded"
 )

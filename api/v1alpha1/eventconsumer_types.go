@@ -392,7 +392,8 @@ type EventConsumerStatus struct {
 	// +optional
 	LastScale *ScaleRecord `json:"lastScale,omitempty"`
 
-	// conditions are Ready, Reconciling, Stalled and KafkaReachable.
+	// conditions are Ready, Reconciling, Stalled, KafkaReachable and
+	// GroupTypeMatches.
 	// +optional
 	// +listType=map
 	// +listMapKey=type

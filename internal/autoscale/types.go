@@ -127,13 +127,17 @@ type Observation struct {
 	GroupState string
 	// Members is the number of group members.
 	Members int
+	// MembersRebalancing is true when a KIP-848 group is moving partitions
+	// between members (member epochs trail the group epoch). Its other
+	// members keep consuming, but the moving partitions do not.
+	MembersRebalancing bool
 }
 
 // Rebalancing reports whether the group was rebalancing when o was taken.
 // Consumption stops during a rebalance, so such data says nothing about
 // capacity and a decision on it would chase a transient.
 func (o Observation) Rebalancing() bool {
-	return o.GroupState == "PreparingRebalance" || o.GroupState == "CompletingRebalance"
+	return o.MembersRebalancing || o.GroupState == "PreparingRebalance" || o.GroupState == "CompletingRebalance"
 }
 
 // Recommendation is one raw recommendation, kept for scale-down

@@ -282,6 +282,6 @@ func typeMismatch(group, want string, d groupDescription) string {
 	if d.typ == "" || d.typ == want {
 		return ""
 	}
-	return fmt.Sprintf("the broker reports group %s as a %s group with %d members, but spec.groupType is %s: the handlers still use the %s protocol; roll them out with KAFKA_GROUP_TYPE=%s, or set spec.groupType to %s",
+	return fmt.Sprintf("the broker reports group %s as a %s group with %d members, but spec.groupType is %s: the handlers run the %s protocol; restart them so they take KAFKA_GROUP_TYPE=%s, or set spec.groupType to %s",
 		group, groupTypeName(d.typ), d.members, groupTypeName(want), d.typ, want, groupTypeName(d.typ))
 }
