@@ -91,6 +91,7 @@ $(BIN)/helm: hack/tools/helm/go.mod
 .PHONY: test
 test: test-env helm verify vet ## Run every test against the real control plane and Kafka (kfake).
 	go test $(GO_TEST_FLAGS) -count=1 ./...
+	cd hack/image && go vet ./... && go test $(GO_TEST_FLAGS) -count=1 ./...
 
 .PHONY: test-e2e
 test-e2e: sandbox-tools ## Run the end-to-end tests of the sandbox (brings it up in a temporary directory).
