@@ -289,11 +289,11 @@ func TestChartDefaultImageIsTheBuiltImage(t *testing.T) {
 	if _, err := os.Stat(helm); err != nil {
 		t.Fatalf("helm not found at %s: run `make helm` to build the pinned version", helm)
 	}
-	out, err := exec.Command(helm, "template", "x", filepath.Join(testenv.Root(), "charts", "lagscale"), "--kube-version", testenv.KubernetesVersion).CombinedOutput()
+	out, err := exec.Command(helm, "template", "x", filepath.Join(testenv.Root(), "charts", "lagscale"), "--kube-version", testenv.KubernetesVersion, "--show-only", "templates/deployment.yaml").CombinedOutput()
 	if err != nil {
 		t.Fatalf("helm template: %v\n%s", err, out)
 	}
-	m := regexp.MustCompile(`(?m)^\s+image:\s*"?([^"\s]+)"?\s*$`).FindAllSubmatch(out, -1)
+	m := regexp.MustCompile(`(?m)^[ \t]+image:[ \t]*"?([^"\s]+)"?[ \t]*$`).FindAllSubmatch(out, -1)
 	if len(m) != 1 {
 		t.Fatalf("want one image in the rendered chart, found %d", len(m))
 	}
