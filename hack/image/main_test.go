@@ -166,6 +166,19 @@ func TestCranePushAcceptsArchive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// `crane push DIR` of the unpacked layout keeps the OCI manifest, and
+	// so the digest the archive's index names.
+	layoutRef := strings.TrimPrefix(srv.URL, "http://") + "/lagscale/manager:layout"
+	if err := crane.Push(fromLayout, layoutRef); err != nil {
+		t.Fatalf("crane push of the layout: %v", err)
+	}
+	pushed, err := crane.Digest(layoutRef)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pushed != im.Manifests[0].Digest.String() {
+		t.Errorf("the layout pushed as %s, its index names %s", pushed, im.Manifests[0].Digest)
+	}
 	want, _ := fromLayout.ConfigName()
 	got, _ := pulled.ConfigName()
 	if got != want {
