@@ -330,8 +330,18 @@ type cluster struct {
 	parts    map[tp]*partState
 	groups   map[string]*groupState
 	failures int
-	down     int // 0 unknown, 1 reachable, 2 unreachable: for transition logs
+	reach    reachability // for logs on transitions only
 }
+
+// reachability is what the last cycle learned about a cluster, so that
+// "unreachable" and "reachable" are logged once per transition.
+type reachability int
+
+const (
+	reachUnknown reachability = iota // no cycle finished yet
+	reachUp                          // the last cycle read the cluster
+	reachDown                        // the last cycle failed
+)
 
 func newCluster(e *Engine, id string, cfg ClusterConfig) *cluster {
 	c := &cluster{
