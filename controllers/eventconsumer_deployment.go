@@ -53,7 +53,7 @@ func (r *EventConsumerReconciler) applyDeployment(ctx context.Context, st *recon
 	}
 	r.applied.record(key, applied.Generation, fingerprint)
 	if st.current == nil {
-		r.event(ec, EventNormalType, v1alpha1.EventDeployment, fmt.Sprintf("Created Deployment %s with %d replicas", ec.Name, st.desired), true)
+		r.event(ctx, ec, EventNormalType, v1alpha1.EventDeployment, fmt.Sprintf("Created Deployment %s with %d replicas", ec.Name, st.desired))
 	}
 	st.applied = applied
 	return nil
