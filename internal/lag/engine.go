@@ -1,6 +1,7 @@
 package lag
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -277,19 +278,7 @@ func (e *Engine) setSnapshots(c *cluster, snaps map[ConsumerKey]Snapshot, used m
 		}
 	}
 	slices.SortFunc(changed, func(a, b ConsumerKey) int {
-		if a.Namespace != b.Namespace {
-			if a.Namespace < b.Namespace {
-				return -1
-			}
-			return 1
-		}
-		switch {
-		case a.Name < b.Name:
-			return -1
-		case a.Name > b.Name:
-			return 1
-		}
-		return 0
+		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
 	})
 	return changed
 }

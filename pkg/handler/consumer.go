@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -665,7 +666,7 @@ func (c *Consumer) commitPending(ctx context.Context, only map[string][]int32) {
 	want := map[string]map[int32]kgo.EpochOffset{}
 	c.mu.Lock()
 	for tp, eo := range c.done {
-		if only != nil && !contains(only[tp.Topic], tp.Partition) {
+		if only != nil && !slices.Contains(only[tp.Topic], tp.Partition) {
 			continue
 		}
 		if cm, ok := c.committed[tp]; ok && cm >= eo.Offset {
@@ -760,13 +761,4 @@ func (c *Consumer) forget(tps map[string][]int32) {
 	if len(resume) > 0 {
 		c.cl.ResumeFetchPartitions(resume)
 	}
-}
-
-func contains(ps []int32, p int32) bool {
-	for _, q := range ps {
-		if q == p {
-			return true
-		}
-	}
-	return false
 }
