@@ -247,8 +247,8 @@ func (e *Engine) PollNow(key ConsumerKey) {
 
 // Poll runs one cycle of cluster id now and waits for it, serialised with the
 // cluster's loop. It returns the cluster-level error of the cycle, if any.
-// It works whether or not Start runs, which suits tests, benchmarks and the
-// CLI.
+// It works whether or not Start runs, so tests and benchmarks can drive
+// cycles one at a time.
 func (e *Engine) Poll(ctx context.Context, id string) error {
 	e.mu.Lock()
 	c, ok := e.clusters[id]
