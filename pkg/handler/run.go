@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/lagscale/lagscale/pkg/contract"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -28,14 +29,22 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("handler: %w", err)
 	}
-	reset := kgo.NewOffset().AtStart()
-	if c.cfg.AutoOffsetReset == ResetLatest {
-		reset = kgo.NewOffset().AtEnd()
+	// Started now, so that with latest a partition the group has not
+	// committed on starts after what was there before this consumer, and a
+	// partition created later is read from its first record.
+	reset, err := contract.ResetOffset(c.cfg.AutoOffsetReset, time.Now())
+	if err != nil {
+		return fmt.Errorf("handler: %w", err)
+	}
+	isolation, err := contract.IsolationLevel(c.cfg.IsolationLevel)
+	if err != nil {
+		return fmt.Errorf("handler: %w", err)
 	}
 	kopts := append(base,
 		kgo.ConsumerGroup(c.cfg.Group),
 		kgo.ConsumeTopics(c.cfg.Topics...),
 		kgo.ConsumeResetOffset(reset),
+		isolation,
 		kgo.Balancers(kgo.CooperativeStickyBalancer()),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
