@@ -39,7 +39,8 @@ type TopicPartition struct {
 }
 
 // StalledPartition is a partition that stopped at a record which failed
-// every attempt while no dead-letter topic was configured. Nothing at or
+// every attempt and could not be dead-lettered: no dead-letter topic was
+// configured, or every write to it failed (WithDeadLetterRetry). Nothing at or
 // after Offset is committed until the partition moves to another member
 // (which tries the record again) or the process restarts.
 type StalledPartition struct {

@@ -55,17 +55,27 @@ func (c *Consumer) handle(hctx context.Context, r *kgo.Record, abort func() bool
 		return outcomeStalled
 	}
 	dl := deadLetter(c.cfg.DeadLetterTopic, r, attempt, err)
-	backoff = c.o.initialBackoff
-	for {
+	backoff = c.o.dlInitial
+	for dlAttempt := 1; ; dlAttempt++ {
 		perr := c.cl.ProduceSync(hctx, dl).FirstErr()
 		if perr == nil {
 			break
 		}
-		c.log.Error(perr, "Writing to the dead-letter topic failed, retrying", "deadLetterTopic", c.cfg.DeadLetterTopic, "topic", r.Topic, "partition", r.Partition, "offset", r.Offset)
-		if hctx.Err() != nil || !sleep(hctx, max(backoff, time.Millisecond), abort) {
+		c.m.deadLetterErrors.WithLabelValues(r.Topic).Inc()
+		if hctx.Err() != nil {
 			return outcomeInterrupted
 		}
-		backoff = min(2*max(backoff, time.Millisecond), c.o.maxBackoff)
+		if dlAttempt >= c.o.dlAttempts {
+			// The record is neither handled nor safely elsewhere: its
+			// partition stops here, visibly, and the others carry on.
+			c.stall(r, attempt, fmt.Errorf("writing to dead-letter topic %s failed %d times: %w (the record failed with: %v)", c.cfg.DeadLetterTopic, dlAttempt, perr, err))
+			return outcomeStalled
+		}
+		c.log.Error(perr, "Writing to the dead-letter topic failed, retrying", "deadLetterTopic", c.cfg.DeadLetterTopic, "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "attempt", dlAttempt, "backoff", backoff.String())
+		if !sleep(hctx, backoff, abort) {
+			return outcomeInterrupted
+		}
+		backoff = min(2*max(backoff, time.Millisecond), c.o.dlMax)
 	}
 	t.restart()
 	c.deadLettered.Add(1)
@@ -74,16 +84,37 @@ func (c *Consumer) handle(hctx context.Context, r *kgo.Record, abort func() bool
 	return outcomeDone
 }
 
-// call runs the function once, turning a panic into an error, and counts
-// the call in t's open run (see tally).
-func (c *Consumer) call(ctx context.Context, r *kgo.Record, t *tally) (err error) {
-	defer func() {
-		t.called(c.m.latency.bounds)
-		if p := recover(); p != nil {
-			err = fmt.Errorf("handler panicked: %v", p)
-		}
+// call runs the function once under the call timeout, turning a panic
+// into an error, and counts the call in t's open run (see tally). When the
+// deadline passes (or the shutdown timeout cancels hctx) call returns
+// without waiting for a function that ignores its context: that call is
+// abandoned, its record counts as failed, and the worker moves on.
+func (c *Consumer) call(hctx context.Context, r *kgo.Record, t *tally) error {
+	ctx, cancel := context.WithTimeout(hctx, c.o.callTimeout)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		defer func() {
+			if p := recover(); p != nil {
+				done <- fmt.Errorf("handler panicked: %v", p)
+			}
+		}()
+		done <- c.fn(ctx, r)
 	}()
-	return c.fn(ctx, r)
+	defer t.called(c.m.latency.bounds)
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		select {
+		case err := <-done: // it returned at the deadline, as it should
+			return err
+		default:
+		}
+		c.m.abandoned.Inc()
+		c.log.Error(ctx.Err(), "Handler call did not return by its deadline; abandoned", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "callTimeout", c.o.callTimeout.String())
+		return fmt.Errorf("handler call did not return within %s: %w", c.o.callTimeout, ctx.Err())
+	}
 }
 
 // sleep waits d, polling abort; it reports false if it was interrupted.
