@@ -126,6 +126,8 @@ func (c *Consumer) runBatch(ctx, hctx context.Context, parts []part, force <-cha
 				c.mu.Unlock()
 			}()
 			prog := progress[p.tp]
+			cd := newCallDeadline(hctx, c.o.callTimeout)
+			defer cd.close()
 			for _, r := range p.recs {
 				if t.clock.Sub(t.lastFlush) >= tallyFlushEvery {
 					c.flushTally(p.tp.Topic, t)
@@ -136,7 +138,7 @@ func (c *Consumer) runBatch(ctx, hctx context.Context, parts []part, force <-cha
 					leftMu.Unlock()
 					return
 				}
-				switch c.handle(hctx, r, abort, t) {
+				switch c.handle(hctx, cd, r, abort, t) {
 				case outcomeDone:
 					prog.Store(r)
 				case outcomeStalled:

@@ -31,8 +31,9 @@
 // proceed and before leaving the group.
 //
 // Each call gets a context with a deadline (WithCallTimeout, default 30s,
-// inside the group's rebalance timeout); a call that has not returned by
-// then counts as a failed attempt. A record whose function returns an error
+// inside the group's rebalance timeout); a call that ends with an error
+// after its deadline counts as a failed attempt, so a call stuck on I/O
+// that honours its context cannot hold up a rebalance or a shutdown. A record whose function returns an error
 // is retried with exponential backoff (WithRetry). After the last attempt
 // it is written to the dead-letter topic with the Header* headers, retried
 // with backoff up to WithDeadLetterRetry's bound. With no dead-letter topic,

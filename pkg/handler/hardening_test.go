@@ -126,33 +126,55 @@ func TestHandlerCallHasADeadline(t *testing.T) {
 	}
 }
 
-// A shutdown whose deadline expires while a call ignores its context: Run
-// still returns, no worker is left waiting on the call (in-flight 0), the
-// stuck record stays uncommitted for the next owner, and what was handled
-// before it is committed.
-func TestShutdownDeadlineExpiresWithAStuckCall(t *testing.T) {
-	b := newBroker(t, 1, "orders")
-	b.produce("orders", 1, 5, nil)
-	release := make(chan struct{})
-	var once sync.Once
-	t.Cleanup(func() { once.Do(func() { close(release) }) })
-	var stuck atomic.Bool
-	m := start(t, func(_ context.Context, r *kgo.Record) error {
-		if r.Offset == 2 {
-			stuck.Store(true)
-			<-release // ignores its context
-		}
-		return nil
-	}, handler.WithConfig(b.config("g", "orders")), handler.WithShutdownTimeout(200*time.Millisecond), handler.WithCallTimeout(time.Hour))
-
-	eventually(t, "the call at offset 2 is stuck", stuck.Load)
-	eventually(t, "offsets before the stuck record committed", func() bool { return b.committed("g", "orders")[0] == 2 })
-	m.stop(t)
-	if got := b.committed("g", "orders")[0]; got != 2 {
-		t.Errorf("after shutdown committed %d, want 2 (the stuck record stays uncommitted)", got)
+// Shutdown with a call stuck at offset 2. When the call honours its
+// context, its deadline (WithCallTimeout) ends it although the shutdown
+// timeout is an hour away, and Run returns. When it ignores its context,
+// the shutdown timeout still bounds Run. Either way the stuck record stays
+// uncommitted for the next owner and what was handled before it is
+// committed. Without a call deadline the first case hangs for the whole
+// shutdown timeout.
+func TestShutdownWithAStuckCall(t *testing.T) {
+	tests := []struct {
+		name            string
+		honoursContext  bool
+		callTimeout     time.Duration
+		shutdownTimeout time.Duration
+	}{
+		{name: "the call's deadline expires during shutdown", honoursContext: true, callTimeout: 2 * time.Second, shutdownTimeout: time.Hour},
+		{name: "the shutdown deadline expires, the call ignores its context", honoursContext: false, callTimeout: time.Hour, shutdownTimeout: 200 * time.Millisecond},
 	}
-	if metrics := scrape(m.c, "/metrics"); !strings.Contains(metrics, "lagscale_handler_in_flight_records 0") || !strings.Contains(metrics, "lagscale_handler_calls_abandoned_total 1") {
-		t.Errorf("after shutdown a worker still waits on the stuck call:\n%s", grepLines(metrics, "lagscale_handler_"))
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newBroker(t, 1, "orders")
+			b.produce("orders", 1, 5, nil)
+			release := make(chan struct{})
+			var once sync.Once
+			t.Cleanup(func() { once.Do(func() { close(release) }) })
+			var stuck atomic.Bool
+			m := start(t, func(ctx context.Context, r *kgo.Record) error {
+				if r.Offset != 2 {
+					return nil
+				}
+				stuck.Store(true)
+				if tt.honoursContext {
+					<-ctx.Done()
+					return ctx.Err()
+				}
+				<-release
+				return nil
+			}, handler.WithConfig(b.config("g", "orders")), handler.WithShutdownTimeout(tt.shutdownTimeout), handler.WithCallTimeout(tt.callTimeout))
+
+			eventually(t, "the call at offset 2 is stuck", stuck.Load)
+			eventually(t, "offsets before the stuck record committed", func() bool { return b.committed("g", "orders")[0] == 2 })
+			m.stop(t)
+			if got := b.committed("g", "orders")[0]; got != 2 {
+				t.Errorf("after shutdown committed %d, want 2 (the stuck record stays uncommitted)", got)
+			}
+			timeouts := strings.Contains(scrape(m.c, "/metrics"), "lagscale_handler_call_timeouts_total 1")
+			if timeouts != tt.honoursContext {
+				t.Errorf("call timeout counted: %v, want %v", timeouts, tt.honoursContext)
+			}
+		})
 	}
 }
 

@@ -21,10 +21,10 @@ type metrics struct {
 	inFlight      prometheus.Gauge
 	owned         prometheus.Gauge
 	stalled       prometheus.Gauge
-	// deadLetterErrors counts failed dead-letter writes; abandoned counts
-	// calls cut short by the call timeout.
+	// deadLetterErrors counts failed dead-letter writes; callTimeouts
+	// counts calls that failed after their deadline.
 	deadLetterErrors *prometheus.CounterVec
-	abandoned        prometheus.Counter
+	callTimeouts     prometheus.Counter
 
 	// handledByTopic caches the handled counter of each configured topic:
 	// it is bumped once per record.
@@ -79,16 +79,16 @@ func newMetrics(reg prometheus.Registerer, private bool, topics []string) (*metr
 			Name: "lagscale_handler_dead_letter_errors_total",
 			Help: "Writes to the dead-letter topic that failed, by the record's topic.",
 		}, []string{"topic"}),
-		abandoned: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "lagscale_handler_calls_abandoned_total",
-			Help: "Calls of the handler function that did not return by their deadline (call timeout or shutdown timeout).",
+		callTimeouts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "lagscale_handler_call_timeouts_total",
+			Help: "Calls of the handler function that failed after their deadline (WithCallTimeout) passed.",
 		}),
 	}
 	m.handledByTopic = make(map[string]prometheus.Counter, len(topics))
 	for _, t := range topics {
 		m.handledByTopic[t] = m.handled.WithLabelValues(t)
 	}
-	cs := []prometheus.Collector{m.handled, m.failed, m.deadLettered, m.attemptErrors, m.commitErrors, m.latency, m.inFlight, m.owned, m.stalled, m.deadLetterErrors, m.abandoned}
+	cs := []prometheus.Collector{m.handled, m.failed, m.deadLettered, m.attemptErrors, m.commitErrors, m.latency, m.inFlight, m.owned, m.stalled, m.deadLetterErrors, m.callTimeouts}
 	if private {
 		cs = append(cs, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}

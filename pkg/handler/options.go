@@ -127,11 +127,12 @@ func WithRetry(attempts int, initial, max time.Duration) Option {
 }
 
 // WithCallTimeout bounds one call of the handler function (default 30s).
-// The call's context carries the deadline; when it passes the call counts
-// as a failed attempt, even if the function ignores its context and keeps
-// running, so that one stuck call cannot hold up a rebalance past the
-// group's rebalance timeout. Keep it below that timeout (60s unless
-// WithClientOptions sets kgo.RebalanceTimeout).
+// The call's context carries the deadline; a call that fails after it
+// passed counts as a failed attempt (retried, then dead-lettered), so that
+// one stuck call cannot hold up a rebalance or a shutdown past the
+// deadline. Keep it below the group's rebalance timeout (60s unless
+// WithClientOptions sets kgo.RebalanceTimeout). A function that ignores its
+// context cannot be stopped; the shutdown timeout still bounds Run.
 func WithCallTimeout(d time.Duration) Option {
 	return func(o *options) {
 		if d > 0 {

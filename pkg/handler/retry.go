@@ -2,6 +2,7 @@ package handler
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -21,13 +22,13 @@ const (
 )
 
 // handle calls the function with retries, then dead-letters or stalls.
-func (c *Consumer) handle(hctx context.Context, r *kgo.Record, abort func() bool, t *tally) outcome {
+func (c *Consumer) handle(hctx context.Context, cd *callDeadline, r *kgo.Record, abort func() bool, t *tally) outcome {
 	backoff := c.o.initialBackoff
 	var err error
 	attempt := 0
 	for {
 		attempt++
-		err = c.call(hctx, r, t)
+		err = c.call(hctx, cd, r, t)
 		if err == nil {
 			t.handled++
 			return outcomeDone
@@ -84,37 +85,25 @@ func (c *Consumer) handle(hctx context.Context, r *kgo.Record, abort func() bool
 	return outcomeDone
 }
 
-// call runs the function once under the call timeout, turning a panic
-// into an error, and counts the call in t's open run (see tally). When the
-// deadline passes (or the shutdown timeout cancels hctx) call returns
-// without waiting for a function that ignores its context: that call is
-// abandoned, its record counts as failed, and the worker moves on.
-func (c *Consumer) call(hctx context.Context, r *kgo.Record, t *tally) error {
-	ctx, cancel := context.WithTimeout(hctx, c.o.callTimeout)
-	defer cancel()
-	done := make(chan error, 1)
-	go func() {
-		defer func() {
-			if p := recover(); p != nil {
-				done <- fmt.Errorf("handler panicked: %v", p)
-			}
-		}()
-		done <- c.fn(ctx, r)
-	}()
-	defer t.called(c.m.latency.bounds)
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-		select {
-		case err := <-done: // it returned at the deadline, as it should
-			return err
-		default:
+// call runs the function once with a context that ends at the call
+// timeout (or when the shutdown timeout cancels hctx), turning a panic into
+// an error, and counts the call in t's open run (see tally). A call that
+// fails after its deadline passed is reported as timed out.
+func (c *Consumer) call(hctx context.Context, cd *callDeadline, r *kgo.Record, t *tally) (err error) {
+	ctx := cd.begin()
+	defer func() {
+		cd.end()
+		t.called(c.m.latency.bounds)
+		if p := recover(); p != nil {
+			err = fmt.Errorf("handler panicked: %v", p)
 		}
-		c.m.abandoned.Inc()
-		c.log.Error(ctx.Err(), "Handler call did not return by its deadline; abandoned", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "callTimeout", c.o.callTimeout.String())
-		return fmt.Errorf("handler call did not return within %s: %w", c.o.callTimeout, ctx.Err())
+	}()
+	err = c.fn(ctx, r)
+	if err != nil && hctx.Err() == nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		c.m.callTimeouts.Inc()
+		err = fmt.Errorf("handler call exceeded its %s deadline: %w", c.o.callTimeout, err)
 	}
+	return err
 }
 
 // sleep waits d, polling abort; it reports false if it was interrupted.
