@@ -197,7 +197,7 @@ func (r *EventConsumerReconciler) decideReplicas(ctx context.Context, st *reconc
 		if d.Replicas < current {
 			reason = v1alpha1.EventScaledDown
 		}
-		r.event(ec, EventNormalType, reason, fmt.Sprintf("%d -> %d replicas: %s", current, d.Replicas, d.Reason), true)
+		r.event(ctx, ec, EventNormalType, reason, fmt.Sprintf("%d -> %d replicas: %s", current, d.Replicas, d.Reason))
 		if r.Metrics != nil {
 			r.Metrics.ScaleEvent(key, current, d.Replicas)
 		}

@@ -16,7 +16,7 @@ import (
 
 // finishStatus computes the whole status from what the reconcile learned.
 // It runs once, deferred, whatever step returned early.
-func (r *EventConsumerReconciler) finishStatus(st *reconcileState, retErr error) {
+func (r *EventConsumerReconciler) finishStatus(ctx context.Context, st *reconcileState, retErr error) {
 	ec := st.ec
 	s := &ec.Status
 	prevReady := meta.FindStatusCondition(s.Conditions, v1alpha1.ConditionReady)
@@ -56,12 +56,8 @@ func (r *EventConsumerReconciler) finishStatus(st *reconcileState, retErr error)
 		set(v1alpha1.ConditionReady, metav1.ConditionFalse, st.stalled.reason, st.stalled.message)
 		set(v1alpha1.ConditionReconciling, metav1.ConditionFalse, st.stalled.reason, "stalled until the spec or the cluster changes")
 		set(v1alpha1.ConditionStalled, metav1.ConditionTrue, st.stalled.reason, st.stalled.message)
-	case retErr != nil || st.applyErr != nil:
-		err := retErr
-		if err == nil {
-			err = st.applyErr
-		}
-		set(v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonApplyFailed, err.Error())
+	case retErr != nil:
+		set(v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonApplyFailed, retErr.Error())
 		set(v1alpha1.ConditionReconciling, metav1.ConditionTrue, v1alpha1.ReasonApplyFailed, "retrying with backoff")
 		set(v1alpha1.ConditionStalled, metav1.ConditionFalse, v1alpha1.ReasonApplyFailed, "retrying with backoff")
 	default:
@@ -88,9 +84,9 @@ func (r *EventConsumerReconciler) finishStatus(st *reconcileState, retErr error)
 	if newReady.Reason != prevReason {
 		switch {
 		case st.stalled != nil:
-			r.event(ec, EventWarningType, v1alpha1.EventStalled, st.stalled.message, true)
+			r.event(ctx, ec, EventWarningType, v1alpha1.EventStalled, st.stalled.message)
 		case newReady.Status == metav1.ConditionTrue && prevReason != "" && prevReason != v1alpha1.ReasonProgressing:
-			r.event(ec, EventNormalType, v1alpha1.EventRecovered, fmt.Sprintf("Ready again after %s", prevReason), true)
+			r.event(ctx, ec, EventNormalType, v1alpha1.EventRecovered, fmt.Sprintf("Ready again after %s", prevReason))
 		}
 	}
 }

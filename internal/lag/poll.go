@@ -30,7 +30,7 @@ type partState struct {
 	logStart int64
 	end      int64
 	ends     *series
-	err      string
+	err      error // the last ListOffsets error, shown in PartitionLag.Error
 }
 
 // groupState is the history of one consumer group on this cluster.
@@ -39,7 +39,7 @@ type groupState struct {
 	polls   int
 	state   string
 	members int
-	err     string
+	err     error // the last describe or offsets error: the snapshot is stale
 	// desc is the latest good description (type, epochs, rebalancing).
 	desc groupDescription
 	// mismatch says that the broker knows the group under another type.
@@ -155,9 +155,9 @@ func (c *cluster) cycle(ctx context.Context) error {
 		c.status.Reachable = false
 		c.status.Error = msg
 		e.mu.Unlock()
-		if c.down != 2 {
+		if c.reach != reachDown {
 			e.log.Info("Kafka cluster unreachable", "cluster", c.name, "clusterID", c.id, "reason", msg)
-			c.down = 2
+			c.reach = reachDown
 		}
 	} else {
 		c.failures = 0
@@ -171,10 +171,10 @@ func (c *cluster) cycle(ctx context.Context) error {
 		c.status.Brokers = data.brokers
 		c.status.LastPoll = now
 		e.mu.Unlock()
-		if c.down == 2 {
+		if c.reach == reachDown {
 			e.log.Info("Kafka cluster reachable", "cluster", c.name, "clusterID", c.id)
 		}
-		c.down = 1
+		c.reach = reachUp
 	}
 
 	byAPI, total := c.hook.diff(before)
@@ -449,10 +449,10 @@ func (c *cluster) update(now time.Time, d *pollData, groupTopics map[string][]st
 			}
 			start, end := d.starts[key], d.ends[key]
 			if err := cmp.Or(end.err, start.err); err != nil {
-				st.err = err.Error()
+				st.err = err
 				continue
 			}
-			st.err = ""
+			st.err = nil
 			st.known = true
 			st.logStart, st.end = start.offset, end.offset
 			st.ends.add(now, end.offset)
@@ -476,9 +476,9 @@ func (c *cluster) update(now time.Time, d *pollData, groupTopics map[string][]st
 			c.groups[g] = gs
 		}
 		desc := d.described[g]
-		gs.err = ""
+		gs.err = nil
 		if desc.err != nil {
-			gs.err = "describing group: " + desc.err.Error()
+			gs.err = fmt.Errorf("describing group: %w", desc.err)
 			gs.members = -1
 		} else {
 			gs.state, gs.members, gs.desc = desc.state, desc.members, desc
@@ -486,7 +486,7 @@ func (c *cluster) update(now time.Time, d *pollData, groupTopics map[string][]st
 		}
 		commits := d.commits[g]
 		if commits.err != nil {
-			gs.err = "fetching committed offsets: " + commits.err.Error()
+			gs.err = fmt.Errorf("fetching committed offsets: %w", commits.err)
 			continue // keep the previous commits; the snapshot is marked stale
 		}
 		gs.shareLag = commits.lags
@@ -545,9 +545,9 @@ func (c *cluster) snapshot(s Subscription, now time.Time, window time.Duration, 
 		snap.GroupEpoch, snap.AssignmentEpoch = -1, -1
 	}
 	snap.Rebalancing = gs.desc.rebalancing > 0 || (gs.desc.typ == GroupConsumer && gs.desc.assignmentEpoch < gs.desc.epoch)
-	if gs.err != "" {
+	if gs.err != nil {
 		snap.Stale = true
-		snap.Error = redact(errors.New(gs.err), c.cfg)
+		snap.Error = redact(gs.err, c.cfg)
 	}
 	// Offsets of a classic group and of a KIP-848 group are both read with
 	// OffsetFetch, so between those two a mismatch changes the members
@@ -581,13 +581,13 @@ func (c *cluster) snapshot(s Subscription, now time.Time, window time.Duration, 
 			snap.PartitionCount++
 			if st == nil || !st.known {
 				pl.Error = "offsets unknown"
-				if st != nil && st.err != "" {
-					pl.Error = st.err
+				if st != nil && st.err != nil {
+					pl.Error = redact(st.err, c.cfg)
 				}
 				snap.Partitions = append(snap.Partitions, pl)
 				continue
 			}
-			pl.Error = st.err
+			pl.Error = redact(st.err, c.cfg)
 			pl.LogStartOffset, pl.EndOffset = st.logStart, st.end
 			pl.Lag = PartitionLagFor(st.logStart, st.end, pl.CommittedOffset, pl.HasCommit, s.OffsetResetPolicy)
 			if bl, ok := gs.shareLag[key]; ok && groupTypeOf(s.GroupType) == GroupShare {

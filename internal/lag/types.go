@@ -19,6 +19,8 @@ import (
 	"slices"
 	"strconv"
 	"time"
+
+	"github.com/lagscale/lagscale/pkg/contract"
 )
 
 // ConsumerKey identifies one EventConsumer as namespace and name.
@@ -32,35 +34,20 @@ type ConsumerKey struct {
 // String returns "namespace/name".
 func (k ConsumerKey) String() string { return k.Namespace + "/" + k.Name }
 
-// TLSConfig holds PEM material for a TLS connection to Kafka.
-type TLSConfig struct {
-	// CA is the PEM bundle used to verify brokers; nil uses the system roots.
-	CA []byte
-	// Cert is the PEM client certificate for mutual TLS, optional.
-	Cert []byte
-	// Key is the PEM private key matching Cert, optional.
-	Key []byte
-	// InsecureSkipVerify disables broker certificate verification.
-	InsecureSkipVerify bool
-}
+// TLSConfig holds PEM material for a TLS connection to Kafka. It is the
+// handler contract's type, so the lag engine and the SDK connect alike.
+type TLSConfig = contract.TLS
 
 // SASL mechanisms understood by SASLConfig.Mechanism.
 const (
-	MechanismPlain       = "PLAIN"
-	MechanismScramSHA256 = "SCRAM-SHA-256"
-	MechanismScramSHA512 = "SCRAM-SHA-512"
+	MechanismPlain       = contract.MechanismPlain
+	MechanismScramSHA256 = contract.MechanismScramSHA256
+	MechanismScramSHA512 = contract.MechanismScramSHA512
 )
 
 // SASLConfig holds SASL credentials. They are used to authenticate and to
 // derive ClusterConfig.ID, and never appear in logs or errors.
-type SASLConfig struct {
-	// Mechanism is PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.
-	Mechanism string
-	// Username is the SASL user name.
-	Username string
-	// Password is the SASL password.
-	Password string
-}
+type SASLConfig = contract.SASL
 
 // ClusterConfig describes how to reach one Kafka cluster.
 type ClusterConfig struct {
@@ -120,8 +107,8 @@ func (c ClusterConfig) Name() string {
 
 // Offset reset policies for Subscription.OffsetResetPolicy.
 const (
-	ResetLatest   = "latest"
-	ResetEarliest = "earliest"
+	ResetLatest   = contract.ResetLatest
+	ResetEarliest = contract.ResetEarliest
 )
 
 // DefaultPollInterval is used when a Subscription has no PollInterval.
