@@ -194,6 +194,7 @@ func contractEnv(ec *v1alpha1.EventConsumer, conn Connection) []corev1.EnvVar {
 		reset = v1alpha1.OffsetResetLatest
 	}
 	env = append(env, corev1.EnvVar{Name: contract.EnvAutoOffsetReset, Value: string(reset)})
+	env = append(env, corev1.EnvVar{Name: contract.EnvGroupType, Value: GroupTypeEnv(ec.Spec.GroupType)})
 	if s := conn.SASL; s != nil {
 		env = append(env,
 			corev1.EnvVar{Name: contract.EnvSASLMechanism, Value: string(s.Mechanism)},
@@ -325,4 +326,16 @@ func (c Connection) SecretNames() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// GroupTypeEnv is the contract's KAFKA_GROUP_TYPE value for spec.groupType;
+// an unset type is v1alpha1.DefaultGroupType.
+func GroupTypeEnv(t v1alpha1.GroupType) string {
+	switch t {
+	case v1alpha1.GroupTypeConsumer:
+		return contract.GroupConsumer
+	case v1alpha1.GroupTypeShare:
+		return contract.GroupShare
+	}
+	return contract.GroupClassic
 }

@@ -55,6 +55,7 @@ func TestBuild(t *testing.T) {
 					contract.EnvConsumerGroup:    "orders-handler",
 					contract.EnvSecurityProtocol: "PLAINTEXT",
 					contract.EnvAutoOffsetReset:  "latest",
+					contract.EnvGroupType:        "classic",
 					contract.EnvConsumer:         "shop/orders",
 				}
 				for k, v := range want {
@@ -128,6 +129,24 @@ func TestBuild(t *testing.T) {
 				}
 				if len(c.VolumeMounts) != 1 || !c.VolumeMounts[0].ReadOnly || c.VolumeMounts[0].MountPath != TLSMountPath {
 					t.Errorf("mounts %+v", c.VolumeMounts)
+				}
+			},
+		},
+		{
+			name: "groupType Consumer is KAFKA_GROUP_TYPE=consumer",
+			ec:   consumer(func(ec *v1alpha1.EventConsumer) { ec.Spec.GroupType = v1alpha1.GroupTypeConsumer }),
+			check: func(t *testing.T, c corev1.Container, _ corev1.PodSpec) {
+				if got := envMap(c)[contract.EnvGroupType].Value; got != contract.GroupConsumer {
+					t.Errorf("%s = %q, want %q", contract.EnvGroupType, got, contract.GroupConsumer)
+				}
+			},
+		},
+		{
+			name: "groupType Share is KAFKA_GROUP_TYPE=share",
+			ec:   consumer(func(ec *v1alpha1.EventConsumer) { ec.Spec.GroupType = v1alpha1.GroupTypeShare }),
+			check: func(t *testing.T, c corev1.Container, _ corev1.PodSpec) {
+				if got := envMap(c)[contract.EnvGroupType].Value; got != contract.GroupShare {
+					t.Errorf("%s = %q, want %q", contract.EnvGroupType, got, contract.GroupShare)
 				}
 			},
 		},

@@ -42,8 +42,24 @@ const (
 	// a handler that wants records of aborted and open transactions sets
 	// it to read_uncommitted in its own env to opt out.
 	EnvIsolationLevel = "KAFKA_ISOLATION_LEVEL"
+	// EnvGroupType is the group protocol: GroupClassic, GroupConsumer or
+	// GroupShare. Unset means GroupClassic.
+	EnvGroupType = "KAFKA_GROUP_TYPE"
 	// EnvConsumer is the EventConsumer as namespace/name.
 	EnvConsumer = "LAGSCALE_CONSUMER"
 	// EnvDeadLetterTopic is the dead-letter topic, when one is set.
 	EnvDeadLetterTopic = "LAGSCALE_DEAD_LETTER_TOPIC"
+)
+
+// Values of EnvGroupType.
+const (
+	// GroupClassic is the classic consumer group protocol: kgo.ConsumerGroup
+	// with a client-side balancer.
+	GroupClassic = "classic"
+	// GroupConsumer is the KIP-848 consumer protocol (Kafka 4.0+):
+	// kgo.ConsumerGroup with kgo.ServerSideBalancer.
+	GroupConsumer = "consumer"
+	// GroupShare is a KIP-932 share group (Kafka 4.2+): kgo.ShareGroup,
+	// each record acknowledged on its own.
+	GroupShare = "share"
 )
