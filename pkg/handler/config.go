@@ -29,6 +29,7 @@ const (
 	EnvConsumer         = contract.EnvConsumer
 	EnvDeadLetterTopic  = contract.EnvDeadLetterTopic
 	EnvIsolationLevel   = contract.EnvIsolationLevel
+	EnvGroupType        = contract.EnvGroupType
 	// EnvHTTPAddr is the listen address of the health and metrics server.
 	// It is not part of the operator's contract; it defaults to ":8080".
 	EnvHTTPAddr = "LAGSCALE_HTTP_ADDR"
@@ -53,6 +54,13 @@ const (
 const (
 	ResetEarliest = contract.ResetEarliest
 	ResetLatest   = contract.ResetLatest
+)
+
+// Group types accepted in KAFKA_GROUP_TYPE.
+const (
+	GroupClassic  = contract.GroupClassic
+	GroupConsumer = contract.GroupConsumer
+	GroupShare    = contract.GroupShare
 )
 
 // Isolation levels accepted in KAFKA_ISOLATION_LEVEL.
@@ -103,6 +111,11 @@ type Config struct {
 	// transactions are never handled) or read_uncommitted
 	// (KAFKA_ISOLATION_LEVEL).
 	IsolationLevel string
+	// GroupType is the group protocol (KAFKA_GROUP_TYPE): classic (the
+	// default), consumer (KIP-848: the broker assigns partitions) or share
+	// (KIP-932: records are acquired and acknowledged one by one; see
+	// Consumer.Run).
+	GroupType string
 	// Consumer is the EventConsumer that runs this handler, namespace/name
 	// (LAGSCALE_CONSUMER). It is used as the Kafka client ID and in logs.
 	Consumer string
@@ -133,6 +146,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		TLSKeyFile:       get(EnvTLSKeyFile),
 		AutoOffsetReset:  strings.ToLower(get(EnvAutoOffsetReset)),
 		IsolationLevel:   strings.ToLower(get(EnvIsolationLevel)),
+		GroupType:        strings.ToLower(get(EnvGroupType)),
 		Consumer:         get(EnvConsumer),
 		DeadLetterTopic:  get(EnvDeadLetterTopic),
 		HTTPAddr:         get(EnvHTTPAddr),
@@ -152,6 +166,9 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	}
 	if c.IsolationLevel == "" {
 		c.IsolationLevel = contract.DefaultIsolationLevel
+	}
+	if c.GroupType == "" {
+		c.GroupType = GroupClassic
 	}
 	if c.HTTPAddr == "" {
 		c.HTTPAddr = DefaultHTTPAddr
@@ -214,6 +231,11 @@ func (c Config) Validate() error {
 	}
 	if _, err := contract.IsolationLevel(c.IsolationLevel); err != nil {
 		return err
+	}
+	switch c.GroupType {
+	case "", GroupClassic, GroupConsumer, GroupShare:
+	default:
+		return fmt.Errorf("%s=%q: expected classic, consumer or share", EnvGroupType, c.GroupType)
 	}
 	return nil
 }

@@ -47,6 +47,17 @@ func TestConfigFromEnv(t *testing.T) {
 			}},
 		{name: "cert without key", set: map[string]string{"KAFKA_SECURITY_PROTOCOL": "SSL", "KAFKA_TLS_CERT_FILE": "/tls/tls.crt"}, wantErr: "only one of KAFKA_TLS_CERT_FILE and KAFKA_TLS_KEY_FILE is set"},
 		{name: "bad insecure flag", set: map[string]string{"KAFKA_TLS_INSECURE_SKIP_VERIFY": "yes please"}, wantErr: "KAFKA_TLS_INSECURE_SKIP_VERIFY"},
+		{name: "group type defaults to classic", check: func(t *testing.T, c handler.Config) {
+			if c.GroupType != handler.GroupClassic {
+				t.Errorf("GroupType %q, want classic", c.GroupType)
+			}
+		}},
+		{name: "share group type", set: map[string]string{"KAFKA_GROUP_TYPE": "Share"}, check: func(t *testing.T, c handler.Config) {
+			if c.GroupType != handler.GroupShare {
+				t.Errorf("GroupType %q, want share", c.GroupType)
+			}
+		}},
+		{name: "bad group type", set: map[string]string{"KAFKA_GROUP_TYPE": "streams"}, wantErr: `KAFKA_GROUP_TYPE="streams": expected classic, consumer or share`},
 		{name: "bad offset reset", set: map[string]string{"KAFKA_AUTO_OFFSET_RESET": "smallest"}, wantErr: `KAFKA_AUTO_OFFSET_RESET="smallest": expected earliest or latest`},
 		{name: "dead letter, consumer, http addr", set: map[string]string{"LAGSCALE_DEAD_LETTER_TOPIC": "orders-dlt", "LAGSCALE_CONSUMER": "shop/billing", "LAGSCALE_HTTP_ADDR": ":9090"},
 			check: func(t *testing.T, c handler.Config) {

@@ -135,6 +135,9 @@ func New(fn Func, opts ...Option) (*Consumer, error) {
 	if o.httpAddr != nil {
 		cfg.HTTPAddr = *o.httpAddr
 	}
+	if cfg.GroupType == "" {
+		cfg.GroupType = GroupClassic
+	}
 	log := logr.FromSlogHandler(slog.NewJSONHandler(os.Stderr, nil))
 	if o.logger != nil {
 		log = *o.logger

@@ -218,7 +218,17 @@ func TestGracefulShutdownHandsOver(t *testing.T) {
 // every record was handled at least once and the group committed the end
 // offsets. Duplicates are reported; they must stay below one poll batch per
 // rebalance.
+//
+// It runs once with the classic protocol and once with KIP-848's consumer
+// protocol (KAFKA_GROUP_TYPE=consumer, kgo.ServerSideBalancer), where the
+// broker moves partitions member by member.
 func TestNoRecordLostWhileReplicasComeAndGo(t *testing.T) {
+	for _, gt := range []string{handler.GroupClassic, handler.GroupConsumer} {
+		t.Run(gt, func(t *testing.T) { noRecordLostWhileReplicasComeAndGo(t, gt) })
+	}
+}
+
+func noRecordLostWhileReplicasComeAndGo(t *testing.T, groupType string) {
 	const parts = 12
 	total := 100_000
 	if testing.Short() {
@@ -235,7 +245,9 @@ func TestNoRecordLostWhileReplicasComeAndGo(t *testing.T) {
 		return nil
 	}
 	const maxPoll = 500
-	opts := []handler.Option{handler.WithConfig(b.config("g", "orders")), handler.WithMaxPollRecords(maxPoll)}
+	cfg := b.config("g", "orders")
+	cfg.GroupType = groupType
+	opts := []handler.Option{handler.WithConfig(cfg), handler.WithMaxPollRecords(maxPoll)}
 
 	producing := make(chan struct{})
 	go func() {
@@ -268,12 +280,22 @@ func TestNoRecordLostWhileReplicasComeAndGo(t *testing.T) {
 	}
 	<-producing
 	ends := b.waitCommittedToEnd(t, "g", "orders", "group committed the end offsets")
+	// The members really ran the protocol asked for: the broker describes
+	// the five of them with that protocol's describe.
+	if groupType == handler.GroupConsumer {
+		gs, err := b.adm.DescribeConsumerGroups(context.Background(), "g")
+		if err != nil || gs["g"].Err != nil || len(gs["g"].Members) != 5 {
+			t.Fatalf("ConsumerGroupDescribe: %v, %+v; want a KIP-848 group of 5 members", err, gs["g"])
+		}
+	} else if gs, err := b.adm.DescribeGroups(context.Background(), "g"); err != nil || len(gs["g"].Members) != 5 {
+		t.Fatalf("DescribeGroups: %v, %+v; want a classic group of 5 members", err, gs["g"])
+	}
 	scaleTo(0)
 	if c := b.committed("g", "orders"); len(c) != parts {
 		t.Fatalf("committed offsets for %d partitions, want %d", len(c), parts)
 	}
 	missing, dups := led.check(ends)
-	t.Logf("records=%d rebalances=%d duplicates=%d", total, rebalances, dups)
+	t.Logf("groupType=%s records=%d rebalances=%d duplicates=%d", groupType, total, rebalances, dups)
 	if missing != 0 {
 		t.Fatalf("%d records never handled", missing)
 	}

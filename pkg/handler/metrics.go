@@ -25,6 +25,11 @@ type metrics struct {
 	// counts calls that failed after their deadline.
 	deadLetterErrors *prometheus.CounterVec
 	callTimeouts     prometheus.Counter
+	// groupType is 1 for the member's group type, so that dashboards can
+	// split every series by classic, consumer and share members.
+	groupType *prometheus.GaugeVec
+	// shareAcks counts a share group's acknowledgements by status.
+	shareAcks *prometheus.CounterVec
 
 	// handledByTopic caches the handled counter of each configured topic:
 	// it is bumped once per record.
@@ -83,12 +88,20 @@ func newMetrics(reg prometheus.Registerer, private bool, topics []string) (*metr
 			Name: "lagscale_handler_call_timeouts_total",
 			Help: "Calls of the handler function that failed after their deadline (WithCallTimeout) passed.",
 		}),
+		groupType: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "lagscale_handler_group_type",
+			Help: "1 for the group protocol this member runs: classic, consumer (KIP-848) or share (KIP-932).",
+		}, []string{"type"}),
+		shareAcks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lagscale_handler_share_acks_total",
+			Help: "Share-group acknowledgements by status: accept (handled or dead-lettered), release (to be redelivered), reject (failed every attempt, no dead-letter topic).",
+		}, []string{"topic", "status"}),
 	}
 	m.handledByTopic = make(map[string]prometheus.Counter, len(topics))
 	for _, t := range topics {
 		m.handledByTopic[t] = m.handled.WithLabelValues(t)
 	}
-	cs := []prometheus.Collector{m.handled, m.failed, m.deadLettered, m.attemptErrors, m.commitErrors, m.latency, m.inFlight, m.owned, m.stalled, m.deadLetterErrors, m.callTimeouts}
+	cs := []prometheus.Collector{m.handled, m.failed, m.deadLettered, m.attemptErrors, m.commitErrors, m.latency, m.inFlight, m.owned, m.stalled, m.deadLetterErrors, m.callTimeouts, m.groupType, m.shareAcks}
 	if private {
 		cs = append(cs, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}

@@ -29,6 +29,10 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("handler: %w", err)
 	}
+	c.m.groupType.WithLabelValues(c.cfg.GroupType).Set(1)
+	if c.cfg.GroupType == GroupShare {
+		return c.runShare(ctx, base)
+	}
 	// Started now, so that with latest a partition the group has not
 	// committed on starts after what was there before this consumer, and a
 	// partition created later is read from its first record.
@@ -54,6 +58,11 @@ func (c *Consumer) Run(ctx context.Context) error {
 		kgo.OnPartitionsCallbackBlocked(func(context.Context, *kgo.Client) { c.rebalWant.Store(true) }),
 		kgo.WithLogger(kgoLogger{c.log.WithName("kgo")}),
 	)
+	if c.cfg.GroupType == GroupConsumer {
+		// KIP-848: the broker assigns partitions, with the cooperative
+		// sticky balancer's server-side twin ("uniform").
+		kopts = append(kopts, kgo.ServerSideBalancer())
+	}
 	kopts = append(kopts, c.o.clientOpts...)
 	cl, err := kgo.NewClient(kopts...)
 	if err != nil {
