@@ -297,6 +297,12 @@ func allFailed(d *pollData) error {
 
 // listOffsets lists the offset at timestamp ts (-2 start, -1 end) of every
 // partition; franz-go shards the request to each partition leader.
+//
+// End offsets are asked for READ_COMMITTED, which answers the last stable
+// offset: below an open transaction, and equal to the high watermark
+// otherwise. A read-committed consumer cannot read past it, so records of a
+// transaction still open are not lag yet, and a group that has consumed
+// everything committed has none.
 func (c *cluster) listOffsets(ctx context.Context, parts map[string][]int32, ts int64) map[tp]listed {
 	out := make(map[tp]listed)
 	if len(parts) == 0 {
@@ -304,6 +310,9 @@ func (c *cluster) listOffsets(ctx context.Context, parts map[string][]int32, ts 
 	}
 	req := kmsg.NewPtrListOffsetsRequest()
 	req.ReplicaID = -1
+	if ts == -1 {
+		req.IsolationLevel = 1 // READ_COMMITTED: the last stable offset
+	}
 	for t, ps := range parts {
 		rt := kmsg.NewListOffsetsRequestTopic()
 		rt.Topic = t

@@ -192,7 +192,9 @@ type PartitionLag struct {
 	Partition int32
 	// LogStartOffset is the first offset still retained.
 	LogStartOffset int64
-	// EndOffset is the high watermark: the offset of the next record.
+	// EndOffset is the last stable offset: the offset of the next record a
+	// read-committed consumer can read. It is the high watermark unless a
+	// transaction is open on the partition.
 	EndOffset int64
 	// CommittedOffset is the group's committed offset, -1 when none.
 	CommittedOffset int64

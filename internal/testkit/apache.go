@@ -269,11 +269,17 @@ func (a *Apache) jvmArgs(main string, args ...string) []string {
 // and on 4.x the share.version feature that turns share groups on.
 func (a *Apache) format(t testing.TB) {
 	t.Helper()
-	id := make([]byte, 16)
-	if _, err := rand.Read(id); err != nil {
-		t.Fatal(err)
+	// A cluster id is 16 random bytes in URL-safe base64; one that starts
+	// with '-' would read as an option to StorageTool's parser.
+	var id string
+	for id == "" || id[0] == '-' || id[0] == '_' {
+		b := make([]byte, 16)
+		if _, err := rand.Read(b); err != nil {
+			t.Fatal(err)
+		}
+		id = base64.RawURLEncoding.EncodeToString(b)
 	}
-	args := []string{"format", "-t", base64.RawURLEncoding.EncodeToString(id),
+	args := []string{"format", "-t", id,
 		"-c", filepath.Join(a.dir, "server.properties"),
 		"--add-scram", ScramMechanism + "=[name=" + a.User + ",password=" + a.Password + "]"}
 	if SupportsShareGroups(a.Version) {
