@@ -329,6 +329,7 @@ type cluster struct {
 	cycleMu  sync.Mutex
 	parts    map[tp]*partState
 	groups   map[string]*groupState
+	skips    map[skipKey]skip // markers and aborted records after a commit (markers.go)
 	failures int
 	down     int // 0 unknown, 1 reachable, 2 unreachable: for transition logs
 }
