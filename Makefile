@@ -121,8 +121,12 @@ $(KAFKA_BIN)/%/libs/.resolved: hack/kafka/pom.xml
 		exit 1; fi; \
 	touch $@; echo ">> kafka $* resolved in $$(( $$(date +%s) - start ))s ($$(ls $(KAFKA_BIN)/$*/libs | wc -l) jars)"
 
+.PHONY: java-handler
+java-handler: ## Build examples/java-handler (plain kafka-clients) with Maven into examples/java-handler/target.
+	mvn -B -q -f examples/java-handler/pom.xml package
+
 .PHONY: test-kafka
-test-kafka: kafka ## Run the compatibility suite against Apache Kafka (test/kafka): the lag engine, the operator, the SDK and the Java handler.
+test-kafka: kafka java-handler ## Run the compatibility suite against Apache Kafka (test/kafka): the lag engine, the operator, the SDK and the Java handler.
 	go test -tags kafka -count=1 -p 1 -timeout 40m -v ./test/kafka/...
 
 ##@ Sandbox

@@ -4,6 +4,7 @@ package kafka
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,9 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/lagscale/lagscale/internal/lag"
 	"github.com/lagscale/lagscale/internal/testkit"
 )
 
@@ -46,13 +48,33 @@ func contractEnv(a *testkit.Apache, topic, group string) []string {
 }
 
 // lagging is the group's lag on topic by kadm's offsets (a partition
-// without a commit counts from its start).
+// without a commit counts from its start), or -1 while the offsets cannot
+// be read (a fresh cluster's coordinator is not available at first).
 func lagging(t *testing.T, b testkit.Broker, group, topic string) int64 {
 	t.Helper()
-	var total int64
-	for _, l := range reference(t, b.Admin(), group, lag.ResetEarliest, false, topic) {
-		total += l
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	adm := b.Admin()
+	starts, err := adm.ListStartOffsets(ctx, topic)
+	if err != nil || starts.Error() != nil {
+		return -1
 	}
+	ends, err := adm.ListEndOffsets(ctx, topic)
+	if err != nil || ends.Error() != nil {
+		return -1
+	}
+	commits, err := adm.FetchOffsets(ctx, group)
+	if err != nil && !errors.Is(err, kerr.GroupIDNotFound) {
+		return -1
+	}
+	var total int64
+	ends.Each(func(o kadm.ListedOffset) {
+		from := starts[o.Topic][o.Partition].Offset
+		if c, ok := commits.Lookup(o.Topic, o.Partition); ok && c.Err == nil && c.At >= 0 {
+			from = c.At
+		}
+		total += max(o.Offset-from, 0)
+	})
 	return total
 }
 
