@@ -151,7 +151,8 @@ func (a *Apache) Start() {
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Its own process group, so that a Ctrl-C of `go test` does not reach
 	// it before the cleanup does; the cleanup stops it by PID.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Pdeathsig: a test binary killed by its -timeout takes the JVM along.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting Apache Kafka %s: %v", a.Version, err)
 	}
