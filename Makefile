@@ -98,6 +98,38 @@ test-e2e: sandbox-tools ## Run the end-to-end tests of the sandbox (brings it up
 	go build -o $(BIN)/lagscale ./cmd/lagscale
 	go test -tags e2e -count=1 -timeout 30m -v ./test/e2e/...
 
+##@ Apache Kafka
+
+# Apache Kafka versions the compatibility suite runs against: the newest 4.x
+# that resolves from Maven Central, and the newest 3.9.x for classic-only
+# clusters. internal/testkit's KafkaVersion and KafkaClassicVersion name the
+# same two.
+KAFKA_VERSIONS ?= 4.4.0 3.9.1
+KAFKA_BIN      := $(BIN)/kafka
+KAFKA_STAMPS   := $(foreach v,$(KAFKA_VERSIONS),$(KAFKA_BIN)/$(v)/libs/.resolved)
+
+.PHONY: kafka
+kafka: $(KAFKA_STAMPS) ## Resolve the pinned Apache Kafka brokers (hack/kafka/pom.xml) with Maven into bin/kafka/<version>/libs (first time about 1 minute).
+
+$(KAFKA_BIN)/%/libs/.resolved: hack/kafka/pom.xml
+	@rm -rf $(KAFKA_BIN)/$*/libs && mkdir -p $(KAFKA_BIN)/$*/libs
+	@echo ">> resolving org.apache.kafka:kafka_2.13:$* and its runtime dependencies from Maven Central into $(KAFKA_BIN)/$*/libs"
+	@start=$$(date +%s); \
+	if ! mvn -B -q -f hack/kafka/pom.xml -Dkafka.version=$* dependency:copy-dependencies \
+		-DincludeScope=runtime -DoutputDirectory=$(KAFKA_BIN)/$*/libs > $(KAFKA_BIN)/$*/mvn.log 2>&1; then \
+		cat $(KAFKA_BIN)/$*/mvn.log; \
+		echo "make kafka: could not resolve org.apache.kafka:kafka_2.13:$* (or one of its dependencies, named above) from Maven Central"; \
+		exit 1; fi; \
+	touch $@; echo ">> kafka $* resolved in $$(( $$(date +%s) - start ))s ($$(ls $(KAFKA_BIN)/$*/libs | wc -l) jars)"
+
+.PHONY: java-handler
+java-handler: ## Build examples/java-handler (plain kafka-clients) with Maven into examples/java-handler/target.
+	mvn -B -q -f examples/java-handler/pom.xml package
+
+.PHONY: test-kafka
+test-kafka: kafka java-handler ## Run the compatibility suite against Apache Kafka (test/kafka): the lag engine, the operator, the SDK and the Java handler.
+	go test -tags kafka -count=1 -p 1 -timeout 40m -v ./test/kafka/...
+
 ##@ Sandbox
 
 KWOK_STAGES := node/fast/node-initialize node/heartbeat/node-heartbeat pod/fast/pod-ready pod/fast/pod-complete

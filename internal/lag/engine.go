@@ -318,6 +318,7 @@ type cluster struct {
 	cycleMu  sync.Mutex
 	parts    map[tp]*partState
 	groups   map[string]*groupState
+	skips    map[skipKey]skip // markers and aborted records after a commit (markers.go)
 	failures int
 	reach    reachability // for logs on transitions only
 }

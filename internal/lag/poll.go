@@ -70,6 +70,8 @@ type pollData struct {
 	missing   map[string]bool
 	topicErr  map[string]error
 	parts     map[string][]int32
+	leaders   map[tp]int32
+	topicIDs  map[string][16]byte
 	starts    map[tp]listed
 	ends      map[tp]listed
 	commits   map[string]groupCommits
@@ -213,6 +215,8 @@ func (c *cluster) read(ctx context.Context, topics []string, types map[string]st
 		missing:  make(map[string]bool),
 		topicErr: make(map[string]error),
 		parts:    make(map[string][]int32),
+		leaders:  make(map[tp]int32),
+		topicIDs: make(map[string][16]byte),
 	}
 
 	req := kmsg.NewPtrMetadataRequest()
@@ -254,7 +258,9 @@ func (c *cluster) read(ctx context.Context, topics []string, types map[string]st
 		ps := make([]int32, 0, len(t.Partitions))
 		for _, p := range t.Partitions {
 			ps = append(ps, p.Partition)
+			d.leaders[tp{name, p.Partition}] = p.Leader
 		}
+		d.topicIDs[name] = t.TopicID
 		slices.Sort(ps)
 		d.parts[name] = ps
 	}
@@ -280,6 +286,7 @@ func (c *cluster) read(ctx context.Context, topics []string, types map[string]st
 	if err := allFailed(d); err != nil {
 		return nil, err
 	}
+	c.settleMarkers(ctx, d)
 	return d, nil
 }
 
@@ -317,6 +324,12 @@ func allFailed(d *pollData) error {
 
 // listOffsets lists the offset at timestamp ts (-2 start, -1 end) of every
 // partition; franz-go shards the request to each partition leader.
+//
+// End offsets are asked for READ_COMMITTED, which answers the last stable
+// offset: below an open transaction, and equal to the high watermark
+// otherwise. A read-committed consumer cannot read past it, so records of a
+// transaction still open are not lag yet, and a group that has consumed
+// everything committed has none.
 func (c *cluster) listOffsets(ctx context.Context, parts map[string][]int32, ts int64) map[tp]listed {
 	out := make(map[tp]listed)
 	if len(parts) == 0 {
@@ -324,6 +337,9 @@ func (c *cluster) listOffsets(ctx context.Context, parts map[string][]int32, ts 
 	}
 	req := kmsg.NewPtrListOffsetsRequest()
 	req.ReplicaID = -1
+	if ts == -1 {
+		req.IsolationLevel = 1 // READ_COMMITTED: the last stable offset
+	}
 	for t, ps := range parts {
 		rt := kmsg.NewListOffsetsRequestTopic()
 		rt.Topic = t
@@ -589,14 +605,20 @@ func (c *cluster) snapshot(s Subscription, now time.Time, window time.Duration, 
 			}
 			pl.Error = redact(st.err, c.cfg)
 			pl.LogStartOffset, pl.EndOffset = st.logStart, st.end
-			pl.Lag = PartitionLagFor(st.logStart, st.end, pl.CommittedOffset, pl.HasCommit, s.OffsetResetPolicy)
+			// Markers and aborted records right after the commit are
+			// nothing a consumer will be handed (markers.go).
+			from := pl.CommittedOffset
+			if pl.HasCommit {
+				from = c.committedFor(key, from, st.end)
+			}
+			pl.Lag = PartitionLagFor(st.logStart, st.end, from, pl.HasCommit, s.OffsetResetPolicy)
 			if bl, ok := gs.shareLag[key]; ok && groupTypeOf(s.GroupType) == GroupShare {
 				// The broker's share lag leaves out the records after the
 				// start offset that are already acknowledged.
 				pl.Lag = bl
 			}
 			pl.ProductionRate = st.ends.rate(window)
-			pos := position(st.logStart, st.end, pl.CommittedOffset, pl.HasCommit, s.OffsetResetPolicy)
+			pos := position(st.logStart, st.end, from, pl.HasCommit, s.OffsetResetPolicy)
 			if pl.Lag > 0 {
 				pl.TimeLagSeconds = timeLagSeconds(st.ends, pos, st.end, pl.ProductionRate, now)
 			}

@@ -7,7 +7,10 @@
 // of batched requests — one Metadata for the union of subscribed topics, one
 // ListOffsets per partition leader for start and one for end offsets, one
 // OffsetFetch and one DescribeGroups per group coordinator — so the cost of a
-// cycle does not grow with the number of consumer groups.
+// cycle does not grow with the number of consumer groups. End offsets are
+// last stable offsets (READ_COMMITTED). A commit that stays below the end
+// for two cycles costs, once, one Fetch per leader to tell transaction
+// markers and aborted records after it from records (markers.go).
 //
 // The arithmetic (lag, rates, time lag, partition health) lives in pure
 // functions in calc.go so it can be table tested without a broker.
@@ -184,7 +187,9 @@ type PartitionLag struct {
 	Partition int32
 	// LogStartOffset is the first offset still retained.
 	LogStartOffset int64
-	// EndOffset is the high watermark: the offset of the next record.
+	// EndOffset is the last stable offset: the offset of the next record a
+	// read-committed consumer can read. It is the high watermark unless a
+	// transaction is open on the partition.
 	EndOffset int64
 	// CommittedOffset is the group's committed offset, -1 when none.
 	CommittedOffset int64
