@@ -94,13 +94,13 @@ func Decide(in Input) Decision {
 		return hold(fmt.Sprintf("group %s", obs.GroupState))
 	}
 
-	st.LearnedCapacity = learnCapacity(in.History, st.LearnedCapacity, spec.ThroughputPerReplica)
+	st.LearnedCapacity = learnCapacity(in.History, st.LearnedCapacity, spec.ThroughputPerReplica, spec.Share)
 	st.InflowNeeds = slices.Clone(st.InflowNeeds)
 	mem := spec.BurstMemory
 	if spec.Policy != PolicyTimeLag || mem <= 0 {
 		st.InflowNeeds, st.Recurred = nil, time.Time{}
 	} else if st.LearnedCapacity > 0 {
-		need := size(obs, recentInflow(in.History), 0, st.LearnedCapacity, targetUtilization).n
+		need := size(obs, recentInflow(in.History), 0, st.LearnedCapacity, targetUtilization, spec.Share).n
 		if obs.TotalLag == 0 && obs.ProductionRate <= 0 {
 			need = 0
 		}
@@ -120,7 +120,7 @@ func Decide(in Input) Decision {
 	} else {
 		raw, why = timeLag(spec, in.History, cur, st.LearnedCapacity)
 	}
-	if !spec.AllowIdleConsumers && obs.PartitionCount > 0 && raw > int32(obs.PartitionCount) {
+	if !spec.AllowIdleConsumers && !spec.Share && obs.PartitionCount > 0 && raw > int32(obs.PartitionCount) {
 		raw = int32(obs.PartitionCount)
 		why += fmt.Sprintf(", capped at %d partitions", obs.PartitionCount)
 	}
@@ -325,13 +325,13 @@ func withDefaults(s Spec) Spec {
 
 // bounds returns the replica range [lo, hi]. Without maxReplicas the
 // partition count is the most a group can use; without a partition count
-// either there is no upper bound. minReplicas wins over everything: it is
-// an explicit request.
+// either, or for a share group, there is no upper bound. minReplicas wins
+// over everything: it is an explicit request.
 func bounds(s Spec, o Observation) (lo, hi int32) {
 	lo, hi = s.MinReplicas, int32(math.MaxInt32)
 	if s.MaxReplicas != nil {
 		hi = *s.MaxReplicas
-	} else if o.PartitionCount > 0 && !o.Missing {
+	} else if o.PartitionCount > 0 && !o.Missing && !s.Share {
 		hi = int32(o.PartitionCount)
 	}
 	return lo, max(hi, lo)

@@ -430,7 +430,7 @@ func TestLearnCapacity(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := learnCapacity(tt.history, tt.learned, tt.prior)
+			got := learnCapacity(tt.history, tt.learned, tt.prior, false)
 			if d := got - tt.want; d > 1e-9 || d < -1e-9 {
 				t.Errorf("learnCapacity = %v, want %v", got, tt.want)
 			}

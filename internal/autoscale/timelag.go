@@ -77,7 +77,7 @@ func timeLag(spec Spec, history []Observation, cur int32, capacity float64) (int
 	if drain > 0 {
 		measured += fmt.Sprintf(", backlog %d to drain in %s", o.TotalLag, secs(drain))
 	}
-	s := size(o, inflow, drain, capacity, targetUtilization)
+	s := size(o, inflow, drain, capacity, targetUtilization, spec.Share)
 	return s.n, measured + s.reason
 }
 
@@ -88,10 +88,21 @@ type sizing struct {
 }
 
 // size returns the fewest replicas for which the consumer that owns the
-// ceil(P/r) most demanding partitions keeps up at utilization util.
-func size(o Observation, inflow []float64, drain, capacity, util float64) sizing {
+// ceil(P/r) most demanding partitions keeps up at utilization util. In a
+// share group no member owns a partition: every member takes records of
+// every partition, so the total demand over the capacity is the answer,
+// however it is spread over the partitions.
+func size(o Observation, inflow []float64, drain, capacity, util float64, share bool) sizing {
 	demand := partitionDemand(o, inflow, drain, util)
 	P := len(demand)
+	if share && P > 0 {
+		total := 0.0
+		for _, d := range demand {
+			total += d
+		}
+		n := int32(max(1, math.Ceil(total/capacity)))
+		return sizing{n, fmt.Sprintf(", capacity %s/s per member at %.0f%% utilization, shared over %d partitions -> %s", num(capacity), util*100, P, replicas(n))}
+	}
 	if P == 0 {
 		need := o.ProductionRate / util
 		if drain > 0 {
@@ -211,7 +222,11 @@ func partitionDemand(o Observation, inflow []float64, drain, util float64) []flo
 // rates are smoothed over several polls, and a pause inside that span
 // would read as slowness). When the group is not saturated the rate is a
 // lower bound: it may raise the estimate, never lower it.
-func learnCapacity(history []Observation, learned, prior float64) float64 {
+//
+// In a share group (share) every member works on every partition, so the
+// rate is divided by all members, and the group is saturated when it has a
+// real backlog in total.
+func learnCapacity(history []Observation, learned, prior float64, share bool) float64 {
 	est := learned
 	if est <= 0 {
 		est = prior
@@ -221,11 +236,11 @@ func learnCapacity(history []Observation, learned, prior float64) float64 {
 		return est
 	}
 	owners := o.Members
-	if o.PartitionCount > 0 {
+	if o.PartitionCount > 0 && !share {
 		owners = min(owners, o.PartitionCount)
 	}
 	sample := o.ConsumptionRate / float64(owners)
-	if !steadyAndSaturated(history, o.Time.Add(-learnWindow), o.Members) {
+	if !steadyAndSaturated(history, o.Time.Add(-learnWindow), o.Members, share) {
 		if prior > est && est > 0 && len(history) > 1 {
 			dt := o.Time.Sub(history[len(history)-2].Time)
 			est += (prior - est) * min(1, float64(dt)/float64(capacityMemory))
@@ -252,11 +267,11 @@ func learnCapacity(history []Observation, learned, prior float64) float64 {
 // steadyAndSaturated reports whether every observation since start (and
 // one at or before it, so the span is covered) shows a stable group of
 // the given size with a backlog on every partition.
-func steadyAndSaturated(history []Observation, start time.Time, members int) bool {
+func steadyAndSaturated(history []Observation, start time.Time, members int, share bool) bool {
 	covered := false
 	for i := len(history) - 1; i >= 0; i-- {
 		o := history[i]
-		if o.Stale || o.Missing || o.Rebalancing() || o.Members != members || !saturated(o) {
+		if o.Stale || o.Missing || o.Rebalancing() || o.Members != members || !saturated(o, share) {
 			return false
 		}
 		if !o.Time.After(start) {
@@ -267,9 +282,10 @@ func steadyAndSaturated(history []Observation, start time.Time, members int) boo
 	return covered
 }
 
-// saturated reports whether every partition has a real backlog.
-func saturated(o Observation) bool {
-	if len(o.Partitions) == 0 {
+// saturated reports whether every partition has a real backlog; for a
+// share group (share), whether the group has one.
+func saturated(o Observation, share bool) bool {
+	if len(o.Partitions) == 0 || share {
 		return o.TotalLag > 0 && o.TimeLagSeconds >= saturatedTimeLag
 	}
 	for _, p := range o.Partitions {

@@ -47,8 +47,14 @@ const (
 type Spec struct {
 	// MinReplicas is the fewest replicas; 0 allows scale to zero.
 	MinReplicas int32
-	// MaxReplicas is the most replicas; nil means the partition count.
+	// MaxReplicas is the most replicas; nil means the partition count, or
+	// no bound for a share group (the API requires it for Share).
 	MaxReplicas *int32
+	// Share is true for a KIP-932 share group: every member consumes from
+	// every partition, so the partition count neither caps the replicas
+	// nor sets the steps between useful counts, and capacity is per
+	// member whatever the partitions.
+	Share bool
 	// Policy is PolicyTimeLag (also when empty) or PolicyLagThreshold.
 	Policy Policy
 	// MaxLagSeconds is the TimeLag target; 0 means DefaultMaxLagSeconds.
