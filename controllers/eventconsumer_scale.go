@@ -176,6 +176,7 @@ func (r *EventConsumerReconciler) decideReplicas(ctx context.Context, st *reconc
 		ss.lastSeen = snap.Time
 	}
 	spec := autoscaleSpec(ec.Spec.Scaling)
+	spec.Share = ec.Spec.GroupType == v1alpha1.GroupTypeShare
 	spec.MinScaleInterval = r.MinScaleInterval
 	d := autoscale.Decide(autoscale.Input{
 		Spec:            spec,

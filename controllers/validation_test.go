@@ -79,6 +79,7 @@ func TestInvalidManifestsAreRejected(t *testing.T) {
 		{"unknown offset reset policy", func(m map[string]any) { scaling(m)["offsetResetPolicy"] = "none" }, `spec.scaling.offsetResetPolicy: Unsupported value: "none"`},
 		{"negative minReplicas", func(m map[string]any) { scaling(m)["minReplicas"] = -1 }, "spec.scaling.minReplicas: Invalid value: -1"},
 		{"unknown groupType", func(m map[string]any) { spec(m)["groupType"] = "Streams" }, `spec.groupType: Unsupported value: "Streams": supported values: "Classic", "Consumer", "Share"`},
+		{"Share without maxReplicas", func(m map[string]any) { spec(m)["groupType"] = "Share" }, "set scaling.maxReplicas for groupType Share: a share group can use more members than partitions, so the partition count does not bound it"},
 		{"negative burstMemorySeconds", func(m map[string]any) { scaling(m)["burstMemorySeconds"] = -1 }, "spec.scaling.burstMemorySeconds: Invalid value: -1"},
 	}
 	if len(tests) < 12 {
@@ -145,6 +146,7 @@ func TestGroupTypeTransitions(t *testing.T) {
 			if tt.from != "" {
 				spec(m)["groupType"] = tt.from
 			}
+			scaling(m)["maxReplicas"] = 8 // required for Share
 			u := &unstructured.Unstructured{Object: m}
 			u.SetNamespace(ns)
 			if err := env.Client.Create(ctx, u); err != nil {

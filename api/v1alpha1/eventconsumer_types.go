@@ -103,7 +103,8 @@ type ScalingSpec struct {
 	MinReplicas *int32 `json:"minReplicas,omitempty"`
 
 	// maxReplicas is the most replicas. When absent it is the partition
-	// count of the topics, the most consumers a group can use.
+	// count of the topics, the most consumers a group can use. Required for
+	// groupType Share, whose members are not bounded by the partitions.
 	// +optional
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=10000
@@ -187,6 +188,7 @@ type ScalingSpec struct {
 
 // EventConsumerSpec is the desired state of an EventConsumer.
 // +kubebuilder:validation:XValidation:rule="has(self.template) || (has(self.handler) && has(self.handler.image))",message="set spec.handler.image, or give spec.template with the handler container"
+// +kubebuilder:validation:XValidation:rule="!has(self.groupType) || self.groupType != 'Share' || has(self.scaling.maxReplicas)",message="set scaling.maxReplicas for groupType Share: a share group can use more members than partitions, so the partition count does not bound it"
 // +kubebuilder:validation:XValidation:rule="(has(oldSelf.groupType) ? oldSelf.groupType : 'Classic') == 'Share' || (has(self.groupType) ? self.groupType : 'Classic') != 'Share'",message="groupType cannot change to Share: a share group is another group than the consumer group, create a new EventConsumer with groupType Share"
 // +kubebuilder:validation:XValidation:rule="(has(oldSelf.groupType) ? oldSelf.groupType : 'Classic') != 'Share' || (has(self.groupType) ? self.groupType : 'Classic') == 'Share'",message="groupType cannot change from Share: a share group is another group than a consumer group, create a new EventConsumer for the Classic or Consumer group"
 type EventConsumerSpec struct {
