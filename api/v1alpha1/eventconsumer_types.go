@@ -69,6 +69,32 @@ type HandlerSpec struct {
 	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
 }
 
+// Defaults of ScalingSpec. Each is the value of the field's default
+// marker (kubebuilder:default), written once here so that the controller,
+// the simulator and the docs use the number the API server fills in; a
+// test checks the generated CRD against them.
+const (
+	// DefaultMinReplicas is minReplicas' default.
+	DefaultMinReplicas int32 = 1
+	// DefaultPolicy is policy's default.
+	DefaultPolicy = PolicyTimeLag
+	// DefaultMaxLagSeconds is maxLagSeconds' default.
+	DefaultMaxLagSeconds int32 = 30
+	// DefaultLagThreshold is lagThreshold's default.
+	DefaultLagThreshold int64 = 1000
+	// DefaultActivationLag is activationLag's default.
+	DefaultActivationLag int64 = 0
+	// DefaultScaleDownStabilizationSeconds is
+	// scaleDownStabilizationSeconds' default.
+	DefaultScaleDownStabilizationSeconds int32 = 120
+	// DefaultBurstMemorySeconds is burstMemorySeconds' default.
+	DefaultBurstMemorySeconds int32 = 900
+	// DefaultPollIntervalSeconds is pollIntervalSeconds' default.
+	DefaultPollIntervalSeconds int32 = 5
+	// DefaultOffsetResetPolicy is offsetResetPolicy's default.
+	DefaultOffsetResetPolicy = OffsetResetLatest
+)
+
 // ScalingSpec configures lag-driven autoscaling.
 // +kubebuilder:validation:XValidation:rule="!has(self.maxReplicas) || !has(self.minReplicas) || self.minReplicas <= self.maxReplicas",message="minReplicas must not exceed maxReplicas"
 type ScalingSpec struct {
