@@ -263,6 +263,23 @@ type PartitionLagStatus struct {
 	Health string `json:"health,omitempty"`
 }
 
+// UnreadableLag is a subscribed topic or partition whose lag could not be
+// read.
+type UnreadableLag struct {
+	// topic is the topic.
+	// +required
+	// +kubebuilder:validation:MaxLength=249
+	Topic string `json:"topic"`
+	// partition is the partition; absent when the whole topic could not be
+	// read.
+	// +optional
+	Partition *int32 `json:"partition,omitempty"`
+	// error is what Kafka answered.
+	// +required
+	// +kubebuilder:validation:MaxLength=1024
+	Error string `json:"error"`
+}
+
 // LagStatus is the consumer group's lag as last read from Kafka.
 type LagStatus struct {
 	// total is the sum of every partition's lag, in records.
@@ -301,6 +318,14 @@ type LagStatus struct {
 	// updated is when the figures were read from Kafka.
 	// +optional
 	Updated *metav1.Time `json:"updated,omitempty"`
+	// unreadable lists the subscribed topics and partitions whose lag
+	// could not be read, with the error. While it is not empty the figures
+	// above cover only the readable partitions, replicas are not scaled
+	// down and ScalingLimited is True with reason PartialLagData.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=16
+	Unreadable []UnreadableLag `json:"unreadable,omitempty"`
 	// partitions are the 64 partitions with the largest time lag.
 	// +optional
 	// +listType=atomic
@@ -366,7 +391,8 @@ type EventConsumerStatus struct {
 	// +optional
 	LastScale *ScaleRecord `json:"lastScale,omitempty"`
 
-	// conditions are Ready, Reconciling, Stalled and KafkaReachable.
+	// conditions are Ready, Reconciling, Stalled, KafkaReachable and
+	// ScalingLimited.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
