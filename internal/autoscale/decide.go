@@ -162,7 +162,7 @@ func Decide(in Input) Decision {
 	}
 
 	d := Decision{Recommendation: raw, State: st, Wanted: wanted, Partial: obs.Partial, Stuck: stuck}
-	d.Limited = limited(spec, sized, wanted, hi)
+	d.Limited = limited(spec, sized, cur, wanted, hi)
 	target := clamp(raw, lo, hi)
 	if target != raw {
 		why += fmt.Sprintf(", bounded to %d (min %d, max %d)", target, lo, hi)
@@ -316,14 +316,15 @@ func producingUncommitted(o Observation) string {
 	return ""
 }
 
-// limited reports which bound keeps the group below what the lag asks for
-// (wanted), while the target is missed.
-func limited(spec Spec, o Observation, wanted, hi int32) Limit {
+// limited reports which bound keeps the group from following the lag: the
+// lag asks for at least the bound (wanted), the group runs at it (cur), and
+// the target is still missed.
+func limited(spec Spec, o Observation, cur, wanted, hi int32) Limit {
 	room, limit := hi, LimitMaxReplicas
 	if !spec.AllowIdleConsumers && o.PartitionCount > 0 && !o.Partial && int32(o.PartitionCount) <= room {
 		room, limit = int32(o.PartitionCount), LimitPartitionCount
 	}
-	if wanted <= room {
+	if wanted < room || cur < room {
 		return ""
 	}
 	missed := o.TimeLagSeconds > spec.MaxLagSeconds
