@@ -126,7 +126,7 @@ const (
 
 // DefaultPollInterval is used when a Subscription has no PollInterval. It
 // is the API's default pollIntervalSeconds (this package does not import
-// the API; a controllers test checks that the two agree).
+// the API; an internal/scaler test checks that the two agree).
 const DefaultPollInterval = 5 * time.Second
 
 // Subscription asks the Engine to track one consumer group for one
