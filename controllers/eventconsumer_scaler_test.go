@@ -323,5 +323,10 @@ func TestTwinReconcilerAndSimulator(t *testing.T) {
 	if !reflect.DeepEqual(recSeq, simSeq) {
 		t.Fatalf("replica sequences differ\nreconciler: %v\nsimulator:  %v", recSeq, simSeq)
 	}
+	got := r.scalers.get(types.NamespacedName{Namespace: ns, Name: "twin"}, nil).State()
+	if want := drv.State(); got.LearnedCapacity != want.LearnedCapacity || !reflect.DeepEqual(got.Recommendations, want.Recommendations) {
+		t.Fatalf("learned capacity %v with %d recommendations through the reconciler, %v with %d through the simulator",
+			got.LearnedCapacity, len(got.Recommendations), want.LearnedCapacity, len(want.Recommendations))
+	}
 	t.Logf("both paths: %v", simSeq)
 }

@@ -110,6 +110,9 @@ func NewDriver(spec autoscale.Spec) *Driver {
 	return &Driver{spec: spec, sc: opscaler.New(time.Time{})}
 }
 
+// State returns the scaler's autoscale State, for tests.
+func (d *Driver) State() autoscale.State { return d.sc.State() }
+
 // Step observes snap when it is not nil, then decides at now for a group
 // with current replicas of which ready are ready, and returns the replicas
 // to run.
