@@ -219,7 +219,11 @@ func (r *EventConsumerReconciler) scalingLimited(st *reconcileState) {
 		return // no decision on fresh data: keep what the last one said
 	}
 	s := &st.ec.Status
-	prev := meta.FindStatusCondition(s.Conditions, v1alpha1.ConditionScalingLimited)
+	// A copy: SetStatusCondition changes the condition in place.
+	var prev *metav1.Condition
+	if p := meta.FindStatusCondition(s.Conditions, v1alpha1.ConditionScalingLimited); p != nil {
+		prev = p.DeepCopy()
+	}
 	c := metav1.Condition{Type: v1alpha1.ConditionScalingLimited, Status: metav1.ConditionFalse, Reason: v1alpha1.ReasonWithinBounds,
 		Message: "replicas follow the lag", ObservedGeneration: st.ec.Generation}
 	if reason, msg, ok := limitOf(st); ok {
