@@ -13,9 +13,9 @@ import (
 	"github.com/lagscale/lagscale/internal/sim"
 )
 
-// runSim is `lagscale sim`: it runs lagscale's TimeLag policy, KEDA+HPA,
-// a tuned KEDA+HPA and an oracle side by side on one workload and prints
-// their SLO attainment and cost.
+// runSim is `lagscale sim`: it runs lagscale's TimeLag policy, KEDA+HPA at
+// its defaults, every configuration of a KEDA grid and two oracles side by
+// side on one workload and prints their SLO attainment and cost.
 func runSim(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("sim", flag.ContinueOnError)
 	fs.SetOutput(stdout)
@@ -110,11 +110,11 @@ func runSim(args []string, stdout io.Writer) error {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if len(results) == 1 {
-			return enc.Encode(results[0].Metrics)
+			return enc.Encode(results[0].JSON())
 		}
-		byName := map[string]map[string]*sim.Metrics{}
+		byName := map[string]map[string]any{}
 		for _, r := range results {
-			byName[r.Workload.Name] = r.Metrics
+			byName[r.Workload.Name] = r.JSON()
 		}
 		return enc.Encode(byName)
 	}
@@ -127,25 +127,46 @@ func runSim(args []string, stdout io.Writer) error {
 	return nil
 }
 
-// printTable writes one workload's results, policies in report order.
+// printTable writes one workload's results, policies in report order,
+// then keda-frontier.
 func printTable(out io.Writer, r sim.Result) {
 	c := r.Config
 	fmt.Fprintf(out, "scenario %s: %d partitions, %gs, capacity %g/s per replica, SLO %gs, rebalance %ds, startup %ds, poll %ds, seed %d\n",
 		r.Workload.Name, r.Workload.Partitions, float64(r.Workload.Duration), c.Capacity, c.SLO, c.Rebalance, c.Startup, c.Poll, c.Seed)
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "policy\tslo_attainment\tp99_lag_seconds\tmax_lag_seconds\treplica_seconds\tscale_events\trebalance_seconds\tlag_threshold\t")
-	for _, p := range sim.Policies {
-		m := r.Metrics[p]
+	fmt.Fprintln(tw, "policy\tslo_attainment\tp99_lag_seconds\tmax_lag_seconds\treplica_seconds\tscale_events\trebalance_seconds\tkeda_parameters\t")
+	row := func(name string, m *sim.Metrics, params string) {
 		if m == nil {
-			// No lagThreshold reaches 0.99: a result in itself.
-			fmt.Fprintf(tw, "%s\tnull\t-\t-\t-\t-\t-\t-\t\n", p)
-			continue
+			// No configuration reaches 0.99: a result in itself.
+			fmt.Fprintf(tw, "%s\tnull\t-\t-\t-\t-\t-\t%s\t\n", name, params)
+			return
 		}
-		th := "-"
-		if m.LagThreshold > 0 {
-			th = fmt.Sprint(m.LagThreshold)
+		fmt.Fprintf(tw, "%s\t%.4f\t%.0f\t%.0f\t%d\t%d\t%d\t%s\t\n", name, m.SLOAttainment, m.P99LagSeconds, m.MaxLagSeconds, m.ReplicaSeconds, m.ScaleEvents, m.RebalanceSeconds, params)
+	}
+	for _, p := range sim.Policies {
+		params := "-"
+		switch p {
+		case sim.PolicyKEDA:
+			params = kedaParams(r.KEDA)
+		case sim.PolicyKEDABest:
+			params = fmt.Sprintf("none of %d reaches 0.99", r.KEDAConfigs)
+			if r.KEDABest != nil {
+				params = kedaParams(r.KEDABest.Parameters)
+			}
 		}
-		fmt.Fprintf(tw, "%s\t%.4f\t%.0f\t%.0f\t%d\t%d\t%d\t%s\t\n", p, m.SLOAttainment, m.P99LagSeconds, m.MaxLagSeconds, m.ReplicaSeconds, m.ScaleEvents, m.RebalanceSeconds, th)
+		row(p, r.Metrics[p], params)
+	}
+	for i, f := range r.KEDAFrontier {
+		row(fmt.Sprintf("%s[%d]", sim.PolicyKEDAFrontier, i), &f.Metrics, kedaParams(f.Parameters))
 	}
 	tw.Flush()
+}
+
+// kedaParams is a KEDA configuration in one short cell.
+func kedaParams(c sim.KEDAConfig) string {
+	metric := "fresh"
+	if c.MetricCacheSeconds > 0 {
+		metric = fmt.Sprintf("cached %ds", c.MetricCacheSeconds)
+	}
+	return fmt.Sprintf("lagThreshold=%d metric=%s downWindow=%ds tolerance=%g", c.LagThreshold, metric, c.ScaleDownStabilizationSeconds, c.Tolerance)
 }

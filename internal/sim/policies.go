@@ -12,19 +12,28 @@ import (
 
 // Policy names, as they appear in the table and as JSON keys.
 const (
-	PolicyLagscale  = "lagscale"
-	PolicyKEDA      = "keda-hpa"
-	PolicyKEDATuned = "keda-hpa-tuned"
-	PolicyOracle    = "oracle"
-	kedaPollSeconds = 30  // KEDA's default pollingInterval
-	hpaSyncSeconds  = 15  // kube-controller-manager's --horizontal-pod-autoscaler-sync-period
-	hpaTolerance    = 0.1 // HPA's default tolerance
-	hpaDownWindow   = 300 // HPA's default scale-down stabilization, seconds
-	hpaUpPods       = 4   // HPA's default scale-up policy: 4 pods or 100% per 15 s, the larger
+	// PolicyLagscale is the operator's scaler.
+	PolicyLagscale = "lagscale"
+	// PolicyKEDA is KEDA's Kafka scaler behind an HPA, every knob at its
+	// default and lagThreshold at capacity x SLO.
+	PolicyKEDA = "keda-hpa"
+	// PolicyKEDABest is the cheapest configuration of the KEDA grid that
+	// reaches 0.99 SLO attainment.
+	PolicyKEDABest = "keda-best"
+	// PolicyKEDAFrontier is the JSON key of the Pareto frontier of the
+	// KEDA grid's SLO-meeting configurations.
+	PolicyKEDAFrontier = "keda-frontier"
+	// PolicyOracle knows the inflow and runs ceil(inflow / capacity)
+	// replicas at every second, with no start-up and no rebalance.
+	PolicyOracle = "oracle"
+	// PolicyOraclePartitions is the oracle limited to replica counts that
+	// a consumer group can use: the fewest replicas for which the
+	// consumer owning the ceil(P/r) hottest partitions keeps up.
+	PolicyOraclePartitions = "oracle-partitions"
 )
 
 // Policies lists the policy names in report order.
-var Policies = []string{PolicyLagscale, PolicyKEDA, PolicyKEDATuned, PolicyOracle}
+var Policies = []string{PolicyLagscale, PolicyKEDA, PolicyKEDABest, PolicyOracle, PolicyOraclePartitions}
 
 // epoch is the wall time of second 0; autoscale wants times, not seconds.
 var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -125,77 +134,6 @@ func (d *Driver) Step(snap *lag.Snapshot, now time.Time, current, ready int32) i
 		d.sc.Applied(dec.Replicas, 0)
 	}
 	return dec.Replicas
-}
-
-// kedaPolicy is KEDA's Kafka scaler behind a Kubernetes HPA with default
-// behaviour. KEDA reads the total lag every 30 s (capped at lagThreshold
-// per partition, as it does without allowIdleConsumers); the HPA syncs
-// every 15 s with the AverageValue target lagThreshold, ignores ratios
-// within 10% of 1, scales up by at most max(4 pods, 100%) per sync and
-// scales down to the highest recommendation of the last 300 s.
-type kedaPolicy struct {
-	threshold int64
-	maxR      int
-	metric    int64
-	have      bool
-	recs      []point // HPA recommendations, v = replicas
-}
-
-func (k *kedaPolicy) step(g *group, s int) int {
-	cur := len(g.pods)
-	if s%kedaPollSeconds == 0 {
-		var lag int64
-		for i := range g.parts {
-			lag += g.parts[i].end - g.parts[i].committed
-		}
-		k.metric = min(lag, k.threshold*int64(len(g.parts)))
-		k.have = true
-	}
-	if s%hpaSyncSeconds != 0 || !k.have {
-		return cur
-	}
-	rec := cur
-	ratio := float64(k.metric) / (float64(k.threshold) * float64(max(cur, 1)))
-	if math.Abs(ratio-1) > hpaTolerance {
-		rec = int(math.Ceil(float64(k.metric) / float64(k.threshold)))
-	}
-	rec = min(max(rec, 1), k.maxR)
-	k.recs = append(k.recs, point{s, int64(rec)})
-	for len(k.recs) > 0 && k.recs[0].t < s-hpaDownWindow {
-		k.recs = k.recs[1:]
-	}
-	down := 0
-	for _, r := range k.recs {
-		down = max(down, int(r.v))
-	}
-	switch {
-	case rec > cur:
-		return min(rec, max(cur+hpaUpPods, 2*cur))
-	case down < cur:
-		return down
-	}
-	return cur
-}
-
-// oracle needs ceil(inflow/capacity) replicas at every second and pays no
-// start-up or rebalance: a lower bound on replica-seconds.
-func oracle(cfg Config, w Workload, rates [][]float64) Metrics {
-	var m Metrics
-	prev := -1
-	for s := range w.Duration {
-		in := 0.0
-		for _, r := range rates[s] {
-			in += r
-		}
-		n := ceilReplicas(in, cfg.Capacity*w.capacityFactor(s))
-		m.ReplicaSeconds += int64(n)
-		if prev >= 0 && n != prev {
-			m.ScaleEvents++
-		}
-		prev = n
-	}
-	m.SLOAttainment = 1
-	return m
 }
 
 // ceilReplicas is ceil(inflow/capacity), ignoring floating-point dust so

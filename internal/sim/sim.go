@@ -77,8 +77,6 @@ type Metrics struct {
 	ScaleEvents int `json:"scale_events"`
 	// RebalanceSeconds is how many seconds the group was paused.
 	RebalanceSeconds int `json:"rebalance_seconds"`
-	// LagThreshold is the lagThreshold a KEDA policy ran with, 0 otherwise.
-	LagThreshold int64 `json:"lag_threshold,omitempty"`
 }
 
 // Series is one policy's per-second trace, for plots and tests.
@@ -454,11 +452,14 @@ func noise(seed, podID, second uint64) float64 {
 	return float64(x>>11)/float64(1<<53)*2 - 1
 }
 
-// run simulates one policy over the workload.
-func run(cfg Config, w Workload, rates [][]float64, pol scaler, initial int) (Metrics, Series) {
+// run simulates one policy over the workload. With missBudget >= 0 it
+// stops once the time lag has exceeded the SLO in more than missBudget
+// seconds and reports done false: the caller only wanted runs that meet
+// the SLO.
+func run(cfg Config, w Workload, rates [][]float64, pol scaler, initial, missBudget int) (m Metrics, ser Series, done bool) {
 	g := newGroup(cfg, w, initial)
-	var m Metrics
-	ser := Series{Inflow: make([]float64, w.Duration), LagSeconds: make([]float64, w.Duration), Replicas: make([]int, w.Duration)}
+	ser = Series{Inflow: make([]float64, w.Duration), LagSeconds: make([]float64, w.Duration), Replicas: make([]int, w.Duration)}
+	misses := 0
 	for s := range w.Duration {
 		g.produce(s, rates[s])
 		g.join(s)
@@ -469,6 +470,11 @@ func run(cfg Config, w Workload, rates [][]float64, pol scaler, initial int) (Me
 		g.consume(s)
 		lag := g.lagSeconds(s)
 		ser.LagSeconds[s] = lag
+		if lag > cfg.SLO {
+			if misses++; missBudget >= 0 && misses > missBudget {
+				return m, ser, false
+			}
+		}
 		for _, r := range rates[s] {
 			ser.Inflow[s] += r
 		}
@@ -487,7 +493,7 @@ func run(cfg Config, w Workload, rates [][]float64, pol scaler, initial int) (Me
 		}
 	}
 	m.SLOAttainment, m.P99LagSeconds, m.MaxLagSeconds = lagStats(ser.LagSeconds, cfg.SLO)
-	return m, ser
+	return m, ser, true
 }
 
 // lagStats returns the SLO attainment, the p99 and the max of lag.
