@@ -132,8 +132,8 @@ bench: ## Run the benchmarks: the lag engine (1,000 groups), the handler SDK aga
 	$(MAKE) bench-autoscale
 
 .PHONY: bench-autoscale
-bench-autoscale: ## Compare lagscale, KEDA+HPA, tuned KEDA and the oracle on every simulator scenario.
-	go run ./cmd/lagscale sim --scenario all
+bench-autoscale: ## Sweep the simulator: 5 scenarios x seeds 1..10 x capacities {100, 500}, lagscale against KEDA's defaults, its best of 192 configurations, its frontier and two oracles (a few minutes).
+	go run ./cmd/lagscale sim --sweep --seeds 1-10 --capacities 100,500
 
 ##@ Build
 

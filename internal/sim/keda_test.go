@@ -24,8 +24,8 @@ func setLag(g *group, lag int64) {
 	}
 }
 
-// sync drives k at second s on g and applies its answer.
-func sync(k *kedaPolicy, g *group, s int) int {
+// syncHPA drives k at second s on g and applies its answer.
+func syncHPA(k *kedaPolicy, g *group, s int) int {
 	n := k.step(g, s)
 	g.scaleTo(n, s)
 	return n
@@ -59,7 +59,7 @@ func TestKEDAHPA(t *testing.T) {
 			var got []int
 			for i, l := range tt.lags {
 				setLag(g, l)
-				got = append(got, sync(k, g, i*hpaSyncSeconds))
+				got = append(got, syncHPA(k, g, i*hpaSyncSeconds))
 			}
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("replicas %v, want %v", got, tt.want)
@@ -77,9 +77,9 @@ func TestKEDAMetricAge(t *testing.T) {
 	}{{0, 8}, {30, 4}} {
 		g := kedaGroup(24, 4, 400)
 		k := newKEDA(KEDAConfig{LagThreshold: 100, Tolerance: 0.1, MetricCacheSeconds: tt.cache, MinReplicas: 1, MaxReplicas: 24})
-		sync(k, g, 0)
+		syncHPA(k, g, 0)
 		setLag(g, 800)
-		if got := sync(k, g, 15); got != tt.want {
+		if got := syncHPA(k, g, 15); got != tt.want {
 			t.Errorf("metric cache %ds: %d replicas at 15 s after the lag rose at 1 s, want %d", tt.cache, got, tt.want)
 		}
 	}
@@ -94,7 +94,7 @@ func TestKEDAActivation(t *testing.T) {
 	k := newKEDA(c)
 	k.lastActive = 0
 	for s := 0; s <= kedaCooldownPeriod; s++ {
-		if n := sync(k, g, s); n == 0 && s < kedaCooldownPeriod {
+		if n := syncHPA(k, g, s); n == 0 && s < kedaCooldownPeriod {
 			t.Fatalf("scaled to zero at %d s, before the %d s cooldown", s, kedaCooldownPeriod)
 		}
 	}
@@ -102,11 +102,11 @@ func TestKEDAActivation(t *testing.T) {
 		t.Fatalf("%d replicas after the cooldown with lag at activation, want 0", len(g.pods))
 	}
 	// The HPA does nothing at zero; lag at the threshold does not wake.
-	if n := sync(k, g, kedaCooldownPeriod+15); n != 0 {
+	if n := syncHPA(k, g, kedaCooldownPeriod+15); n != 0 {
 		t.Fatalf("woke to %d at lag 40 <= activation 50", n)
 	}
 	setLag(g, 60)
-	if n := sync(k, g, kedaCooldownPeriod+30); n != 1 {
+	if n := syncHPA(k, g, kedaCooldownPeriod+30); n != 1 {
 		t.Fatalf("lag 60 > activation 50 woke to %d, want 1", n)
 	}
 }
