@@ -38,7 +38,7 @@ func runSim(args []string, stdout io.Writer) error {
 		kedaLag    = fs.Int64("keda-lag-threshold", 0, "keda-hpa's lagThreshold (0: capacity x SLO)")
 		format     = fs.String("format", "table", "output format: table or json")
 		plot       = fs.String("plot", "", "write a PNG `FILE` of inflow, lag and replicas per policy")
-		sweep      = fs.Bool("sweep", false, "run every built-in scenario at every --seeds and --capacities and print medians and worst cases")
+		sweep      = fs.Bool("sweep", false, "run every built-in scenario (or those --scenario lists, comma-separated) at every --seeds and --capacities and print medians and worst cases")
 		seeds      = fs.String("seeds", "1-10", "with --sweep: seeds, as a list (1,2,5) or a range (1-10)")
 		capacities = fs.String("capacities", "100,500", "with --sweep: replica capacities in records/s, comma-separated")
 		workers    = fs.Int("workers", 0, "with --sweep: runs at once (0: one per CPU)")
@@ -67,7 +67,13 @@ func runSim(args []string, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
-		return runSweep(stdout, sim.SweepParams{Scenarios: sim.Scenarios, Seeds: ss, Capacities: cs, Partitions: *partitions, Config: cfg, Workers: *workers}, *format)
+		names := sim.Scenarios
+		fs.Visit(func(f *flag.Flag) {
+			if f.Name == "scenario" && *scenario != "all" {
+				names = strings.Split(*scenario, ",")
+			}
+		})
+		return runSweep(stdout, sim.SweepParams{Scenarios: names, Seeds: ss, Capacities: cs, Partitions: *partitions, Config: cfg, Workers: *workers}, *format)
 	}
 
 	var workloads []sim.Workload
