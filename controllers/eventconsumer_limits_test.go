@@ -302,6 +302,7 @@ func TestStuckPartitionDoesNotRaiseReplicas(t *testing.T) {
 		cur.Spec.Scaling.Paused = false
 		return env.Client.Update(context.Background(), cur)
 	})
+	holdReplicas(t, ns, "stuck", 1, "with one stuck partition and nothing else to consume")
 	eventually(t, wait, func() error {
 		c := scalingLimited(t, ns, "stuck")
 		if c == nil || c.Status != metav1.ConditionTrue || c.Reason != v1alpha1.ReasonStuckPartitions || !strings.Contains(c.Message, "s/0") {
@@ -309,7 +310,6 @@ func TestStuckPartitionDoesNotRaiseReplicas(t *testing.T) {
 		}
 		return nil
 	})
-	holdReplicas(t, ns, "stuck", 1, "with one stuck partition and nothing else to consume")
 	if got := testutil.ToFloat64(op.rec.Metrics.stalled.WithLabelValues(ns, "stuck")); got != 1 {
 		t.Errorf("lagscale_consumer_partitions_stalled %v, want 1", got)
 	}
