@@ -157,8 +157,10 @@ func TestStaleLagHoldsReplicas(t *testing.T) {
 		}
 		return nil
 	})
-	// And it keeps holding on later looks at the stale data.
-	for range 3 {
+	// And it keeps holding on later looks at the stale data: the
+	// minimum interval (1 s) has passed by then, and the reconciler
+	// requeues a hold after the poll interval (5 s).
+	for range 8 {
 		time.Sleep(time.Second)
 		if got := replicasOf(t, ns, "held"); got != 8 {
 			t.Fatalf("replicas %d during a Kafka outage, want 8 held", got)
