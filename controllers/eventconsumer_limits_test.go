@@ -167,9 +167,13 @@ func TestWakeFromZeroWithoutCommits(t *testing.T) {
 		}
 		return nil
 	})
-	if ls := getConsumer(t, ns, "wake").Status.LastScale; ls == nil || !strings.Contains(ls.Reason, "no committed offset") {
-		t.Errorf("lastScale %+v, want the reason to say why", ls)
-	}
+	// The status trails the Deployment write by the deferred patch.
+	eventually(t, wait, func() error {
+		if ls := getConsumer(t, ns, "wake").Status.LastScale; ls == nil || ls.To != 1 || !strings.Contains(ls.Reason, "no committed offset") {
+			return fmt.Errorf("lastScale %+v, want 0 -> 1 with the reason saying why", ls)
+		}
+		return nil
+	})
 }
 
 // TestHeldAtMaxReplicasSaysSo: time lag above the target with replicas at
