@@ -167,9 +167,13 @@ func TestWakeFromZeroWithoutCommits(t *testing.T) {
 		}
 		return nil
 	})
-	if ls := getConsumer(t, ns, "wake").Status.LastScale; ls == nil || !strings.Contains(ls.Reason, "no committed offset") {
-		t.Errorf("lastScale %+v, want the reason to say why", ls)
-	}
+	// The status trails the Deployment write by the deferred patch.
+	eventually(t, wait, func() error {
+		if ls := getConsumer(t, ns, "wake").Status.LastScale; ls == nil || ls.To != 1 || !strings.Contains(ls.Reason, "no committed offset") {
+			return fmt.Errorf("lastScale %+v, want 0 -> 1 with the reason saying why", ls)
+		}
+		return nil
+	})
 }
 
 // TestHeldAtMaxReplicasSaysSo: time lag above the target with replicas at
@@ -302,6 +306,7 @@ func TestStuckPartitionDoesNotRaiseReplicas(t *testing.T) {
 		cur.Spec.Scaling.Paused = false
 		return env.Client.Update(context.Background(), cur)
 	})
+	holdReplicas(t, ns, "stuck", 1, "with one stuck partition and nothing else to consume")
 	eventually(t, wait, func() error {
 		c := scalingLimited(t, ns, "stuck")
 		if c == nil || c.Status != metav1.ConditionTrue || c.Reason != v1alpha1.ReasonStuckPartitions || !strings.Contains(c.Message, "s/0") {
@@ -309,7 +314,6 @@ func TestStuckPartitionDoesNotRaiseReplicas(t *testing.T) {
 		}
 		return nil
 	})
-	holdReplicas(t, ns, "stuck", 1, "with one stuck partition and nothing else to consume")
 	if got := testutil.ToFloat64(op.rec.Metrics.stalled.WithLabelValues(ns, "stuck")); got != 1 {
 		t.Errorf("lagscale_consumer_partitions_stalled %v, want 1", got)
 	}

@@ -150,7 +150,11 @@ func TestStuckPartitionRules(t *testing.T) {
 		{
 			name: "a recovered partition counts again",
 			spec: lt, cur: 2,
-			obs:  func() Observation { o := stuckOn(uniform(600, 12, 1200, 5, 0, 0, 2), 0, 100000, 600); o.Partitions[0].Stuck = false; return o }(),
+			obs: func() Observation {
+				o := stuckOn(uniform(600, 12, 1200, 5, 0, 0, 2), 0, 100000, 600)
+				o.Partitions[0].Stuck = false
+				return o
+			}(),
 			want: 12, wantStuck: 0,
 		},
 	}

@@ -24,7 +24,10 @@ const (
 	PolicyLagThreshold Policy = "LagThreshold"
 )
 
-// Defaults used when a Spec field is zero.
+// Defaults used when a Spec field is zero. The operator and the simulator
+// fill every field from the API's defaults (internal/scaler), so these only
+// serve callers that leave a field empty; a test checks that they equal the
+// API's.
 const (
 	// DefaultMaxLagSeconds is the TimeLag target when Spec.MaxLagSeconds is 0.
 	DefaultMaxLagSeconds = 30

@@ -163,6 +163,12 @@ func TestSpecDefaultsAreTheAPIs(t *testing.T) {
 		got.BurstMemory != time.Duration(v1alpha1.DefaultBurstMemorySeconds)*time.Second || string(got.Policy) != string(v1alpha1.DefaultPolicy) {
 		t.Errorf("spec %+v does not carry the API's defaults", got)
 	}
+	if autoscale.DefaultMaxLagSeconds != v1alpha1.DefaultMaxLagSeconds || autoscale.DefaultLagThreshold != v1alpha1.DefaultLagThreshold ||
+		autoscale.DefaultBurstMemory != time.Duration(v1alpha1.DefaultBurstMemorySeconds)*time.Second {
+		t.Errorf("autoscale's fallbacks (%d s, %d records, %s) differ from the API's defaults (%d s, %d records, %d s)",
+			autoscale.DefaultMaxLagSeconds, autoscale.DefaultLagThreshold, autoscale.DefaultBurstMemory,
+			v1alpha1.DefaultMaxLagSeconds, v1alpha1.DefaultLagThreshold, v1alpha1.DefaultBurstMemorySeconds)
+	}
 	if p := PollInterval(v1alpha1.ScalingSpec{}, 0); p != time.Duration(v1alpha1.DefaultPollIntervalSeconds)*time.Second {
 		t.Errorf("poll interval %s, API default %ds", p, v1alpha1.DefaultPollIntervalSeconds)
 	}
