@@ -70,6 +70,12 @@ func timeLag(spec Spec, history []Observation, cur int32, capacity float64) (int
 	switch {
 	case o.TimeLagSeconds >= target:
 		drain = target / 4
+	case o.Members > 0 && int32(o.Members) < cur:
+		// Pods of the last scale-up have not joined yet. Once they do,
+		// the group consumes more than the inflow, and the oldest
+		// record's age falls from then on whatever the backlog: sizing
+		// for the backlog that built up while they start would only add
+		// pods that join later, each with its own rebalance.
 	case o.TimeLagSeconds >= backlogFraction*target:
 		drain = target
 	}
