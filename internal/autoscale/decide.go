@@ -18,7 +18,7 @@ const (
 	targetUtilization = 0.85
 	// backlogFraction of the target is the time lag from which the
 	// backlog, not just the inflow, sizes the group.
-	backlogFraction = 1.0 / 3
+	backlogFraction = 1.0 / 2
 	// capacityMemory is how long an estimate below the prior lasts without
 	// new evidence. A group scaled out after its handler slowed down is
 	// never saturated again and so never shows that the handler recovered;

@@ -213,11 +213,11 @@ func TestDecide(t *testing.T) {
 		},
 		{
 			name: "under the target the backlog drains within the target",
-			// 14 s old: each partition needs 30/0.85 + 250/30 = 43.6/s,
+			// 16 s old: each partition needs 30/0.85 + 250/30 = 43.6/s,
 			// two per replica -> 6; draining before the oldest record
-			// reaches 30 s (in 16 s) would need 50.9/s, one per replica.
+			// reaches 30 s (in 14 s) would need 53.1/s, one per replica.
 			in: Input{Spec: base, CurrentReplicas: 4, Now: at(600),
-				History: []Observation{uniform(600, 12, 3000, 14, 360, 360, 4)}},
+				History: []Observation{uniform(600, 12, 3000, 16, 360, 360, 4)}},
 			want: 6, wantRaw: 6, wantReason: "backlog 3000 to drain in 30s",
 		},
 		{

@@ -1,6 +1,7 @@
 package autoscale
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -37,5 +38,23 @@ func TestTimeLagWhilePodsJoin(t *testing.T) {
 				t.Errorf("%d replicas (%s), want %d", got, why, tt.want)
 			}
 		})
+	}
+}
+
+// TestBacklogFromHalfTheTarget checks that the backlog sizes the group
+// only from half the target on: below it the replicas sized for the
+// inflow drain it on their own.
+func TestBacklogFromHalfTheTarget(t *testing.T) {
+	for _, lag := range []float64{14, 15} {
+		parts := make([]PartitionObs, 12)
+		for i := range parts {
+			parts[i] = PartitionObs{Lag: 250, TimeLagSeconds: lag, ProductionRate: 30, ConsumptionRate: 30}
+		}
+		o := Observation{Time: time.Unix(100, 0), TotalLag: 3000, TimeLagSeconds: lag, ProductionRate: 360, ConsumptionRate: 360,
+			Partitions: parts, PartitionCount: 12, GroupState: "Stable", Members: 4}
+		_, why := timeLag(Spec{MaxLagSeconds: 30}, []Observation{o}, 4, 100)
+		if counted, want := strings.Contains(why, "backlog 3000"), lag >= 15; counted != want {
+			t.Errorf("time lag %gs: backlog counted %v, want %v (%s)", lag, counted, want, why)
+		}
 	}
 }
