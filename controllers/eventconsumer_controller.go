@@ -20,6 +20,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/lagscale/lagscale/api/v1alpha1"
+	"github.com/lagscale/lagscale/internal/autoscale"
+	"github.com/lagscale/lagscale/internal/scaler"
 )
 
 // FieldManager is the server-side apply field manager that owns the fields
@@ -55,7 +57,7 @@ type EventConsumerReconciler struct {
 	// 0 uses the autoscaler's default (30s).
 	MinScaleInterval time.Duration
 
-	scalers *scalerStates
+	scalers *scalers
 	applied *appliedCache
 	lagCh   lagChannel
 }
@@ -127,6 +129,8 @@ func (r *EventConsumerReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		return ctrl.Result{}, err
 	}
 
+	st.scaler.Applied(st.desired, st.applied.Generation)
+
 	log.V(1).Info("Reconciled", "eventConsumer", klog.KObj(ec), "replicas", st.desired)
 	return ctrl.Result{RequeueAfter: requeue}, nil
 }
@@ -175,7 +179,8 @@ type reconcileState struct {
 	current  *appsv1.Deployment
 	applied  *appsv1.Deployment
 	desired  int32
-	decision *scaleDecision
+	decision *autoscale.Decision
+	scaler   *scaler.Scaler
 	lag      *lagView
 }
 

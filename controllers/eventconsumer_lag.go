@@ -98,7 +98,7 @@ func (r *EventConsumerReconciler) subscribe(st *reconcileState) {
 	interval := r.pollInterval(ec)
 	reset := string(ec.Spec.Scaling.OffsetResetPolicy)
 	if reset == "" {
-		reset = string(v1alpha1.OffsetResetLatest)
+		reset = string(v1alpha1.DefaultOffsetResetPolicy)
 	}
 	r.Lag.Register(lag.Subscription{
 		Consumer:          key,
@@ -167,8 +167,29 @@ func applyLagStatus(st *reconcileState) {
 			CommittedOffset: p.CommittedOffset, EndOffset: p.EndOffset, Health: string(p.Health),
 		})
 	}
+	ls.Unreadable = unreadable(s)
 	st.ec.Status.Lag = ls
 	st.ec.Status.Partitions = int32(s.PartitionCount)
+}
+
+// maxUnreadable bounds status.lag.unreadable.
+const maxUnreadable = 16
+
+// unreadable lists the topics and partitions the snapshot could not read.
+func unreadable(s lag.Snapshot) []v1alpha1.UnreadableLag {
+	var out []v1alpha1.UnreadableLag
+	for _, t := range s.TopicErrors {
+		out = append(out, v1alpha1.UnreadableLag{Topic: t.Topic, Error: truncate(t.Error, 1024)})
+	}
+	for _, p := range s.Partitions {
+		if p.Error != "" {
+			out = append(out, v1alpha1.UnreadableLag{Topic: p.Topic, Partition: &p.Partition, Error: truncate(p.Error, 1024)})
+		}
+	}
+	if len(out) > maxUnreadable {
+		out = out[:maxUnreadable]
+	}
+	return out
 }
 
 // lagConditions sets KafkaReachable.

@@ -27,10 +27,16 @@ const (
 	indexClusterSec = ".spec.secrets"
 )
 
+// setup creates the reconciler's in-memory state; tests that call
+// Reconcile directly call it instead of SetupWithManager.
+func (r *EventConsumerReconciler) setup() {
+	r.scalers = newScalers()
+	r.applied = newAppliedCache()
+}
+
 // SetupWithManager registers the reconciler, its indexes and its watches.
 func (r *EventConsumerReconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Options) error {
-	r.scalers = newScalerStates()
-	r.applied = newAppliedCache()
+	r.setup()
 	ctx := context.Background()
 	idx := mgr.GetFieldIndexer()
 	if err := idx.IndexField(ctx, &v1alpha1.EventConsumer{}, indexSecrets, func(o client.Object) []string {

@@ -69,6 +69,32 @@ type HandlerSpec struct {
 	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
 }
 
+// Defaults of ScalingSpec. Each is the value of the field's default
+// marker (kubebuilder:default), written once here so that the controller,
+// the simulator and the docs use the number the API server fills in; a
+// test checks the generated CRD against them.
+const (
+	// DefaultMinReplicas is minReplicas' default.
+	DefaultMinReplicas int32 = 1
+	// DefaultPolicy is policy's default.
+	DefaultPolicy = PolicyTimeLag
+	// DefaultMaxLagSeconds is maxLagSeconds' default.
+	DefaultMaxLagSeconds int32 = 30
+	// DefaultLagThreshold is lagThreshold's default.
+	DefaultLagThreshold int64 = 1000
+	// DefaultActivationLag is activationLag's default.
+	DefaultActivationLag int64 = 0
+	// DefaultScaleDownStabilizationSeconds is
+	// scaleDownStabilizationSeconds' default.
+	DefaultScaleDownStabilizationSeconds int32 = 120
+	// DefaultBurstMemorySeconds is burstMemorySeconds' default.
+	DefaultBurstMemorySeconds int32 = 900
+	// DefaultPollIntervalSeconds is pollIntervalSeconds' default.
+	DefaultPollIntervalSeconds int32 = 5
+	// DefaultOffsetResetPolicy is offsetResetPolicy's default.
+	DefaultOffsetResetPolicy = OffsetResetLatest
+)
+
 // ScalingSpec configures lag-driven autoscaling.
 // +kubebuilder:validation:XValidation:rule="!has(self.maxReplicas) || !has(self.minReplicas) || self.minReplicas <= self.maxReplicas",message="minReplicas must not exceed maxReplicas"
 type ScalingSpec struct {
@@ -237,6 +263,23 @@ type PartitionLagStatus struct {
 	Health string `json:"health,omitempty"`
 }
 
+// UnreadableLag is a subscribed topic or partition whose lag could not be
+// read.
+type UnreadableLag struct {
+	// topic is the topic.
+	// +required
+	// +kubebuilder:validation:MaxLength=249
+	Topic string `json:"topic"`
+	// partition is the partition; absent when the whole topic could not be
+	// read.
+	// +optional
+	Partition *int32 `json:"partition,omitempty"`
+	// error is what Kafka answered.
+	// +required
+	// +kubebuilder:validation:MaxLength=1024
+	Error string `json:"error"`
+}
+
 // LagStatus is the consumer group's lag as last read from Kafka.
 type LagStatus struct {
 	// total is the sum of every partition's lag, in records.
@@ -275,6 +318,14 @@ type LagStatus struct {
 	// updated is when the figures were read from Kafka.
 	// +optional
 	Updated *metav1.Time `json:"updated,omitempty"`
+	// unreadable lists the subscribed topics and partitions whose lag
+	// could not be read, with the error. While it is not empty the figures
+	// above cover only the readable partitions, replicas are not scaled
+	// down and ScalingLimited is True with reason PartialLagData.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=16
+	Unreadable []UnreadableLag `json:"unreadable,omitempty"`
 	// partitions are the 64 partitions with the largest time lag.
 	// +optional
 	// +listType=atomic
@@ -341,7 +392,8 @@ type EventConsumerStatus struct {
 	// +optional
 	LastScale *ScaleRecord `json:"lastScale,omitempty"`
 
-	// conditions are Ready, Reconciling, Stalled and KafkaReachable.
+	// conditions are Ready, Reconciling, Stalled, KafkaReachable and
+	// ScalingLimited.
 	// +optional
 	// +listType=map
 	// +listMapKey=type

@@ -16,6 +16,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/lagscale/lagscale/api/v1alpha1"
 	"github.com/lagscale/lagscale/internal/operator"
 )
 
@@ -45,7 +46,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.maxConcurrent, "max-concurrent-reconciles", 4, "EventConsumers reconciled in parallel.")
 	fs.StringVar(&o.logFormat, "log-format", "json", "Log format: json or text.")
 	fs.StringVar(&o.logLevel, "log-level", "info", "Log level: debug, info or error.")
-	fs.DurationVar(&o.defaultPollInterval, "default-poll-interval", 5*time.Second, "Lag poll interval for consumers that set none.")
+	fs.DurationVar(&o.defaultPollInterval, "default-poll-interval", time.Duration(v1alpha1.DefaultPollIntervalSeconds)*time.Second, "Lag poll interval for consumers that set none.")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}

@@ -36,7 +36,7 @@ func Run(cfg Config, w Workload) Result {
 	}
 	res := Result{Workload: w, Config: cfg, Metrics: map[string]*Metrics{}, Series: map[string]Series{}}
 
-	m, s := run(cfg, w, rates, newLagscale(cfg, w.Partitions), initial)
+	m, s := run(cfg, w, rates, newLagscale(cfg), initial)
 	res.Metrics[PolicyLagscale], res.Series[PolicyLagscale] = &m, s
 
 	base := cfg.KEDALagThreshold

@@ -2,7 +2,8 @@
 // consumer group scaled by a policy: partitions receive records at given
 // rates, consumers process up to a noisy capacity, the group pauses to
 // rebalance on every membership change and new pods take time to start.
-// It runs lagscale's TimeLag policy (internal/autoscale), KEDA's Kafka
+// It runs lagscale's scaler (internal/scaler, the operator's own, measuring
+// with internal/lag's arithmetic), KEDA's Kafka
 // scaler behind a default HPA, and an oracle side by side on the same
 // input, so that their SLO attainment and cost can be compared.
 //
