@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
 # The lagscale operator image: the manager binary only, on distroless.
-# Build with `make docker-build` where a Docker engine is available.
+# Build with `make docker-build` where a Docker engine is available; without
+# one, `make image` builds the same image as an OCI archive (hack/image).
 
 ARG GO_VERSION=1.26
 FROM golang:${GO_VERSION} AS build

@@ -91,11 +91,44 @@ $(BIN)/helm: hack/tools/helm/go.mod
 .PHONY: test
 test: test-env helm verify vet ## Run every test against the real control plane and Kafka (kfake).
 	go test $(GO_TEST_FLAGS) -count=1 ./...
+	cd hack/image && go vet ./... && go test $(GO_TEST_FLAGS) -count=1 ./...
 
 .PHONY: test-e2e
 test-e2e: sandbox-tools ## Run the end-to-end tests of the sandbox (brings it up in a temporary directory).
 	go build -o $(BIN)/lagscale ./cmd/lagscale
 	go test -tags e2e -count=1 -timeout 30m -v ./test/e2e/...
+
+##@ Apache Kafka
+
+# Apache Kafka versions the compatibility suite runs against: the newest 4.x
+# that resolves from Maven Central, and the newest 3.9.x for classic-only
+# clusters. internal/testkit's KafkaVersion and KafkaClassicVersion name the
+# same two.
+KAFKA_VERSIONS ?= 4.4.0 3.9.1
+KAFKA_BIN      := $(BIN)/kafka
+KAFKA_STAMPS   := $(foreach v,$(KAFKA_VERSIONS),$(KAFKA_BIN)/$(v)/libs/.resolved)
+
+.PHONY: kafka
+kafka: $(KAFKA_STAMPS) ## Resolve the pinned Apache Kafka brokers (hack/kafka/pom.xml) with Maven into bin/kafka/<version>/libs (first time about 1 minute).
+
+$(KAFKA_BIN)/%/libs/.resolved: hack/kafka/pom.xml
+	@rm -rf $(KAFKA_BIN)/$*/libs && mkdir -p $(KAFKA_BIN)/$*/libs
+	@echo ">> resolving org.apache.kafka:kafka_2.13:$* and its runtime dependencies from Maven Central into $(KAFKA_BIN)/$*/libs"
+	@start=$$(date +%s); \
+	if ! mvn -B -q -f hack/kafka/pom.xml -Dkafka.version=$* dependency:copy-dependencies \
+		-DincludeScope=runtime -DoutputDirectory=$(KAFKA_BIN)/$*/libs > $(KAFKA_BIN)/$*/mvn.log 2>&1; then \
+		cat $(KAFKA_BIN)/$*/mvn.log; \
+		echo "make kafka: could not resolve org.apache.kafka:kafka_2.13:$* (or one of its dependencies, named above) from Maven Central"; \
+		exit 1; fi; \
+	touch $@; echo ">> kafka $* resolved in $$(( $$(date +%s) - start ))s ($$(ls $(KAFKA_BIN)/$*/libs | wc -l) jars)"
+
+.PHONY: java-handler
+java-handler: ## Build examples/java-handler (plain kafka-clients) with Maven into examples/java-handler/target.
+	mvn -B -q -f examples/java-handler/pom.xml package
+
+.PHONY: test-kafka
+test-kafka: kafka java-handler ## Run the compatibility suite against Apache Kafka (test/kafka): the lag engine, the operator, the SDK and the Java handler.
+	go test -tags kafka -count=1 -p 1 -timeout 40m -v ./test/kafka/...
 
 ##@ Sandbox
 
@@ -145,6 +178,31 @@ build: ## Build the operator and the CLI into bin/.
 .PHONY: run
 run: manifests ## Run the operator against the current kubeconfig (install the CRDs first: kubectl apply --server-side -f config/crd/bases).
 	go run ./cmd/manager --log-format text --metrics-bind-address :8080 --health-probe-bind-address :8081
+
+##@ Images
+
+# The images are named as they would be pushed; the chart's default image
+# (image.repository and the chart's appVersion) is the operator's name here.
+IMAGE_REGISTRY ?= ghcr.io/lagscale
+IMAGE_VERSION  ?= $(shell sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$$/\1/p' charts/lagscale/Chart.yaml)
+IMAGES_DIR     ?= $(BIN)/images
+# Every file's time is the commit's, so a rebuild of the same commit gives
+# the same digest; set SOURCE_DATE_EPOCH to choose another.
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+IMAGE_REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+IMAGE_BUILD = cd hack/image && go run . -root $(CURDIR) -version $(IMAGE_VERSION) -revision $(IMAGE_REVISION) -epoch $(SOURCE_DATE_EPOCH)
+
+.PHONY: image
+image: ## Build the operator and example handler images as OCI archives in bin/images, with no Docker engine.
+	$(IMAGE_BUILD) -pkg ./cmd/manager -binary /manager -name $(IMAGE_REGISTRY)/manager:$(IMAGE_VERSION) -out $(IMAGES_DIR)/lagscale.tar
+	$(IMAGE_BUILD) -pkg ./examples/handler -binary /handler -name $(IMAGE_REGISTRY)/example-handler:$(IMAGE_VERSION) -out $(IMAGES_DIR)/example-handler.tar
+	@ls -l $(IMAGES_DIR)/lagscale.tar $(IMAGES_DIR)/example-handler.tar
+
+.PHONY: oci-runtime
+oci-runtime: ## Install runc from Debian's packages, for the test that runs the images (needs root or sudo).
+	@if command -v runc >/dev/null; then runc --version | head -1; else \
+		sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+		$$sudo apt-get update -q && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -q --no-install-recommends runc; fi
 
 .PHONY: docker-build
 docker-build: ## Build the operator image (needs a Docker engine).

@@ -90,7 +90,7 @@ func (r *EventConsumerReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	st := &reconcileState{ec: ec, now: r.now()}
 	orig := ec.DeepCopy()
 	defer func() {
-		r.finishStatus(st, retErr)
+		r.finishStatus(ctx, st, retErr)
 		if err := r.patchStatus(ctx, orig, ec); err != nil {
 			retErr = errors.Join(retErr, err)
 		}
@@ -102,13 +102,15 @@ func (r *EventConsumerReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	}
 	if wait != nil {
 		st.wait = wait
-		r.event(ec, EventNormalType, v1alpha1.EventWaiting, wait.message, st.transitionedTo(v1alpha1.EventWaiting))
+		if st.transitionedTo(v1alpha1.EventWaiting) {
+			r.event(ctx, ec, EventNormalType, v1alpha1.EventWaiting, wait.message)
+		}
 		log.Info("Waiting for a dependency", "reason", wait.reason, "detail", wait.message)
 		return ctrl.Result{RequeueAfter: waitRequeue}, nil
 	}
 	st.conn = conn
 
-	r.subscribe(ctx, st)
+	r.subscribe(st)
 
 	current, err := r.currentDeployment(ctx, ec)
 	if err != nil {
@@ -116,7 +118,7 @@ func (r *EventConsumerReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	}
 	st.current = current
 
-	requeue := r.decideReplicas(st)
+	requeue := r.decideReplicas(ctx, st)
 
 	if err := r.applyDeployment(ctx, st); err != nil {
 		var invalid *invalidSpecError
@@ -124,7 +126,6 @@ func (r *EventConsumerReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 			st.stalled = &condition{reason: v1alpha1.ReasonInvalidSpec, message: invalid.Error()}
 			return ctrl.Result{}, reconcile.TerminalError(err)
 		}
-		st.applyErr = err
 		return ctrl.Result{}, err
 	}
 
@@ -175,7 +176,6 @@ type reconcileState struct {
 	conn     *resolvedConnection
 	wait     *condition
 	stalled  *condition
-	applyErr error
 	current  *appsv1.Deployment
 	applied  *appsv1.Deployment
 	desired  int32

@@ -370,3 +370,33 @@ func TestReplicasSurviveOperatorRestart(t *testing.T) {
 		t.Fatalf("lastScale %+v: the restarted operator scaled on its first look", ls)
 	}
 }
+
+// TestKafkaClusterReportsMissingSecret guards that a KafkaCluster whose SASL
+// Secret cannot be read says so in its Ready condition, rather than "no
+// EventConsumer uses this cluster yet".
+func TestKafkaClusterReportsMissingSecret(t *testing.T) {
+	startOperator(t, nil)
+	ns := namespace(t)
+	ctx := context.Background()
+	kc := &v1alpha1.KafkaCluster{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "secured"},
+		Spec: v1alpha1.KafkaClusterSpec{
+			BootstrapServers: []string{"k:9092"},
+			SASL:             &v1alpha1.SASLConfig{Mechanism: v1alpha1.SASLPlain, SecretRef: v1alpha1.LocalObjectRef{Name: "absent"}},
+		},
+	}
+	if err := env.Client.Create(ctx, kc); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, wait, func() error {
+		got := &v1alpha1.KafkaCluster{}
+		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(kc), got); err != nil {
+			return err
+		}
+		c := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionReady)
+		if c == nil || c.Reason != v1alpha1.ReasonSecretNotFound || c.Status != metav1.ConditionFalse || !strings.Contains(c.Message, `"absent"`) {
+			return fmt.Errorf("ready condition %+v", c)
+		}
+		return nil
+	})
+}

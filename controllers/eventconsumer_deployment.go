@@ -53,7 +53,7 @@ func (r *EventConsumerReconciler) applyDeployment(ctx context.Context, st *recon
 	}
 	r.applied.record(key, applied.Generation, fingerprint)
 	if st.current == nil {
-		r.event(ec, EventNormalType, v1alpha1.EventDeployment, fmt.Sprintf("Created Deployment %s with %d replicas", ec.Name, st.desired), true)
+		r.event(ctx, ec, EventNormalType, v1alpha1.EventDeployment, fmt.Sprintf("Created Deployment %s with %d replicas", ec.Name, st.desired))
 	}
 	st.applied = applied
 	return nil
@@ -78,8 +78,6 @@ func toApplyConfiguration(d *appsv1.Deployment) (*appsv1ac.DeploymentApplyConfig
 	return ac, nil
 }
 
-// fingerprintOf hashes the desired object, so the cache holds 32 bytes per
-// consumer rather than the whole Deployment.
 // fromApplyConfiguration is the inverse of toApplyConfiguration, for the
 // server's answer to an apply.
 func fromApplyConfiguration(ac *appsv1ac.DeploymentApplyConfiguration) (*appsv1.Deployment, error) {
@@ -91,6 +89,8 @@ func fromApplyConfiguration(ac *appsv1ac.DeploymentApplyConfiguration) (*appsv1.
 	return d, json.Unmarshal(raw, d)
 }
 
+// fingerprintOf hashes the desired object, so the cache holds 32 bytes per
+// consumer rather than the whole Deployment.
 func fingerprintOf(ac *appsv1ac.DeploymentApplyConfiguration) [sha256.Size]byte {
 	raw, _ := json.Marshal(ac)
 	return sha256.Sum256(raw)

@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"cmp"
-	"context"
 	"fmt"
 	"math"
 	"slices"
@@ -90,7 +89,7 @@ func clusterConfig(c *resolvedConnection) lag.ClusterConfig {
 
 // subscribe registers the consumer with the lag engine (idempotent) and
 // reads its latest snapshot into st.lag.
-func (r *EventConsumerReconciler) subscribe(_ context.Context, st *reconcileState) {
+func (r *EventConsumerReconciler) subscribe(st *reconcileState) {
 	if r.Lag == nil {
 		return
 	}

@@ -6,6 +6,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -81,11 +82,18 @@ func (r *EventConsumerReconciler) SetupWithManager(mgr ctrl.Manager, opts contro
 func (r *EventConsumerReconciler) consumersForSecret(ctx context.Context, o client.Object) []reconcile.Request {
 	var out []reconcile.Request
 	list := &v1alpha1.EventConsumerList{}
-	if err := r.List(ctx, list, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexSecrets: o.GetName()}); err == nil {
+	if err := r.List(ctx, list, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexSecrets: o.GetName()}); err != nil {
+		// A map function cannot return an error; the consumers are
+		// reconciled again at their next requeue, so say why this one
+		// change was not followed.
+		ctrl.LoggerFrom(ctx).Error(err, "Listing EventConsumers for a Secret change failed", "secret", klog.KObj(o))
+	} else {
 		out = append(out, requestsFor(list)...)
 	}
 	clusters := &v1alpha1.KafkaClusterList{}
-	if err := r.List(ctx, clusters, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexClusterSec: o.GetName()}); err == nil {
+	if err := r.List(ctx, clusters, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexClusterSec: o.GetName()}); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "Listing KafkaClusters for a Secret change failed", "secret", klog.KObj(o))
+	} else {
 		for i := range clusters.Items {
 			out = append(out, r.consumersForCluster(ctx, &clusters.Items[i])...)
 		}
@@ -97,6 +105,7 @@ func (r *EventConsumerReconciler) consumersForSecret(ctx context.Context, o clie
 func (r *EventConsumerReconciler) consumersForCluster(ctx context.Context, o client.Object) []reconcile.Request {
 	list := &v1alpha1.EventConsumerList{}
 	if err := r.List(ctx, list, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexClusterRef: o.GetName()}); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "Listing EventConsumers for a KafkaCluster change failed", "kafkaCluster", klog.KObj(o))
 		return nil
 	}
 	return requestsFor(list)

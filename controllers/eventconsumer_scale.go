@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"time"
@@ -68,7 +69,7 @@ func initialReplicas(ec *v1alpha1.EventConsumer) int32 {
 // lagscale last set lives in the Deployment, so it survives an operator
 // restart; without a lag reading it is held, never lowered. The Scaler
 // observes each new snapshot once, however many reconciles see it.
-func (r *EventConsumerReconciler) decideReplicas(st *reconcileState) time.Duration {
+func (r *EventConsumerReconciler) decideReplicas(ctx context.Context, st *reconcileState) time.Duration {
 	ec := st.ec
 	key := client.ObjectKeyFromObject(ec)
 	sc := r.scalers.get(key, ec.Status.LastScale)
@@ -97,7 +98,7 @@ func (r *EventConsumerReconciler) decideReplicas(st *reconcileState) time.Durati
 		if d.Replicas < current {
 			reason = v1alpha1.EventScaledDown
 		}
-		r.event(ec, EventNormalType, reason, fmt.Sprintf("%d -> %d replicas: %s", current, d.Replicas, d.Reason), true)
+		r.event(ctx, ec, EventNormalType, reason, fmt.Sprintf("%d -> %d replicas: %s", current, d.Replicas, d.Reason))
 		if r.Metrics != nil {
 			r.Metrics.ScaleEvent(key, current, d.Replicas)
 		}

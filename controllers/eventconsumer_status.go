@@ -20,7 +20,7 @@ import (
 
 // finishStatus computes the whole status from what the reconcile learned.
 // It runs once, deferred, whatever step returned early.
-func (r *EventConsumerReconciler) finishStatus(st *reconcileState, retErr error) {
+func (r *EventConsumerReconciler) finishStatus(ctx context.Context, st *reconcileState, retErr error) {
 	ec := st.ec
 	s := &ec.Status
 	prevReady := meta.FindStatusCondition(s.Conditions, v1alpha1.ConditionReady)
@@ -60,12 +60,8 @@ func (r *EventConsumerReconciler) finishStatus(st *reconcileState, retErr error)
 		set(v1alpha1.ConditionReady, metav1.ConditionFalse, st.stalled.reason, st.stalled.message)
 		set(v1alpha1.ConditionReconciling, metav1.ConditionFalse, st.stalled.reason, "stalled until the spec or the cluster changes")
 		set(v1alpha1.ConditionStalled, metav1.ConditionTrue, st.stalled.reason, st.stalled.message)
-	case retErr != nil || st.applyErr != nil:
-		err := retErr
-		if err == nil {
-			err = st.applyErr
-		}
-		set(v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonApplyFailed, err.Error())
+	case retErr != nil:
+		set(v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonApplyFailed, retErr.Error())
 		set(v1alpha1.ConditionReconciling, metav1.ConditionTrue, v1alpha1.ReasonApplyFailed, "retrying with backoff")
 		set(v1alpha1.ConditionStalled, metav1.ConditionFalse, v1alpha1.ReasonApplyFailed, "retrying with backoff")
 	default:
@@ -84,7 +80,7 @@ func (r *EventConsumerReconciler) finishStatus(st *reconcileState, retErr error)
 		s.ObservedGeneration = gen
 	}
 	lagConditions(st)
-	r.scalingLimited(st)
+	r.scalingLimited(ctx, st)
 	if r.Metrics != nil {
 		r.Metrics.Observe(client.ObjectKeyFromObject(ec), s)
 		if st.lag != nil {
@@ -96,9 +92,9 @@ func (r *EventConsumerReconciler) finishStatus(st *reconcileState, retErr error)
 	if newReady.Reason != prevReason {
 		switch {
 		case st.stalled != nil:
-			r.event(ec, EventWarningType, v1alpha1.EventStalled, st.stalled.message, true)
+			r.event(ctx, ec, EventWarningType, v1alpha1.EventStalled, st.stalled.message)
 		case newReady.Status == metav1.ConditionTrue && prevStatus == metav1.ConditionFalse && prevReason != v1alpha1.ReasonProgressing:
-			r.event(ec, EventNormalType, v1alpha1.EventRecovered, fmt.Sprintf("Ready again after %s", prevReason), true)
+			r.event(ctx, ec, EventNormalType, v1alpha1.EventRecovered, fmt.Sprintf("Ready again after %s", prevReason))
 		}
 	}
 }
@@ -213,7 +209,7 @@ func deref[T any](p *T) T {
 
 // scalingLimited sets ScalingLimited from the last decision and records an
 // event when it changes.
-func (r *EventConsumerReconciler) scalingLimited(st *reconcileState) {
+func (r *EventConsumerReconciler) scalingLimited(ctx context.Context, st *reconcileState) {
 	d := st.decision
 	if d == nil || d.Hold {
 		return // no decision on fresh data: keep what the last one said
@@ -232,9 +228,9 @@ func (r *EventConsumerReconciler) scalingLimited(st *reconcileState) {
 	meta.SetStatusCondition(&s.Conditions, c)
 	switch {
 	case c.Status == metav1.ConditionTrue && (prev == nil || prev.Status != metav1.ConditionTrue || prev.Reason != c.Reason):
-		r.event(st.ec, EventWarningType, v1alpha1.EventScalingLimited, c.Reason+": "+c.Message, true)
+		r.event(ctx, st.ec, EventWarningType, v1alpha1.EventScalingLimited, c.Reason+": "+c.Message)
 	case c.Status == metav1.ConditionFalse && prev != nil && prev.Status == metav1.ConditionTrue:
-		r.event(st.ec, EventNormalType, v1alpha1.EventScalingUnlimited, "replicas follow the lag again after "+prev.Reason, true)
+		r.event(ctx, st.ec, EventNormalType, v1alpha1.EventScalingUnlimited, "replicas follow the lag again after "+prev.Reason)
 	}
 }
 

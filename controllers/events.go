@@ -1,6 +1,8 @@
 package controllers
 
 import (
+	"context"
+
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -19,13 +21,12 @@ type EventRecorder interface {
 	Eventf(regarding runtime.Object, related runtime.Object, eventtype, reason, action, note string, args ...interface{})
 }
 
-// event logs and records an event, only when transition is true: events
-// are for changes (scaled, stalled, recovered), not for every reconcile.
-func (r *EventConsumerReconciler) event(obj client.Object, eventType, reason, message string, transition bool) {
-	if !transition {
-		return
-	}
-	ctrl.Log.WithName("events").Info("Event", "object", klog.KObj(obj), "type", eventType, "reason", reason, "message", message)
+// event logs and records an event. Events are for changes (scaled, stalled,
+// recovered), not for every reconcile: callers decide that a transition
+// happened. The log line goes through the request's logger, so it carries
+// the reconcile ID and the object like every other line of that reconcile.
+func (r *EventConsumerReconciler) event(ctx context.Context, obj client.Object, eventType, reason, message string) {
+	ctrl.LoggerFrom(ctx).Info("Event", "object", klog.KObj(obj), "type", eventType, "reason", reason, "message", message)
 	if r.Recorder != nil {
 		r.Recorder.Eventf(obj, nil, eventType, reason, reason, "%s", message)
 	}

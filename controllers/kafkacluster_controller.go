@@ -51,7 +51,15 @@ func (r *KafkaClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	kc.Status.Consumers = int32(len(consumers.Items))
 
 	status, reason, msg := metav1.ConditionUnknown, v1alpha1.ReasonWaitingForLag, "no EventConsumer uses this cluster yet, so it is not polled"
-	if cs, ok := r.clusterStatus(ctx, kc); ok {
+	cs, wait, readErr := r.clusterStatus(ctx, kc)
+	switch {
+	case readErr != nil:
+		// Not the cluster's state: lagscale could not read its credentials,
+		// so it cannot tell whether the cluster is reachable.
+		status, reason, msg = metav1.ConditionUnknown, v1alpha1.ReasonSecretReadFailed, readErr.Error()
+	case wait != nil:
+		status, reason, msg = metav1.ConditionFalse, wait.reason, wait.message
+	case cs != nil:
 		kc.Status.Brokers = cs.brokers
 		if cs.reachable {
 			status, reason, msg = metav1.ConditionTrue, v1alpha1.ReasonKafkaReachable, fmt.Sprintf("%d brokers reachable", len(cs.brokers))
@@ -67,6 +75,9 @@ func (r *KafkaClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		if err := r.Status().Patch(ctx, kc, client.MergeFrom(orig)); err != nil {
 			return ctrl.Result{}, client.IgnoreNotFound(err)
 		}
+	}
+	if readErr != nil {
+		return ctrl.Result{}, readErr
 	}
 	return ctrl.Result{RequeueAfter: clusterStatusPeriod}, nil
 }
@@ -96,19 +107,23 @@ type clusterView struct {
 
 // clusterStatus asks the lag engine about the cluster's shared connection.
 // It is found by the same identity (servers plus credentials) that the
-// consumers register with.
-func (r *KafkaClusterReconciler) clusterStatus(ctx context.Context, kc *v1alpha1.KafkaCluster) (clusterView, bool) {
-	if r.Lag == nil {
-		return clusterView{}, false
-	}
+// consumers register with, so the referenced Secrets are read first: a
+// missing Secret comes back as a wait condition and a failed read as an
+// error, each reported as what it is rather than as "not polled yet".
+// A nil view with no wait and no error means the engine does not poll the
+// cluster (yet).
+func (r *KafkaClusterReconciler) clusterStatus(ctx context.Context, kc *v1alpha1.KafkaCluster) (*clusterView, *condition, error) {
 	conn := &resolvedConnection{Connection: deploy.Connection{BootstrapServers: kc.Spec.BootstrapServers, TLS: kc.Spec.TLS, SASL: kc.Spec.SASL}}
 	conn, wait, err := readSecrets(ctx, r.Client, kc.Namespace, conn)
 	if err != nil || wait != nil {
-		return clusterView{}, false
+		return nil, wait, err
+	}
+	if r.Lag == nil {
+		return nil, nil, nil
 	}
 	cs, ok := r.Lag.ClusterStatus(clusterConfig(conn).ID())
 	if !ok {
-		return clusterView{}, false
+		return nil, nil, nil
 	}
-	return clusterView{reachable: cs.Reachable, brokers: cs.Brokers, err: cs.Error}, true
+	return &clusterView{reachable: cs.Reachable, brokers: cs.Brokers, err: cs.Error}, nil, nil
 }

@@ -48,6 +48,10 @@ const (
 	// ReasonInvalidSpec: the spec passed the API server's validation but
 	// cannot be turned into a Deployment.
 	ReasonInvalidSpec = "InvalidSpec"
+	// ReasonSecretReadFailed: reading a referenced Secret failed for a
+	// reason other than its absence (RBAC, the API server); lagscale
+	// retries with backoff.
+	ReasonSecretReadFailed = "SecretReadFailed"
 	// ReasonApplyFailed: applying the Deployment failed.
 	ReasonApplyFailed = "ApplyFailed"
 	// ReasonSucceeded: the last reconcile finished without error.

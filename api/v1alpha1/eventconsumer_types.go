@@ -373,8 +373,9 @@ type EventConsumerStatus struct {
 	// +kubebuilder:validation:MaxLength=32
 	ReadySummary string `json:"readySummary,omitempty"`
 
-	// selector is the label selector of the handler pods, for the scale
-	// subresource and for kubectl.
+	// selector is the label selector of the handler pods, for kubectl
+	// (kubectl get pods -l) and dashboards. The CRD has no scale
+	// subresource: lagscale itself owns the replica count.
 	// +optional
 	// +kubebuilder:validation:MaxLength=1024
 	Selector string `json:"selector,omitempty"`

@@ -1,5 +1,6 @@
 // Command lagscale is lagscale's command-line tool: a local sandbox
-// cluster, a load generator, the autoscaling simulator.
+// cluster, a load generator, the autoscaling simulator, a migration from
+// KEDA.
 package main
 
 import (
@@ -15,6 +16,7 @@ Commands:
   produce   write records to a topic at a paced rate (lagscale produce -h)
   sim       compare autoscaling policies in a simulator (lagscale sim -h)
   lag       show an EventConsumer's per-partition lag (lagscale lag NAME -n NAMESPACE)
+  migrate   turn KEDA ScaledObjects with Kafka triggers into EventConsumers (lagscale migrate -f FILE|-)
 `
 
 func main() {
@@ -38,6 +40,8 @@ func run(args []string, stdout io.Writer) error {
 		return runSim(args[1:], stdout)
 	case "lag":
 		return runLag(args[1:], stdout)
+	case "migrate":
+		return runMigrate(args[1:], os.Stdin, stdout, os.Stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil

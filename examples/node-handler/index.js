@@ -2,7 +2,7 @@
 // Example lagscale handler in Node.js with kafkajs.
 //
 // It honours the same environment contract as pkg/handler (see
-// ARCHITECTURE.md, "The handler contract"), commits an offset only after
+// docs/architecture.md, "The handler contract"), commits an offset only after
 // its record (and every record before it in the partition) was handled,
 // dead-letters records that fail every attempt when
 // LAGSCALE_DEAD_LETTER_TOPIC is set, and on SIGTERM finishes the record in

@@ -1,6 +1,7 @@
 package autoscale
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"slices"
@@ -31,7 +32,7 @@ func timeLag(spec Spec, history []Observation, cur int32, capacity float64) (int
 	if len(inflow) == 0 {
 		total = o.ProductionRate
 	}
-	measured := fmt.Sprintf("time lag %s %s %s target; inflow %s/s", secs(o.TimeLagSeconds), cmp(o.TimeLagSeconds, target), secs(target), num(total))
+	measured := fmt.Sprintf("time lag %s %s %s target; inflow %s/s", secs(o.TimeLagSeconds), relation(o.TimeLagSeconds, target), secs(target), num(total))
 
 	// A consumer at zero wakes only on lag above activationLag, like
 	// KEDA's activation; a running one is recommended zero only when there
@@ -106,7 +107,7 @@ func size(o Observation, inflow []float64, drain, capacity, util float64) sizing
 		return sizing{n, fmt.Sprintf(", capacity %s/s per replica -> %s", num(capacity), replicas(n))}
 	}
 	sorted := slices.Clone(demand)
-	slices.SortFunc(sorted, func(a, b float64) int { return -compareFloat(a, b) })
+	slices.SortFunc(sorted, func(a, b float64) int { return cmp.Compare(b, a) }) // highest first
 	// prefix[k] is the demand of the k hottest partitions.
 	prefix := make([]float64, P+1)
 	for i, d := range sorted {
@@ -285,17 +286,8 @@ func saturated(o Observation) bool {
 	return true
 }
 
-func compareFloat(a, b float64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
-func cmp(a, b float64) string {
+// relation is how a reason writes a measured value against its target.
+func relation(a, b float64) string {
 	if a > b {
 		return ">"
 	}

@@ -199,12 +199,6 @@ type healthInput struct {
 	Members int
 }
 
-// classifyHealth judges a partition over the window. The order matters:
-// a rewind is reported first because it explains any lag jump; then no lag
-// is always OK; STOP and STALL both mean lag with a committed offset that
-// does not move, and differ by whether anybody is there: STOP when the group
-// has no members (or has never committed here), STALL when members exist
-// but do not commit; WARN when commits move but lag still grows.
 // lagGrew reports whether a partition's lag grew over the health window by
 // more than commit timing alone explains. Lag wobbles by up to one poll
 // interval's worth of production between commits, so only growth beyond
@@ -215,6 +209,12 @@ func lagGrew(lagNow, lagThen, productionRate float64, interval time.Duration) bo
 	return lagNow > lagThen+slack
 }
 
+// classifyHealth judges a partition over the window. The order matters:
+// a rewind is reported first because it explains any lag jump; then no lag
+// is always OK; STOP and STALL both mean lag with a committed offset that
+// does not move, and differ by whether anybody is there: STOP when the group
+// has no members (or has never committed here), STALL when members exist
+// but do not commit; WARN when commits move but lag still grows.
 func classifyHealth(in healthInput) Health {
 	switch {
 	case in.Rewound:

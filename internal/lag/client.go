@@ -1,10 +1,6 @@
 package lag
 
 import (
-	"crypto/tls"
-	"crypto/x509"
-	"errors"
-	"fmt"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -12,10 +8,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
-	"github.com/twmb/franz-go/pkg/sasl/plain"
 
 	"github.com/lagscale/lagscale/internal/promutil"
-	"github.com/twmb/franz-go/pkg/sasl/scram"
+	"github.com/lagscale/lagscale/pkg/contract"
 )
 
 // metrics are the engine's Prometheus collectors.
@@ -98,64 +93,21 @@ func (h *requestHook) OnBrokerE2E(_ kgo.BrokerMetadata, key int16, e2e kgo.Broke
 	}
 }
 
-// clientOptions builds the franz-go options for a cluster. Errors name what
-// is wrong with the configuration and never contain key material or
-// passwords.
+// clientOptions builds the franz-go options for a cluster: the connection
+// the handler SDK uses too (pkg/contract), plus the lag engine's client ID
+// and timeouts. Errors name what is wrong with the configuration and never
+// contain key material or passwords.
 func clientOptions(cfg ClusterConfig, timeout time.Duration) ([]kgo.Opt, error) {
-	if len(cfg.BootstrapServers) == 0 {
-		return nil, errors.New("no bootstrap servers")
+	opts, err := contract.Connection{BootstrapServers: cfg.BootstrapServers, TLS: cfg.TLS, SASL: cfg.SASL}.Options()
+	if err != nil {
+		return nil, err
 	}
-	opts := []kgo.Opt{
-		kgo.SeedBrokers(cfg.BootstrapServers...),
+	return append(opts,
 		kgo.ClientID("lagscale-lag"),
 		kgo.DialTimeout(min(timeout, 10*time.Second)),
 		kgo.RetryTimeout(timeout),
 		kgo.RequestRetries(2),
-	}
-	if cfg.TLS != nil {
-		tc, err := tlsConfig(cfg.TLS)
-		if err != nil {
-			return nil, err
-		}
-		opts = append(opts, kgo.DialTLSConfig(tc))
-	}
-	if cfg.SASL != nil {
-		s := cfg.SASL
-		switch strings.ToUpper(s.Mechanism) {
-		case MechanismPlain:
-			opts = append(opts, kgo.SASL(plain.Auth{User: s.Username, Pass: s.Password}.AsMechanism()))
-		case MechanismScramSHA256:
-			opts = append(opts, kgo.SASL(scram.Auth{User: s.Username, Pass: s.Password}.AsSha256Mechanism()))
-		case MechanismScramSHA512:
-			opts = append(opts, kgo.SASL(scram.Auth{User: s.Username, Pass: s.Password}.AsSha512Mechanism()))
-		default:
-			return nil, fmt.Errorf("unsupported SASL mechanism %q (want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)", s.Mechanism)
-		}
-	}
-	return opts, nil
-}
-
-// tlsConfig turns PEM material into a tls.Config.
-func tlsConfig(t *TLSConfig) (*tls.Config, error) {
-	tc := &tls.Config{
-		MinVersion:         tls.VersionTLS12,
-		InsecureSkipVerify: t.InsecureSkipVerify, //nolint:gosec // explicitly requested by the user
-	}
-	if len(t.CA) > 0 {
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(t.CA) {
-			return nil, errors.New("TLS CA: no PEM certificate found")
-		}
-		tc.RootCAs = pool
-	}
-	if len(t.Cert) > 0 || len(t.Key) > 0 {
-		cert, err := tls.X509KeyPair(t.Cert, t.Key)
-		if err != nil {
-			return nil, fmt.Errorf("TLS client certificate: %w", err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
-	}
-	return tc, nil
+	), nil
 }
 
 // redact returns err's text with every secret replaced, as a last line of

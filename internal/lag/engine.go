@@ -1,6 +1,7 @@
 package lag
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -247,8 +248,8 @@ func (e *Engine) PollNow(key ConsumerKey) {
 
 // Poll runs one cycle of cluster id now and waits for it, serialised with the
 // cluster's loop. It returns the cluster-level error of the cycle, if any.
-// It works whether or not Start runs, which suits tests, benchmarks and the
-// CLI.
+// It works whether or not Start runs, so tests and benchmarks can drive
+// cycles one at a time.
 func (e *Engine) Poll(ctx context.Context, id string) error {
 	e.mu.Lock()
 	c, ok := e.clusters[id]
@@ -278,19 +279,7 @@ func (e *Engine) setSnapshots(c *cluster, snaps map[ConsumerKey]Snapshot, used m
 		}
 	}
 	slices.SortFunc(changed, func(a, b ConsumerKey) int {
-		if a.Namespace != b.Namespace {
-			if a.Namespace < b.Namespace {
-				return -1
-			}
-			return 1
-		}
-		switch {
-		case a.Name < b.Name:
-			return -1
-		case a.Name > b.Name:
-			return 1
-		}
-		return 0
+		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
 	})
 	return changed
 }
@@ -330,9 +319,20 @@ type cluster struct {
 	cycleMu  sync.Mutex
 	parts    map[tp]*partState
 	groups   map[string]*groupState
+	skips    map[skipKey]skip // markers and aborted records after a commit (markers.go)
 	failures int
-	down     int // 0 unknown, 1 reachable, 2 unreachable: for transition logs
+	reach    reachability // for logs on transitions only
 }
+
+// reachability is what the last cycle learned about a cluster, so that
+// "unreachable" and "reachable" are logged once per transition.
+type reachability int
+
+const (
+	reachUnknown reachability = iota // no cycle finished yet
+	reachUp                          // the last cycle read the cluster
+	reachDown                        // the last cycle failed
+)
 
 func newCluster(e *Engine, id string, cfg ClusterConfig) *cluster {
 	c := &cluster{

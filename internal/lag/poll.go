@@ -29,7 +29,7 @@ type partState struct {
 	logStart int64
 	end      int64
 	ends     *series
-	err      string
+	err      error // the last ListOffsets error, shown in PartitionLag.Error
 }
 
 // groupState is the history of one consumer group on this cluster.
@@ -38,7 +38,7 @@ type groupState struct {
 	polls   int
 	state   string
 	members int
-	err     string
+	err     error // the last DescribeGroups or OffsetFetch error: the snapshot is stale
 }
 
 // groupPart is the history of one group on one partition.
@@ -63,6 +63,8 @@ type pollData struct {
 	missing   map[string]bool
 	topicErr  map[string]error
 	parts     map[string][]int32
+	leaders   map[tp]int32
+	topicIDs  map[string][16]byte
 	starts    map[tp]listed
 	ends      map[tp]listed
 	commits   map[string]groupCommits
@@ -149,9 +151,9 @@ func (c *cluster) cycle(ctx context.Context) error {
 		c.status.Reachable = false
 		c.status.Error = msg
 		e.mu.Unlock()
-		if c.down != 2 {
+		if c.reach != reachDown {
 			e.log.Info("Kafka cluster unreachable", "cluster", c.name, "clusterID", c.id, "reason", msg)
-			c.down = 2
+			c.reach = reachDown
 		}
 	} else {
 		c.failures = 0
@@ -165,10 +167,10 @@ func (c *cluster) cycle(ctx context.Context) error {
 		c.status.Brokers = data.brokers
 		c.status.LastPoll = now
 		e.mu.Unlock()
-		if c.down == 2 {
+		if c.reach == reachDown {
 			e.log.Info("Kafka cluster reachable", "cluster", c.name, "clusterID", c.id)
 		}
-		c.down = 1
+		c.reach = reachUp
 	}
 
 	byAPI, total := c.hook.diff(before)
@@ -196,6 +198,8 @@ func (c *cluster) read(ctx context.Context, topics, groups []string, interval ti
 		missing:  make(map[string]bool),
 		topicErr: make(map[string]error),
 		parts:    make(map[string][]int32),
+		leaders:  make(map[tp]int32),
+		topicIDs: make(map[string][16]byte),
 	}
 
 	req := kmsg.NewPtrMetadataRequest()
@@ -237,7 +241,9 @@ func (c *cluster) read(ctx context.Context, topics, groups []string, interval ti
 		ps := make([]int32, 0, len(t.Partitions))
 		for _, p := range t.Partitions {
 			ps = append(ps, p.Partition)
+			d.leaders[tp{name, p.Partition}] = p.Leader
 		}
+		d.topicIDs[name] = t.TopicID
 		slices.Sort(ps)
 		d.parts[name] = ps
 	}
@@ -260,6 +266,7 @@ func (c *cluster) read(ctx context.Context, topics, groups []string, interval ti
 	if err := allFailed(d); err != nil {
 		return nil, err
 	}
+	c.settleMarkers(ctx, d)
 	return d, nil
 }
 
@@ -297,6 +304,12 @@ func allFailed(d *pollData) error {
 
 // listOffsets lists the offset at timestamp ts (-2 start, -1 end) of every
 // partition; franz-go shards the request to each partition leader.
+//
+// End offsets are asked for READ_COMMITTED, which answers the last stable
+// offset: below an open transaction, and equal to the high watermark
+// otherwise. A read-committed consumer cannot read past it, so records of a
+// transaction still open are not lag yet, and a group that has consumed
+// everything committed has none.
 func (c *cluster) listOffsets(ctx context.Context, parts map[string][]int32, ts int64) map[tp]listed {
 	out := make(map[tp]listed)
 	if len(parts) == 0 {
@@ -304,6 +317,9 @@ func (c *cluster) listOffsets(ctx context.Context, parts map[string][]int32, ts 
 	}
 	req := kmsg.NewPtrListOffsetsRequest()
 	req.ReplicaID = -1
+	if ts == -1 {
+		req.IsolationLevel = 1 // READ_COMMITTED: the last stable offset
+	}
 	for t, ps := range parts {
 		rt := kmsg.NewListOffsetsRequestTopic()
 		rt.Topic = t
@@ -418,10 +434,10 @@ func (c *cluster) update(now time.Time, d *pollData, groupTopics map[string][]st
 			}
 			start, end := d.starts[key], d.ends[key]
 			if err := cmp.Or(end.err, start.err); err != nil {
-				st.err = err.Error()
+				st.err = err
 				continue
 			}
-			st.err = ""
+			st.err = nil
 			st.known = true
 			st.logStart, st.end = start.offset, end.offset
 			st.ends.add(now, end.offset)
@@ -445,16 +461,16 @@ func (c *cluster) update(now time.Time, d *pollData, groupTopics map[string][]st
 			c.groups[g] = gs
 		}
 		desc := d.described[g]
-		gs.err = ""
+		gs.err = nil
 		if desc.err != nil {
-			gs.err = "describing group: " + desc.err.Error()
+			gs.err = fmt.Errorf("describing group: %w", desc.err)
 			gs.members = -1
 		} else {
 			gs.state, gs.members = desc.state, desc.members
 		}
 		commits := d.commits[g]
 		if commits.err != nil {
-			gs.err = "fetching committed offsets: " + commits.err.Error()
+			gs.err = fmt.Errorf("fetching committed offsets: %w", commits.err)
 			continue // keep the previous commits; the snapshot is marked stale
 		}
 		gs.polls++
@@ -502,9 +518,9 @@ func (c *cluster) snapshot(s Subscription, now time.Time, window time.Duration, 
 		Members:    max(gs.members, 0),
 		Polls:      gs.polls,
 	}
-	if gs.err != "" {
+	if gs.err != nil {
 		snap.Stale = true
-		snap.Error = redact(errors.New(gs.err), c.cfg)
+		snap.Error = redact(gs.err, c.cfg)
 	}
 	var topicErrs []string
 	for _, t := range s.Topics {
@@ -530,14 +546,18 @@ func (c *cluster) snapshot(s Subscription, now time.Time, window time.Duration, 
 			snap.PartitionCount++
 			if st == nil || !st.known {
 				pl.Error = "offsets unknown"
-				if st != nil && st.err != "" {
-					pl.Error = st.err
+				if st != nil && st.err != nil {
+					pl.Error = redact(st.err, c.cfg)
 				}
 				snap.Partitions = append(snap.Partitions, pl)
 				continue
 			}
-			pl.Error = st.err
-			partitionFigures(&pl, st, gp, s.OffsetResetPolicy, now, window, c.e.opts.HealthWindow, gs.members)
+			pl.Error = redact(st.err, c.cfg)
+			from := pl.CommittedOffset
+			if pl.HasCommit {
+				from = c.committedFor(key, from, st.end)
+			}
+			partitionFigures(&pl, st, gp, from, s.OffsetResetPolicy, now, window, c.e.opts.HealthWindow, gs.members)
 			snap.TotalLag += pl.Lag
 			snap.TimeLagSeconds = max(snap.TimeLagSeconds, pl.TimeLagSeconds)
 			snap.ProductionRate += pl.ProductionRate

@@ -12,15 +12,17 @@ const DefaultHealthWindow = 5
 
 // partitionFigures fills pl's lag, rates, time lag and health from the
 // partition's end-offset history st and the group's history on it gp (nil
-// when the group has none yet). pl's committed offset must be set. The
+// when the group has none yet). pl's committed offset must be set; from is
+// where a consumer would resume: the commit, or past the transaction markers
+// and aborted records that follow it (markers.go). The
 // Engine and the Tracker both compute a partition's figures here, so the
 // simulator measures with the operator's arithmetic.
-func partitionFigures(pl *PartitionLag, st *partState, gp *groupPart, policy string, now time.Time, window time.Duration, healthWindow, members int) {
+func partitionFigures(pl *PartitionLag, st *partState, gp *groupPart, from int64, policy string, now time.Time, window time.Duration, healthWindow, members int) {
 	winStart := now.UnixNano() - int64(window)
 	pl.LogStartOffset, pl.EndOffset = st.logStart, st.end
-	pl.Lag = PartitionLagFor(st.logStart, st.end, pl.CommittedOffset, pl.HasCommit, policy)
+	pl.Lag = PartitionLagFor(st.logStart, st.end, from, pl.HasCommit, policy)
 	pl.ProductionRate = st.ends.rate(window)
-	pos := position(st.logStart, st.end, pl.CommittedOffset, pl.HasCommit, policy)
+	pos := position(st.logStart, st.end, from, pl.HasCommit, policy)
 	if pl.Lag > 0 {
 		pl.TimeLagSeconds = timeLagSeconds(st.ends, pos, st.end, pl.ProductionRate, now)
 	}
@@ -123,7 +125,7 @@ func (t *Tracker) Observe(now time.Time, offsets []PartitionOffsets, members int
 		if gp.hasCommit {
 			pl.CommittedOffset, pl.HasCommit = gp.committed, true
 		}
-		partitionFigures(&pl, st, gp, t.policy, now, t.window, t.healthWindow, members)
+		partitionFigures(&pl, st, gp, pl.CommittedOffset, t.policy, now, t.window, t.healthWindow, members)
 		snap.PartitionCount++
 		snap.TotalLag += pl.Lag
 		snap.TimeLagSeconds = max(snap.TimeLagSeconds, pl.TimeLagSeconds)

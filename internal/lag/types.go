@@ -7,7 +7,10 @@
 // of batched requests — one Metadata for the union of subscribed topics, one
 // ListOffsets per partition leader for start and one for end offsets, one
 // OffsetFetch and one DescribeGroups per group coordinator — so the cost of a
-// cycle does not grow with the number of consumer groups.
+// cycle does not grow with the number of consumer groups. End offsets are
+// last stable offsets (READ_COMMITTED). A commit that stays below the end
+// for two cycles costs, once, one Fetch per leader to tell transaction
+// markers and aborted records after it from records (markers.go).
 //
 // The arithmetic (lag, rates, time lag, partition health) lives in pure
 // functions in calc.go so it can be table tested without a broker.
@@ -19,6 +22,8 @@ import (
 	"slices"
 	"strconv"
 	"time"
+
+	"github.com/lagscale/lagscale/pkg/contract"
 )
 
 // ConsumerKey identifies one EventConsumer as namespace and name.
@@ -32,35 +37,20 @@ type ConsumerKey struct {
 // String returns "namespace/name".
 func (k ConsumerKey) String() string { return k.Namespace + "/" + k.Name }
 
-// TLSConfig holds PEM material for a TLS connection to Kafka.
-type TLSConfig struct {
-	// CA is the PEM bundle used to verify brokers; nil uses the system roots.
-	CA []byte
-	// Cert is the PEM client certificate for mutual TLS, optional.
-	Cert []byte
-	// Key is the PEM private key matching Cert, optional.
-	Key []byte
-	// InsecureSkipVerify disables broker certificate verification.
-	InsecureSkipVerify bool
-}
+// TLSConfig holds PEM material for a TLS connection to Kafka. It is the
+// handler contract's type, so the lag engine and the SDK connect alike.
+type TLSConfig = contract.TLS
 
 // SASL mechanisms understood by SASLConfig.Mechanism.
 const (
-	MechanismPlain       = "PLAIN"
-	MechanismScramSHA256 = "SCRAM-SHA-256"
-	MechanismScramSHA512 = "SCRAM-SHA-512"
+	MechanismPlain       = contract.MechanismPlain
+	MechanismScramSHA256 = contract.MechanismScramSHA256
+	MechanismScramSHA512 = contract.MechanismScramSHA512
 )
 
 // SASLConfig holds SASL credentials. They are used to authenticate and to
 // derive ClusterConfig.ID, and never appear in logs or errors.
-type SASLConfig struct {
-	// Mechanism is PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.
-	Mechanism string
-	// Username is the SASL user name.
-	Username string
-	// Password is the SASL password.
-	Password string
-}
+type SASLConfig = contract.SASL
 
 // ClusterConfig describes how to reach one Kafka cluster.
 type ClusterConfig struct {
@@ -120,8 +110,8 @@ func (c ClusterConfig) Name() string {
 
 // Offset reset policies for Subscription.OffsetResetPolicy.
 const (
-	ResetLatest   = "latest"
-	ResetEarliest = "earliest"
+	ResetLatest   = contract.ResetLatest
+	ResetEarliest = contract.ResetEarliest
 )
 
 // DefaultPollInterval is used when a Subscription has no PollInterval. It
@@ -194,7 +184,9 @@ type PartitionLag struct {
 	Partition int32
 	// LogStartOffset is the first offset still retained.
 	LogStartOffset int64
-	// EndOffset is the high watermark: the offset of the next record.
+	// EndOffset is the last stable offset: the offset of the next record a
+	// read-committed consumer can read. It is the high watermark unless a
+	// transaction is open on the partition.
 	EndOffset int64
 	// CommittedOffset is the group's committed offset, -1 when none.
 	CommittedOffset int64

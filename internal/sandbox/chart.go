@@ -2,225 +2,125 @@ package sandbox
 
 import (
 	"fmt"
-	"image"
 	"image/color"
-	"image/png"
-	"math"
 	"os"
-	"strings"
-	"time"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
 )
 
-// WriteChart draws the demo as a PNG: inflow, time lag and replicas over
-// time, one panel each, with the burst shaded. It uses only the standard
-// library (a 3x5 pixel font for the labels).
+// Colours of the demo chart's series.
+var (
+	inflowColor   = color.RGBA{R: 31, G: 119, B: 180, A: 255}
+	lagColor      = color.RGBA{R: 214, G: 39, B: 40, A: 255}
+	replicasColor = color.RGBA{R: 44, G: 160, B: 44, A: 255}
+	targetColor   = color.RGBA{R: 120, G: 120, B: 120, A: 255}
+	burstColor    = color.RGBA{R: 255, G: 236, B: 200, A: 255}
+)
+
+// WriteChart draws the demo as a PNG: inflow, time lag against the target
+// line, and replicas over time, one panel each, with the burst shaded. It
+// renders with gonum/plot, as the simulator's charts (internal/sim) do.
 func WriteChart(path string, r *DemoResult) error {
-	const (
-		w, panelH, margin, left = 960, 180, 28, 70
-	)
-	h := margin + 3*(panelH+margin)
-	img := image.NewRGBA(image.Rect(0, 0, w, h))
-	fill(img, img.Bounds(), color.RGBA{255, 255, 255, 255})
-	if len(r.Samples) == 0 {
-		return writePNG(path, img)
+	inflow := make(plotter.XYs, len(r.Samples))
+	lag := make(plotter.XYs, len(r.Samples))
+	replicas := make(plotter.XYs, len(r.Samples))
+	tMax := 1.0
+	for i, s := range r.Samples {
+		t := s.At.Seconds()
+		tMax = max(tMax, t)
+		inflow[i] = plotter.XY{X: t, Y: s.Inflow}
+		lag[i] = plotter.XY{X: t, Y: s.LagSeconds}
+		replicas[i] = plotter.XY{X: t, Y: float64(s.Replicas)}
 	}
-	tMax := r.Samples[len(r.Samples)-1].At.Seconds()
-	if tMax <= 0 {
-		tMax = 1
-	}
-	x := func(t time.Duration) int { return left + int(t.Seconds()/tMax*float64(w-left-20)) }
+	target := float64(r.MaxLagSeconds)
+
 	panels := []struct {
 		title string
-		col   color.RGBA
-		val   func(Sample) float64
-		ref   float64
+		ylab  string
+		data  plotter.XYs
+		col   color.Color
+		step  bool    // replicas change in steps, not along slopes
+		ref   float64 // a target line, when positive
 	}{
-		{"INFLOW RECORDS/S", color.RGBA{31, 119, 180, 255}, func(s Sample) float64 { return s.Inflow }, -1},
-		{"TIME LAG S", color.RGBA{214, 39, 40, 255}, func(s Sample) float64 { return s.LagSeconds }, float64(r.MaxLagSeconds)},
-		{"REPLICAS     TIME IN SECONDS BELOW", color.RGBA{44, 160, 44, 255}, func(s Sample) float64 { return float64(s.Replicas) }, -1},
+		{"Inflow", "records/s", inflow, inflowColor, false, 0},
+		{"Time lag", "seconds", lag, lagColor, false, target},
+		{"Replicas", "replicas", replicas, replicasColor, true, 0},
 	}
-	for i, p := range panels {
-		top := margin + i*(panelH+margin)
-		bottom := top + panelH
-		// The burst, shaded.
-		fill(img, image.Rect(x(r.BurstStart), top, x(r.BurstEnd), bottom), color.RGBA{255, 236, 200, 255})
-		vMax := 0.0
-		for _, s := range r.Samples {
-			vMax = math.Max(vMax, p.val(s))
+	plots := make([][]*plot.Plot, len(panels))
+	for i, pn := range panels {
+		p := plot.New()
+		p.Title.Text = pn.title
+		p.Y.Label.Text = pn.ylab
+		if i == len(panels)-1 {
+			p.X.Label.Text = "time since the load started (s)"
 		}
-		vMax = math.Max(vMax, p.ref)
-		vMax = niceCeil(vMax)
-		y := func(v float64) int { return bottom - int(v/vMax*float64(panelH-4)) }
-		// Axes and grid.
-		grey := color.RGBA{200, 200, 200, 255}
-		for g := 0; g <= 4; g++ {
-			gy := y(vMax * float64(g) / 4)
-			hline(img, left, w-20, gy, grey)
-			text(img, left-6-textWidth(fmtNum(vMax*float64(g)/4)), gy-2, fmtNum(vMax*float64(g)/4), color.RGBA{80, 80, 80, 255})
+		p.X.Min, p.X.Max = 0, tMax
+		yMax := max(pn.ref, 1)
+		for _, xy := range pn.data {
+			yMax = max(yMax, xy.Y)
 		}
-		vline(img, left, top, bottom, color.RGBA{0, 0, 0, 255})
-		hline(img, left, w-20, bottom, color.RGBA{0, 0, 0, 255})
-		if p.ref > 0 {
-			for xx := left; xx < w-20; xx += 6 {
-				hline(img, xx, xx+3, y(p.ref), color.RGBA{120, 120, 120, 255})
-			}
-			text(img, w-20-textWidth("TARGET"), y(p.ref)-8, "TARGET", color.RGBA{120, 120, 120, 255})
-		}
-		text(img, left+6, top+4, p.title, p.col)
-		for j := 1; j < len(r.Samples); j++ {
-			a, b := r.Samples[j-1], r.Samples[j]
-			if i == 2 {
-				// Replicas are a step function.
-				line(img, x(a.At), y(p.val(a)), x(b.At), y(p.val(a)), p.col)
-				line(img, x(b.At), y(p.val(a)), x(b.At), y(p.val(b)), p.col)
-				continue
-			}
-			line(img, x(a.At), y(p.val(a)), x(b.At), y(p.val(b)), p.col)
-		}
-		// Time ticks every 30 s.
-		for t := 0.0; t <= tMax; t += 30 {
-			tx := x(time.Duration(t * float64(time.Second)))
-			vline(img, tx, bottom, bottom+3, color.RGBA{0, 0, 0, 255})
-			if i == 2 {
-				text(img, tx-textWidth(fmtNum(t))/2, bottom+6, fmtNum(t), color.RGBA{80, 80, 80, 255})
-			}
-		}
-	}
-	return writePNG(path, img)
-}
+		p.Y.Min, p.Y.Max = 0, yMax*1.1
+		p.Add(plotter.NewGrid())
 
-func writePNG(path string, img image.Image) error {
+		// The burst, shaded behind the series.
+		if r.BurstEnd > r.BurstStart {
+			b0, b1 := r.BurstStart.Seconds(), r.BurstEnd.Seconds()
+			burst, err := plotter.NewPolygon(plotter.XYs{{X: b0, Y: 0}, {X: b1, Y: 0}, {X: b1, Y: p.Y.Max}, {X: b0, Y: p.Y.Max}})
+			if err != nil {
+				return err
+			}
+			burst.Color = burstColor
+			burst.LineStyle.Width = 0
+			p.Add(burst)
+			if i == 0 {
+				p.Legend.Add("burst", burst)
+			}
+		}
+		if len(pn.data) > 0 {
+			l, err := plotter.NewLine(pn.data)
+			if err != nil {
+				return fmt.Errorf("chart %s: %w", pn.title, err)
+			}
+			l.Color = pn.col
+			l.Width = vg.Points(1.5)
+			if pn.step {
+				l.StepStyle = plotter.PostStep
+			}
+			p.Add(l)
+			p.Legend.Add(pn.ylab, l)
+		}
+		if pn.ref > 0 {
+			ref, err := plotter.NewLine(plotter.XYs{{X: 0, Y: pn.ref}, {X: tMax, Y: pn.ref}})
+			if err != nil {
+				return err
+			}
+			ref.Color = targetColor
+			ref.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
+			p.Add(ref)
+			p.Legend.Add(fmt.Sprintf("target %gs", pn.ref), ref)
+		}
+		p.Legend.Top = true
+		plots[i] = []*plot.Plot{p}
+	}
+
+	img := vgimg.New(24*vg.Centimeter, 20*vg.Centimeter)
+	tiles := draw.Tiles{Rows: len(panels), Cols: 1, PadX: vg.Millimeter * 4, PadY: vg.Millimeter * 4,
+		PadTop: vg.Millimeter * 2, PadBottom: vg.Millimeter * 2, PadLeft: vg.Millimeter * 2, PadRight: vg.Millimeter * 4}
+	canvases := plot.Align(plots, tiles, draw.New(img))
+	for i := range plots {
+		plots[i][0].Draw(canvases[i][0])
+	}
 	f, err := os.Create(path)
 	if err != nil {
 		return err
 	}
-	if err := png.Encode(f, img); err != nil {
+	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
 		f.Close()
 		return err
 	}
 	return f.Close()
-}
-
-func niceCeil(v float64) float64 {
-	if v <= 0 {
-		return 1
-	}
-	p := math.Pow(10, math.Floor(math.Log10(v)))
-	for _, m := range []float64{1, 2, 2.5, 5, 10} {
-		if v <= m*p {
-			return m * p
-		}
-	}
-	return 10 * p
-}
-
-func fmtNum(v float64) string {
-	if v == math.Trunc(v) {
-		return fmt.Sprintf("%.0f", v)
-	}
-	return fmt.Sprintf("%.1f", v)
-}
-
-func fill(img *image.RGBA, r image.Rectangle, c color.RGBA) {
-	r = r.Intersect(img.Bounds())
-	for y := r.Min.Y; y < r.Max.Y; y++ {
-		for x := r.Min.X; x < r.Max.X; x++ {
-			img.SetRGBA(x, y, c)
-		}
-	}
-}
-
-func hline(img *image.RGBA, x0, x1, y int, c color.RGBA) {
-	for x := x0; x <= x1; x++ {
-		img.SetRGBA(x, y, c)
-	}
-}
-
-func vline(img *image.RGBA, x, y0, y1 int, c color.RGBA) {
-	for y := y0; y <= y1; y++ {
-		img.SetRGBA(x, y, c)
-	}
-}
-
-// line draws a 2-pixel-wide line (Bresenham).
-func line(img *image.RGBA, x0, y0, x1, y1 int, c color.RGBA) {
-	dx, dy := abs(x1-x0), -abs(y1-y0)
-	sx, sy := sign(x1-x0), sign(y1-y0)
-	e := dx + dy
-	for {
-		img.SetRGBA(x0, y0, c)
-		img.SetRGBA(x0, y0+1, c)
-		if x0 == x1 && y0 == y1 {
-			return
-		}
-		if e2 := 2 * e; e2 >= dy {
-			e += dy
-			x0 += sx
-		} else {
-			e += dx
-			y0 += sy
-		}
-	}
-}
-
-func abs(v int) int {
-	if v < 0 {
-		return -v
-	}
-	return v
-}
-
-func sign(v int) int {
-	switch {
-	case v < 0:
-		return -1
-	case v > 0:
-		return 1
-	}
-	return 0
-}
-
-// glyphs is a 3x5 pixel font: five rows of three bits per character.
-var glyphs = map[rune][5]string{
-	'0': {"111", "101", "101", "101", "111"}, '1': {"010", "110", "010", "010", "111"},
-	'2': {"111", "001", "111", "100", "111"}, '3': {"111", "001", "111", "001", "111"},
-	'4': {"101", "101", "111", "001", "001"}, '5': {"111", "100", "111", "001", "111"},
-	'6': {"111", "100", "111", "101", "111"}, '7': {"111", "001", "010", "010", "010"},
-	'8': {"111", "101", "111", "101", "111"}, '9': {"111", "101", "111", "001", "111"},
-	'.': {"000", "000", "000", "000", "010"}, '/': {"001", "001", "010", "100", "100"},
-	' ': {"000", "000", "000", "000", "000"},
-	'A': {"010", "101", "111", "101", "101"}, 'B': {"110", "101", "110", "101", "110"},
-	'H': {"101", "101", "111", "101", "101"}, 'K': {"101", "101", "110", "101", "101"},
-	'U': {"101", "101", "101", "101", "111"}, 'V': {"101", "101", "101", "101", "010"},
-	'X': {"101", "101", "010", "101", "101"}, 'Y': {"101", "101", "010", "010", "010"},
-	'(': {"010", "100", "100", "100", "010"}, ')': {"010", "001", "001", "001", "010"},
-	':': {"000", "010", "000", "010", "000"}, '-': {"000", "000", "111", "000", "000"},
-	'C': {"111", "100", "100", "100", "111"},
-	'D': {"110", "101", "101", "101", "110"}, 'E': {"111", "100", "110", "100", "111"},
-	'F': {"111", "100", "110", "100", "100"}, 'G': {"111", "100", "101", "101", "111"},
-	'I': {"111", "010", "010", "010", "111"}, 'L': {"100", "100", "100", "100", "111"},
-	'M': {"101", "111", "111", "101", "101"}, 'N': {"110", "101", "101", "101", "101"},
-	'O': {"111", "101", "101", "101", "111"}, 'P': {"111", "101", "111", "100", "100"},
-	'R': {"110", "101", "110", "101", "101"}, 'S': {"111", "100", "111", "001", "111"},
-	'T': {"111", "010", "010", "010", "010"}, 'W': {"101", "101", "111", "111", "101"},
-}
-
-const glyphScale = 2
-
-func textWidth(s string) int { return len(s) * 4 * glyphScale }
-
-func text(img *image.RGBA, x, y int, s string, c color.RGBA) {
-	for _, ch := range strings.ToUpper(s) {
-		g, ok := glyphs[ch]
-		if ok {
-			for row := 0; row < 5; row++ {
-				for col := 0; col < 3; col++ {
-					if g[row][col] == '1' {
-						fill(img, image.Rect(x+col*glyphScale, y+row*glyphScale, x+(col+1)*glyphScale, y+(row+1)*glyphScale), c)
-					}
-				}
-			}
-		}
-		x += 4 * glyphScale
-	}
 }

@@ -19,6 +19,10 @@ const (
 	// NodeHandlerImage is examples/node-handler's image; the sandbox runs
 	// `node examples/node-handler/index.js` for it.
 	NodeHandlerImage = "lagscale/example-node-handler:dev"
+	// JavaHandlerImage is examples/java-handler's image; the sandbox runs
+	// `java -jar examples/java-handler/target/java-handler.jar` for it
+	// (`make java-handler` builds the jar).
+	JavaHandlerImage = "lagscale/example-java-handler:dev"
 )
 
 // ImageMap maps container images to local commands. A key is a full image
@@ -30,12 +34,15 @@ type ImageMap map[string][]string
 func DefaultImageMap(root, binDir string) ImageMap {
 	goHandler := []string{filepath.Join(binDir, "example-handler")}
 	nodeHandler := []string{"node", filepath.Join(root, "examples", "node-handler", "index.js")}
+	javaHandler := []string{"java", "-Xmx256m", "-jar", filepath.Join(root, "examples", "java-handler", "target", "java-handler.jar")}
 	return ImageMap{
 		"lagscale/example-handler":              goHandler,
 		"ghcr.io/lagscale/example-handler":      goHandler,
 		"docker.io/lagscale/example-handler":    goHandler,
 		"lagscale/example-node-handler":         nodeHandler,
 		"ghcr.io/lagscale/example-node-handler": nodeHandler,
+		"lagscale/example-java-handler":         javaHandler,
+		"ghcr.io/lagscale/example-java-handler": javaHandler,
 	}
 }
 

@@ -1,8 +1,12 @@
-// Package contract names the environment variables lagscale injects into a
-// handler container: the handler contract of ARCHITECTURE.md. The operator
-// (internal/deploy) writes them and handler SDKs (pkg/handler) read them,
-// from this one list. It has no dependencies, so a handler image importing
-// it pulls in nothing else.
+// Package contract is the handler contract of docs/architecture.md: the
+// environment variables lagscale injects into a handler container, and the
+// one place that turns a Kafka connection (bootstrap servers, TLS, SASL,
+// offset reset, isolation level) into franz-go options. The operator
+// (internal/deploy writes the variables, internal/lag connects with
+// Connection) and the handler SDK (pkg/handler) share it, so that the lag
+// engine and the handler pods reach Kafka the same way and start from the
+// same offsets. It imports franz-go and the standard library only: it is
+// public, for user images, and never imports lagscale's internal packages.
 package contract
 
 // Environment variable names of the handler contract.
@@ -31,7 +35,13 @@ const (
 	EnvTLSInsecure = "KAFKA_TLS_INSECURE_SKIP_VERIFY"
 	// EnvAutoOffsetReset is "latest" or "earliest", the consumer's reset
 	// policy, which is also how lagscale counts lag without a commit.
+	// Unset means DefaultOffsetReset.
 	EnvAutoOffsetReset = "KAFKA_AUTO_OFFSET_RESET"
+	// EnvIsolationLevel is "read_committed" (DefaultIsolationLevel, used
+	// when unset) or "read_uncommitted". The operator does not inject it:
+	// a handler that wants records of aborted and open transactions sets
+	// it to read_uncommitted in its own env to opt out.
+	EnvIsolationLevel = "KAFKA_ISOLATION_LEVEL"
 	// EnvConsumer is the EventConsumer as namespace/name.
 	EnvConsumer = "LAGSCALE_CONSUMER"
 	// EnvDeadLetterTopic is the dead-letter topic, when one is set.

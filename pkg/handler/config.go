@@ -1,23 +1,17 @@
 package handler
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/sasl"
-	"github.com/twmb/franz-go/pkg/sasl/plain"
-	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/lagscale/lagscale/pkg/contract"
 )
 
 // Environment variable names of the handler contract. The operator injects
-// them into the handler container; see ARCHITECTURE.md, "The handler
+// them into the handler container; see docs/architecture.md, "The handler
 // contract".
 const (
 	EnvBootstrapServers = contract.EnvBootstrapServers
@@ -34,6 +28,7 @@ const (
 	EnvAutoOffsetReset  = contract.EnvAutoOffsetReset
 	EnvConsumer         = contract.EnvConsumer
 	EnvDeadLetterTopic  = contract.EnvDeadLetterTopic
+	EnvIsolationLevel   = contract.EnvIsolationLevel
 	// EnvHTTPAddr is the listen address of the health and metrics server.
 	// It is not part of the operator's contract; it defaults to ":8080".
 	EnvHTTPAddr = "LAGSCALE_HTTP_ADDR"
@@ -41,23 +36,29 @@ const (
 
 // Security protocols accepted in KAFKA_SECURITY_PROTOCOL.
 const (
-	ProtocolPlaintext     = "PLAINTEXT"
-	ProtocolSSL           = "SSL"
-	ProtocolSASLPlaintext = "SASL_PLAINTEXT"
-	ProtocolSASLSSL       = "SASL_SSL"
+	ProtocolPlaintext     = contract.ProtocolPlaintext
+	ProtocolSSL           = contract.ProtocolSSL
+	ProtocolSASLPlaintext = contract.ProtocolSASLPlaintext
+	ProtocolSASLSSL       = contract.ProtocolSASLSSL
 )
 
 // SASL mechanisms accepted in KAFKA_SASL_MECHANISM.
 const (
-	MechanismPlain       = "PLAIN"
-	MechanismScramSHA256 = "SCRAM-SHA-256"
-	MechanismScramSHA512 = "SCRAM-SHA-512"
+	MechanismPlain       = contract.MechanismPlain
+	MechanismScramSHA256 = contract.MechanismScramSHA256
+	MechanismScramSHA512 = contract.MechanismScramSHA512
 )
 
 // Offset reset policies accepted in KAFKA_AUTO_OFFSET_RESET.
 const (
-	ResetEarliest = "earliest"
-	ResetLatest   = "latest"
+	ResetEarliest = contract.ResetEarliest
+	ResetLatest   = contract.ResetLatest
+)
+
+// Isolation levels accepted in KAFKA_ISOLATION_LEVEL.
+const (
+	IsolationReadCommitted   = contract.IsolationReadCommitted
+	IsolationReadUncommitted = contract.IsolationReadUncommitted
 )
 
 // DefaultHTTPAddr is where the health and metrics server listens when
@@ -92,9 +93,16 @@ type Config struct {
 	TLSKeyFile string
 	// TLSInsecureSkipVerify disables server certificate verification.
 	TLSInsecureSkipVerify bool
-	// AutoOffsetReset is where a group with no committed offset starts:
-	// earliest (the default here, so that nothing is skipped) or latest.
+	// AutoOffsetReset is where a partition with no committed offset starts
+	// (KAFKA_AUTO_OFFSET_RESET): latest (contract.DefaultOffsetReset, the
+	// operator's default too) or earliest. With latest, a partition added
+	// while the consumer runs is still read from its start; see
+	// contract.ResetOffset.
 	AutoOffsetReset string
+	// IsolationLevel is read_committed (the default: records of aborted
+	// transactions are never handled) or read_uncommitted
+	// (KAFKA_ISOLATION_LEVEL).
+	IsolationLevel string
 	// Consumer is the EventConsumer that runs this handler, namespace/name
 	// (LAGSCALE_CONSUMER). It is used as the Kafka client ID and in logs.
 	Consumer string
@@ -124,6 +132,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		TLSCertFile:      get(EnvTLSCertFile),
 		TLSKeyFile:       get(EnvTLSKeyFile),
 		AutoOffsetReset:  strings.ToLower(get(EnvAutoOffsetReset)),
+		IsolationLevel:   strings.ToLower(get(EnvIsolationLevel)),
 		Consumer:         get(EnvConsumer),
 		DeadLetterTopic:  get(EnvDeadLetterTopic),
 		HTTPAddr:         get(EnvHTTPAddr),
@@ -139,7 +148,10 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		c.SecurityProtocol = ProtocolPlaintext
 	}
 	if c.AutoOffsetReset == "" {
-		c.AutoOffsetReset = ResetEarliest
+		c.AutoOffsetReset = contract.DefaultOffsetReset
+	}
+	if c.IsolationLevel == "" {
+		c.IsolationLevel = contract.DefaultIsolationLevel
 	}
 	if c.HTTPAddr == "" {
 		c.HTTPAddr = DefaultHTTPAddr
@@ -200,6 +212,9 @@ func (c Config) Validate() error {
 	default:
 		return fmt.Errorf("%s=%q: expected earliest or latest", EnvAutoOffsetReset, c.AutoOffsetReset)
 	}
+	if _, err := contract.IsolationLevel(c.IsolationLevel); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -209,63 +224,30 @@ func (c Config) usesTLS() bool {
 }
 
 // ClientOptions returns the franz-go options that connect to the cluster
-// described by c: seeds, TLS and SASL. It reads the TLS files, so it fails
-// when a file is missing or not PEM. Group and topic options are not
+// described by c: seeds, TLS and SASL, built by pkg/contract as the
+// operator builds its own. It reads the TLS files, so it fails when a file
+// is missing or not PEM. Group, topic, offset and isolation options are not
 // included; Run adds them.
 func (c Config) ClientOptions() ([]kgo.Opt, error) {
-	opts := []kgo.Opt{kgo.SeedBrokers(c.Brokers...)}
-	if c.Consumer != "" {
-		opts = append(opts, kgo.ClientID("lagscale-handler/"+c.Consumer))
-	}
+	conn := contract.Connection{BootstrapServers: c.Brokers}
 	if c.usesTLS() {
-		tc, err := c.tlsConfig()
+		t, err := contract.TLSFromFiles(c.TLSCAFile, c.TLSCertFile, c.TLSKeyFile, c.TLSInsecureSkipVerify)
 		if err != nil {
 			return nil, err
 		}
-		opts = append(opts, kgo.DialTLSConfig(tc))
+		conn.TLS = t
 	}
-	if m := c.saslMechanism(); m != nil {
-		opts = append(opts, kgo.SASL(m))
+	if c.SecurityProtocol == ProtocolSASLPlaintext || c.SecurityProtocol == ProtocolSASLSSL {
+		conn.SASL = &contract.SASL{Mechanism: c.SASLMechanism, Username: c.SASLUsername, Password: c.SASLPassword}
+	}
+	opts, err := conn.Options()
+	if err != nil {
+		return nil, err
+	}
+	if c.Consumer != "" {
+		opts = append(opts, kgo.ClientID("lagscale-handler/"+c.Consumer))
 	}
 	return opts, nil
-}
-
-func (c Config) tlsConfig() (*tls.Config, error) {
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: c.TLSInsecureSkipVerify} //nolint:gosec // opt-in through KAFKA_TLS_INSECURE_SKIP_VERIFY
-	if c.TLSCAFile != "" {
-		pem, err := os.ReadFile(c.TLSCAFile)
-		if err != nil {
-			return nil, fmt.Errorf("reading %s: %w", EnvTLSCAFile, err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("%s=%q: expected a PEM file with at least one certificate", EnvTLSCAFile, c.TLSCAFile)
-		}
-		tc.RootCAs = pool
-	}
-	if c.TLSCertFile != "" {
-		cert, err := tls.LoadX509KeyPair(c.TLSCertFile, c.TLSKeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("loading %s and %s: %w", EnvTLSCertFile, EnvTLSKeyFile, err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
-	}
-	return tc, nil
-}
-
-func (c Config) saslMechanism() sasl.Mechanism {
-	if c.SecurityProtocol != ProtocolSASLPlaintext && c.SecurityProtocol != ProtocolSASLSSL {
-		return nil
-	}
-	switch c.SASLMechanism {
-	case MechanismPlain:
-		return plain.Auth{User: c.SASLUsername, Pass: c.SASLPassword}.AsMechanism()
-	case MechanismScramSHA256:
-		return scram.Auth{User: c.SASLUsername, Pass: c.SASLPassword}.AsSha256Mechanism()
-	case MechanismScramSHA512:
-		return scram.Auth{User: c.SASLUsername, Pass: c.SASLPassword}.AsSha512Mechanism()
-	}
-	return nil
 }
 
 func splitList(s string) []string {

@@ -22,7 +22,7 @@ func TestConfigFromEnv(t *testing.T) {
 	}{
 		{name: "minimal plaintext", check: func(t *testing.T, c handler.Config) {
 			if len(c.Brokers) != 2 || c.Brokers[1] != "kafka-1:9092" || len(c.Topics) != 2 || c.Group != "billing" ||
-				c.SecurityProtocol != "PLAINTEXT" || c.AutoOffsetReset != "earliest" || c.HTTPAddr != ":8080" {
+				c.SecurityProtocol != "PLAINTEXT" || c.AutoOffsetReset != "latest" || c.HTTPAddr != ":8080" {
 				t.Errorf("unexpected config %+v", c)
 			}
 		}},

@@ -13,9 +13,15 @@
 //
 // It reads the environment the operator injects (KAFKA_BOOTSTRAP_SERVERS,
 // KAFKA_TOPICS, KAFKA_CONSUMER_GROUP, KAFKA_SECURITY_PROTOCOL, SASL and TLS
-// settings, LAGSCALE_DEAD_LETTER_TOPIC; see ConfigFromEnv) and joins the
-// group with the cooperative-sticky balancer, so a rebalance only moves the
-// partitions that change owner.
+// settings, LAGSCALE_DEAD_LETTER_TOPIC; see ConfigFromEnv and the handler
+// contract in docs/architecture.md) and joins the group with the
+// cooperative-sticky balancer, so a rebalance only moves the partitions that
+// change owner. It reads read-committed (records of aborted transactions
+// never reach the function; KAFKA_ISOLATION_LEVEL=read_uncommitted opts
+// out), and a partition without a committed offset starts as
+// KAFKA_AUTO_OFFSET_RESET says, latest by default: at the end of the
+// partitions that existed when the handler started and at the start of any
+// partition added later.
 //
 // Records of one partition are handled in offset order; partitions run
 // concurrently up to WithConcurrency. An offset is committed only when its
@@ -24,11 +30,17 @@
 // interval once they stop, and at once before any rebalance is allowed to
 // proceed and before leaving the group.
 //
-// A record whose function returns an error is retried with exponential
-// backoff (WithRetry). After the last attempt it is written to the
-// dead-letter topic with the Header* headers; with no dead-letter topic the
-// partition stops at that record (logged, and counted by
-// lagscale_handler_partitions_stalled) and is never skipped.
+// Each call gets a context with a deadline (WithCallTimeout, default 30s,
+// inside the group's rebalance timeout); a call that ends with an error
+// after its deadline counts as a failed attempt, so a call stuck on I/O
+// that honours its context cannot hold up a rebalance or a shutdown. A record whose function returns an error
+// is retried with exponential backoff (WithRetry). After the last attempt
+// it is written to the dead-letter topic with the Header* headers, retried
+// with backoff up to WithDeadLetterRetry's bound. With no dead-letter topic,
+// or when every write to it failed, the partition stops at that record
+// (logged, listed on /healthz and in Stats, counted by
+// lagscale_handler_partitions_stalled) and is never skipped; the other
+// partitions carry on.
 //
 // On SIGTERM (or when Run's context is cancelled) the handler stops
 // fetching, lets in-flight records finish within WithShutdownTimeout,

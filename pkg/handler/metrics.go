@@ -1,6 +1,7 @@
 package handler
 
 import (
+	"fmt"
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,6 +21,10 @@ type metrics struct {
 	inFlight      prometheus.Gauge
 	owned         prometheus.Gauge
 	stalled       prometheus.Gauge
+	// deadLetterErrors counts failed dead-letter writes; callTimeouts
+	// counts calls that failed after their deadline.
+	deadLetterErrors *prometheus.CounterVec
+	callTimeouts     prometheus.Counter
 
 	// handledByTopic caches the handled counter of each configured topic:
 	// it is bumped once per record.
@@ -68,14 +73,22 @@ func newMetrics(reg prometheus.Registerer, private bool, topics []string) (*metr
 		}),
 		stalled: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "lagscale_handler_partitions_stalled",
-			Help: "Owned partitions stopped at a record that failed every attempt with no dead-letter topic configured.",
+			Help: "Owned partitions stopped at a record that failed every attempt and could not be dead-lettered (no dead-letter topic, or every write to it failed).",
+		}),
+		deadLetterErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lagscale_handler_dead_letter_errors_total",
+			Help: "Writes to the dead-letter topic that failed, by the record's topic.",
+		}, []string{"topic"}),
+		callTimeouts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "lagscale_handler_call_timeouts_total",
+			Help: "Calls of the handler function that failed after their deadline (WithCallTimeout) passed.",
 		}),
 	}
 	m.handledByTopic = make(map[string]prometheus.Counter, len(topics))
 	for _, t := range topics {
 		m.handledByTopic[t] = m.handled.WithLabelValues(t)
 	}
-	cs := []prometheus.Collector{m.handled, m.failed, m.deadLettered, m.attemptErrors, m.commitErrors, m.latency, m.inFlight, m.owned, m.stalled}
+	cs := []prometheus.Collector{m.handled, m.failed, m.deadLettered, m.attemptErrors, m.commitErrors, m.latency, m.inFlight, m.owned, m.stalled, m.deadLetterErrors, m.callTimeouts}
 	if private {
 		cs = append(cs, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
@@ -93,7 +106,13 @@ func newMetrics(reg prometheus.Registerer, private bool, topics []string) (*metr
 func (c *Consumer) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		// A stalled partition does not fail the probe: a restart would not
+		// fix the record or the dead-letter topic, and would stop the
+		// healthy partitions too. It is listed so that a person sees it.
 		_, _ = w.Write([]byte("ok\n"))
+		for _, sp := range c.Stats().Stalled {
+			_, _ = fmt.Fprintf(w, "stalled %s/%d at offset %d: %s\n", sp.Topic, sp.Partition, sp.Offset, sp.Err)
+		}
 	})
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if !c.ready.Load() {

@@ -22,6 +22,10 @@ type options struct {
 	maxBackoff      time.Duration
 	shutdownTimeout time.Duration
 	commitInterval  time.Duration
+	callTimeout     time.Duration
+	dlAttempts      int
+	dlInitial       time.Duration
+	dlMax           time.Duration
 	httpAddr        *string
 	registerer      prometheus.Registerer
 	gatherer        prometheus.Gatherer
@@ -37,6 +41,14 @@ const (
 	DefaultMaxBackoff      = 10 * time.Second
 	DefaultShutdownTimeout = 25 * time.Second
 	DefaultCommitInterval  = time.Second
+	// DefaultCallTimeout bounds one call of the handler function. It is
+	// half of franz-go's default rebalance timeout (60s), so that a stuck
+	// call gives up in time for the member to commit and hand its
+	// partitions over instead of being dropped from the group.
+	DefaultCallTimeout = 30 * time.Second
+	// DefaultDeadLetterAttempts is how often a record is tried on the
+	// dead-letter topic before its partition stops.
+	DefaultDeadLetterAttempts = 5
 )
 
 func defaultOptions() options {
@@ -48,6 +60,10 @@ func defaultOptions() options {
 		maxBackoff:      DefaultMaxBackoff,
 		shutdownTimeout: DefaultShutdownTimeout,
 		commitInterval:  DefaultCommitInterval,
+		callTimeout:     DefaultCallTimeout,
+		dlAttempts:      DefaultDeadLetterAttempts,
+		dlInitial:       DefaultInitialBackoff,
+		dlMax:           DefaultMaxBackoff,
 	}
 }
 
@@ -106,6 +122,41 @@ func WithRetry(attempts int, initial, max time.Duration) Option {
 		}
 		if max >= initial {
 			o.maxBackoff = max
+		}
+	}
+}
+
+// WithCallTimeout bounds one call of the handler function (default 30s).
+// The call's context carries the deadline; a call that fails after it
+// passed counts as a failed attempt (retried, then dead-lettered), so that
+// one stuck call cannot hold up a rebalance or a shutdown past the
+// deadline. Keep it below the group's rebalance timeout (60s unless
+// WithClientOptions sets kgo.RebalanceTimeout). A function that ignores its
+// context cannot be stopped; the shutdown timeout still bounds Run.
+func WithCallTimeout(d time.Duration) Option {
+	return func(o *options) {
+		if d > 0 {
+			o.callTimeout = d
+		}
+	}
+}
+
+// WithDeadLetterRetry sets how often a record is tried on the dead-letter
+// topic (attempts, at least 1, default 5) and the backoff between tries
+// (defaults 100ms doubling up to 10s). When every attempt fails, the
+// record's partition stops at it, as without a dead-letter topic: it is
+// reported in Stats, /healthz, the lagscale_handler_partitions_stalled
+// gauge and the log, while the other partitions carry on.
+func WithDeadLetterRetry(attempts int, initial, max time.Duration) Option {
+	return func(o *options) {
+		if attempts > 0 {
+			o.dlAttempts = attempts
+		}
+		if initial >= 0 {
+			o.dlInitial = initial
+		}
+		if max >= initial {
+			o.dlMax = max
 		}
 	}
 }

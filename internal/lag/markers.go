@@ -1,0 +1,232 @@
+package lag
+
+import (
+	"context"
+	"encoding/binary"
+	"slices"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// A transactional topic holds offsets no consumer is ever handed: the
+// commit and abort markers, and the records of aborted transactions. A
+// read-committed consumer that has handled every committed record commits
+// the offset after its last record, which stops short of a trailing marker
+// (franz-go does so on Apache Kafka and kfake alike; the Java client commits
+// its position, past the marker). Measured against the end offset alone
+// that group would keep a lag of one marker per partition, or of a whole
+// aborted transaction, for ever, and never scale in.
+//
+// So when a group's commit stays below the end for two cycles in a row, the
+// engine reads that partition once from the commit, READ_COMMITTED, and
+// notes how far only markers and aborted records reach. Records never
+// change, so the answer is kept for as long as some group's commit sits at
+// that offset: a stalled or finished group costs one Fetch per leader,
+// once; a group that commits as it goes costs nothing.
+
+// skip says what lies at and after one committed offset of a partition.
+type skip struct {
+	// next is the first offset at or after the commit that may hold a
+	// record a consumer is handed; the offsets before it hold none.
+	next int64
+	// data is true when next was seen to hold such a record; the range is
+	// then final. Otherwise the read reached next and stopped there (the
+	// last stable offset, or the size limit), and may be continued.
+	data bool
+}
+
+type skipKey struct {
+	tp
+	from int64
+}
+
+// fetchPartitionBytes bounds what one partition's Fetch returns. Markers
+// are ~80 bytes each; a larger aborted transaction is walked over several
+// cycles.
+const fetchPartitionBytes = 256 << 10
+
+// committedFor returns the offset from which lag is counted for a group
+// committed at committed on key: past the markers and aborted records known
+// to follow it, never past end.
+func (c *cluster) committedFor(key tp, committed, end int64) int64 {
+	if s, ok := c.skips[skipKey{key, committed}]; ok && s.next > committed {
+		return min(s.next, end)
+	}
+	return committed
+}
+
+// settleMarkers reads, for every commit that stayed below the last stable
+// offset since the previous cycle and is not known yet, what lies between
+// the commit and that end, with at most one Fetch per partition leader.
+// It runs before update, so c.groups still holds the previous commits.
+func (c *cluster) settleMarkers(ctx context.Context, d *pollData) {
+	if c.skips == nil {
+		c.skips = make(map[skipKey]skip)
+	}
+	want := make(map[tp]int64) // one offset per partition per cycle
+	keep := make(map[skipKey]bool)
+	for g, gc := range d.commits {
+		if gc.err != nil {
+			continue
+		}
+		prev := c.groups[g]
+		for key, off := range gc.offsets {
+			end := d.ends[key]
+			if end.err != nil || off >= end.offset {
+				continue
+			}
+			sk := skipKey{key, off}
+			keep[sk] = true
+			if prev == nil || prev.parts[key] == nil || !prev.parts[key].hasCommit || prev.parts[key].committed != off {
+				continue // the commit moved: the group is consuming
+			}
+			from := off
+			if s, ok := c.skips[sk]; ok {
+				if s.data || s.next >= end.offset {
+					continue
+				}
+				from = s.next
+			}
+			if w, ok := want[key]; !ok || from < w {
+				want[key] = from
+			}
+		}
+	}
+	for sk := range c.skips {
+		if !keep[sk] {
+			delete(c.skips, sk)
+		}
+	}
+	if len(want) == 0 {
+		return
+	}
+
+	byLeader := make(map[int32][]tp)
+	for key := range want {
+		if l, ok := d.leaders[key]; ok {
+			byLeader[l] = append(byLeader[l], key)
+		}
+	}
+	for leader, keys := range byLeader {
+		slices.SortFunc(keys, func(a, b tp) int {
+			if a.topic != b.topic {
+				if a.topic < b.topic {
+					return -1
+				}
+				return 1
+			}
+			return int(a.partition - b.partition)
+		})
+		req := kmsg.NewPtrFetchRequest()
+		req.ReplicaID = -1
+		req.MaxWaitMillis = 0
+		req.MinBytes = 1
+		req.MaxBytes = fetchPartitionBytes * int32(len(keys))
+		req.IsolationLevel = 1 // READ_COMMITTED: aborted transactions are listed
+		req.SessionEpoch = -1  // no fetch session
+		for _, key := range keys {
+			if n := len(req.Topics); n == 0 || req.Topics[n-1].Topic != key.topic {
+				rt := kmsg.NewFetchRequestTopic()
+				rt.Topic = key.topic
+				rt.TopicID = d.topicIDs[key.topic]
+				req.Topics = append(req.Topics, rt)
+			}
+			rp := kmsg.NewFetchRequestTopicPartition()
+			rp.Partition = key.partition
+			rp.FetchOffset = want[key]
+			rp.CurrentLeaderEpoch = -1
+			rp.LogStartOffset = -1
+			rp.PartitionMaxBytes = fetchPartitionBytes
+			req.Topics[len(req.Topics)-1].Partitions = append(req.Topics[len(req.Topics)-1].Partitions, rp)
+		}
+		resp, err := req.RequestWith(ctx, c.client.Broker(int(leader)))
+		if err != nil {
+			continue // lag stays counted from the commit; next cycle retries
+		}
+		names := make(map[[16]byte]string, len(d.topicIDs))
+		for n, id := range d.topicIDs {
+			names[id] = n
+		}
+		for _, rt := range resp.Topics {
+			topic := rt.Topic
+			if topic == "" {
+				topic = names[rt.TopicID]
+			}
+			for _, rp := range rt.Partitions {
+				if err := kerr.ErrorForCode(rp.ErrorCode); err != nil {
+					c.countResponseError("Fetch", err)
+					continue
+				}
+				key := tp{topic, rp.Partition}
+				from, ok := want[key]
+				if !ok {
+					continue
+				}
+				next, data := firstDelivered(rp.RecordBatches, from, rp.AbortedTransactions)
+				// Every commit of a group waiting at an offset this read
+				// covered shares the answer.
+				for sk := range keep {
+					if sk.tp == key && sk.from <= next && sk.from >= from {
+						c.skips[sk] = skip{next: next, data: data}
+					}
+				}
+				for sk, s := range c.skips {
+					if sk.tp == key && !s.data && s.next == from && sk.from < from {
+						c.skips[sk] = skip{next: next, data: data}
+					}
+				}
+			}
+		}
+	}
+}
+
+// firstDelivered walks the record batches of a READ_COMMITTED fetch from
+// offset from and returns the first offset that holds a record a consumer
+// is handed (data true), or, when the batches hold none, the offset after
+// the last batch read (data false). Control batches and the batches of
+// aborted transactions are skipped; aborted lists the aborted
+// transactions' producers and first offsets, as the broker sends them.
+func firstDelivered(batches []byte, from int64, aborted []kmsg.FetchResponseTopicPartitionAbortedTransaction) (int64, bool) {
+	slices.SortFunc(aborted, func(a, b kmsg.FetchResponseTopicPartitionAbortedTransaction) int {
+		return int(a.FirstOffset - b.FirstOffset)
+	})
+	aborting := make(map[int64]bool)
+	next := from
+	for len(batches) >= 17 {
+		base := int64(binary.BigEndian.Uint64(batches[0:8]))
+		length := int(int32(binary.BigEndian.Uint32(batches[8:12])))
+		if length <= 0 || 12+length > len(batches) {
+			break // a partial batch at the size limit
+		}
+		raw := batches[:12+length]
+		batches = batches[12+length:]
+		if raw[16] != 2 {
+			return max(base, from), true // old message formats have no transactions
+		}
+		var b kmsg.RecordBatch
+		if err := b.ReadFrom(raw); err != nil {
+			break
+		}
+		last := base + int64(b.LastOffsetDelta)
+		if last < from {
+			continue
+		}
+		for len(aborted) > 0 && aborted[0].FirstOffset <= last {
+			aborting[aborted[0].ProducerID] = true
+			aborted = aborted[1:]
+		}
+		control := b.Attributes&0x20 != 0
+		transactional := b.Attributes&0x10 != 0
+		switch {
+		case control:
+			// A marker ends its producer's transaction, aborted or not.
+			delete(aborting, b.ProducerID)
+		case transactional && aborting[b.ProducerID]:
+		default:
+			return max(base, from), true
+		}
+		next = last + 1
+	}
+	return next, false
+}

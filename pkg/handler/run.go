@@ -1,0 +1,159 @@
+package handler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/lagscale/lagscale/pkg/contract"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// This file holds the poll loop: fetch, share into batches, commit between
+// batches, and the shutdown timer.
+
+// Run consumes until ctx is cancelled; see the package-level Run. A
+// Consumer runs once.
+func (c *Consumer) Run(ctx context.Context) error {
+	if c.started.Swap(true) {
+		return errors.New("handler: Run called twice")
+	}
+	stopHTTP, err := c.serveHTTP()
+	if err != nil {
+		return err
+	}
+	defer stopHTTP()
+
+	base, err := c.cfg.ClientOptions()
+	if err != nil {
+		return fmt.Errorf("handler: %w", err)
+	}
+	// Started now, so that with latest a partition the group has not
+	// committed on starts after what was there before this consumer, and a
+	// partition created later is read from its first record.
+	reset, err := contract.ResetOffset(c.cfg.AutoOffsetReset, time.Now())
+	if err != nil {
+		return fmt.Errorf("handler: %w", err)
+	}
+	isolation, err := contract.IsolationLevel(c.cfg.IsolationLevel)
+	if err != nil {
+		return fmt.Errorf("handler: %w", err)
+	}
+	kopts := append(base,
+		kgo.ConsumerGroup(c.cfg.Group),
+		kgo.ConsumeTopics(c.cfg.Topics...),
+		kgo.ConsumeResetOffset(reset),
+		isolation,
+		kgo.Balancers(kgo.CooperativeStickyBalancer()),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.OnPartitionsAssigned(c.onAssigned),
+		kgo.OnPartitionsRevoked(c.onRevoked),
+		kgo.OnPartitionsLost(c.onLost),
+		kgo.OnPartitionsCallbackBlocked(func(context.Context, *kgo.Client) { c.rebalWant.Store(true) }),
+		kgo.WithLogger(kgoLogger{c.log.WithName("kgo")}),
+	)
+	kopts = append(kopts, c.o.clientOpts...)
+	cl, err := kgo.NewClient(kopts...)
+	if err != nil {
+		return fmt.Errorf("handler: creating Kafka client: %w", err)
+	}
+	c.cl = cl
+	c.log.Info("Consuming", "topics", c.cfg.Topics, "brokers", c.cfg.Brokers, "deadLetterTopic", c.cfg.DeadLetterTopic)
+
+	// hctx is what the handler function sees: it outlives ctx by the
+	// shutdown timeout so that in-flight records can finish.
+	hctx, hcancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer hcancel()
+	force := make(chan struct{})
+	finished := make(chan struct{})
+	defer close(finished)
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-finished:
+			return
+		}
+		c.stopping.Store(true)
+		c.ready.Store(false)
+		c.log.Info("Shutting down: finishing in-flight records", "timeout", c.o.shutdownTimeout.String())
+		t := time.NewTimer(c.o.shutdownTimeout)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			c.log.Info("Shutdown timeout expired: abandoning unfinished records, they stay uncommitted")
+			close(force)
+			hcancel()
+		case <-finished:
+		}
+	}()
+
+	// A poll takes everything kgo has buffered into queue, so that kgo
+	// fetches the next records while these are handled; batches of at most
+	// maxPollRecords, shared fairly between partitions, are then taken from
+	// the queue. Rebalances stay blocked until the queue is empty, or until
+	// a waiting rebalance cuts the work short: then everything not handled
+	// is handed back to kgo (rewound) and the queue dropped.
+	//
+	// Commits run on this goroutine, between batches, at most once per
+	// commit interval: a synchronous commit after every batch would cost a
+	// broker round trip per maxPollRecords records. A poll waits no longer
+	// than the time left until the next commit is due, so that offsets
+	// handled just before the topic went quiet are committed within one
+	// interval. Rebalances and shutdown commit at once (here, onRevoked).
+	var queue []part
+	lastCommit := time.Now()
+	for {
+		if len(queue) == 0 {
+			pctx, pcancel := ctx, context.CancelFunc(func() {})
+			if c.hasPending() {
+				pctx, pcancel = context.WithDeadline(ctx, lastCommit.Add(c.o.commitInterval))
+			}
+			fetches := cl.PollFetches(pctx)
+			pcancel()
+			if ctx.Err() != nil || fetches.IsClientClosed() {
+				break
+			}
+			fetches.EachError(func(topic string, p int32, err error) {
+				if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+					return
+				}
+				c.log.Error(err, "Fetch failed", "topic", topic, "partition", p)
+			})
+			fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+				if len(p.Records) > 0 {
+					queue = append(queue, part{TopicPartition{p.Topic, p.Partition}, p.Records})
+				}
+			})
+		}
+		var batch []part
+		batch, queue = c.share(queue, c.o.maxPollRecords)
+		left := c.runBatch(ctx, hctx, batch, force)
+		if ctx.Err() != nil {
+			break
+		}
+		cutShort := len(left) > 0 || c.rebalWant.Load()
+		if cutShort {
+			c.rewind(left, queue)
+			queue = nil
+		}
+		if cutShort || time.Since(lastCommit) >= c.o.commitInterval {
+			c.commitPending(context.WithoutCancel(ctx), nil)
+			lastCommit = time.Now()
+		}
+		if len(queue) == 0 {
+			c.rebalWant.Store(false)
+			cl.AllowRebalance()
+		}
+	}
+
+	c.ready.Store(false)
+	c.commitPending(context.WithoutCancel(ctx), nil)
+	// Leaving the group revokes everything; onRevoked commits anything
+	// still pending before the partitions are given up.
+	cl.CloseAllowingRebalance()
+	s := c.Stats()
+	c.log.Info("Stopped", "handled", s.Handled, "failed", s.Failed, "deadLettered", s.DeadLettered, "stalledPartitions", len(s.Stalled))
+	return nil
+}
