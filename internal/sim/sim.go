@@ -3,9 +3,10 @@
 // rates, consumers process up to a noisy capacity, the group pauses to
 // rebalance on every membership change and new pods take time to start.
 // It runs lagscale's scaler (internal/scaler, the operator's own, measuring
-// with internal/lag's arithmetic), KEDA's Kafka
-// scaler behind a default HPA, and an oracle side by side on the same
-// input, so that their SLO attainment and cost can be compared.
+// with internal/lag's arithmetic), KEDA's Kafka scaler behind an HPA at
+// their defaults and over a grid of 192 configurations, and two oracles
+// side by side on the same input, so that their SLO attainment and cost
+// can be compared; Sweep repeats that over seeds and capacities.
 //
 // Time advances in 1 s steps. Records are whole numbers, so conservation
 // (produced = processed + backlog) holds exactly. Every random choice comes
