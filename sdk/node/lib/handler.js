@@ -51,6 +51,9 @@ const ERR_REVOKE = Kafka.CODES.ERRORS.ERR__REVOKE_PARTITIONS
 // due on a quiet topic and a shutdown are noticed.
 const POLL_TIMEOUT_MS = 100
 
+// At most this many records wait in the partitions' queues.
+const QUEUE_CAP = 10000
+
 const key = (topic, partition) => topic + '\u0000' + partition
 
 function positive (name, v, def) {
@@ -95,6 +98,7 @@ class Handler {
     this.forced = false // the shutdown timeout expired
     this.closing = false // the loop ended; rebalances are served at once
     this.parts = new Map() // key -> partition state, for owned partitions
+    this.queued = 0 // records queued in every partition, not settled yet
     this.events = [] // rebalance events waiting for the loop
     this.abort = new AbortController() // what handler functions see
     this.forcedP = new Promise(resolve => { this.resolveForced = resolve })
@@ -218,7 +222,6 @@ class Handler {
     this.consumer = consumer
     consumer.on('event.error', err => this.log.error({ err: err.message, code: err.code }, 'Kafka client error'))
     await new Promise((resolve, reject) => consumer.connect({ timeout: 30000 }, err => err ? reject(new Error(`@lagscale/handler: connecting to ${cfg.brokers.join(',')}: ${err.message}`)) : resolve()))
-    consumer.setDefaultConsumeTimeout(POLL_TIMEOUT_MS)
     consumer.setDefaultIsTimeoutOnlyForFirstMessage(true)
     consumer.subscribe(cfg.topics)
     if (cfg.deadLetterTopic) {
@@ -229,30 +232,66 @@ class Handler {
     this.log.info({ topics: cfg.topics, brokers: cfg.brokers, groupType: cfg.groupType, isolationLevel: cfg.isolationLevel, deadLetterTopic: cfg.deadLetterTopic }, 'Consuming')
   }
 
-  poll () {
+  poll (n, timeoutMs) {
+    this.consumer.setDefaultConsumeTimeout(timeoutMs)
     return new Promise((resolve, reject) => {
-      this.consumer.consume(this.maxPollRecords, (err, msgs) => err ? reject(err) : resolve(msgs))
+      this.consumer.consume(n, (err, msgs) => err ? reject(err) : resolve(msgs))
     })
   }
 
+  // The loop polls, queues the records per partition, applies the
+  // rebalance events the poll served, then hands a batch to the workers: an
+  // equal share of maxPollRecords for every partition with queued records,
+  // so that one partition's backlog does not hold the others up.
+  //
+  // librdkafka keeps fetching in the background while a batch runs. The
+  // queue holds at most QUEUE_CAP records: beyond that the loop still polls
+  // between batches, one record at a time, so that rebalances are served.
   async loop () {
     let lastCommit = Date.now()
     while (!this.stopping) {
-      let msgs
-      try {
-        msgs = await this.poll()
-      } catch (err) {
-        this.log.error({ err: err.message, code: err.code }, 'Poll failed')
-        await this.sleep(100)
-        msgs = []
+      const idle = this.queued === 0
+      let want = this.queued < QUEUE_CAP ? this.maxPollRecords : 1
+      let timeout = idle ? POLL_TIMEOUT_MS : 0
+      for (;;) {
+        let msgs
+        try {
+          msgs = await this.poll(want, timeout)
+        } catch (err) {
+          this.log.error({ err: err.message, code: err.code }, 'Poll failed')
+          await this.sleep(100)
+          break
+        }
+        this.enqueue(msgs)
+        if (msgs.length < want || this.queued >= QUEUE_CAP || this.stopping) break
+        want = this.maxPollRecords
+        timeout = 0
       }
       this.applyRebalances()
-      if (msgs.length > 0 && !this.stopping) await this.handleBatch(msgs)
+      if (this.queued > 0 && !this.stopping) await this.runBatch()
       this.applyRebalances()
       if (Date.now() - lastCommit >= this.commitIntervalMs) {
         this.commit(false)
         lastCommit = Date.now()
       }
+    }
+  }
+
+  // enqueue appends records to their partition's queue, in offset order.
+  // Records of partitions not owned (revoked before the poll returned) or
+  // stalled are dropped: they stay uncommitted.
+  enqueue (msgs) {
+    let st = null
+    for (let i = 0; i < msgs.length; i++) {
+      const r = msgs[i]
+      if (st === null || st.topic !== r.topic || st.partition !== r.partition) st = this.parts.get(key(r.topic, r.partition)) || null
+      if (st === null) {
+        st = { topic: r.topic, partition: r.partition, dropped: true }
+        continue
+      }
+      if (st.dropped || st.stalled) continue
+      st.queue.push(r)
+      this.queued++
     }
   }
 
@@ -295,7 +334,7 @@ class Handler {
       try {
         if (ev.assign) {
           for (const tp of tps) {
-            this.parts.set(key(tp.topic, tp.partition), { topic: tp.topic, partition: tp.partition, done: -1, committed: -1, stalled: null, revoking: false })
+            this.parts.set(key(tp.topic, tp.partition), { topic: tp.topic, partition: tp.partition, done: -1, committed: -1, stalled: null, revoking: false, queue: [], head: 0 })
           }
           this.assign(tps)
           this.ready = !this.stopping
@@ -328,7 +367,9 @@ class Handler {
     for (const tp of tps) {
       const k = key(tp.topic, tp.partition)
       const st = this.parts.get(k)
-      if (st && st.stalled) resume.push(tp)
+      if (!st) continue
+      if (st.stalled) resume.push(tp)
+      this.queued -= st.queue.length - st.head
       this.parts.delete(k)
     }
     // Resumed so that the partition fetches again if it comes back.
@@ -378,46 +419,56 @@ class Handler {
     }
   }
 
-  async handleBatch (msgs) {
-    // Split by partition, keeping offset order; partitions no longer owned
-    // (revoked before this batch) or stalled are dropped: their records
-    // stay uncommitted.
-    const groups = new Map()
-    for (const r of msgs) {
-      const k = key(r.topic, r.partition)
-      let g = groups.get(k)
-      if (g === undefined) {
-        const st = this.parts.get(k)
-        g = { st, recs: [] }
-        groups.set(k, g)
-      }
-      if (g.st && !g.st.stalled) g.recs.push(r)
-    }
-    const work = []
-    for (const g of groups.values()) if (g.recs.length > 0) work.push(g)
+  // runBatch runs workers over an equal share of every queued partition.
+  async runBatch () {
+    const live = []
+    for (const st of this.parts.values()) if (st.queue.length > st.head && !st.stalled) live.push(st)
+    if (live.length === 0) return
+    const each = Math.max(1, Math.floor(this.maxPollRecords / live.length))
     let next = 0
     const worker = async () => {
-      while (next < work.length && !this.stopping) {
-        const g = work[next++]
-        await this.runPartition(g.st, g.recs)
+      while (next < live.length && !this.stopping) {
+        const st = live[next++]
+        await this.runPartition(st, Math.min(st.queue.length, st.head + each))
+        this.trim(st)
       }
     }
     const workers = []
-    for (let i = 0; i < Math.min(this.concurrency, work.length); i++) workers.push(worker())
+    for (let i = 0; i < Math.min(this.concurrency, live.length); i++) workers.push(worker())
     // After the shutdown timeout, records still in the handler function
     // are abandoned: they are never marked done.
     await Promise.race([Promise.all(workers), this.forcedP])
   }
 
-  // runPartition handles one partition's share of a batch, in order.
-  async runPartition (st, recs) {
+  // trim drops the settled records at the head of a partition's queue, and
+  // the whole queue of a stalled partition.
+  trim (st) {
+    if (st.stalled) {
+      this.queued -= st.queue.length - st.head
+      st.queue = []
+      st.head = 0
+      return
+    }
+    if (st.head === st.queue.length) {
+      st.queue = []
+      st.head = 0
+    } else if (st.head > 4096) {
+      st.queue = st.queue.slice(st.head)
+      st.head = 0
+    }
+  }
+
+  // runPartition handles a partition's queued records up to end, in
+  // order, moving st.head past each record it settles.
+  async runPartition (st, end) {
+    const recs = st.queue
     const fn = this.fn
     const latency = this.m.latency
     const ctx = { topic: st.topic, partition: st.partition, attempt: 1, signal: this.abort.signal, log: this.log }
     let handled = 0
     this.m.inFlight.inc()
     try {
-      for (let i = 0; i < recs.length; i++) {
+      for (let i = st.head; i < end; i++) {
         if (this.stopping || st.revoking) break
         const r = recs[i]
         // Fast path: the first attempt, inline.
@@ -435,11 +486,15 @@ class Handler {
         if (err === null) {
           handled++
           st.done = r.offset + 1
+          st.head = i + 1
+          this.queued--
           continue
         }
         const outcome = await this.retry(st, r, ctx, err)
-        if (outcome === 'done') st.done = r.offset + 1
-        else break // stalled or interrupted: later records wait
+        if (outcome !== 'done') break // stalled or interrupted: later records wait
+        st.done = r.offset + 1
+        st.head = i + 1
+        this.queued--
       }
     } finally {
       this.m.inFlight.dec()
