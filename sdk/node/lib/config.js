@@ -103,12 +103,31 @@ function validate (cfg) {
       throw new ConfigError(Env.bootstrapServers, `${Env.bootstrapServers} contains ${JSON.stringify(b)}: expected a numeric port`)
     }
   }
+  validateSecurity(cfg)
   if (cfg.topics.length === 0) {
     throw new ConfigError(Env.topics, `${Env.topics} is not set: expected a comma-separated list of topics`)
   }
   if (!cfg.group) {
     throw new ConfigError(Env.consumerGroup, `${Env.consumerGroup} is not set: expected the consumer group name`)
   }
+  if (!RESETS.includes(cfg.autoOffsetReset)) {
+    throw new ConfigError(Env.autoOffsetReset, `${Env.autoOffsetReset}=${JSON.stringify(cfg.autoOffsetReset)}: expected earliest or latest`)
+  }
+  if (cfg.groupType === 'share') {
+    throw new ConfigError(Env.groupType, `${Env.groupType}=share: share groups (KIP-932) are not supported by @lagscale/handler yet: expected classic or consumer`)
+  }
+  if (!GROUP_TYPES.includes(cfg.groupType)) {
+    throw new ConfigError(Env.groupType, `${Env.groupType}=${JSON.stringify(cfg.groupType)}: expected classic or consumer (KIP-848)`)
+  }
+  if (!ISOLATION.includes(cfg.isolationLevel)) {
+    throw new ConfigError(Env.isolationLevel, `${Env.isolationLevel}=${JSON.stringify(cfg.isolationLevel)}: expected read_committed or read_uncommitted`)
+  }
+  if (cfg.httpAddr) parseAddr(cfg.httpAddr)
+  return cfg
+}
+
+// validateSecurity checks the security protocol, SASL and TLS settings.
+function validateSecurity (cfg) {
   if (!PROTOCOLS.includes(cfg.securityProtocol)) {
     throw new ConfigError(Env.securityProtocol, `${Env.securityProtocol}=${JSON.stringify(cfg.securityProtocol)}: expected one of ${PROTOCOLS.join(', ')}`)
   }
@@ -144,20 +163,34 @@ function validate (cfg) {
       }
     }
   }
-  if (!RESETS.includes(cfg.autoOffsetReset)) {
-    throw new ConfigError(Env.autoOffsetReset, `${Env.autoOffsetReset}=${JSON.stringify(cfg.autoOffsetReset)}: expected earliest or latest`)
+}
+
+/**
+ * connectionFromEnv reads only what a client needs to reach the cluster
+ * (bootstrap servers, security protocol, SASL, TLS) and returns the
+ * librdkafka properties for it: for producers and tools that share a
+ * handler's environment but join no group.
+ */
+function connectionFromEnv (env = process.env) {
+  const get = k => (env[k] === undefined ? '' : String(env[k]).trim())
+  const cfg = {
+    brokers: list(get(Env.bootstrapServers)),
+    securityProtocol: get(Env.securityProtocol).toUpperCase() || 'PLAINTEXT',
+    saslMechanism: get(Env.saslMechanism).toUpperCase(),
+    saslUsername: env[Env.saslUsername] || '',
+    saslPassword: env[Env.saslPassword] || '',
+    tlsCAFile: get(Env.tlsCAFile),
+    tlsCertFile: get(Env.tlsCertFile),
+    tlsKeyFile: get(Env.tlsKeyFile),
+    tlsInsecureSkipVerify: ['true', '1'].includes(get(Env.tlsInsecure).toLowerCase()),
+    consumer: get(Env.consumer),
+    group: 'producer'
   }
-  if (cfg.groupType === 'share') {
-    throw new ConfigError(Env.groupType, `${Env.groupType}=share: share groups (KIP-932) are not supported by @lagscale/handler yet: expected classic or consumer`)
+  if (cfg.brokers.length === 0) {
+    throw new ConfigError(Env.bootstrapServers, `${Env.bootstrapServers} is not set: expected a comma-separated list of host:port bootstrap servers`)
   }
-  if (!GROUP_TYPES.includes(cfg.groupType)) {
-    throw new ConfigError(Env.groupType, `${Env.groupType}=${JSON.stringify(cfg.groupType)}: expected classic or consumer (KIP-848)`)
-  }
-  if (!ISOLATION.includes(cfg.isolationLevel)) {
-    throw new ConfigError(Env.isolationLevel, `${Env.isolationLevel}=${JSON.stringify(cfg.isolationLevel)}: expected read_committed or read_uncommitted`)
-  }
-  if (cfg.httpAddr) parseAddr(cfg.httpAddr)
-  return cfg
+  validateSecurity(cfg)
+  return clientConfig(cfg)
 }
 
 function usesTLS (cfg) {
@@ -223,4 +256,4 @@ function requireFeatures (cfg, features) {
   }
 }
 
-module.exports = { Env, DEFAULT_HTTP_ADDR, ConfigError, configFromEnv, validate, clientConfig, parseAddr, requireFeatures }
+module.exports = { Env, DEFAULT_HTTP_ADDR, ConfigError, configFromEnv, connectionFromEnv, validate, clientConfig, parseAddr, requireFeatures }

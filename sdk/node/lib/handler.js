@@ -87,7 +87,11 @@ class Handler {
     this.maxBackoffMs = Math.max(this.initialBackoffMs, positive('maxBackoffMs', o.maxBackoffMs, DEFAULTS.maxBackoffMs))
     this.shutdownTimeoutMs = positive('shutdownTimeoutMs', o.shutdownTimeoutMs, DEFAULTS.shutdownTimeoutMs)
     this.commitIntervalMs = Math.max(1, positive('commitIntervalMs', o.commitIntervalMs, DEFAULTS.commitIntervalMs))
-    this.kafkaConfig = o.kafkaConfig || {}
+    // kafkaConfig holds librdkafka properties for the consumer, and under
+    // `producer` those of the dead-letter producer.
+    const { producer: producerConfig = {}, ...consumerConfig } = o.kafkaConfig || {}
+    this.consumerConfig = consumerConfig
+    this.producerConfig = producerConfig
     this.handleSignals = o.signals !== false
     this.externalSignal = o.signal
 
@@ -219,7 +223,7 @@ class Handler {
       'enable.partition.eof': false,
       rebalance_cb: (err, assignment) => this.onRebalance(err, assignment),
       offset_commit_cb: (err, offsets) => this.onCommitted(err, offsets),
-      ...this.kafkaConfig
+      ...this.consumerConfig
     }
     if (cfg.groupType === 'classic' && conf['partition.assignment.strategy'] === undefined) {
       conf['partition.assignment.strategy'] = 'cooperative-sticky'
@@ -232,7 +236,7 @@ class Handler {
     consumer.subscribe(cfg.topics)
     if (cfg.deadLetterTopic) {
       const k = new Kafka.KafkaJS.Kafka({})
-      this.producer = k.producer({ ...clientConfig(cfg), 'enable.idempotence': true, 'linger.ms': 0, ...this.kafkaConfig.producer })
+      this.producer = k.producer({ ...clientConfig(cfg), 'enable.idempotence': true, 'linger.ms': 0, log_level: 3, ...this.producerConfig })
       await this.producer.connect()
     }
     this.log.info({ topics: cfg.topics, brokers: cfg.brokers, groupType: cfg.groupType, isolationLevel: cfg.isolationLevel, deadLetterTopic: cfg.deadLetterTopic }, 'Consuming')
@@ -358,7 +362,9 @@ class Handler {
           if (tps.length > 0) this.log.info({ partitions: tps }, ev.lost ? 'Partitions lost' : 'Partitions revoked')
         }
       } catch (e) {
-        this.log.error({ err: e.message }, 'Applying a rebalance failed')
+        // While leaving, the client refuses calls once it is disconnecting;
+        // everything was committed before it started.
+        if (!this.closing) this.log.error({ err: e.message }, 'Applying a rebalance failed')
       }
       this.m.owned.set(this.parts.size)
     }
