@@ -19,7 +19,9 @@ import (
 
 // TestSandboxKafkaOutage stops the broker for 30 s mid-run: the consumer
 // reports KafkaReachable=False, replicas do not drop, and everything
-// recovers when the broker returns with its data.
+// recovers when the broker returns with its data. Its handler is the
+// Node.js example (sdk/node), run through the sandbox's image map, so that
+// a librdkafka-based handler rides out the outage too.
 func TestSandboxKafkaOutage(t *testing.T) {
 	r := root(t)
 	requireTools(t, r)
@@ -64,6 +66,7 @@ func TestSandboxKafkaOutage(t *testing.T) {
 	handledLog := filepath.Join(dir, "handled.log")
 	ec := sandbox.DemoConsumer(sandbox.DemoOptions{Namespace: ns, Name: name, Topic: topic, Partitions: 6, WorkMS: 5, PollIntervalSeconds: poll, ScaleDownStabilizationSeconds: 60}, bootstrap)
 	ec.Spec.Scaling.MinReplicas = ptr.To[int32](2)
+	ec.Spec.Handler.Image = sandbox.NodeHandlerImage
 	ec.Spec.Handler.Env = append(ec.Spec.Handler.Env, corev1.EnvVar{Name: "HANDLED_LOG", Value: handledLog})
 	if err := s.Client.Create(ctx, ec); err != nil {
 		t.Fatal(err)
