@@ -26,6 +26,7 @@ func startNode(t *testing.T, env ...string) *testkit.Proc {
 // commits after processing, and loses nothing while the group shrinks from
 // three members to one by SIGTERM; each member exits 0.
 func TestNodeHandlerNoLossThreeToOne(t *testing.T) {
+	testkit.NPMInstall(t, "../../sdk/node") // the example links it
 	testkit.NPMInstall(t, ".")
 	const parts, per = 6, 300
 	k := testkit.NewKafka(t, parts, "orders")

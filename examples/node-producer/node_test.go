@@ -19,6 +19,7 @@ import (
 // The producer sends COUNT JSON events keyed by customer, each customer's
 // events on one partition and in id order, and exits 0 printing the count.
 func TestNodeProducerKeyedJSON(t *testing.T) {
+	testkit.NPMInstall(t, "../../sdk/node") // the example links it
 	testkit.NPMInstall(t, ".")
 	const parts, count, customers = 4, 600, 12
 	k := testkit.NewKafka(t, parts, "orders")

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"syscall"
 	"testing"
 )
 
@@ -19,6 +20,10 @@ const npmStamp = ".lagscale-lock-sha256"
 // not. It fails, never skips, when node or npm is missing or `npm ci`
 // fails.
 //
+// Test binaries of different packages run at once and may install the same
+// folder (the examples install sdk/node first): an flock on a file named
+// after the folder makes them take turns.
+//
 // CKJS_LINKING=dynamic is set for the install: when
 // @confluentinc/kafka-javascript cannot download its prebuilt binary (no
 // internet, as in CI) it builds librdkafka from its bundled source, and
@@ -31,6 +36,20 @@ func NPMInstall(t testing.TB, dir string) {
 			t.Fatalf("%s is not on PATH: install Node.js 20 or newer with npm (https://nodejs.org/en/download, or `apt-get install nodejs npm`) to run the Node.js tests", tool)
 		}
 	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := sha256.Sum256([]byte(abs))
+	lf, err := os.OpenFile(filepath.Join(os.TempDir(), "lagscale-npm-"+hex.EncodeToString(key[:8])+".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lf.Close()
+	if err := syscall.Flock(int(lf.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatalf("locking the npm install of %s: %v", dir, err)
+	}
+	defer func() { _ = syscall.Flock(int(lf.Fd()), syscall.LOCK_UN) }()
 	lock, err := os.ReadFile(filepath.Join(dir, "package-lock.json"))
 	if err != nil {
 		t.Fatalf("reading the lockfile: %v", err)
