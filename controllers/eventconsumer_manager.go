@@ -28,6 +28,7 @@ const (
 
 // SetupWithManager registers the reconciler, its indexes and its watches.
 func (r *EventConsumerReconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Options) error {
+	r.secrets = newSecretCache()
 	r.scalers = newScalerStates()
 	r.applied = newAppliedCache()
 	ctx := context.Background()
@@ -60,7 +61,7 @@ func (r *EventConsumerReconciler) SetupWithManager(mgr ctrl.Manager, opts contro
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.EventConsumer{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Owns(&appsv1.Deployment{}).
-		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.consumersForSecret)).
+		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.consumersForSecret)).
 		Watches(&v1alpha1.KafkaCluster{}, handler.EnqueueRequestsFromMapFunc(r.consumersForCluster)).
 		WithOptions(opts).
 		Named("eventconsumer")
