@@ -80,6 +80,7 @@ func (r *EventConsumerReconciler) finishStatus(st *reconcileState, retErr error)
 		s.ObservedGeneration = gen
 	}
 	lagConditions(st)
+	r.insecureTLS(st)
 	if r.Metrics != nil {
 		r.Metrics.Observe(client.ObjectKeyFromObject(ec), s)
 	}

@@ -14,6 +14,10 @@ const (
 	// ConditionKafkaReachable is True when the last poll of the cluster
 	// succeeded.
 	ConditionKafkaReachable = "KafkaReachable"
+	// ConditionInsecureTLS is True, and present only, while the Kafka
+	// connection has tls.insecureSkipVerify set: the brokers' certificates
+	// are not verified.
+	ConditionInsecureTLS = "InsecureTLS"
 )
 
 // Condition reasons. Each is the STATUS column of kubectl get when it is the
@@ -46,6 +50,8 @@ const (
 	ReasonApplyFailed = "ApplyFailed"
 	// ReasonSucceeded: the last reconcile finished without error.
 	ReasonSucceeded = "Succeeded"
+	// ReasonInsecureSkipVerify: tls.insecureSkipVerify is set.
+	ReasonInsecureSkipVerify = "InsecureSkipVerify"
 )
 
 // Event reasons, recorded on transitions only.
@@ -57,4 +63,7 @@ const (
 	EventRecovered      = "Recovered"
 	EventStalled        = "Stalled"
 	EventKafkaUnreached = "KafkaUnreachable"
+	// EventInsecureTLS is a Warning recorded when tls.insecureSkipVerify
+	// becomes set; the InsecureTLS condition stays while it is.
+	EventInsecureTLS = "InsecureSkipVerify"
 )
