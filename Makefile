@@ -144,7 +144,7 @@ build: ## Build the operator and the CLI into bin/.
 
 .PHONY: run
 run: manifests ## Run the operator against the current kubeconfig (install the CRDs first: kubectl apply --server-side -f config/crd/bases).
-	go run ./cmd/manager --log-format text --metrics-bind-address :8080 --health-probe-bind-address :8081
+	go run ./cmd/manager --leader-elect=false --log-format text --metrics-bind-address :8080 --health-probe-bind-address :8081
 
 .PHONY: docker-build
 docker-build: ## Build the operator image (needs a Docker engine).

@@ -42,6 +42,10 @@ type Options struct {
 	MaxConcurrentReconciles int
 	// DefaultPollInterval is used for consumers that set none.
 	DefaultPollInterval time.Duration
+	// StatusInterval is the shortest time between two status writes of a
+	// consumer that change only live lag figures; 0 uses
+	// controllers.DefaultStatusInterval.
+	StatusInterval time.Duration
 	// Registry receives lagscale's metrics; nil uses controller-runtime's
 	// global registry, which the metrics endpoint serves.
 	Registry prometheus.Registerer
@@ -82,6 +86,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		APIReader:           mgr.GetAPIReader(),
 		Recorder:            mgr.GetEventRecorder("lagscale"),
 		DefaultPollInterval: o.DefaultPollInterval,
+		StatusInterval:      o.StatusInterval,
 		Metrics:             controllers.NewMetrics(reg),
 	}
 	engine := lag.NewEngine(lag.Options{
