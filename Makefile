@@ -130,6 +130,11 @@ bench: ## Run the benchmarks: the lag engine (1,000 groups), the handler SDK aga
 	go test -c -o bin/handler.test ./pkg/handler
 	go run ./hack/benchratio -test bin/handler.test -records 500000 -count 11
 	$(MAKE) bench-autoscale
+	$(MAKE) bench-operator
+
+.PHONY: bench-operator
+bench-operator: build ## Operator at scale on the real API server: status writes/s, API and Kafka requests per cycle, queue latency, RSS (BENCH_CONSUMERS=1000).
+	go run ./hack/opbench -manager $(BIN)/manager -consumers $${BENCH_CONSUMERS:-1000} $(BENCH_FLAGS)
 
 .PHONY: bench-autoscale
 bench-autoscale: ## Compare lagscale, KEDA+HPA, tuned KEDA and the oracle on every simulator scenario.
