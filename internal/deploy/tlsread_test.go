@@ -56,7 +56,7 @@ func TestTLSFilesReadableByNonRootHandler(t *testing.T) {
 	}
 	ec := &v1alpha1.EventConsumer{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "tls"},
-		Spec: v1alpha1.EventConsumerSpec{Topics: []string{"t"}, ConsumerGroup: "g", Handler: &v1alpha1.HandlerSpec{Image: "handler:1"}},
+		Spec:       v1alpha1.EventConsumerSpec{Topics: []string{"t"}, ConsumerGroup: "g", Handler: &v1alpha1.HandlerSpec{Image: "handler:1"}},
 	}
 	conn := Connection{BootstrapServers: []string{"k:9093"}, TLS: &v1alpha1.TLSConfig{
 		CASecretRef:   &v1alpha1.SecretKeyRef{Name: "ca", Key: "ca.crt"},
