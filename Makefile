@@ -164,6 +164,11 @@ bench: ## Run the benchmarks: the lag engine (1,000 groups), the Go and Node.js 
 	go run ./hack/benchratio -test bin/handler.test -records 500000 -count 11
 	$(MAKE) bench-node
 	$(MAKE) bench-autoscale
+	$(MAKE) bench-operator
+
+.PHONY: bench-operator
+bench-operator: build ## Operator at scale on the real API server: status writes/s, API and Kafka requests per cycle, queue latency, RSS (BENCH_CONSUMERS=1000).
+	go run ./hack/opbench -manager $(BIN)/manager -consumers $${BENCH_CONSUMERS:-1000} $(BENCH_FLAGS)
 
 # npm ci in examples/node-handler when its lockfile changed; its postinstall
 # installs sdk/node's dependencies (scripts/install-deps.js).
@@ -196,7 +201,7 @@ build: ## Build the operator and the CLI into bin/.
 
 .PHONY: run
 run: manifests ## Run the operator against the current kubeconfig (install the CRDs first: kubectl apply --server-side -f config/crd/bases).
-	go run ./cmd/manager --log-format text --metrics-bind-address :8080 --health-probe-bind-address :8081
+	go run ./cmd/manager --leader-elect=false --log-format text --metrics-bind-address :8080 --health-probe-bind-address :8081
 
 ##@ Images
 
