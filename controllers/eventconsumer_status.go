@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
-	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -81,6 +81,7 @@ func (r *EventConsumerReconciler) finishStatus(ctx context.Context, st *reconcil
 	}
 	lagConditions(st)
 	r.scalingLimited(ctx, st)
+	r.insecureTLS(ctx, st)
 	if r.Metrics != nil {
 		r.Metrics.Observe(client.ObjectKeyFromObject(ec), s)
 		if st.lag != nil {
@@ -130,18 +131,24 @@ func readiness(st *reconcileState) (reason, message string, ready bool) {
 }
 
 // patchStatus writes the status once per reconcile, and not at all when it
-// did not change.
-func (r *EventConsumerReconciler) patchStatus(ctx context.Context, orig, ec *v1alpha1.EventConsumer) error {
-	if equality.Semantic.DeepEqual(orig.Status, ec.Status) {
-		return nil
+// did not change or when only live lag figures changed within the status
+// interval (see statusWrite); it then returns when those become due.
+func (r *EventConsumerReconciler) patchStatus(ctx context.Context, orig, ec *v1alpha1.EventConsumer, now time.Time) (time.Duration, error) {
+	interval := r.StatusInterval
+	if interval <= 0 {
+		interval = DefaultStatusInterval
+	}
+	write, after := statusWrite(&orig.Status, &ec.Status, now, interval)
+	if !write {
+		return after, nil
 	}
 	if err := r.Status().Patch(ctx, ec, client.MergeFrom(orig)); err != nil {
 		if client.IgnoreNotFound(err) == nil {
-			return nil
+			return 0, nil
 		}
-		return fmt.Errorf("patch status: %w", err)
+		return 0, fmt.Errorf("patch status: %w", err)
 	}
-	return nil
+	return 0, nil
 }
 
 // limitOf returns ScalingLimited's reason and message when the last

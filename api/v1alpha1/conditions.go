@@ -20,6 +20,10 @@ const (
 	// stuck partitions are left out of sizing. Its reason says which, its
 	// message what would help.
 	ConditionScalingLimited = "ScalingLimited"
+	// ConditionInsecureTLS is True, and present only, while the Kafka
+	// connection has tls.insecureSkipVerify set: the brokers' certificates
+	// are not verified.
+	ConditionInsecureTLS = "InsecureTLS"
 )
 
 // Condition reasons. Each is the STATUS column of kubectl get when it is the
@@ -72,6 +76,8 @@ const (
 	ReasonStuckPartitions = "StuckPartitions"
 	// ReasonWithinBounds: ScalingLimited is False; replicas follow the lag.
 	ReasonWithinBounds = "WithinBounds"
+	// ReasonInsecureSkipVerify: tls.insecureSkipVerify is set.
+	ReasonInsecureSkipVerify = "InsecureSkipVerify"
 )
 
 // Event reasons, recorded on transitions only.
@@ -88,4 +94,7 @@ const (
 	EventScalingLimited = "ScalingLimited"
 	// EventScalingUnlimited marks ScalingLimited turning False.
 	EventScalingUnlimited = "ScalingNoLongerLimited"
+	// EventInsecureTLS is a Warning recorded when tls.insecureSkipVerify
+	// becomes set; the InsecureTLS condition stays while it is.
+	EventInsecureTLS = "InsecureSkipVerify"
 )

@@ -272,6 +272,10 @@ func Up(ctx context.Context, o Options) (_ *Sandbox, err error) {
 			ProbeAddr:               "0",
 			MaxConcurrentReconciles: 4,
 			DefaultPollInterval:     o.DefaultPollInterval,
+			// The demo and `kubectl get -w` in the sandbox show every
+			// poll; a handful of consumers costs the local API server
+			// little.
+			StatusInterval: time.Second,
 		})
 	}()
 	images, err := LoadImageMap(o.Root, o.BinDir, o.ImagesFile)

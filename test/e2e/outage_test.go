@@ -22,6 +22,8 @@ import (
 // the consumer reports KafkaReachable=False, replicas do not drop, and
 // everything recovers when the broker returns with its data. A scaler that
 // read the outage as "no lag" would scale in once the window had passed.
+// Its handler is the Node.js example (sdk/node), run through the sandbox's
+// image map, so that a librdkafka-based handler rides out the outage too.
 func TestSandboxKafkaOutage(t *testing.T) {
 	r := root(t)
 	requireTools(t, r)
@@ -69,6 +71,7 @@ func TestSandboxKafkaOutage(t *testing.T) {
 	ec := sandbox.DemoConsumer(sandbox.DemoOptions{Namespace: ns, Name: name, Topic: topic, Partitions: 6, WorkMS: 20, PollIntervalSeconds: poll, ScaleDownStabilizationSeconds: stabilization}, bootstrap)
 	ec.Spec.Scaling.MinReplicas = ptr.To[int32](1)
 	ec.Spec.Scaling.MaxLagSeconds = ptr.To[int32](5)
+	ec.Spec.Handler.Image = sandbox.NodeHandlerImage
 	ec.Spec.Handler.Env = append(ec.Spec.Handler.Env, corev1.EnvVar{Name: "HANDLED_LOG", Value: handledLog})
 	if err := s.Client.Create(ctx, ec); err != nil {
 		t.Fatal(err)
