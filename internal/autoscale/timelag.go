@@ -87,6 +87,15 @@ func timeLag(spec Spec, history []Observation, cur int32, capacity float64) (int
 	return s.n, measured + s.reason
 }
 
+// hotUtilization is the share of a replica that the consumer owning the
+// ceil(P/r) hottest partitions may plan to use. targetUtilization's
+// headroom is for the group as a whole (capacity noise, inflow between
+// polls) and still bounds the total; applied to that one consumer too, it
+// made a partition carrying 0.8 of a replica decide alone: in the
+// simulator's hot-partition scenario it asked for one replica per
+// partition (24) where 8 keep up.
+const hotUtilization = 0.95
+
 // sizing is one answer of size.
 type sizing struct {
 	n      int32
@@ -94,7 +103,8 @@ type sizing struct {
 }
 
 // size returns the fewest replicas for which the consumer that owns the
-// ceil(P/r) most demanding partitions keeps up at utilization util.
+// ceil(P/r) most demanding partitions keeps up at hotUtilization and the
+// group as a whole at utilization util.
 func size(o Observation, inflow []float64, drain, capacity, util float64) sizing {
 	demand := partitionDemand(o, inflow, drain, util)
 	P := len(demand)
@@ -114,7 +124,7 @@ func size(o Observation, inflow []float64, drain, capacity, util float64) sizing
 		prefix[i+1] = prefix[i] + d
 	}
 	k := 0
-	for k < P && prefix[k+1] <= capacity {
+	for k < P && prefix[k+1]*util/hotUtilization <= capacity {
 		k++
 	}
 	if k == 0 {
@@ -126,11 +136,12 @@ func size(o Observation, inflow []float64, drain, capacity, util float64) sizing
 			num(capacity), num(sorted[0]), replicas(n))}
 	}
 	n := int32((P + k - 1) / k)
+	n = max(n, int32(math.Ceil(prefix[P]/capacity-1e-9)))
 	reason := fmt.Sprintf(", capacity %s/s per replica at %.0f%% utilization -> %s", num(capacity), util*100, replicas(n))
 	if avg := int32(math.Ceil(prefix[P] / capacity)); n > avg && k < P {
 		// Say so when skew, not volume, sets the count.
 		reason = fmt.Sprintf(", capacity %s/s per replica; hottest %d of %d partitions need %s/s at %.0f%% utilization -> at most %d partitions each -> %s",
-			num(capacity), k+1, P, num(prefix[k+1]), util*100, k, replicas(n))
+			num(capacity), k+1, P, num(prefix[k+1]*util/hotUtilization), hotUtilization*100, k, replicas(n))
 	}
 	return sizing{n, reason}
 }
