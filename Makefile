@@ -135,7 +135,7 @@ test-kafka: kafka java-handler ## Run the compatibility suite against Apache Kaf
 KWOK_STAGES := node/fast/node-initialize node/heartbeat/node-heartbeat pod/fast/pod-ready pod/fast/pod-complete
 
 .PHONY: sandbox-tools
-sandbox-tools: test-env $(BIN)/kwok $(BIN)/kwok-stages/.copied $(BIN)/example-handler ## Build what `lagscale sandbox up` runs: the control plane, kwok and its stages, the example handler.
+sandbox-tools: test-env $(BIN)/kwok $(BIN)/kwok-stages/.copied $(BIN)/example-handler node-example ## Build what `lagscale sandbox up` runs: the control plane, kwok and its stages, the example handlers (Go, Node.js).
 
 $(BIN)/kwok: hack/tools/kwok/go.mod
 	@echo ">> building kwok (sigs.k8s.io/kwok, pinned in hack/tools/kwok) into $(BIN) (about 3 minutes the first time)"
@@ -158,15 +158,39 @@ demo: sandbox-tools ## Run the sandbox with the demo: a burst of load and lagsca
 	$(BIN)/lagscale sandbox up --demo $(DEMO_FLAGS)
 
 .PHONY: bench
-bench: ## Run the benchmarks: the lag engine (1,000 groups), the handler SDK against a bare franz-go loop, the autoscaler scenarios.
+bench: ## Run the benchmarks: the lag engine (1,000 groups), the Go and Node.js handler SDKs against bare loops on their clients, the autoscaler scenarios.
 	go test -run '^$$' -bench BenchmarkPollCycle -benchtime 50x -benchmem ./internal/lag/
 	go test -c -o bin/handler.test ./pkg/handler
 	go run ./hack/benchratio -test bin/handler.test -records 500000 -count 11
+	$(MAKE) bench-node
 	$(MAKE) bench-autoscale
+	$(MAKE) bench-operator
+
+.PHONY: bench-operator
+bench-operator: build ## Operator at scale on the real API server: status writes/s, API and Kafka requests per cycle, queue latency, RSS (BENCH_CONSUMERS=1000).
+	go run ./hack/opbench -manager $(BIN)/manager -consumers $${BENCH_CONSUMERS:-1000} $(BENCH_FLAGS)
+
+# npm ci in examples/node-handler when its lockfile changed; its postinstall
+# installs sdk/node's dependencies (scripts/install-deps.js).
+.PHONY: node-example
+node-example: ## Install the Node.js example handler's npm dependencies (and the SDK's) for the sandbox.
+	@cd examples/node-handler && want=$$(sha256sum package-lock.json | cut -d' ' -f1) && \
+	if [ "$$(cat node_modules/.lagscale-lock-sha256 2>/dev/null)" != "$$want" ]; then \
+		CKJS_LINKING=dynamic npm ci --no-audit --no-fund && printf %s "$$want" > node_modules/.lagscale-lock-sha256; fi
+
+# The stamp is the one internal/testkit.NPMInstall and sdk/node/scripts/install-deps.js write.
+.PHONY: node-deps
+node-deps: ## Install sdk/node's npm dependencies from its lockfile when they are missing or stale.
+	cd sdk/node && node scripts/install-deps.js
+
+.PHONY: bench-node
+bench-node: node-deps ## Compare @lagscale/handler with a bare loop on the same client (256 B records, medians of 11 alternated runs).
+	go build -o $(BIN)/kfake ./hack/kfake
+	cd sdk/node && LAGSCALE_KFAKE=$(BIN)/kfake node bench/ratio.js 200000 11 256
 
 .PHONY: bench-autoscale
-bench-autoscale: ## Compare lagscale, KEDA+HPA, tuned KEDA and the oracle on every simulator scenario.
-	go run ./cmd/lagscale sim --scenario all
+bench-autoscale: ## Sweep the simulator: 5 scenarios x seeds 1..10 x capacities {100, 500}, lagscale against KEDA's defaults, its best of 192 configurations, its frontier and two oracles (a few minutes).
+	go run ./cmd/lagscale sim --sweep --seeds 1-10 --capacities 100,500
 
 ##@ Build
 
@@ -177,7 +201,7 @@ build: ## Build the operator and the CLI into bin/.
 
 .PHONY: run
 run: manifests ## Run the operator against the current kubeconfig (install the CRDs first: kubectl apply --server-side -f config/crd/bases).
-	go run ./cmd/manager --log-format text --metrics-bind-address :8080 --health-probe-bind-address :8081
+	go run ./cmd/manager --leader-elect=false --log-format text --metrics-bind-address :8080 --health-probe-bind-address :8081
 
 ##@ Images
 

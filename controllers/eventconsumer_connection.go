@@ -46,7 +46,7 @@ func (r *EventConsumerReconciler) resolveConnection(ctx context.Context, ec *v1a
 		out.clusterRef = &key
 	}
 	out.Connection = deploy.ConnectionOf(ec, cluster)
-	return readSecrets(ctx, r.Client, ec.Namespace, out)
+	return readSecrets(ctx, secretReader{Reader: r.Client, memo: r.secrets}, ec.Namespace, out)
 }
 
 // readSecrets reads the Secret values a connection references.

@@ -20,6 +20,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/lagscale/lagscale/api/v1alpha1"
+	"github.com/lagscale/lagscale/internal/autoscale"
+	"github.com/lagscale/lagscale/internal/scaler"
 )
 
 // FieldManager is the server-side apply field manager that owns the fields
@@ -51,24 +53,45 @@ type EventConsumerReconciler struct {
 	// Metrics records per-consumer series; nil records nothing.
 	Metrics *Metrics
 
+	// StatusInterval is the shortest time between two status writes that
+	// change only live lag figures; 0 uses DefaultStatusInterval.
+	StatusInterval time.Duration
+
 	// MinScaleInterval is the shortest time between two replica changes;
 	// 0 uses the autoscaler's default (30s).
 	MinScaleInterval time.Duration
 
-	scalers *scalerStates
+	// APIReader reads from the API server, for the one question the
+	// label-filtered Deployment cache cannot answer: whether a Deployment
+	// of the consumer's name exists that lagscale does not manage. nil
+	// asks the cache only.
+	APIReader client.Reader
+
+	secrets *secretCache
+	scalers *scalers
 	applied *appliedCache
 	lagCh   lagChannel
 }
 
-// +kubebuilder:rbac:groups=lagscale.dev,resources=eventconsumers,verbs=get;list;watch
-// +kubebuilder:rbac:groups=lagscale.dev,resources=eventconsumers/status,verbs=get;update;patch
-// +kubebuilder:rbac:groups=lagscale.dev,resources=kafkaclusters,verbs=get;list;watch
-// +kubebuilder:rbac:groups=lagscale.dev,resources=kafkaclusters/status,verbs=get;update;patch
-// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch
+// RBAC: only what a test in test/chart (TestChartRBACIsMinimal) shows is
+// needed. Reads go through the informer cache, so the lagscale kinds need
+// list and watch but not get; status is written with a merge patch.
+// Deployments: get for the one direct read that the label-filtered cache
+// cannot answer, patch (server-side apply) and create (an apply that
+// creates). Secrets: get for the values, list and watch for the
+// metadata-only watch that notices a rotation. Leader election uses a Lease
+// and records core Events in the operator's namespace only; the reconcilers
+// record events.k8s.io Events, patched when one repeats.
+//
+// +kubebuilder:rbac:groups=lagscale.dev,resources=eventconsumers,verbs=list;watch
+// +kubebuilder:rbac:groups=lagscale.dev,resources=eventconsumers/status,verbs=patch
+// +kubebuilder:rbac:groups=lagscale.dev,resources=kafkaclusters,verbs=list;watch
+// +kubebuilder:rbac:groups=lagscale.dev,resources=kafkaclusters/status,verbs=patch
+// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
-// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
-// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;create;update,namespace=lagscale-system
+// +kubebuilder:rbac:groups="",resources=events,verbs=create,namespace=lagscale-system
 
 // Reconcile brings one EventConsumer's Deployment and status up to date.
 func (r *EventConsumerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
@@ -89,8 +112,14 @@ func (r *EventConsumerReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	orig := ec.DeepCopy()
 	defer func() {
 		r.finishStatus(ctx, st, retErr)
-		if err := r.patchStatus(ctx, orig, ec); err != nil {
+		after, err := r.patchStatus(ctx, orig, ec, st.now)
+		if err != nil {
 			retErr = errors.Join(retErr, err)
+		}
+		if after > 0 && retErr == nil && (result.RequeueAfter == 0 || after < result.RequeueAfter) {
+			// Live lag figures held back by the status interval are
+			// written when due, even if lag stops moving.
+			result.RequeueAfter = after
 		}
 	}()
 
@@ -127,6 +156,8 @@ func (r *EventConsumerReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		return ctrl.Result{}, err
 	}
 
+	st.scaler.Applied(st.desired, st.applied.Generation)
+
 	log.V(1).Info("Reconciled", "eventConsumer", klog.KObj(ec), "replicas", st.desired)
 	return ctrl.Result{RequeueAfter: requeue}, nil
 }
@@ -152,6 +183,11 @@ func (r *EventConsumerReconciler) forget(key types.NamespacedName) {
 func (r *EventConsumerReconciler) currentDeployment(ctx context.Context, ec *v1alpha1.EventConsumer) (*appsv1.Deployment, error) {
 	dep := &appsv1.Deployment{}
 	err := r.Get(ctx, client.ObjectKeyFromObject(ec), dep)
+	if apierrors.IsNotFound(err) && r.APIReader != nil {
+		// The cache holds only Deployments labelled as lagscale's; one
+		// without the label would otherwise be taken over by the apply.
+		err = r.APIReader.Get(ctx, client.ObjectKeyFromObject(ec), dep)
+	}
 	if apierrors.IsNotFound(err) {
 		return nil, nil
 	}
@@ -175,7 +211,8 @@ type reconcileState struct {
 	current  *appsv1.Deployment
 	applied  *appsv1.Deployment
 	desired  int32
-	decision *scaleDecision
+	decision *autoscale.Decision
+	scaler   *scaler.Scaler
 	lag      *lagView
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/lagscale/lagscale/api/v1alpha1"
 	"github.com/lagscale/lagscale/internal/deploy"
+	"github.com/lagscale/lagscale/internal/lag"
 	"github.com/lagscale/lagscale/pkg/contract"
 )
 
@@ -305,16 +306,28 @@ func TestMissingKafkaClusterWaits(t *testing.T) {
 	})
 }
 
+// TestReplicasSurviveOperatorRestart runs the operator with a lag source
+// whose lag asks for minReplicas: a restarted operator, whose scaler has no
+// history yet, must keep the replicas it finds rather than act on its first
+// look.
 func TestReplicasSurviveOperatorRestart(t *testing.T) {
-	op := startOperator(t, nil)
+	fake := &fakeLag{snaps: map[lag.ConsumerKey]lag.Snapshot{}}
+	withFake := func(r *EventConsumerReconciler) { r.Lag = fake; r.MinScaleInterval = time.Second }
+	op := startOperator(t, withFake)
 	ns := namespace(t)
 	ctx := context.Background()
 	ec := createConsumer(t, ns, "keep", v1alpha1.EventConsumerSpec{
 		Topics: []string{"t"}, ConsumerGroup: "g",
 		Kafka:   v1alpha1.KafkaConnection{BootstrapServers: []string{"localhost:9092"}},
 		Handler: &v1alpha1.HandlerSpec{Image: "handler:1"},
-		Scaling: v1alpha1.ScalingSpec{MinReplicas: ptrTo[int32](2)},
+		Scaling: v1alpha1.ScalingSpec{MinReplicas: ptrTo[int32](2), Policy: v1alpha1.PolicyLagThreshold},
 	})
+	// No lag: LagThreshold recommends 0, bounded to minReplicas 2.
+	idle := lag.Snapshot{Time: time.Now(), Reachable: true, PartitionCount: 8, GroupState: "Stable", Members: 5}
+	for p := range 8 {
+		idle.Partitions = append(idle.Partitions, lag.PartitionLag{Topic: "t", Partition: int32(p), CommittedOffset: 10, EndOffset: 10, HasCommit: true, Health: lag.HealthOK})
+	}
+	fake.set(lag.ConsumerKey{Namespace: ns, Name: "keep"}, idle)
 	waitDeployment(t, ns, "keep", func(d *appsv1.Deployment) error {
 		if *d.Spec.Replicas != 2 {
 			return fmt.Errorf("replicas %d", *d.Spec.Replicas)
@@ -334,7 +347,7 @@ func TestReplicasSurviveOperatorRestart(t *testing.T) {
 		return env.Client.Update(ctx, d, client.FieldOwner(FieldManager))
 	})
 
-	startOperator(t, nil)
+	startOperator(t, withFake)
 	// Touch the spec so the new operator certainly reconciles.
 	eventually(t, wait, func() error {
 		cur := &v1alpha1.EventConsumer{}
@@ -349,10 +362,13 @@ func TestReplicasSurviveOperatorRestart(t *testing.T) {
 			return fmt.Errorf("not reconciled yet")
 		}
 		if *d.Spec.Replicas != 5 {
-			return fmt.Errorf("replicas reset to %d after restart, want 5", *d.Spec.Replicas)
+			t.Fatalf("replicas reset to %d after restart, want 5", *d.Spec.Replicas)
 		}
 		return nil
 	})
+	if ls := getConsumer(t, ns, "keep").Status.LastScale; ls != nil && ls.From == 5 {
+		t.Fatalf("lastScale %+v: the restarted operator scaled on its first look", ls)
+	}
 }
 
 // TestKafkaClusterReportsMissingSecret guards that a KafkaCluster whose SASL

@@ -98,7 +98,7 @@ func (r *EventConsumerReconciler) subscribe(st *reconcileState) {
 	interval := r.pollInterval(ec)
 	reset := string(ec.Spec.Scaling.OffsetResetPolicy)
 	if reset == "" {
-		reset = string(v1alpha1.OffsetResetLatest)
+		reset = string(v1alpha1.DefaultOffsetResetPolicy)
 	}
 	r.Lag.Register(lag.Subscription{
 		Consumer:          key,
@@ -173,8 +173,29 @@ func applyLagStatus(st *reconcileState) {
 			CommittedOffset: p.CommittedOffset, EndOffset: p.EndOffset, Health: string(p.Health),
 		})
 	}
+	ls.Unreadable = unreadable(s)
 	st.ec.Status.Lag = ls
 	st.ec.Status.Partitions = int32(s.PartitionCount)
+}
+
+// maxUnreadable bounds status.lag.unreadable.
+const maxUnreadable = 16
+
+// unreadable lists the topics and partitions the snapshot could not read.
+func unreadable(s lag.Snapshot) []v1alpha1.UnreadableLag {
+	var out []v1alpha1.UnreadableLag
+	for _, t := range s.TopicErrors {
+		out = append(out, v1alpha1.UnreadableLag{Topic: t.Topic, Error: truncate(t.Error, 1024)})
+	}
+	for _, p := range s.Partitions {
+		if p.Error != "" {
+			out = append(out, v1alpha1.UnreadableLag{Topic: p.Topic, Partition: &p.Partition, Error: truncate(p.Error, 1024)})
+		}
+	}
+	if len(out) > maxUnreadable {
+		out = out[:maxUnreadable]
+	}
+	return out
 }
 
 // lagGroupType maps spec.groupType to the lag engine's type.
@@ -232,7 +253,9 @@ func lagConditions(st *reconcileState) {
 	case l == nil:
 		c.Status, c.Reason, c.Message = metav1.ConditionUnknown, v1alpha1.ReasonWaitingForLag, "no poll of the Kafka cluster has finished yet"
 	case l.reachable:
-		c.Status, c.Reason, c.Message = metav1.ConditionTrue, v1alpha1.ReasonKafkaReachable, fmt.Sprintf("lag read at %s", l.snap.Time.UTC().Format(time.RFC3339))
+		// No time in the message: it would change every poll and force a
+		// status write; status.lag.updated says when.
+		c.Status, c.Reason, c.Message = metav1.ConditionTrue, v1alpha1.ReasonKafkaReachable, "the last poll of the cluster succeeded"
 	default:
 		msg := l.errMessage
 		if msg == "" {

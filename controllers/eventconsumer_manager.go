@@ -27,10 +27,17 @@ const (
 	indexClusterSec = ".spec.secrets"
 )
 
+// setup creates the reconciler's in-memory state; tests that call
+// Reconcile directly call it instead of SetupWithManager.
+func (r *EventConsumerReconciler) setup() {
+	r.secrets = newSecretCache()
+	r.scalers = newScalers()
+	r.applied = newAppliedCache()
+}
+
 // SetupWithManager registers the reconciler, its indexes and its watches.
 func (r *EventConsumerReconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Options) error {
-	r.scalers = newScalerStates()
-	r.applied = newAppliedCache()
+	r.setup()
 	ctx := context.Background()
 	idx := mgr.GetFieldIndexer()
 	if err := idx.IndexField(ctx, &v1alpha1.EventConsumer{}, indexSecrets, func(o client.Object) []string {
@@ -61,7 +68,7 @@ func (r *EventConsumerReconciler) SetupWithManager(mgr ctrl.Manager, opts contro
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.EventConsumer{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Owns(&appsv1.Deployment{}).
-		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.consumersForSecret)).
+		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.consumersForSecret)).
 		Watches(&v1alpha1.KafkaCluster{}, handler.EnqueueRequestsFromMapFunc(r.consumersForCluster)).
 		WithOptions(opts).
 		Named("eventconsumer")

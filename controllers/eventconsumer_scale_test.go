@@ -132,8 +132,16 @@ func TestStaleLagHoldsReplicas(t *testing.T) {
 		}
 		return nil
 	})
-	// Kafka goes away: the snapshot turns stale with zero figures.
-	fake.set(key, lag.Snapshot{Time: time.Now(), Stale: true, Reachable: false, Error: "dial tcp: connection refused"})
+	// Kafka goes away. The engine keeps the last good figures with the
+	// stale flag; here they say the lag is gone, which on fresh data would
+	// scale to zero at once (minReplicas 0, no stabilization). Only the
+	// staleness can hold the replicas.
+	idle := lag.Snapshot{Time: time.Now(), Stale: true, Reachable: false, Error: "dial tcp: connection refused",
+		PartitionCount: 8, GroupState: "Stable", Members: 8}
+	for p := range 8 {
+		idle.Partitions = append(idle.Partitions, lag.PartitionLag{Topic: "t", Partition: int32(p), CommittedOffset: 1000, EndOffset: 1000, HasCommit: true, Health: lag.HealthOK})
+	}
+	fake.set(key, idle)
 	// A spec change forces a reconcile on the stale data.
 	eventually(t, wait, func() error {
 		cur := getConsumer(t, ns, "held")
@@ -149,6 +157,15 @@ func TestStaleLagHoldsReplicas(t *testing.T) {
 		}
 		return nil
 	})
+	// And it keeps holding on later looks at the stale data: the
+	// minimum interval (1 s) has passed by then, and the reconciler
+	// requeues a hold after the poll interval (5 s).
+	for range 8 {
+		time.Sleep(time.Second)
+		if got := replicasOf(t, ns, "held"); got != 8 {
+			t.Fatalf("replicas %d during a Kafka outage, want 8 held", got)
+		}
+	}
 }
 
 // fakeLag is a LagSource with snapshots set by the test.

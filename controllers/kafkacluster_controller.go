@@ -31,6 +31,8 @@ type KafkaClusterReconciler struct {
 
 	// Lag is the lag engine; nil leaves Ready Unknown.
 	Lag LagSource
+
+	secrets *secretCache
 }
 
 // Reconcile refreshes one KafkaCluster's status.
@@ -85,6 +87,7 @@ func (r *KafkaClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request
 // SetupWithManager registers the reconciler; consumers coming and going
 // refresh the count.
 func (r *KafkaClusterReconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Options) error {
+	r.secrets = newSecretCache()
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.KafkaCluster{}).
 		Watches(&v1alpha1.EventConsumer{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
@@ -114,7 +117,7 @@ type clusterView struct {
 // cluster (yet).
 func (r *KafkaClusterReconciler) clusterStatus(ctx context.Context, kc *v1alpha1.KafkaCluster) (*clusterView, *condition, error) {
 	conn := &resolvedConnection{Connection: deploy.Connection{BootstrapServers: kc.Spec.BootstrapServers, TLS: kc.Spec.TLS, SASL: kc.Spec.SASL}}
-	conn, wait, err := readSecrets(ctx, r.Client, kc.Namespace, conn)
+	conn, wait, err := readSecrets(ctx, secretReader{Reader: r.Client, memo: r.secrets}, kc.Namespace, conn)
 	if err != nil || wait != nil {
 		return nil, wait, err
 	}

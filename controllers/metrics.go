@@ -26,6 +26,7 @@ type Metrics struct {
 	scaleEvents    *prometheus.CounterVec
 	partitionLag   *prometheus.GaugeVec
 	partitionLagS  *prometheus.GaugeVec
+	stalled        *prometheus.GaugeVec
 	mu             sync.Mutex
 	partitionsSeen map[types.NamespacedName][][2]string
 }
@@ -50,9 +51,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "lagscale_consumer_partition_lag_records", Help: "Lag of the consumer's partitions with the largest time lag (at most 16 per consumer)."}, append(consumer, "topic", "partition")),
 		partitionLagS: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "lagscale_consumer_partition_lag_seconds", Help: "Time lag of the consumer's partitions with the largest time lag (at most 16 per consumer)."}, append(consumer, "topic", "partition")),
+		stalled: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "lagscale_consumer_partitions_stalled", Help: "Partitions that do not move although the group has members (health STALL or STOP); they are left out of sizing."}, consumer),
 		partitionsSeen: map[types.NamespacedName][][2]string{},
 	}
-	for _, g := range []**prometheus.GaugeVec{&m.lagRecords, &m.lagSeconds, &m.inflow, &m.consumption, &m.replicas, &m.partitionLag, &m.partitionLagS} {
+	for _, g := range []**prometheus.GaugeVec{&m.lagRecords, &m.lagSeconds, &m.inflow, &m.consumption, &m.replicas, &m.partitionLag, &m.partitionLagS, &m.stalled} {
 		*g = promutil.Register(reg, *g)
 	}
 	m.scaleEvents = promutil.Register(reg, m.scaleEvents)
@@ -94,6 +97,14 @@ func (m *Metrics) Observe(key types.NamespacedName, s *v1alpha1.EventConsumerSta
 	m.partitionsSeen[key] = seen
 }
 
+// Stalled records how many of a consumer's partitions are stuck.
+func (m *Metrics) Stalled(key types.NamespacedName, n int) {
+	if m == nil {
+		return
+	}
+	m.stalled.WithLabelValues(key.Namespace, key.Name).Set(float64(n))
+}
+
 // ScaleEvent counts one replica change.
 func (m *Metrics) ScaleEvent(key types.NamespacedName, from, to int32) {
 	if m == nil || from == to {
@@ -112,7 +123,7 @@ func (m *Metrics) Forget(key types.NamespacedName) {
 		return
 	}
 	match := prometheus.Labels{"namespace": key.Namespace, "name": key.Name}
-	for _, v := range []*prometheus.GaugeVec{m.lagRecords, m.lagSeconds, m.inflow, m.consumption, m.replicas, m.partitionLag, m.partitionLagS} {
+	for _, v := range []*prometheus.GaugeVec{m.lagRecords, m.lagSeconds, m.inflow, m.consumption, m.replicas, m.partitionLag, m.partitionLagS, m.stalled} {
 		v.DeletePartialMatch(match)
 	}
 	m.scaleEvents.DeletePartialMatch(match)

@@ -64,11 +64,13 @@ func startOperator(t *testing.T, configure func(*EventConsumerReconciler)) *oper
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		Controller:             config.Controller{SkipNameValidation: ptrTo(true)},
+		Cache:                  CacheOptions(nil),
+		Client:                 ClientOptions(),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := &EventConsumerReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("lagscale")}
+	rec := &EventConsumerReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("lagscale")}
 	if configure != nil {
 		configure(rec)
 	}

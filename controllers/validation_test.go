@@ -1,16 +1,23 @@
 package controllers
 
 import (
+	"github.com/lagscale/lagscale/pkg/contract"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"path/filepath"
+	"strconv"
+
 	"context"
 	"fmt"
 	"strings"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/lagscale/lagscale/api/v1alpha1"
+	"github.com/lagscale/lagscale/internal/testenv"
 )
 
 // validConsumer is a minimal EventConsumer manifest the API server accepts;
@@ -81,6 +88,20 @@ func TestInvalidManifestsAreRejected(t *testing.T) {
 		{"unknown groupType", func(m map[string]any) { spec(m)["groupType"] = "Streams" }, `spec.groupType: Unsupported value: "Streams": supported values: "Classic", "Consumer", "Share"`},
 		{"Share without maxReplicas", func(m map[string]any) { spec(m)["groupType"] = "Share" }, "set scaling.maxReplicas for groupType Share: a share group can use more members than partitions, so the partition count does not bound it"},
 		{"negative burstMemorySeconds", func(m map[string]any) { scaling(m)["burstMemorySeconds"] = -1 }, "spec.scaling.burstMemorySeconds: Invalid value: -1"},
+		{"handler.env overrides KAFKA_TOPICS", func(m map[string]any) {
+			spec(m)["handler"] = map[string]any{"image": "handler:1", "env": []any{map[string]any{"name": "DEBUG", "value": "1"}, map[string]any{"name": "KAFKA_TOPICS", "value": "other"}}}
+		}, "handler.env must not set KAFKA_TOPICS: lagscale injects it from the spec"},
+		{"template handler container overrides KAFKA_CONSUMER_GROUP", func(m map[string]any) {
+			spec(m)["template"] = map[string]any{"spec": map[string]any{"containers": []any{
+				map[string]any{"name": "sidecar", "image": "proxy:1"},
+				map[string]any{"name": "handler", "env": []any{map[string]any{"name": "KAFKA_CONSUMER_GROUP", "value": "other"}}},
+			}}}
+		}, "the handler container of spec.template must not set KAFKA_CONSUMER_GROUP in env"},
+		{"template first container overrides KAFKA_BOOTSTRAP_SERVERS", func(m map[string]any) {
+			spec(m)["template"] = map[string]any{"spec": map[string]any{"containers": []any{
+				map[string]any{"name": "app", "env": []any{map[string]any{"name": "KAFKA_BOOTSTRAP_SERVERS", "value": "elsewhere:9092"}}},
+			}}}
+		}, "the handler container of spec.template must not set KAFKA_BOOTSTRAP_SERVERS in env"},
 	}
 	if len(tests) < 12 {
 		t.Fatalf("the issue asks for at least 12 cases, have %d", len(tests))
@@ -114,6 +135,99 @@ func TestInvalidManifestsAreRejected(t *testing.T) {
 	err := env.Client.Update(ctx, ok)
 	if err == nil || !strings.Contains(err.Error(), "consumerGroup is immutable") {
 		t.Fatalf("changing consumerGroup: %v", err)
+	}
+}
+
+// userSettable are the contract's variables that the operator does not
+// inject: a handler sets them in its own env to opt out of a default.
+var userSettable = map[string]bool{contract.EnvIsolationLevel: true}
+
+// contractNames returns the variables of pkg/contract/contract.go that the
+// operator injects, read from the source so that a new one without a CEL
+// rule fails TestContractEnvCannotBeOverridden.
+func contractNames(t *testing.T) []string {
+	t.Helper()
+	f, err := parser.ParseFile(token.NewFileSet(), filepath.Join(testenv.Root(), "pkg", "contract", "contract.go"), nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, d := range f.Decls {
+		g, ok := d.(*ast.GenDecl)
+		if !ok || g.Tok != token.CONST {
+			continue
+		}
+		for _, sp := range g.Specs {
+			vs := sp.(*ast.ValueSpec)
+			for i, n := range vs.Names {
+				if !strings.HasPrefix(n.Name, "Env") || i >= len(vs.Values) {
+					continue
+				}
+				if lit, ok := vs.Values[i].(*ast.BasicLit); ok && lit.Kind == token.STRING {
+					v, _ := strconv.Unquote(lit.Value)
+					if !userSettable[v] {
+						names = append(names, v)
+					}
+				}
+			}
+		}
+	}
+	if len(names) < 10 {
+		t.Fatalf("found only %d contract variables in pkg/contract/contract.go: %v", len(names), names)
+	}
+	return names
+}
+
+// TestContractEnvCannotBeOverridden sends every variable of the handler
+// contract in handler.env and in the template's handler container: the API
+// server must refuse each, naming it. A sidecar may still set them, since
+// only the handler container receives the contract.
+func TestContractEnvCannotBeOverridden(t *testing.T) {
+	ns := namespace(t)
+	ctx := context.Background()
+	for i, name := range contractNames(t) {
+		t.Run(name, func(t *testing.T) {
+			m := validConsumer(fmt.Sprintf("env-%d", i))
+			spec(m)["handler"] = map[string]any{"image": "handler:1", "env": []any{map[string]any{"name": name, "value": "x"}}}
+			u := &unstructured.Unstructured{Object: m}
+			u.SetNamespace(ns)
+			err := env.Client.Create(ctx, u)
+			if err == nil || !strings.Contains(err.Error(), "handler.env must not set "+name+":") {
+				t.Fatalf("handler.env with %s: %v", name, err)
+			}
+
+			m = validConsumer(fmt.Sprintf("tmpl-%d", i))
+			spec(m)["template"] = map[string]any{"spec": map[string]any{"containers": []any{
+				map[string]any{"name": "handler", "env": []any{map[string]any{"name": name, "value": "x"}}},
+			}}}
+			u = &unstructured.Unstructured{Object: m}
+			u.SetNamespace(ns)
+			err = env.Client.Create(ctx, u)
+			if err == nil || !strings.Contains(err.Error(), "must not set "+name+" in env") {
+				t.Fatalf("template env with %s: %v", name, err)
+			}
+		})
+	}
+
+	for name := range userSettable {
+		m := validConsumer("opt-out-" + strings.ToLower(strings.ReplaceAll(name, "_", "-")))
+		spec(m)["handler"] = map[string]any{"image": "handler:1", "env": []any{map[string]any{"name": name, "value": "read_uncommitted"}}}
+		u := &unstructured.Unstructured{Object: m}
+		u.SetNamespace(ns)
+		if err := env.Client.Create(ctx, u); err != nil {
+			t.Fatalf("handler.env with the opt-out %s was refused: %v", name, err)
+		}
+	}
+
+	m := validConsumer("sidecar-env")
+	spec(m)["template"] = map[string]any{"spec": map[string]any{"containers": []any{
+		map[string]any{"name": "handler", "env": []any{map[string]any{"name": "DEBUG", "value": "1"}}},
+		map[string]any{"name": "proxy", "image": "proxy:1", "env": []any{map[string]any{"name": "KAFKA_BOOTSTRAP_SERVERS", "value": "upstream:9092"}}},
+	}}}
+	u := &unstructured.Unstructured{Object: m}
+	u.SetNamespace(ns)
+	if err := env.Client.Create(ctx, u); err != nil {
+		t.Fatalf("a sidecar's own env was refused: %v", err)
 	}
 }
 

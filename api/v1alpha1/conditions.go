@@ -14,6 +14,16 @@ const (
 	// ConditionKafkaReachable is True when the last poll of the cluster
 	// succeeded.
 	ConditionKafkaReachable = "KafkaReachable"
+	// ConditionScalingLimited is True while replicas cannot follow the
+	// lag: the lag asks for more than maxReplicas or the partition count
+	// allows and the target is missed, part of the lag cannot be read, or
+	// stuck partitions are left out of sizing. Its reason says which, its
+	// message what would help.
+	ConditionScalingLimited = "ScalingLimited"
+	// ConditionInsecureTLS is True, and present only, while the Kafka
+	// connection has tls.insecureSkipVerify set: the brokers' certificates
+	// are not verified.
+	ConditionInsecureTLS = "InsecureTLS"
 	// ConditionGroupTypeMatches is True when the broker knows the group
 	// under spec.groupType, False when under another type (the handlers
 	// run another protocol than the spec says).
@@ -62,6 +72,24 @@ const (
 	ReasonGroupNotFound = "GroupNotFound"
 	// ReasonSucceeded: the last reconcile finished without error.
 	ReasonSucceeded = "Succeeded"
+	// ReasonAtMaxReplicas: ScalingLimited because maxReplicas is reached
+	// while the target is missed. Also the Ready reason then.
+	ReasonAtMaxReplicas = "AtMaxReplicas"
+	// ReasonAtPartitionCount: ScalingLimited because every partition has
+	// its own replica while the target is missed. Also the Ready reason.
+	ReasonAtPartitionCount = "AtPartitionCount"
+	// ReasonPartialLagData: ScalingLimited because some subscribed topics
+	// or partitions could not be read (status.lag.unreadable names them):
+	// replicas are not scaled down until they can. Also the Ready reason.
+	ReasonPartialLagData = "PartialLagData"
+	// ReasonStuckPartitions: ScalingLimited because partitions do not move
+	// although the group has members; they are left out of sizing. Also
+	// the Ready reason.
+	ReasonStuckPartitions = "StuckPartitions"
+	// ReasonWithinBounds: ScalingLimited is False; replicas follow the lag.
+	ReasonWithinBounds = "WithinBounds"
+	// ReasonInsecureSkipVerify: tls.insecureSkipVerify is set.
+	ReasonInsecureSkipVerify = "InsecureSkipVerify"
 )
 
 // Event reasons, recorded on transitions only.
@@ -73,4 +101,12 @@ const (
 	EventRecovered      = "Recovered"
 	EventStalled        = "Stalled"
 	EventKafkaUnreached = "KafkaUnreachable"
+	// EventScalingLimited (Warning) marks ScalingLimited turning True or
+	// changing its reason; the reason is in the message.
+	EventScalingLimited = "ScalingLimited"
+	// EventScalingUnlimited marks ScalingLimited turning False.
+	EventScalingUnlimited = "ScalingNoLongerLimited"
+	// EventInsecureTLS is a Warning recorded when tls.insecureSkipVerify
+	// becomes set; the InsecureTLS condition stays while it is.
+	EventInsecureTLS = "InsecureSkipVerify"
 )

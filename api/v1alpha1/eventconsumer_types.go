@@ -79,17 +79,64 @@ type HandlerSpec struct {
 	Args []string `json:"args,omitempty"`
 
 	// env adds environment variables to the handler container, after the
-	// injected Kafka contract (a name given here overrides the injected one).
+	// injected Kafka contract. The contract's own variables (KAFKA_TOPICS,
+	// KAFKA_CONSUMER_GROUP and the others lagscale injects) cannot be set
+	// here: the lag engine reads the group and topics from the spec, so a
+	// handler told otherwise would consume a group nobody measures.
 	// +optional
 	// +listType=map
 	// +listMapKey=name
 	// +kubebuilder:validation:MaxItems=128
+	// One rule per contract variable, so that the message names it (a
+	// messageExpression picking the name out of the list costs more than
+	// the API server allows).
+	// +kubebuilder:validation:XValidation:rule="!self.exists(e, e.name == 'KAFKA_BOOTSTRAP_SERVERS')",message="handler.env must not set KAFKA_BOOTSTRAP_SERVERS: lagscale injects it from the spec (the handler contract); change the spec field it comes from instead"
+	// +kubebuilder:validation:XValidation:rule="!self.exists(e, e.name == 'KAFKA_TOPICS')",message="handler.env must not set KAFKA_TOPICS: lagscale injects it from the spec (the handler contract); change the spec field it comes from instead"
+	// +kubebuilder:validation:XValidation:rule="!self.exists(e, e.name == 'KAFKA_CONSUMER_GROUP')",message="handler.env must not set KAFKA_CONSUMER_GROUP: lagscale injects it from the spec (the handler contract); change the spec field it comes from instead"
+	// +kubebuilder:validation:XValidation:rule="!self.exists(e, e.name == 'KAFKA_SECURITY_PROTOCOL')",message="handler.env must not set KAFKA_SECURITY_PROTOCOL: lagscale injects it from the spec (the handler contract); change the spec field it comes from instead"
+	// +kubebuilder:validation:XValidation:rule="!self.exists(e, e.name == 'KAFKA_SASL_MECHANISM')",message="handler.env must not set KAFKA_SASL_MECHANISM: lagscale injects it from the spec (the handler contract); change the spec field it comes from instead"
+	// +kubebuilder:validation:XValidation:rule="!self.exists(e, e.name == 'KAFKA_SASL_USERNAME')",message="handler.env must not set KAFKA_SASL_USERNAME: lagscale injects it from the spec (the handler contract); change the spec field it comes from instead"
+	// +kubebuilder:validation:XValidation:rule="!self.exists(e, e.name == 'KAFKA_SASL_PASSWORD')",message="handler.env must not set KAFKA_SASL_PASSWORD: lagscale injects it from the spec (the handler contract); change the spec field it comes from instead"
+	// +kubebuilder:validation:XValidation:rule="!self.exists(e, e.name == 'KAFKA_TLS_CA_FILE')",message="handler.env must not set KAFKA_TLS_CA_FILE: lagscale injects it from the spec (the handler contract); change the spec field it comes from instead"
+	// +kubebuilder:validation:XValidation:rule="!self.exists(e, e.name == 'KAFKA_TLS_CERT_FILE')",message="handler.env must not set KAFKA_TLS_CERT_FILE: lagscale injects it from the spec (the handler contract); change the spec field it comes from instead"
+	// +kubebuilder:validation:XValidation:rule="!self.exists(e, e.name == 'KAFKA_TLS_KEY_FILE')",message="handler.env must not set KAFKA_TLS_KEY_FILE: lagscale injects it from the spec (the handler contract); change the spec field it comes from instead"
+	// +kubebuilder:validation:XValidation:rule="!self.exists(e, e.name == 'KAFKA_TLS_INSECURE_SKIP_VERIFY')",message="handler.env must not set KAFKA_TLS_INSECURE_SKIP_VERIFY: lagscale injects it from the spec (the handler contract); change the spec field it comes from instead"
+	// +kubebuilder:validation:XValidation:rule="!self.exists(e, e.name == 'KAFKA_AUTO_OFFSET_RESET')",message="handler.env must not set KAFKA_AUTO_OFFSET_RESET: lagscale injects it from the spec (the handler contract); change the spec field it comes from instead"
+	// +kubebuilder:validation:XValidation:rule="!self.exists(e, e.name == 'KAFKA_GROUP_TYPE')",message="handler.env must not set KAFKA_GROUP_TYPE: lagscale injects it from the spec (the handler contract); change the spec field it comes from instead"
+	// +kubebuilder:validation:XValidation:rule="!self.exists(e, e.name == 'LAGSCALE_CONSUMER')",message="handler.env must not set LAGSCALE_CONSUMER: lagscale injects it from the spec (the handler contract); change the spec field it comes from instead"
+	// +kubebuilder:validation:XValidation:rule="!self.exists(e, e.name == 'LAGSCALE_DEAD_LETTER_TOPIC')",message="handler.env must not set LAGSCALE_DEAD_LETTER_TOPIC: lagscale injects it from the spec (the handler contract); change the spec field it comes from instead"
 	Env []corev1.EnvVar `json:"env,omitempty"`
 
 	// resources are the handler container's compute resources.
 	// +optional
 	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
 }
+
+// Defaults of ScalingSpec. Each is the value of the field's default
+// marker (kubebuilder:default), written once here so that the controller,
+// the simulator and the docs use the number the API server fills in; a
+// test checks the generated CRD against them.
+const (
+	// DefaultMinReplicas is minReplicas' default.
+	DefaultMinReplicas int32 = 1
+	// DefaultPolicy is policy's default.
+	DefaultPolicy = PolicyTimeLag
+	// DefaultMaxLagSeconds is maxLagSeconds' default.
+	DefaultMaxLagSeconds int32 = 30
+	// DefaultLagThreshold is lagThreshold's default.
+	DefaultLagThreshold int64 = 1000
+	// DefaultActivationLag is activationLag's default.
+	DefaultActivationLag int64 = 0
+	// DefaultScaleDownStabilizationSeconds is
+	// scaleDownStabilizationSeconds' default.
+	DefaultScaleDownStabilizationSeconds int32 = 120
+	// DefaultBurstMemorySeconds is burstMemorySeconds' default.
+	DefaultBurstMemorySeconds int32 = 900
+	// DefaultPollIntervalSeconds is pollIntervalSeconds' default.
+	DefaultPollIntervalSeconds int32 = 5
+	// DefaultOffsetResetPolicy is offsetResetPolicy's default.
+	DefaultOffsetResetPolicy = OffsetResetLatest
+)
 
 // ScalingSpec configures lag-driven autoscaling.
 // +kubebuilder:validation:XValidation:rule="!has(self.maxReplicas) || !has(self.minReplicas) || self.minReplicas <= self.maxReplicas",message="minReplicas must not exceed maxReplicas"
@@ -229,8 +276,24 @@ type EventConsumerSpec struct {
 
 	// template is a full pod template for everything handler does not
 	// cover. The container named "handler", or else the first container,
-	// receives the injected Kafka environment.
+	// receives the injected Kafka environment; its env may not set the
+	// contract's variables, as for handler.env.
 	// +optional
+	// +kubebuilder:validation:XValidation:rule="!has(self.spec) || !has(self.spec.containers) || size(self.spec.containers) == 0 || (self.spec.containers.exists(c, c.name == 'handler') ? !self.spec.containers.exists(c, c.name == 'handler' && has(c.env) && c.env.exists(e, e.name == 'KAFKA_BOOTSTRAP_SERVERS')) : !(has(self.spec.containers[0].env) && self.spec.containers[0].env.exists(e, e.name == 'KAFKA_BOOTSTRAP_SERVERS')))",message="the handler container of spec.template must not set KAFKA_BOOTSTRAP_SERVERS in env: lagscale injects it from the spec (the handler contract); change the spec field it comes from instead"
+	// +kubebuilder:validation:XValidation:rule="!has(self.spec) || !has(self.spec.containers) || size(self.spec.containers) == 0 || (self.spec.containers.exists(c, c.name == 'handler') ? !self.spec.containers.exists(c, c.name == 'handler' && has(c.env) && c.env.exists(e, e.name == 'KAFKA_TOPICS')) : !(has(self.spec.containers[0].env) && self.spec.containers[0].env.exists(e, e.name == 'KAFKA_TOPICS')))",message="the handler container of spec.template must not set KAFKA_TOPICS in env: lagscale injects it from the spec (the handler contract); change the spec field it comes from instead"
+	// +kubebuilder:validation:XValidation:rule="!has(self.spec) || !has(self.spec.containers) || size(self.spec.containers) == 0 || (self.spec.containers.exists(c, c.name == 'handler') ? !self.spec.containers.exists(c, c.name == 'handler' && has(c.env) && c.env.exists(e, e.name == 'KAFKA_CONSUMER_GROUP')) : !(has(self.spec.containers[0].env) && self.spec.containers[0].env.exists(e, e.name == 'KAFKA_CONSUMER_GROUP')))",message="the handler container of spec.template must not set KAFKA_CONSUMER_GROUP in env: lagscale injects it from the spec (the handler contract); change the spec field it comes from instead"
+	// +kubebuilder:validation:XValidation:rule="!has(self.spec) || !has(self.spec.containers) || size(self.spec.containers) == 0 || (self.spec.containers.exists(c, c.name == 'handler') ? !self.spec.containers.exists(c, c.name == 'handler' && has(c.env) && c.env.exists(e, e.name == 'KAFKA_SECURITY_PROTOCOL')) : !(has(self.spec.containers[0].env) && self.spec.containers[0].env.exists(e, e.name == 'KAFKA_SECURITY_PROTOCOL')))",message="the handler container of spec.template must not set KAFKA_SECURITY_PROTOCOL in env: lagscale injects it from the spec (the handler contract); change the spec field it comes from instead"
+	// +kubebuilder:validation:XValidation:rule="!has(self.spec) || !has(self.spec.containers) || size(self.spec.containers) == 0 || (self.spec.containers.exists(c, c.name == 'handler') ? !self.spec.containers.exists(c, c.name == 'handler' && has(c.env) && c.env.exists(e, e.name == 'KAFKA_SASL_MECHANISM')) : !(has(self.spec.containers[0].env) && self.spec.containers[0].env.exists(e, e.name == 'KAFKA_SASL_MECHANISM')))",message="the handler container of spec.template must not set KAFKA_SASL_MECHANISM in env: lagscale injects it from the spec (the handler contract); change the spec field it comes from instead"
+	// +kubebuilder:validation:XValidation:rule="!has(self.spec) || !has(self.spec.containers) || size(self.spec.containers) == 0 || (self.spec.containers.exists(c, c.name == 'handler') ? !self.spec.containers.exists(c, c.name == 'handler' && has(c.env) && c.env.exists(e, e.name == 'KAFKA_SASL_USERNAME')) : !(has(self.spec.containers[0].env) && self.spec.containers[0].env.exists(e, e.name == 'KAFKA_SASL_USERNAME')))",message="the handler container of spec.template must not set KAFKA_SASL_USERNAME in env: lagscale injects it from the spec (the handler contract); change the spec field it comes from instead"
+	// +kubebuilder:validation:XValidation:rule="!has(self.spec) || !has(self.spec.containers) || size(self.spec.containers) == 0 || (self.spec.containers.exists(c, c.name == 'handler') ? !self.spec.containers.exists(c, c.name == 'handler' && has(c.env) && c.env.exists(e, e.name == 'KAFKA_SASL_PASSWORD')) : !(has(self.spec.containers[0].env) && self.spec.containers[0].env.exists(e, e.name == 'KAFKA_SASL_PASSWORD')))",message="the handler container of spec.template must not set KAFKA_SASL_PASSWORD in env: lagscale injects it from the spec (the handler contract); change the spec field it comes from instead"
+	// +kubebuilder:validation:XValidation:rule="!has(self.spec) || !has(self.spec.containers) || size(self.spec.containers) == 0 || (self.spec.containers.exists(c, c.name == 'handler') ? !self.spec.containers.exists(c, c.name == 'handler' && has(c.env) && c.env.exists(e, e.name == 'KAFKA_TLS_CA_FILE')) : !(has(self.spec.containers[0].env) && self.spec.containers[0].env.exists(e, e.name == 'KAFKA_TLS_CA_FILE')))",message="the handler container of spec.template must not set KAFKA_TLS_CA_FILE in env: lagscale injects it from the spec (the handler contract); change the spec field it comes from instead"
+	// +kubebuilder:validation:XValidation:rule="!has(self.spec) || !has(self.spec.containers) || size(self.spec.containers) == 0 || (self.spec.containers.exists(c, c.name == 'handler') ? !self.spec.containers.exists(c, c.name == 'handler' && has(c.env) && c.env.exists(e, e.name == 'KAFKA_TLS_CERT_FILE')) : !(has(self.spec.containers[0].env) && self.spec.containers[0].env.exists(e, e.name == 'KAFKA_TLS_CERT_FILE')))",message="the handler container of spec.template must not set KAFKA_TLS_CERT_FILE in env: lagscale injects it from the spec (the handler contract); change the spec field it comes from instead"
+	// +kubebuilder:validation:XValidation:rule="!has(self.spec) || !has(self.spec.containers) || size(self.spec.containers) == 0 || (self.spec.containers.exists(c, c.name == 'handler') ? !self.spec.containers.exists(c, c.name == 'handler' && has(c.env) && c.env.exists(e, e.name == 'KAFKA_TLS_KEY_FILE')) : !(has(self.spec.containers[0].env) && self.spec.containers[0].env.exists(e, e.name == 'KAFKA_TLS_KEY_FILE')))",message="the handler container of spec.template must not set KAFKA_TLS_KEY_FILE in env: lagscale injects it from the spec (the handler contract); change the spec field it comes from instead"
+	// +kubebuilder:validation:XValidation:rule="!has(self.spec) || !has(self.spec.containers) || size(self.spec.containers) == 0 || (self.spec.containers.exists(c, c.name == 'handler') ? !self.spec.containers.exists(c, c.name == 'handler' && has(c.env) && c.env.exists(e, e.name == 'KAFKA_TLS_INSECURE_SKIP_VERIFY')) : !(has(self.spec.containers[0].env) && self.spec.containers[0].env.exists(e, e.name == 'KAFKA_TLS_INSECURE_SKIP_VERIFY')))",message="the handler container of spec.template must not set KAFKA_TLS_INSECURE_SKIP_VERIFY in env: lagscale injects it from the spec (the handler contract); change the spec field it comes from instead"
+	// +kubebuilder:validation:XValidation:rule="!has(self.spec) || !has(self.spec.containers) || size(self.spec.containers) == 0 || (self.spec.containers.exists(c, c.name == 'handler') ? !self.spec.containers.exists(c, c.name == 'handler' && has(c.env) && c.env.exists(e, e.name == 'KAFKA_AUTO_OFFSET_RESET')) : !(has(self.spec.containers[0].env) && self.spec.containers[0].env.exists(e, e.name == 'KAFKA_AUTO_OFFSET_RESET')))",message="the handler container of spec.template must not set KAFKA_AUTO_OFFSET_RESET in env: lagscale injects it from the spec (the handler contract); change the spec field it comes from instead"
+	// +kubebuilder:validation:XValidation:rule="!has(self.spec) || !has(self.spec.containers) || size(self.spec.containers) == 0 || (self.spec.containers.exists(c, c.name == 'handler') ? !self.spec.containers.exists(c, c.name == 'handler' && has(c.env) && c.env.exists(e, e.name == 'KAFKA_GROUP_TYPE')) : !(has(self.spec.containers[0].env) && self.spec.containers[0].env.exists(e, e.name == 'KAFKA_GROUP_TYPE')))",message="the handler container of spec.template must not set KAFKA_GROUP_TYPE in env: lagscale injects it from the spec (the handler contract); change the spec field it comes from instead"
+	// +kubebuilder:validation:XValidation:rule="!has(self.spec) || !has(self.spec.containers) || size(self.spec.containers) == 0 || (self.spec.containers.exists(c, c.name == 'handler') ? !self.spec.containers.exists(c, c.name == 'handler' && has(c.env) && c.env.exists(e, e.name == 'LAGSCALE_CONSUMER')) : !(has(self.spec.containers[0].env) && self.spec.containers[0].env.exists(e, e.name == 'LAGSCALE_CONSUMER')))",message="the handler container of spec.template must not set LAGSCALE_CONSUMER in env: lagscale injects it from the spec (the handler contract); change the spec field it comes from instead"
+	// +kubebuilder:validation:XValidation:rule="!has(self.spec) || !has(self.spec.containers) || size(self.spec.containers) == 0 || (self.spec.containers.exists(c, c.name == 'handler') ? !self.spec.containers.exists(c, c.name == 'handler' && has(c.env) && c.env.exists(e, e.name == 'LAGSCALE_DEAD_LETTER_TOPIC')) : !(has(self.spec.containers[0].env) && self.spec.containers[0].env.exists(e, e.name == 'LAGSCALE_DEAD_LETTER_TOPIC')))",message="the handler container of spec.template must not set LAGSCALE_DEAD_LETTER_TOPIC in env: lagscale injects it from the spec (the handler contract); change the spec field it comes from instead"
 	Template *corev1.PodTemplateSpec `json:"template,omitempty"`
 
 	// scaling configures lag-driven autoscaling.
@@ -271,6 +334,23 @@ type PartitionLagStatus struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=16
 	Health string `json:"health,omitempty"`
+}
+
+// UnreadableLag is a subscribed topic or partition whose lag could not be
+// read.
+type UnreadableLag struct {
+	// topic is the topic.
+	// +required
+	// +kubebuilder:validation:MaxLength=249
+	Topic string `json:"topic"`
+	// partition is the partition; absent when the whole topic could not be
+	// read.
+	// +optional
+	Partition *int32 `json:"partition,omitempty"`
+	// error is what Kafka answered.
+	// +required
+	// +kubebuilder:validation:MaxLength=1024
+	Error string `json:"error"`
 }
 
 // LagStatus is the consumer group's lag as last read from Kafka.
@@ -329,6 +409,14 @@ type LagStatus struct {
 	// updated is when the figures were read from Kafka.
 	// +optional
 	Updated *metav1.Time `json:"updated,omitempty"`
+	// unreadable lists the subscribed topics and partitions whose lag
+	// could not be read, with the error. While it is not empty the figures
+	// above cover only the readable partitions, replicas are not scaled
+	// down and ScalingLimited is True with reason PartialLagData.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=16
+	Unreadable []UnreadableLag `json:"unreadable,omitempty"`
 	// partitions are the 64 partitions with the largest time lag.
 	// +optional
 	// +listType=atomic
@@ -395,8 +483,8 @@ type EventConsumerStatus struct {
 	// +optional
 	LastScale *ScaleRecord `json:"lastScale,omitempty"`
 
-	// conditions are Ready, Reconciling, Stalled, KafkaReachable and
-	// GroupTypeMatches.
+	// conditions are Ready, Reconciling, Stalled, KafkaReachable,
+	// ScalingLimited and GroupTypeMatches.
 	// +optional
 	// +listType=map
 	// +listMapKey=type

@@ -2,13 +2,17 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"sort"
 	"text/tabwriter"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -49,21 +53,23 @@ func runLag(args []string, stdout io.Writer) error {
 	if *namespace == "" {
 		ns, _, err := cc.Namespace()
 		if err != nil {
-			return fmt.Errorf("lag: namespace: %w", err)
+			return fmt.Errorf("lag: no usable kubeconfig (%w): pass --kubeconfig FILE or set KUBECONFIG; for the sandbox, `lagscale sandbox up` prints the export line", err)
 		}
 		*namespace = ns
 	}
 	cfg, err := cc.ClientConfig()
 	if err != nil {
-		return fmt.Errorf("lag: kubeconfig: %w", err)
+		return fmt.Errorf("lag: no usable kubeconfig (%w): pass --kubeconfig FILE or set KUBECONFIG; for the sandbox, `lagscale sandbox up` prints the export line", err)
 	}
 	c, err := client.New(cfg, client.Options{Scheme: scheme.New()})
 	if err != nil {
 		return fmt.Errorf("lag: %w", err)
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
 	ec := &v1alpha1.EventConsumer{}
-	if err := c.Get(context.Background(), client.ObjectKey{Namespace: *namespace, Name: name}, ec); err != nil {
-		return fmt.Errorf("lag: %w", err)
+	if err := c.Get(ctx, client.ObjectKey{Namespace: *namespace, Name: name}, ec); err != nil {
+		return lagGetError(err, name, *namespace, cfg.Host)
 	}
 	return printLag(stdout, ec, time.Now())
 }
@@ -122,4 +128,23 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// lagGetError turns the API server's answer (or its absence) into one line
+// that says what to do.
+func lagGetError(err error, name, namespace, host string) error {
+	switch {
+	case apierrors.IsNotFound(err):
+		return fmt.Errorf("lag: no EventConsumer %q in namespace %q: list them with `kubectl get eventconsumers -A`, or pass -n NAMESPACE", name, namespace)
+	case meta.IsNoMatchError(err):
+		return fmt.Errorf("lag: the cluster at %s has no EventConsumer kind: install lagscale's CRDs (helm install lagscale charts/lagscale)", host)
+	case apierrors.IsForbidden(err), apierrors.IsUnauthorized(err):
+		return fmt.Errorf("lag: the cluster at %s refused to show EventConsumer %s/%s (%w): use a kubeconfig allowed to get eventconsumers", host, namespace, name, err)
+	}
+	var netErr net.Error
+	var opErr *net.OpError
+	if errors.As(err, &opErr) || errors.As(err, &netErr) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("lag: cannot reach the Kubernetes API at %s (%w): is the cluster up? For the sandbox run `lagscale sandbox up` and use the KUBECONFIG it prints", host, err)
+	}
+	return fmt.Errorf("lag: get EventConsumer %s/%s from %s: %w", namespace, name, host, err)
 }

@@ -47,5 +47,5 @@ func run(args []string, stdout io.Writer) error {
 		return nil
 	}
 	fmt.Fprint(stdout, usage)
-	return fmt.Errorf("unknown command %q", args[0])
+	return fmt.Errorf("unknown command %q: want sandbox, produce, sim or lag (lagscale help)", args[0])
 }

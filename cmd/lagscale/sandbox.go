@@ -161,7 +161,10 @@ func sandboxLogs(args []string, stdout io.Writer) error {
 		return err
 	}
 	if fs.NArg() != 1 {
-		return errors.New("sandbox logs: want one pod name (POD or NAMESPACE/POD)")
+		return errors.New("sandbox logs: want one pod name (POD or NAMESPACE/POD), after the flags: lagscale sandbox logs [-f] [--dir DIR] POD")
+	}
+	if _, err := os.Stat(*dir); errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("sandbox logs: no sandbox in %s: start one with `lagscale sandbox up` (or pass --dir)", *dir)
 	}
 	path, err := sandbox.PodLogs(*dir, fs.Arg(0))
 	if err != nil {

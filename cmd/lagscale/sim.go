@@ -6,16 +6,19 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
+	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/lagscale/lagscale/internal/sim"
 )
 
-// runSim is `lagscale sim`: it runs lagscale's TimeLag policy, KEDA+HPA,
-// a tuned KEDA+HPA and an oracle side by side on one workload and prints
-// their SLO attainment and cost.
+// runSim is `lagscale sim`: it runs lagscale's TimeLag policy, KEDA+HPA at
+// its defaults, every configuration of a KEDA grid and two oracles side by
+// side on one workload and prints their SLO attainment and cost.
 func runSim(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("sim", flag.ContinueOnError)
 	fs.SetOutput(stdout)
@@ -35,6 +38,10 @@ func runSim(args []string, stdout io.Writer) error {
 		kedaLag    = fs.Int64("keda-lag-threshold", 0, "keda-hpa's lagThreshold (0: capacity x SLO)")
 		format     = fs.String("format", "table", "output format: table or json")
 		plot       = fs.String("plot", "", "write a PNG `FILE` of inflow, lag and replicas per policy")
+		sweep      = fs.Bool("sweep", false, "run every built-in scenario (or those --scenario lists, comma-separated) at every --seeds and --capacities and print medians and worst cases")
+		seeds      = fs.String("seeds", "1-10", "with --sweep: seeds, as a list (1,2,5) or a range (1-10)")
+		capacities = fs.String("capacities", "100,500", "with --sweep: replica capacities in records/s, comma-separated")
+		workers    = fs.Int("workers", 0, "with --sweep: runs at once (0: one per CPU)")
 	)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -49,6 +56,24 @@ func runSim(args []string, stdout io.Writer) error {
 	cfg := sim.Config{
 		Capacity: *capacity, Noise: *noise, SLO: slo.Seconds(), Seed: *seed,
 		Rebalance: secs(*rebalance), Startup: secs(*startup), Poll: max(1, secs(*poll)), KEDALagThreshold: *kedaLag,
+	}
+
+	if *sweep {
+		ss, err := parseSeeds(*seeds)
+		if err != nil {
+			return err
+		}
+		cs, err := parseCapacities(*capacities)
+		if err != nil {
+			return err
+		}
+		names := sim.Scenarios
+		fs.Visit(func(f *flag.Flag) {
+			if f.Name == "scenario" && *scenario != "all" {
+				names = strings.Split(*scenario, ",")
+			}
+		})
+		return runSweep(stdout, sim.SweepParams{Scenarios: names, Seeds: ss, Capacities: cs, Partitions: *partitions, Config: cfg, Workers: *workers}, *format)
 	}
 
 	var workloads []sim.Workload
@@ -110,11 +135,11 @@ func runSim(args []string, stdout io.Writer) error {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if len(results) == 1 {
-			return enc.Encode(results[0].Metrics)
+			return enc.Encode(results[0].JSON())
 		}
-		byName := map[string]map[string]*sim.Metrics{}
+		byName := map[string]map[string]any{}
 		for _, r := range results {
-			byName[r.Workload.Name] = r.Metrics
+			byName[r.Workload.Name] = r.JSON()
 		}
 		return enc.Encode(byName)
 	}
@@ -127,25 +152,174 @@ func runSim(args []string, stdout io.Writer) error {
 	return nil
 }
 
-// printTable writes one workload's results, policies in report order.
+// printTable writes one workload's results, policies in report order,
+// then keda-frontier.
 func printTable(out io.Writer, r sim.Result) {
 	c := r.Config
 	fmt.Fprintf(out, "scenario %s: %d partitions, %gs, capacity %g/s per replica, SLO %gs, rebalance %ds, startup %ds, poll %ds, seed %d\n",
 		r.Workload.Name, r.Workload.Partitions, float64(r.Workload.Duration), c.Capacity, c.SLO, c.Rebalance, c.Startup, c.Poll, c.Seed)
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "policy\tslo_attainment\tp99_lag_seconds\tmax_lag_seconds\treplica_seconds\tscale_events\trebalance_seconds\tlag_threshold\t")
-	for _, p := range sim.Policies {
-		m := r.Metrics[p]
+	fmt.Fprintln(tw, "policy\tslo_attainment\tp99_lag_seconds\tmax_lag_seconds\treplica_seconds\tscale_events\trebalance_seconds\tkeda_parameters\t")
+	row := func(name string, m *sim.Metrics, params string) {
 		if m == nil {
-			// No lagThreshold reaches 0.99: a result in itself.
-			fmt.Fprintf(tw, "%s\tnull\t-\t-\t-\t-\t-\t-\t\n", p)
-			continue
+			// No configuration reaches 0.99: a result in itself.
+			fmt.Fprintf(tw, "%s\tnull\t-\t-\t-\t-\t-\t%s\t\n", name, params)
+			return
 		}
-		th := "-"
-		if m.LagThreshold > 0 {
-			th = fmt.Sprint(m.LagThreshold)
+		fmt.Fprintf(tw, "%s\t%.4f\t%.0f\t%.0f\t%d\t%d\t%d\t%s\t\n", name, m.SLOAttainment, m.P99LagSeconds, m.MaxLagSeconds, m.ReplicaSeconds, m.ScaleEvents, m.RebalanceSeconds, params)
+	}
+	for _, p := range sim.Policies {
+		params := "-"
+		switch p {
+		case sim.PolicyKEDA:
+			params = kedaParams(r.KEDA)
+		case sim.PolicyKEDABest:
+			params = fmt.Sprintf("none of %d reaches 0.99", r.KEDAConfigs)
+			if r.KEDABest != nil {
+				params = kedaParams(r.KEDABest.Parameters)
+			}
 		}
-		fmt.Fprintf(tw, "%s\t%.4f\t%.0f\t%.0f\t%d\t%d\t%d\t%s\t\n", p, m.SLOAttainment, m.P99LagSeconds, m.MaxLagSeconds, m.ReplicaSeconds, m.ScaleEvents, m.RebalanceSeconds, th)
+		row(p, r.Metrics[p], params)
+	}
+	for i, f := range r.KEDAFrontier {
+		row(fmt.Sprintf("%s[%d]", sim.PolicyKEDAFrontier, i), &f.Metrics, kedaParams(f.Parameters))
 	}
 	tw.Flush()
+}
+
+// kedaParams is a KEDA configuration in one short cell.
+func kedaParams(c sim.KEDAConfig) string {
+	metric := "fresh"
+	if c.MetricCacheSeconds > 0 {
+		metric = fmt.Sprintf("cached %ds", c.MetricCacheSeconds)
+	}
+	return fmt.Sprintf("lagThreshold=%d metric=%s downWindow=%ds tolerance=%g", c.LagThreshold, metric, c.ScaleDownStabilizationSeconds, c.Tolerance)
+}
+
+// runSweep runs a sweep and prints its per-scenario medians and worst
+// cases, the goals held and every run that misses one, or with json every
+// run and the summaries.
+func runSweep(out io.Writer, p sim.SweepParams, format string) error {
+	start := time.Now()
+	runs, err := sim.Sweep(p)
+	if err != nil {
+		return err
+	}
+	wall := time.Since(start)
+	sums := sim.Summarize(runs)
+	if format == "json" {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(map[string]any{"summaries": nanToNull(sums), "runs": runs, "wall_seconds": wall.Seconds()})
+	}
+	c := p.Config
+	fmt.Fprintf(out, "sweep: %d scenarios x seeds %s x capacities %s = %d runs; %d partitions, SLO %gs, noise %g, rebalance %ds, startup %ds, poll %ds; wall time %s\n",
+		len(p.Scenarios), joinSeeds(p.Seeds), joinFloats(p.Capacities), len(runs), p.Partitions, c.SLO, c.Noise, c.Rebalance, c.Startup, c.Poll, wall.Round(100*time.Millisecond))
+	fmt.Fprintln(out, "median (worst) per scenario; cost = lagscale replica-seconds / the other's, events = lagscale scale events / keda-hpa's")
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "scenario\truns\tattainment\tcost/keda-best\tevents/keda-hpa\tcost/oracle\tcost/oracle-partitions\tkeda-best/oracle-partitions\tgoals held: attain, undominated, cost, events, all\t")
+	for _, s := range sums {
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%d, %d, %d, %d, %d of %d\t\n", s.Scenario, s.Runs,
+			spreadCell(s.Attainment, 4), spreadCell(s.Cost, 3), spreadCell(s.Events, 2), spreadCell(s.Oracle, 2), spreadCell(s.OraclePartitions, 2), spreadCell(s.KEDABestOracle, 2),
+			s.Held.Attainment, s.Held.NotDominated, s.Held.Cost, s.Held.Events, s.Held.All, s.Runs)
+	}
+	tw.Flush()
+	for _, s := range sums {
+		if s.NoKEDABest > 0 {
+			fmt.Fprintf(out, "%s: no KEDA configuration reaches 0.99 on %d of %d runs (cost goal holds there)\n", s.Scenario, s.NoKEDABest, s.Runs)
+		}
+	}
+	if f := sim.Failures(runs); len(f) > 0 {
+		fmt.Fprintf(out, "runs missing a goal (%d):\n", len(f))
+		for _, l := range f {
+			fmt.Fprintln(out, "  "+l)
+		}
+	} else {
+		fmt.Fprintln(out, "every goal holds on every run")
+	}
+	return nil
+}
+
+func spreadCell(s sim.Spread, digits int) string {
+	if math.IsNaN(s.Median) {
+		return "-"
+	}
+	return fmt.Sprintf("%.*f (%.*f)", digits, s.Median, digits, s.Worst)
+}
+
+// nanToNull round-trips v through a form JSON can hold: a spread without
+// runs (NaN) becomes null.
+func nanToNull(sums []sim.ScenarioSummary) []map[string]any {
+	out := make([]map[string]any, 0, len(sums))
+	for _, s := range sums {
+		sp := func(x sim.Spread) any {
+			if math.IsNaN(x.Median) {
+				return nil
+			}
+			return x
+		}
+		out = append(out, map[string]any{
+			"scenario": s.Scenario, "runs": s.Runs, "no_keda_best": s.NoKEDABest, "held": s.Held,
+			"attainment": sp(s.Attainment), "cost_vs_keda_best": sp(s.Cost), "events_vs_keda_hpa": sp(s.Events),
+			"cost_vs_oracle": sp(s.Oracle), "cost_vs_oracle_partitions": sp(s.OraclePartitions), "keda_best_vs_oracle_partitions": sp(s.KEDABestOracle),
+		})
+	}
+	return out
+}
+
+// parseSeeds reads "1-10" or "1,2,5".
+func parseSeeds(v string) ([]uint64, error) {
+	if a, b, ok := strings.Cut(v, "-"); ok {
+		lo, err1 := strconv.ParseUint(strings.TrimSpace(a), 10, 64)
+		hi, err2 := strconv.ParseUint(strings.TrimSpace(b), 10, 64)
+		if err1 != nil || err2 != nil || hi < lo {
+			return nil, fmt.Errorf("--seeds %q: want a range like 1-10 or a list like 1,2,5", v)
+		}
+		var out []uint64
+		for s := lo; s <= hi; s++ {
+			out = append(out, s)
+		}
+		return out, nil
+	}
+	var out []uint64
+	for _, f := range strings.Split(v, ",") {
+		s, err := strconv.ParseUint(strings.TrimSpace(f), 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("--seeds %q: want a range like 1-10 or a list like 1,2,5", v)
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// parseCapacities reads "100,500".
+func parseCapacities(v string) ([]float64, error) {
+	var out []float64
+	for _, f := range strings.Split(v, ",") {
+		c, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+		if err != nil || c <= 0 || math.IsInf(c, 0) {
+			return nil, fmt.Errorf("--capacities %q: want positive records/s, comma-separated", v)
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+func joinSeeds(s []uint64) string {
+	if n := len(s); n > 2 && s[n-1]-s[0] == uint64(n-1) {
+		return fmt.Sprintf("%d..%d", s[0], s[n-1])
+	}
+	parts := make([]string, len(s))
+	for i, v := range s {
+		parts[i] = strconv.FormatUint(v, 10)
+	}
+	return strings.Join(parts, ",")
+}
+
+func joinFloats(v []float64) string {
+	parts := make([]string, len(v))
+	for i, f := range v {
+		parts[i] = strconv.FormatFloat(f, 'g', -1, 64)
+	}
+	return "{" + strings.Join(parts, ", ") + "}"
 }

@@ -16,6 +16,8 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/lagscale/lagscale/api/v1alpha1"
+	"github.com/lagscale/lagscale/controllers"
 	"github.com/lagscale/lagscale/internal/operator"
 )
 
@@ -31,6 +33,7 @@ type options struct {
 	logFormat           string
 	logLevel            string
 	defaultPollInterval time.Duration
+	statusInterval      time.Duration
 }
 
 func parseFlags(args []string) (options, error) {
@@ -38,14 +41,15 @@ func parseFlags(args []string) (options, error) {
 	fs := flag.NewFlagSet("manager", flag.ContinueOnError)
 	fs.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; 0 disables it.")
 	fs.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address of /healthz and /readyz.")
-	fs.BoolVar(&o.leaderElect, "leader-elect", false, "Elect a leader with a Lease so that only one of several replicas reconciles.")
+	fs.BoolVar(&o.leaderElect, "leader-elect", true, "Elect a leader with a Lease so that only one replica reconciles, also while a rolling update runs two at once.")
 	fs.StringVar(&o.leaderElectionID, "leader-election-id", "lagscale.lagscale.dev", "Name of the leader election Lease.")
 	fs.StringVar(&o.leaderElectionNS, "leader-election-namespace", "", "Namespace of the Lease; default: the pod's namespace.")
 	fs.StringVar(&o.watchNamespaces, "watch-namespaces", "", "Comma-separated namespaces to watch; empty watches all.")
 	fs.IntVar(&o.maxConcurrent, "max-concurrent-reconciles", 4, "EventConsumers reconciled in parallel.")
 	fs.StringVar(&o.logFormat, "log-format", "json", "Log format: json or text.")
 	fs.StringVar(&o.logLevel, "log-level", "info", "Log level: debug, info or error.")
-	fs.DurationVar(&o.defaultPollInterval, "default-poll-interval", 5*time.Second, "Lag poll interval for consumers that set none.")
+	fs.DurationVar(&o.defaultPollInterval, "default-poll-interval", time.Duration(v1alpha1.DefaultPollIntervalSeconds)*time.Second, "Lag poll interval for consumers that set none.")
+	fs.DurationVar(&o.statusInterval, "status-interval", controllers.DefaultStatusInterval, "Shortest time between two status writes of a consumer that change only its lag figures (live values are on /metrics).")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -92,6 +96,7 @@ func run(ctx context.Context, o options) error {
 		WatchNamespaces:         splitList(o.watchNamespaces),
 		MaxConcurrentReconciles: o.maxConcurrent,
 		DefaultPollInterval:     o.defaultPollInterval,
+		StatusInterval:          o.statusInterval,
 	})
 }
 

@@ -15,36 +15,19 @@ import (
 	"github.com/lagscale/lagscale/internal/testkit"
 )
 
-// installNodeModules makes sure node is installed and node_modules matches
-// the lockfile. It fails, never skips, when node or npm is missing.
-func installNodeModules(t *testing.T) {
-	t.Helper()
-	for _, tool := range []string{"node", "npm"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s is not on PATH: install Node.js 18 or newer with npm (https://nodejs.org/en/download, or `apt-get install nodejs npm`) to run the Node.js example test", tool)
-		}
-	}
-	if _, err := os.Stat(filepath.Join("node_modules", "kafkajs", "package.json")); err == nil {
-		return
-	}
-	cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("npm ci in examples/node-handler failed (needs the npm registry or a cache): %v\n%s", err, out)
-	}
-}
-
 func startNode(t *testing.T, env ...string) *testkit.Proc {
 	t.Helper()
 	cmd := exec.Command("node", "index.js")
-	cmd.Env = append(append(os.Environ(), "KAFKAJS_NO_PARTITIONER_WARNING=1"), env...)
+	cmd.Env = append(os.Environ(), env...)
 	return testkit.Start(t, cmd)
 }
 
-// The Node.js example consumes franz-go (snappy) batches from kfake,
+// The Node.js example (on sdk/node) consumes franz-go (snappy) batches from kfake,
 // commits after processing, and loses nothing while the group shrinks from
 // three members to one by SIGTERM; each member exits 0.
 func TestNodeHandlerNoLossThreeToOne(t *testing.T) {
-	installNodeModules(t)
+	testkit.NPMInstall(t, "../../sdk/node") // the example links it
+	testkit.NPMInstall(t, ".")
 	const parts, per = 6, 300
 	k := testkit.NewKafka(t, parts, "orders")
 	k.Produce("orders", parts, per)
@@ -59,6 +42,7 @@ func TestNodeHandlerNoLossThreeToOne(t *testing.T) {
 		"KAFKA_AUTO_OFFSET_RESET=earliest",
 		"LAGSCALE_CONSUMER=default/node-example",
 		"WORK_MS=2",
+		"LAGSCALE_HTTP_ADDR=127.0.0.1:0",
 		"HANDLED_LOG=" + log,
 	}
 	members := []*testkit.Proc{startNode(t, env...), startNode(t, env...), startNode(t, env...)}

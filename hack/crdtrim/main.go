@@ -1,5 +1,13 @@
 // Command crdtrim removes the field descriptions that controller-gen copies
-// from Kubernetes' own PodTemplateSpec into the EventConsumer CRD.
+// from Kubernetes' own PodTemplateSpec into the EventConsumer CRD, and bounds
+// the lists and names that the CEL rules on env read.
+//
+// The API server refuses a CEL rule whose estimated cost is too high, and it
+// estimates an unbounded list or string from the largest request. The core
+// types carry no maxItems or maxLength, and Go markers cannot add them to
+// types of another module, so they are added here: at most
+// maxContainers containers, maxEnv env variables per container and
+// maxEnvName characters per variable name. Real pods stay far below these.
 //
 // Those descriptions make the CRD larger than the 256 KiB that client-side
 // `kubectl apply` can store in its last-applied annotation. lagscale's own
@@ -39,6 +47,9 @@ func trim(path string) error {
 	versions, _ := dig(crd, "spec", "versions").([]any)
 	for _, v := range versions {
 		props, _ := dig(v, "schema", "openAPIV3Schema", "properties", "spec", "properties").(map[string]any)
+		if err := bound(props); err != nil {
+			return err
+		}
 		for _, name := range []string{"template"} {
 			if field, ok := props[name].(map[string]any); ok {
 				for k, child := range field {
@@ -95,4 +106,42 @@ func stripDescriptions(v any) {
 			stripDescriptions(child)
 		}
 	}
+}
+
+// Bounds the CEL rules on env need; see the package comment.
+const (
+	maxContainers = 64
+	maxEnv        = 1024
+	maxEnvName    = 256
+)
+
+// bound sets maxItems and maxLength on the env lists the CEL rules of
+// handler.env and template read.
+func bound(specProps map[string]any) error {
+	set := func(schema any, key string, n int, path string) error {
+		m, ok := schema.(map[string]any)
+		if !ok {
+			return fmt.Errorf("schema %s not found: did the CRD's shape change?", path)
+		}
+		m[key] = n
+		return nil
+	}
+	if err := set(dig(specProps, "handler", "properties", "env", "items", "properties", "name"), "maxLength", maxEnvName, "spec.handler.env[].name"); err != nil {
+		return err
+	}
+	podSpec := dig(specProps, "template", "properties", "spec", "properties")
+	for _, list := range []string{"containers", "initContainers"} {
+		c := dig(podSpec, list)
+		if err := set(c, "maxItems", maxContainers, "spec.template.spec."+list); err != nil {
+			return err
+		}
+		env := dig(c, "items", "properties", "env")
+		if err := set(env, "maxItems", maxEnv, "spec.template.spec."+list+"[].env"); err != nil {
+			return err
+		}
+		if err := set(dig(env, "items", "properties", "name"), "maxLength", maxEnvName, "spec.template.spec."+list+"[].env[].name"); err != nil {
+			return err
+		}
+	}
+	return nil
 }

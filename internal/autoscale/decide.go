@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -17,7 +18,7 @@ const (
 	targetUtilization = 0.85
 	// backlogFraction of the target is the time lag from which the
 	// backlog, not just the inflow, sizes the group.
-	backlogFraction = 1.0 / 3
+	backlogFraction = 1.0 / 2
 	// capacityMemory is how long an estimate below the prior lasts without
 	// new evidence. A group scaled out after its handler slowed down is
 	// never saturated again and so never shows that the handler recovered;
@@ -94,44 +95,83 @@ func Decide(in Input) Decision {
 		return hold(fmt.Sprintf("group %s", obs.GroupState))
 	}
 
-	st.LearnedCapacity = learnCapacity(in.History, st.LearnedCapacity, spec.ThroughputPerReplica, spec.Share)
-	st.InflowNeeds = slices.Clone(st.InflowNeeds)
+	// Stuck partitions are sized as if they had no lag and no inflow:
+	// more replicas cannot move them.
+	sized, stuck := withoutStuck(obs)
+	history := in.History
+	if len(stuck) > 0 {
+		history = append(slices.Clone(in.History[:len(in.History)-1]), sized)
+	}
 	mem := spec.BurstMemory
-	if spec.Policy != PolicyTimeLag || mem <= 0 {
-		st.InflowNeeds, st.Recurred = nil, time.Time{}
-	} else if st.LearnedCapacity > 0 {
-		need := size(obs, recentInflow(in.History), 0, st.LearnedCapacity, targetUtilization, spec.Share).n
-		if obs.TotalLag == 0 && obs.ProductionRate <= 0 {
-			need = 0
-		}
-		st.InflowNeeds = appendNeed(st.InflowNeeds, Recommendation{Time: in.Now, Replicas: need}, mem)
-		// While bursts recur, one absorbed by the replicas kept for it
-		// (an inflow needing at least twice the quietest of the memory)
-		// is a recurrence too: the memory lasts as long as they come.
-		if remembering(st, in.Now, mem) && need > 1 && need >= 2*lowest(st.InflowNeeds, in.Now.Add(-mem)) {
-			st.Recurred = in.Now
-		}
-	}
-
-	var raw int32
+	var raw, wanted int32
 	var why string
-	if spec.Policy == PolicyLagThreshold {
-		raw, why = lagThreshold(spec, obs, cur)
+	if !st.Decided.IsZero() && !obs.Time.After(st.Decided) {
+		// This observation has been learned from and recommended on
+		// already: a reconcile between two polls must not learn it again.
+		raw, wanted, why = st.Raw, st.Wanted, st.RawReason
 	} else {
-		raw, why = timeLag(spec, in.History, cur, st.LearnedCapacity)
-	}
-	if !spec.AllowIdleConsumers && !spec.Share && obs.PartitionCount > 0 && raw > int32(obs.PartitionCount) {
-		raw = int32(obs.PartitionCount)
-		why += fmt.Sprintf(", capped at %d partitions", obs.PartitionCount)
-	}
-	st.Recommendations = appendRecommendation(st.Recommendations, Recommendation{Time: in.Now, Replicas: raw}, spec.ScaleDownStabilization)
+		if !obs.Partial {
+			// A partial group's consumption is not spread over the
+			// members the way learnCapacity assumes.
+			st.LearnedCapacity = learnCapacity(history, st.LearnedCapacity, spec.ThroughputPerReplica, spec.Share)
+		}
+		st.InflowNeeds = slices.Clone(st.InflowNeeds)
+		if spec.Policy != PolicyTimeLag || mem <= 0 {
+			st.InflowNeeds, st.Recurred = nil, time.Time{}
+		} else if st.LearnedCapacity > 0 {
+			need := size(sized, recentInflow(history), 0, st.LearnedCapacity, targetUtilization, spec.Share).n
+			if sized.TotalLag == 0 && sized.ProductionRate <= 0 {
+				need = 0
+			}
+			st.InflowNeeds = appendNeed(st.InflowNeeds, Recommendation{Time: in.Now, Replicas: need}, mem)
+			// While bursts recur, one absorbed by the replicas kept for it
+			// (an inflow needing at least twice the quietest of the memory)
+			// is a recurrence too: the memory lasts as long as they come.
+			if remembering(st, in.Now, mem) && need > 1 && need >= 2*lowest(st.InflowNeeds, in.Now.Add(-mem)) {
+				st.Recurred = in.Now
+			}
+		}
 
-	d := Decision{Recommendation: raw, State: st}
+		if spec.Policy == PolicyLagThreshold {
+			raw, why = lagThreshold(spec, sized, cur)
+		} else {
+			raw, why = timeLag(spec, history, cur, st.LearnedCapacity)
+		}
+		if cur == 0 && raw == 0 {
+			if p := producingUncommitted(obs); p != "" {
+				// Lag cannot show records on a partition without a
+				// committed offset when the reset policy is latest, so
+				// production there must wake the consumer by itself.
+				raw = 1
+				why = fmt.Sprintf("records produced on %s, which has no committed offset -> 1 replica", p)
+			}
+		}
+		if len(stuck) > 0 {
+			why += fmt.Sprintf("; %s stuck, left out of sizing", names(stuck))
+		}
+		wanted = raw
+		if !spec.AllowIdleConsumers && !spec.Share && obs.PartitionCount > 0 && !obs.Partial && raw > int32(obs.PartitionCount) {
+			raw = int32(obs.PartitionCount)
+			why += fmt.Sprintf(", capped at %d partitions", obs.PartitionCount)
+		}
+		if obs.Partial {
+			why += "; lag data partial: not scaling down"
+		}
+		st.Recommendations = appendRecommendation(st.Recommendations, Recommendation{Time: in.Now, Replicas: raw}, spec.ScaleDownStabilization)
+		st.Decided, st.Raw, st.Wanted, st.RawReason = obs.Time, raw, wanted, why
+	}
+
+	d := Decision{Recommendation: raw, State: st, Wanted: wanted, Partial: obs.Partial, Stuck: stuck}
+	d.Limited = limited(spec, sized, cur, wanted, hi)
 	target := clamp(raw, lo, hi)
 	if target != raw {
 		why += fmt.Sprintf(", bounded to %d (min %d, max %d)", target, lo, hi)
 	}
 	switch {
+	case target < cur && obs.Partial && cur <= hi:
+		// Part of the group is invisible: its lag may need every replica
+		// that runs.
+		d.Replicas, d.Reason = cur, fmt.Sprintf("%s; holding %d", why, cur)
 	case target > cur:
 		// Scale up at once, except within the minimum interval of the last
 		// change: the pods that change started are not consuming yet, and
@@ -151,7 +191,7 @@ func Decide(in Input) Decision {
 			d.State.Recurred = in.Now
 		}
 	case target < cur:
-		d.Replicas, d.Reason = scaleDown(in, spec, obs, cur, target, lo, hi, st, why)
+		d.Replicas, d.Reason = scaleDown(in, spec, sized, cur, target, lo, hi, st, why)
 		if d.Replicas < cur {
 			d.State.LastScaleDown = in.Now
 		}
@@ -235,6 +275,78 @@ func scaleDown(in Input, spec Spec, obs Observation, cur, target, lo, hi int32, 
 		return stable, fmt.Sprintf("%s; highest in the last %s -> %s", why, spec.ScaleDownStabilization, replicas(stable))
 	}
 	return stable, why
+}
+
+// withoutStuck returns o with its stuck partitions' lag, time lag and rates
+// set to zero and the totals summed again, and the names of those
+// partitions.
+func withoutStuck(o Observation) (Observation, []string) {
+	var stuck []string
+	for _, p := range o.Partitions {
+		if p.Stuck {
+			stuck = append(stuck, p.Name)
+		}
+	}
+	if len(stuck) == 0 {
+		return o, nil
+	}
+	o.Partitions = slices.Clone(o.Partitions)
+	o.TotalLag, o.TimeLagSeconds, o.ProductionRate, o.ConsumptionRate = 0, 0, 0, 0
+	for i := range o.Partitions {
+		p := &o.Partitions[i]
+		if p.Stuck {
+			p.Lag, p.TimeLagSeconds, p.ProductionRate, p.ConsumptionRate = 0, 0, 0, 0
+		}
+		o.TotalLag += p.Lag
+		o.TimeLagSeconds = max(o.TimeLagSeconds, p.TimeLagSeconds)
+		o.ProductionRate += p.ProductionRate
+		o.ConsumptionRate += p.ConsumptionRate
+	}
+	return o, stuck
+}
+
+// producingUncommitted names a partition without a usable committed offset
+// that records are being produced to, "" when there is none.
+func producingUncommitted(o Observation) string {
+	for _, p := range o.Partitions {
+		if p.Uncommitted && p.ProductionRate > 0 {
+			return p.Name
+		}
+	}
+	return ""
+}
+
+// limited reports which bound keeps the group from following the lag: the
+// lag asks for at least the bound (wanted), the group runs at it (cur), and
+// the target is still missed.
+func limited(spec Spec, o Observation, cur, wanted, hi int32) Limit {
+	room, limit := hi, LimitMaxReplicas
+	if !spec.AllowIdleConsumers && !spec.Share && o.PartitionCount > 0 && !o.Partial && int32(o.PartitionCount) <= room {
+		room, limit = int32(o.PartitionCount), LimitPartitionCount
+	}
+	if wanted < room || cur < room {
+		return ""
+	}
+	missed := o.TimeLagSeconds > spec.MaxLagSeconds
+	if spec.Policy == PolicyLagThreshold {
+		missed = o.TotalLag > spec.LagThreshold*int64(room)
+	}
+	if !missed {
+		return ""
+	}
+	return limit
+}
+
+// names lists partition names for a reason, at most 8 of them.
+func names(ns []string) string {
+	const most = 8
+	if len(ns) == 1 {
+		return "partition " + ns[0]
+	}
+	if len(ns) <= most {
+		return "partitions " + strings.Join(ns, ", ")
+	}
+	return fmt.Sprintf("partitions %s and %d more", strings.Join(ns[:most], ", "), len(ns)-most)
 }
 
 // latest is the newest recommendation's replicas, 0 without one.
@@ -331,7 +443,7 @@ func bounds(s Spec, o Observation) (lo, hi int32) {
 	lo, hi = s.MinReplicas, int32(math.MaxInt32)
 	if s.MaxReplicas != nil {
 		hi = *s.MaxReplicas
-	} else if o.PartitionCount > 0 && !o.Missing && !s.Share {
+	} else if o.PartitionCount > 0 && !o.Missing && !o.Partial && !s.Share {
 		hi = int32(o.PartitionCount)
 	}
 	return lo, max(hi, lo)

@@ -213,11 +213,11 @@ func TestDecide(t *testing.T) {
 		},
 		{
 			name: "under the target the backlog drains within the target",
-			// 14 s old: each partition needs 30/0.85 + 250/30 = 43.6/s,
+			// 16 s old: each partition needs 30/0.85 + 250/30 = 43.6/s,
 			// two per replica -> 6; draining before the oldest record
-			// reaches 30 s (in 16 s) would need 50.9/s, one per replica.
+			// reaches 30 s (in 14 s) would need 53.1/s, one per replica.
 			in: Input{Spec: base, CurrentReplicas: 4, Now: at(600),
-				History: []Observation{uniform(600, 12, 3000, 14, 360, 360, 4)}},
+				History: []Observation{uniform(600, 12, 3000, 16, 360, 360, 4)}},
 			want: 6, wantRaw: 6, wantReason: "backlog 3000 to drain in 30s",
 		},
 		{
@@ -258,15 +258,15 @@ func TestDecide(t *testing.T) {
 			in: Input{Spec: base, CurrentReplicas: 2, Now: at(600),
 				History: []Observation{func() Observation {
 					// 12 partitions: one at 60/s, eleven at 10/s; 170/s in
-					// total would fit 2 replicas on average, but the
-					// consumer with the hot partition must stay <= 85/s:
-					// 60+10+10 = 80 -> k=3 -> 4 replicas.
+					// total would fit 2 replicas at 85%, but the consumer
+					// with the hot partition must stay <= 95/s:
+					// 60+10+10+10 = 90 -> k=4 -> 3 replicas.
 					o := uniform(600, 12, 0, 0, 120, 120, 2)
 					o.Partitions[0].ProductionRate = 60
 					o.ProductionRate = 170
 					return o
 				}()}},
-			want: 4, wantRaw: 4, wantReason: "hottest 4 of 12 partitions need 106/s at 85% utilization -> at most 3 partitions each -> 4 replicas",
+			want: 3, wantRaw: 3, wantReason: "hottest 5 of 12 partitions need 105/s at 95% utilization -> at most 4 partitions each -> 3 replicas",
 		},
 		{
 			name: "a partition hotter than one replica gets a consumer of its own",

@@ -71,6 +71,12 @@ func timeLag(spec Spec, history []Observation, cur int32, capacity float64) (int
 	switch {
 	case o.TimeLagSeconds >= target:
 		drain = target / 4
+	case o.Members > 0 && int32(o.Members) < cur:
+		// Pods of the last scale-up have not joined yet. Once they do,
+		// the group consumes more than the inflow, and the oldest
+		// record's age falls from then on whatever the backlog: sizing
+		// for the backlog that built up while they start would only add
+		// pods that join later, each with its own rebalance.
 	case o.TimeLagSeconds >= backlogFraction*target:
 		drain = target
 	}
@@ -81,6 +87,15 @@ func timeLag(spec Spec, history []Observation, cur int32, capacity float64) (int
 	return s.n, measured + s.reason
 }
 
+// hotUtilization is the share of a replica that the consumer owning the
+// ceil(P/r) hottest partitions may plan to use. targetUtilization's
+// headroom is for the group as a whole (capacity noise, inflow between
+// polls) and still bounds the total; applied to that one consumer too, it
+// made a partition carrying 0.8 of a replica decide alone: in the
+// simulator's hot-partition scenario it asked for one replica per
+// partition (24) where 8 keep up.
+const hotUtilization = 0.95
+
 // sizing is one answer of size.
 type sizing struct {
 	n      int32
@@ -88,10 +103,11 @@ type sizing struct {
 }
 
 // size returns the fewest replicas for which the consumer that owns the
-// ceil(P/r) most demanding partitions keeps up at utilization util. In a
-// share group no member owns a partition: every member takes records of
-// every partition, so the total demand over the capacity is the answer,
-// however it is spread over the partitions.
+// ceil(P/r) most demanding partitions keeps up at hotUtilization and the
+// group as a whole at utilization util. In a share group no member owns a
+// partition: every member takes records of every partition, so the total
+// demand over the capacity is the answer, however it is spread over the
+// partitions.
 func size(o Observation, inflow []float64, drain, capacity, util float64, share bool) sizing {
 	demand := partitionDemand(o, inflow, drain, util)
 	P := len(demand)
@@ -119,7 +135,7 @@ func size(o Observation, inflow []float64, drain, capacity, util float64, share 
 		prefix[i+1] = prefix[i] + d
 	}
 	k := 0
-	for k < P && prefix[k+1] <= capacity {
+	for k < P && prefix[k+1]*util/hotUtilization <= capacity {
 		k++
 	}
 	if k == 0 {
@@ -131,11 +147,12 @@ func size(o Observation, inflow []float64, drain, capacity, util float64, share 
 			num(capacity), num(sorted[0]), replicas(n))}
 	}
 	n := int32((P + k - 1) / k)
+	n = max(n, int32(math.Ceil(prefix[P]/capacity-1e-9)))
 	reason := fmt.Sprintf(", capacity %s/s per replica at %.0f%% utilization -> %s", num(capacity), util*100, replicas(n))
 	if avg := int32(math.Ceil(prefix[P] / capacity)); n > avg && k < P {
 		// Say so when skew, not volume, sets the count.
 		reason = fmt.Sprintf(", capacity %s/s per replica; hottest %d of %d partitions need %s/s at %.0f%% utilization -> at most %d partitions each -> %s",
-			num(capacity), k+1, P, num(prefix[k+1]), util*100, k, replicas(n))
+			num(capacity), k+1, P, num(prefix[k+1]*util/hotUtilization), hotUtilization*100, k, replicas(n))
 	}
 	return sizing{n, reason}
 }

@@ -24,7 +24,10 @@ const (
 	PolicyLagThreshold Policy = "LagThreshold"
 )
 
-// Defaults used when a Spec field is zero.
+// Defaults used when a Spec field is zero. The operator and the simulator
+// fill every field from the API's defaults (internal/scaler), so these only
+// serve callers that leave a field empty; a test checks that they equal the
+// API's.
 const (
 	// DefaultMaxLagSeconds is the TimeLag target when Spec.MaxLagSeconds is 0.
 	DefaultMaxLagSeconds = 30
@@ -96,6 +99,8 @@ type Spec struct {
 
 // PartitionObs is one partition in an Observation.
 type PartitionObs struct {
+	// Name is "topic/partition", for reasons.
+	Name string
 	// Lag is the partition's unconsumed records.
 	Lag int64
 	// TimeLagSeconds is the age of the partition's oldest unconsumed record.
@@ -104,6 +109,15 @@ type PartitionObs struct {
 	ProductionRate float64
 	// ConsumptionRate is records/s committed by the group, smoothed.
 	ConsumptionRate float64
+	// Stuck is true when the partition does not move although the group
+	// has members (a poison record, a handler that stopped it): more
+	// replicas cannot help it, so it is left out of sizing.
+	Stuck bool
+	// Uncommitted is true when the group has no usable committed offset
+	// on the partition (never committed, expired, or the topic was
+	// recreated below it). Its lag then depends on the offset reset
+	// policy, and with "latest" is zero however much is produced.
+	Uncommitted bool
 }
 
 // Observation is one lag snapshot of the consumer group.
@@ -115,6 +129,11 @@ type Observation struct {
 	// Missing is true when there is no usable data at all (unknown group,
 	// missing topic).
 	Missing bool
+	// Partial is true when some subscribed topics or partitions could not
+	// be read: Partitions and the totals cover only the readable ones.
+	// Decide then never scales down and does not bound replicas by the
+	// partition count, since neither can be known.
+	Partial bool
 	// TotalLag is the sum of partition lags.
 	TotalLag int64
 	// TimeLagSeconds is the largest partition time lag.
@@ -146,6 +165,18 @@ func (o Observation) Rebalancing() bool {
 	return o.MembersRebalancing || o.GroupState == "PreparingRebalance" || o.GroupState == "CompletingRebalance"
 }
 
+// Limit names the bound that keeps replicas below what the lag asks for.
+type Limit string
+
+// Limits.
+const (
+	// LimitMaxReplicas: maxReplicas is reached.
+	LimitMaxReplicas Limit = "AtMaxReplicas"
+	// LimitPartitionCount: every partition has its own consumer; more
+	// would be idle.
+	LimitPartitionCount Limit = "AtPartitionCount"
+)
+
 // Recommendation is one raw recommendation, kept for scale-down
 // stabilization.
 type Recommendation struct {
@@ -174,6 +205,18 @@ type State struct {
 	// InflowNeeds are the replicas the inflow alone needed (no backlog),
 	// at most one per 5 s, oldest first, pruned to Spec.BurstMemory.
 	InflowNeeds []Recommendation
+	// Decided is the time of the newest observation Decide learned from
+	// and made a recommendation for. A call whose newest observation is
+	// no newer learns nothing: it reuses Raw, Wanted and RawReason and
+	// only lets time-based holds (stabilization, minimum interval) expire.
+	Decided time.Time
+	// Raw is the recommendation made at Decided, after the partition cap.
+	Raw int32
+	// Wanted is the recommendation made at Decided before the partition
+	// cap: what the lag asks for.
+	Wanted int32
+	// RawReason is the reason text of Raw.
+	RawReason string
 }
 
 // Input is everything Decide looks at.
@@ -208,6 +251,15 @@ type Decision struct {
 	// Hold is true when no recommendation was computed (paused, stale or
 	// missing data, rebalance) and the current replicas are kept.
 	Hold bool
+	// Limited says that the lag asks for more replicas than the bounds
+	// allow while the target is missed; "" when it is not.
+	Limited Limit
+	// Wanted is the recommendation before the partition cap and bounds.
+	Wanted int32
+	// Partial is the observation's Partial: no scale-down was allowed.
+	Partial bool
+	// Stuck are the stuck partitions left out of sizing, by name.
+	Stuck []string
 	// State is the state to pass to the next call.
 	State State
 }

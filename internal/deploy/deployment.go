@@ -32,6 +32,10 @@ const (
 	// TLSMountPath.
 	TLSVolume    = "lagscale-kafka-tls"
 	TLSMountPath = "/var/run/lagscale/kafka-tls"
+
+	// TLSFileMode is the mode of the TLS files: readable by a non-root
+	// handler whatever its uid.
+	TLSFileMode = 0o444
 )
 
 // Connection is an EventConsumer's Kafka connection after a clusterRef has
@@ -281,7 +285,12 @@ func tlsVolume(conn Connection) (*corev1.Volume, []corev1.VolumeMount) {
 		}})
 	}
 	vol := &corev1.Volume{Name: TLSVolume, VolumeSource: corev1.VolumeSource{
-		Projected: &corev1.ProjectedVolumeSource{Sources: sources, DefaultMode: ptr.To[int32](0o440)},
+		// 0444: the kubelet writes the files as root, and the handler
+		// runs as whatever uid its image or template says (65532 for the
+		// distroless examples), usually without an fsGroup. Readable by
+		// every uid in the pod is what lets any handler read them; the
+		// volume is private to the pod and read-only.
+		Projected: &corev1.ProjectedVolumeSource{Sources: sources, DefaultMode: ptr.To[int32](TLSFileMode)},
 	}}
 	return vol, []corev1.VolumeMount{{Name: TLSVolume, MountPath: TLSMountPath, ReadOnly: true}}
 }

@@ -62,10 +62,10 @@ func NewEngine(opts Options) *Engine {
 		opts.Now = time.Now
 	}
 	if opts.HistorySize <= 0 {
-		opts.HistorySize = 64
+		opts.HistorySize = DefaultHistorySize
 	}
 	if opts.HealthWindow <= 0 {
-		opts.HealthWindow = 5
+		opts.HealthWindow = DefaultHealthWindow
 	}
 	if opts.RequestTimeout <= 0 {
 		opts.RequestTimeout = 10 * time.Second
@@ -200,6 +200,7 @@ func (e *Engine) Snapshot(key ConsumerKey) (Snapshot, bool) {
 	}
 	s.Partitions = slices.Clone(s.Partitions)
 	s.MissingTopics = slices.Clone(s.MissingTopics)
+	s.TopicErrors = slices.Clone(s.TopicErrors)
 	return s, true
 }
 

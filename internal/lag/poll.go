@@ -575,7 +575,6 @@ func (c *cluster) snapshot(s Subscription, now time.Time, window time.Duration, 
 		snap.Stale = true
 		snap.Error = joinNonEmpty(snap.Error, gs.mismatch)
 	}
-	winStart := now.UnixNano() - int64(window)
 	var topicErrs []string
 	for _, t := range s.Topics {
 		if d.missing[t] {
@@ -584,6 +583,9 @@ func (c *cluster) snapshot(s Subscription, now time.Time, window time.Duration, 
 		}
 		if err := d.topicErr[t]; err != nil {
 			topicErrs = append(topicErrs, t+": "+err.Error())
+			// The topic exists but cannot be read: say so, so that the
+			// autoscaler knows its figures are not the whole group.
+			snap.TopicErrors = append(snap.TopicErrors, TopicError{Topic: t, Error: redact(err, c.cfg)})
 			continue
 		}
 		for _, p := range d.parts[t] {
@@ -604,42 +606,15 @@ func (c *cluster) snapshot(s Subscription, now time.Time, window time.Duration, 
 				continue
 			}
 			pl.Error = redact(st.err, c.cfg)
-			pl.LogStartOffset, pl.EndOffset = st.logStart, st.end
-			// Markers and aborted records right after the commit are
-			// nothing a consumer will be handed (markers.go).
 			from := pl.CommittedOffset
 			if pl.HasCommit {
 				from = c.committedFor(key, from, st.end)
 			}
-			pl.Lag = PartitionLagFor(st.logStart, st.end, from, pl.HasCommit, s.OffsetResetPolicy)
+			partitionFigures(&pl, st, gp, from, s.OffsetResetPolicy, now, window, c.e.opts.HealthWindow, gs.members)
 			if bl, ok := gs.shareLag[key]; ok && groupTypeOf(s.GroupType) == GroupShare {
 				// The broker's share lag leaves out the records after the
 				// start offset that are already acknowledged.
 				pl.Lag = bl
-			}
-			pl.ProductionRate = st.ends.rate(window)
-			pos := position(st.logStart, st.end, from, pl.HasCommit, s.OffsetResetPolicy)
-			if pl.Lag > 0 {
-				pl.TimeLagSeconds = timeLagSeconds(st.ends, pos, st.end, pl.ProductionRate, now)
-			}
-			if gp != nil {
-				in := healthInput{
-					Lag:            pl.Lag,
-					HasCommit:      pl.HasCommit,
-					Covered:        gp.firstSeen <= winStart,
-					Rewound:        gp.rewound && gp.rewindAt > winStart,
-					ProductionRate: pl.ProductionRate,
-					Members:        gs.members,
-				}
-				if pl.HasCommit {
-					pl.ConsumptionRate = gp.commits.rate(window)
-					in.ConsumptionRate = pl.ConsumptionRate
-					in.CommitMoved = gp.commits.valueAt(winStart) < float64(gp.committed)
-					lagThen := st.ends.valueAt(winStart) - gp.commits.valueAt(winStart)
-					interval := window / time.Duration(max(c.e.opts.HealthWindow, 1))
-					in.LagGrew = lagGrew(float64(pl.Lag), lagThen, pl.ProductionRate, interval)
-				}
-				pl.Health = classifyHealth(in)
 			}
 			snap.TotalLag += pl.Lag
 			snap.TimeLagSeconds = max(snap.TimeLagSeconds, pl.TimeLagSeconds)

@@ -114,8 +114,10 @@ const (
 	ResetEarliest = contract.ResetEarliest
 )
 
-// DefaultPollInterval is used when a Subscription has no PollInterval.
-const DefaultPollInterval = 10 * time.Second
+// DefaultPollInterval is used when a Subscription has no PollInterval. It
+// is the API's default pollIntervalSeconds (this package does not import
+// the API; an internal/scaler test checks that the two agree).
+const DefaultPollInterval = 5 * time.Second
 
 // Subscription asks the Engine to track one consumer group for one
 // EventConsumer.
@@ -249,6 +251,11 @@ type Snapshot struct {
 	TypeMismatch string
 	// MissingTopics are subscribed topics that do not exist.
 	MissingTopics []string
+	// TopicErrors are subscribed topics that exist but could not be read
+	// (a Metadata error such as TOPIC_AUTHORIZATION_FAILED). Their
+	// partitions are not in Partitions or the totals, so the snapshot is
+	// partial: it says nothing about their lag.
+	TopicErrors []TopicError
 	// PartitionCount is the number of partitions over all existing topics.
 	PartitionCount int
 	// TotalLag is the sum of partition lags.
@@ -264,6 +271,14 @@ type Snapshot struct {
 	// Polls is the number of successful polls that contributed history to
 	// this group; rates and health need a few before they mean anything.
 	Polls int
+}
+
+// TopicError is a subscribed topic whose metadata came back with an error.
+type TopicError struct {
+	// Topic is the topic name.
+	Topic string
+	// Error is the broker's error, free of credentials.
+	Error string
 }
 
 // DrainSeconds estimates how long the group needs to consume its lag at the

@@ -42,6 +42,10 @@ type Options struct {
 	MaxConcurrentReconciles int
 	// DefaultPollInterval is used for consumers that set none.
 	DefaultPollInterval time.Duration
+	// StatusInterval is the shortest time between two status writes of a
+	// consumer that change only live lag figures; 0 uses
+	// controllers.DefaultStatusInterval.
+	StatusInterval time.Duration
 	// Registry receives lagscale's metrics; nil uses controller-runtime's
 	// global registry, which the metrics endpoint serves.
 	Registry prometheus.Registerer
@@ -65,12 +69,8 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		LeaderElectionNamespace:       o.LeaderElectionNamespace,
 		LeaderElectionReleaseOnCancel: true,
 		Controller:                    config.Controller{SkipNameValidation: &o.SkipNameValidation},
-	}
-	if len(o.WatchNamespaces) > 0 {
-		mgrOpts.Cache = cache.Options{DefaultNamespaces: map[string]cache.Config{}}
-		for _, n := range o.WatchNamespaces {
-			mgrOpts.Cache.DefaultNamespaces[n] = cache.Config{}
-		}
+		Cache:                         controllers.CacheOptions(o.WatchNamespaces),
+		Client:                        controllers.ClientOptions(),
 	}
 	mgr, err := ctrl.NewManager(cfg, mgrOpts)
 	if err != nil {
@@ -83,8 +83,10 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	}
 	rec := &controllers.EventConsumerReconciler{
 		Client:              mgr.GetClient(),
+		APIReader:           mgr.GetAPIReader(),
 		Recorder:            mgr.GetEventRecorder("lagscale"),
 		DefaultPollInterval: o.DefaultPollInterval,
+		StatusInterval:      o.StatusInterval,
 		Metrics:             controllers.NewMetrics(reg),
 	}
 	engine := lag.NewEngine(lag.Options{
@@ -105,15 +107,12 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	}
 
 	// Ready only once the informer caches have synced: before that the
-	// operator would act on an empty view of the cluster.
+	// operator would act on an empty view of the cluster. Every replica,
+	// leader or not, starts the informers and reports Ready when they have
+	// synced, so that a rolling update proceeds and a follower takes over
+	// with a warm cache.
 	var synced atomic.Bool
-	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
-		if mgr.GetCache().WaitForCacheSync(ctx) {
-			synced.Store(true)
-		}
-		<-ctx.Done()
-		return nil
-	})); err != nil {
+	if err := mgr.Add(&cacheWarmer{cache: mgr.GetCache(), synced: &synced}); err != nil {
 		return err
 	}
 	if err := mgr.AddHealthzCheck("ping", func(*http.Request) error { return nil }); err != nil {
@@ -140,3 +139,31 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	log.Info("Starting operator", "watchNamespaces", o.WatchNamespaces, "leaderElection", o.LeaderElect)
 	return mgr.Start(ctx)
 }
+
+// cacheWarmer starts the informers of every kind the controllers watch and
+// records when they have synced. It runs on every replica: it does not need
+// leader election, unlike the controllers, whose own watches would start
+// the informers only on the leader.
+type cacheWarmer struct {
+	cache  cache.Cache
+	synced *atomic.Bool
+}
+
+// NeedLeaderElection implements manager.LeaderElectionRunnable.
+func (w *cacheWarmer) NeedLeaderElection() bool { return false }
+
+// Start implements manager.Runnable.
+func (w *cacheWarmer) Start(ctx context.Context) error {
+	for _, obj := range controllers.CachedObjects() {
+		if _, err := w.cache.GetInformer(ctx, obj, cache.BlockUntilSynced(false)); err != nil {
+			return fmt.Errorf("start informer for %T: %w", obj, err)
+		}
+	}
+	if w.cache.WaitForCacheSync(ctx) {
+		w.synced.Store(true)
+	}
+	<-ctx.Done()
+	return nil
+}
+
+var _ manager.LeaderElectionRunnable = &cacheWarmer{}

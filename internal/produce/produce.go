@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -112,10 +113,8 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 		return Result{}, fmt.Errorf("creating Kafka client: %w", err)
 	}
 	defer cl.Close()
-	if cfg.CreateTopic {
-		if err := createTopic(ctx, cl, cfg.Topic, cfg.Partitions); err != nil {
-			return Result{}, err
-		}
+	if err := checkTopic(ctx, cl, cfg); err != nil {
+		return Result{}, err
 	}
 
 	var acked, failed atomic.Int64
@@ -217,6 +216,30 @@ func record(filler []byte, seq int64) []byte {
 		v[len(n)] = ' '
 	}
 	return v
+}
+
+// checkTimeout bounds the first request, so that a wrong address fails in
+// seconds instead of once per record.
+const checkTimeout = 10 * time.Second
+
+// checkTopic asks the brokers about the topic before anything is produced,
+// creating it with --create-topic, so that a wrong address or a missing
+// topic is one error that says what to do rather than a failure per record.
+func checkTopic(ctx context.Context, cl *kgo.Client, cfg Config) error {
+	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
+	defer cancel()
+	brokers := strings.Join(cfg.Brokers, ",")
+	topics, err := kadm.NewClient(cl).ListTopics(ctx, cfg.Topic)
+	if err != nil {
+		return fmt.Errorf("cannot reach Kafka at %s (%w): check --brokers or KAFKA_BOOTSTRAP_SERVERS; `lagscale sandbox up` prints the sandbox's Kafka address", brokers, err)
+	}
+	if topics.Has(cfg.Topic) && topics[cfg.Topic].Err == nil {
+		return nil
+	}
+	if !cfg.CreateTopic {
+		return fmt.Errorf("topic %q does not exist on %s: rerun with --create-topic (and --partitions N, default 12), or create it first", cfg.Topic, brokers)
+	}
+	return createTopic(ctx, cl, cfg.Topic, cfg.Partitions)
 }
 
 func createTopic(ctx context.Context, cl *kgo.Client, topic string, partitions int32) error {

@@ -3,6 +3,7 @@ package produce
 import (
 	"bytes"
 	"context"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -75,6 +76,45 @@ func TestConfigValidate(t *testing.T) {
 			err := c.Validate()
 			if (tt.wantErr == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.wantErr)) {
 				t.Errorf("Validate() = %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+// TestRunBadInputSaysWhatToDo tries what a new user tries first: a topic
+// that does not exist yet, and a broker address where nothing listens. Each
+// fails at once with one error naming the fix, before any record is sent.
+func TestRunBadInputSaysWhatToDo(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// An address that was free a moment ago: nothing listens there.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := ln.Addr().String()
+	ln.Close()
+
+	tests := []struct {
+		name    string
+		brokers []string
+		want    string
+	}{
+		{"missing topic", c.ListenAddrs(), `topic "orders" does not exist on ` + c.ListenAddrs()[0] + `: rerun with --create-topic`},
+		{"wrong broker", []string{closed}, "cannot reach Kafka at " + closed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			res, err := Run(context.Background(), Config{Brokers: tt.brokers, Topic: "orders", Rate: 100, Count: 250, Size: 10}, &out)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %v, want one containing %q", err, tt.want)
+			}
+			if strings.Contains(err.Error(), "\n") || res.Sent != 0 {
+				t.Fatalf("want one line and no record sent, got sent=%d: %q", res.Sent, err)
 			}
 		})
 	}

@@ -28,6 +28,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/lagscale/lagscale/api/v1alpha1"
 	"github.com/lagscale/lagscale/internal/operator"
 	"github.com/lagscale/lagscale/internal/scheme"
 )
@@ -150,7 +151,7 @@ func (o *Options) defaults() error {
 		o.BinDir = filepath.Join(o.Root, "bin")
 	}
 	if o.DefaultPollInterval == 0 {
-		o.DefaultPollInterval = 5 * time.Second
+		o.DefaultPollInterval = time.Duration(v1alpha1.DefaultPollIntervalSeconds) * time.Second
 	}
 	return nil
 }
@@ -271,6 +272,10 @@ func Up(ctx context.Context, o Options) (_ *Sandbox, err error) {
 			ProbeAddr:               "0",
 			MaxConcurrentReconciles: 4,
 			DefaultPollInterval:     o.DefaultPollInterval,
+			// The demo and `kubectl get -w` in the sandbox show every
+			// poll; a handful of consumers costs the local API server
+			// little.
+			StatusInterval: time.Second,
 		})
 	}()
 	images, err := LoadImageMap(o.Root, o.BinDir, o.ImagesFile)

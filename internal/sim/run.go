@@ -4,21 +4,27 @@ import (
 	"math"
 )
 
-// tunedDivisors are the fractions of capacity x SLO that keda-hpa-tuned
-// tries as lagThreshold, from the default down to 1/32.
-var tunedDivisors = []int64{1, 2, 4, 8, 16, 32}
-
 // Result holds every policy's metrics for one workload.
 type Result struct {
 	// Workload is the input.
 	Workload Workload
 	// Config is the configuration after defaults.
 	Config Config
-	// Metrics maps a policy name to its metrics; keda-hpa-tuned maps to
-	// nil when no lagThreshold reaches 0.99 attainment.
+	// Metrics maps a policy name (Policies) to its metrics; keda-best maps
+	// to nil when no configuration of the grid reaches 0.99 attainment.
 	Metrics map[string]*Metrics
+	// KEDA is keda-hpa's configuration.
+	KEDA KEDAConfig
+	// KEDABest is keda-best with its configuration, nil when none.
+	KEDABest *KEDAPoint
+	// KEDAFrontier is the Pareto frontier, over replica-seconds and scale
+	// events, of the grid's configurations that reach 0.99 attainment,
+	// cheapest first.
+	KEDAFrontier []KEDAPoint
+	// KEDAConfigs is how many configurations the grid searched.
+	KEDAConfigs int
 	// Series maps a simulated policy name to its per-second trace (the
-	// oracle has none).
+	// oracles have none).
 	Series map[string]Series
 }
 
@@ -36,40 +42,75 @@ func Run(cfg Config, w Workload) Result {
 	}
 	res := Result{Workload: w, Config: cfg, Metrics: map[string]*Metrics{}, Series: map[string]Series{}}
 
-	m, s := run(cfg, w, rates, newLagscale(cfg, w.Partitions), initial)
+	m, s, _ := run(cfg, w, rates, newLagscale(cfg), initial, -1)
 	res.Metrics[PolicyLagscale], res.Series[PolicyLagscale] = &m, s
 
+	// KEDA runs with lagscale's minReplicas (1) and the partition count as
+	// maxReplicaCount, the most a group can use.
 	base := cfg.KEDALagThreshold
 	if base <= 0 {
 		base = max(1, int64(math.Round(cfg.Capacity*cfg.SLO)))
 	}
-	keda := func(threshold int64) (Metrics, Series) {
-		m, s := run(cfg, w, rates, &kedaPolicy{threshold: threshold, maxR: w.Partitions}, initial)
-		m.LagThreshold = threshold
-		return m, s
-	}
-	km, ks := keda(base)
+	res.KEDA = DefaultKEDA(base, 1, w.Partitions)
+	km, ks, _ := run(cfg, w, rates, newKEDA(res.KEDA), initial, -1)
 	res.Metrics[PolicyKEDA], res.Series[PolicyKEDA] = &km, ks
 
-	// The tuned baseline searches from the capacity x SLO threshold, not
-	// from --keda-lag-threshold: it is what a user tuning for the SLO
-	// would end up with.
-	tunedBase := max(1, int64(math.Round(cfg.Capacity*cfg.SLO)))
-	var best *Metrics
+	// The grid searches from capacity x SLO, not from
+	// --keda-lag-threshold: it is what a user tuning for the SLO would
+	// try. A configuration that has missed the SLO on more than 1% of the
+	// run can no longer reach 0.99, and is neither keda-best nor on the
+	// frontier, so its run stops there.
+	grid := KEDAGrid(cfg.Capacity, cfg.SLO, 1, w.Partitions)
+	res.KEDAConfigs = len(grid)
+	budget := int(math.Floor((1 - attainmentTarget) * float64(w.Duration) * (1 + 1e-12)))
+	var meeting []KEDAPoint
 	var bestSeries Series
-	for _, d := range tunedDivisors {
-		th := max(1, tunedBase/d)
-		m, s := keda(th)
-		if m.SLOAttainment >= 0.99 && (best == nil || m.ReplicaSeconds < best.ReplicaSeconds) {
-			best, bestSeries = &m, s
+	for _, c := range grid {
+		m, s, done := run(cfg, w, rates, newKEDA(c), initial, budget)
+		if !done || m.SLOAttainment < attainmentTarget {
+			continue
+		}
+		p := KEDAPoint{Metrics: m, Parameters: c}
+		meeting = append(meeting, p)
+		if b := res.KEDABest; b == nil || m.ReplicaSeconds < b.ReplicaSeconds || m.ReplicaSeconds == b.ReplicaSeconds && m.ScaleEvents < b.ScaleEvents {
+			res.KEDABest, bestSeries = &p, s
 		}
 	}
-	res.Metrics[PolicyKEDATuned] = best
-	if best != nil {
-		res.Series[PolicyKEDATuned] = bestSeries
+	if res.KEDABest != nil {
+		bm := res.KEDABest.Metrics
+		res.Metrics[PolicyKEDABest], res.Series[PolicyKEDABest] = &bm, bestSeries
+	} else {
+		res.Metrics[PolicyKEDABest] = nil
 	}
+	res.KEDAFrontier = frontier(meeting)
 
-	om := oracle(cfg, w, rates)
+	om := oracle(cfg, w, rates, false)
 	res.Metrics[PolicyOracle] = &om
+	op := oracle(cfg, w, rates, true)
+	res.Metrics[PolicyOraclePartitions] = &op
 	return res
+}
+
+// JSON is the result as `lagscale sim --format json` writes it: each
+// policy's metrics by name, keda-hpa and keda-best with their parameters,
+// and keda-frontier as a list of points.
+func (r Result) JSON() map[string]any {
+	out := map[string]any{}
+	for _, p := range Policies {
+		switch p {
+		case PolicyKEDA:
+			out[p] = KEDAPoint{Metrics: *r.Metrics[p], Parameters: r.KEDA}
+		case PolicyKEDABest:
+			out[p] = r.KEDABest
+		default:
+			out[p] = r.Metrics[p]
+		}
+	}
+	f := r.KEDAFrontier
+	if f == nil {
+		f = []KEDAPoint{}
+	}
+	out[PolicyKEDAFrontier] = f
+	out["keda_configurations"] = r.KEDAConfigs
+	return out
 }

@@ -2,9 +2,11 @@
 // consumer group scaled by a policy: partitions receive records at given
 // rates, consumers process up to a noisy capacity, the group pauses to
 // rebalance on every membership change and new pods take time to start.
-// It runs lagscale's TimeLag policy (internal/autoscale), KEDA's Kafka
-// scaler behind a default HPA, and an oracle side by side on the same
-// input, so that their SLO attainment and cost can be compared.
+// It runs lagscale's scaler (internal/scaler, the operator's own, measuring
+// with internal/lag's arithmetic), KEDA's Kafka scaler behind an HPA at
+// their defaults and over a grid of 192 configurations, and two oracles
+// side by side on the same input, so that their SLO attainment and cost
+// can be compared; Sweep repeats that over seeds and capacities.
 //
 // Time advances in 1 s steps. Records are whole numbers, so conservation
 // (produced = processed + backlog) holds exactly. Every random choice comes
@@ -77,8 +79,6 @@ type Metrics struct {
 	ScaleEvents int `json:"scale_events"`
 	// RebalanceSeconds is how many seconds the group was paused.
 	RebalanceSeconds int `json:"rebalance_seconds"`
-	// LagThreshold is the lagThreshold a KEDA policy ran with, 0 otherwise.
-	LagThreshold int64 `json:"lag_threshold,omitempty"`
 }
 
 // Series is one policy's per-second trace, for plots and tests.
@@ -109,7 +109,8 @@ type bucket struct {
 
 // partition is one partition's log as the group sees it.
 type partition struct {
-	queue     []bucket // unprocessed records, oldest first
+	queue     []bucket // unprocessed records from head on, oldest first
+	head      int      // index of the oldest unprocessed bucket in queue
 	carry     float64  // fractional records not produced yet
 	end       int64    // records produced (the end offset)
 	committed int64    // records processed (the committed offset)
@@ -122,18 +123,18 @@ type partition struct {
 // of inflow as lag, as real groups do between produce, fetch and commit.
 func (p *partition) fetchable(s int) int64 {
 	n := p.end - p.committed
-	if k := len(p.queue); k > 0 && p.queue[k-1].second == s {
+	if k := len(p.queue); k > p.head && p.queue[k-1].second == s {
 		n -= p.queue[k-1].n
 	}
 	return n
 }
 
 func (p *partition) lagSeconds(now int) float64 {
-	if len(p.queue) == 0 {
+	if len(p.queue) == p.head {
 		return 0
 	}
 	// A record produced during second s is one second old at the end of s.
-	return float64(now - p.queue[0].second + 1)
+	return float64(now - p.queue[p.head].second + 1)
 }
 
 // pod is one replica.
@@ -154,6 +155,19 @@ type group struct {
 	pauseUntil int // no processing while second < pauseUntil
 	changed    bool
 	assignment map[int][]int // pod id -> partitions
+
+	// The simulator runs hundreds of KEDA configurations per workload, so
+	// what changes only on a membership change or a rebalance is kept
+	// rather than rebuilt every second.
+	mem      []*pod  // members, in pod order; nil when it must be rebuilt
+	byMember [][]int // partitions per index into mem, set by assign
+	scratch  []pl    // drain's working space
+}
+
+// pl is a partition and its fetchable lag, for drain.
+type pl struct {
+	i   int
+	lag int64
 }
 
 func newGroup(cfg Config, w Workload, replicas int) *group {
@@ -170,12 +184,16 @@ func newGroup(cfg Config, w Workload, replicas int) *group {
 }
 
 func (g *group) members() []*pod {
-	var m []*pod
+	if g.mem != nil {
+		return g.mem
+	}
+	m := make([]*pod, 0, len(g.pods))
 	for _, p := range g.pods {
 		if p.member {
 			m = append(m, p)
 		}
 	}
+	g.mem = m
 	return m
 }
 
@@ -201,6 +219,7 @@ func (g *group) scaleTo(n, s int) {
 		}
 		if g.pods[victim].member {
 			g.changed = true
+			g.mem = nil
 		}
 		g.pods = slices.Delete(g.pods, victim, victim+1)
 	}
@@ -234,6 +253,10 @@ func (g *group) assign() {
 	n := len(members)
 	if n == 0 {
 		g.assignment = map[int][]int{}
+		g.byMember = nil
+		for i := range g.parts {
+			g.parts[i].owner = -1
+		}
 		return
 	}
 	P := len(g.parts)
@@ -286,6 +309,12 @@ func (g *group) assign() {
 			g.parts[part].owner = index[id]
 		}
 	}
+	g.byMember = make([][]int, n)
+	for i := range g.parts {
+		if o := g.parts[i].owner; o >= 0 {
+			g.byMember[o] = append(g.byMember[o], i)
+		}
+	}
 }
 
 // produce appends second s's records.
@@ -308,6 +337,7 @@ func (g *group) join(s int) {
 		if !p.member && p.readyAt <= s {
 			p.member = true
 			g.changed = true
+			g.mem = nil
 		}
 	}
 }
@@ -332,14 +362,12 @@ func (g *group) consume(s int) {
 		return
 	}
 	members := g.members()
-	byMember := make([][]int, len(members))
-	for i := range g.parts {
-		if o := g.parts[i].owner; o >= 0 {
-			byMember[o] = append(byMember[o], i)
-		}
-	}
+	byMember := g.byMember
 	factor := g.w.capacityFactor(s)
 	for mi, m := range members {
+		if mi >= len(byMember) {
+			break
+		}
 		c := g.cfg.Capacity * factor * (1 + g.cfg.Noise*noise(g.cfg.Seed, uint64(m.id), uint64(s)))
 		m.carry += max(c, 0)
 		budget := int64(math.Floor(m.carry))
@@ -353,15 +381,21 @@ func (g *group) consume(s int) {
 // filling: partitions with less backlog than an equal share are emptied
 // and their unused share goes to the others.
 func (g *group) drain(s int, parts []int, budget int64) {
-	type pl struct {
-		i   int
-		lag int64
-	}
-	var active []pl
+	active := g.scratch[:0]
+	total := int64(0)
 	for _, i := range parts {
 		if l := g.parts[i].fetchable(s); l > 0 {
 			active = append(active, pl{i, l})
+			total += l
 		}
+	}
+	g.scratch = active[:0]
+	if total <= budget {
+		// Every partition empties: water filling gives each its whole lag.
+		for _, a := range active {
+			g.take(a.i, a.lag)
+		}
+		return
 	}
 	slices.SortFunc(active, func(a, b pl) int { return cmp.Or(cmp.Compare(a.lag, b.lag), cmp.Compare(a.i, b.i)) })
 	used := int64(0)
@@ -381,15 +415,20 @@ func (g *group) drain(s int, parts []int, budget int64) {
 func (g *group) take(i int, n int64) {
 	p := &g.parts[i]
 	p.committed += n
-	for n > 0 && len(p.queue) > 0 {
-		b := &p.queue[0]
+	for n > 0 && p.head < len(p.queue) {
+		b := &p.queue[p.head]
 		if b.n <= n {
 			n -= b.n
-			p.queue = p.queue[1:]
+			p.head++
 			continue
 		}
 		b.n -= n
 		n = 0
+	}
+	// Reuse the processed front of the queue once it is most of it.
+	if p.head >= 64 && 2*p.head >= len(p.queue) {
+		k := copy(p.queue, p.queue[p.head:])
+		p.queue, p.head = p.queue[:k], 0
 	}
 }
 
@@ -415,11 +454,14 @@ func noise(seed, podID, second uint64) float64 {
 	return float64(x>>11)/float64(1<<53)*2 - 1
 }
 
-// run simulates one policy over the workload.
-func run(cfg Config, w Workload, rates [][]float64, pol scaler, initial int) (Metrics, Series) {
+// run simulates one policy over the workload. With missBudget >= 0 it
+// stops once the time lag has exceeded the SLO in more than missBudget
+// seconds and reports done false: the caller only wanted runs that meet
+// the SLO.
+func run(cfg Config, w Workload, rates [][]float64, pol scaler, initial, missBudget int) (m Metrics, ser Series, done bool) {
 	g := newGroup(cfg, w, initial)
-	var m Metrics
-	ser := Series{Inflow: make([]float64, w.Duration), LagSeconds: make([]float64, w.Duration), Replicas: make([]int, w.Duration)}
+	ser = Series{Inflow: make([]float64, w.Duration), LagSeconds: make([]float64, w.Duration), Replicas: make([]int, w.Duration)}
+	misses := 0
 	for s := range w.Duration {
 		g.produce(s, rates[s])
 		g.join(s)
@@ -430,6 +472,11 @@ func run(cfg Config, w Workload, rates [][]float64, pol scaler, initial int) (Me
 		g.consume(s)
 		lag := g.lagSeconds(s)
 		ser.LagSeconds[s] = lag
+		if lag > cfg.SLO {
+			if misses++; missBudget >= 0 && misses > missBudget {
+				return m, ser, false
+			}
+		}
 		for _, r := range rates[s] {
 			ser.Inflow[s] += r
 		}
@@ -443,12 +490,12 @@ func run(cfg Config, w Workload, rates [][]float64, pol scaler, initial int) (Me
 	for i := range g.parts {
 		ser.Produced += g.parts[i].end
 		ser.Processed += g.parts[i].committed
-		for _, b := range g.parts[i].queue {
+		for _, b := range g.parts[i].queue[g.parts[i].head:] {
 			ser.Backlog += b.n
 		}
 	}
 	m.SLOAttainment, m.P99LagSeconds, m.MaxLagSeconds = lagStats(ser.LagSeconds, cfg.SLO)
-	return m, ser
+	return m, ser, true
 }
 
 // lagStats returns the SLO attainment, the p99 and the max of lag.

@@ -9,9 +9,11 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/client-go/rest"
@@ -141,28 +143,57 @@ func (e *Env) WriteKubeconfig(path string) error {
 	return clientcmd.WriteToFile(*cfg, path)
 }
 
-// bindOperatorRBAC creates the generated ClusterRole and binds it to
-// OperatorUser.
+// OperatorNamespace is the namespace of the generated Role (the Lease and
+// leader-election Events); Start creates it.
+const OperatorNamespace = "lagscale-system"
+
+// bindOperatorRBAC creates the generated ClusterRole and Role and binds
+// them to OperatorUser.
 func (e *Env) bindOperatorRBAC() error {
 	raw, err := os.ReadFile(filepath.Join(Root(), "config", "rbac", "role.yaml"))
 	if err != nil {
 		return err
 	}
-	role := &rbacv1.ClusterRole{}
-	codecs := serializer.NewCodecFactory(Scheme())
-	if _, _, err := codecs.UniversalDeserializer().Decode(raw, nil, role); err != nil {
-		return fmt.Errorf("decode config/rbac/role.yaml: %w", err)
-	}
 	ctx := context.Background()
-	if err := e.Client.Create(ctx, role); err != nil {
-		return fmt.Errorf("create ClusterRole: %w", err)
+	ns := &corev1.Namespace{}
+	ns.Name = OperatorNamespace
+	if err := e.Client.Create(ctx, ns); err != nil {
+		return fmt.Errorf("create namespace %s: %w", OperatorNamespace, err)
 	}
-	binding := &rbacv1.ClusterRoleBinding{}
-	binding.Name = role.Name
-	binding.RoleRef = rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name}
-	binding.Subjects = []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: OperatorUser}}
-	if err := e.Client.Create(ctx, binding); err != nil {
-		return fmt.Errorf("create ClusterRoleBinding: %w", err)
+	codecs := serializer.NewCodecFactory(Scheme())
+	subjects := []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: OperatorUser}}
+	for _, doc := range strings.Split(string(raw), "\n---\n") {
+		if strings.TrimSpace(strings.TrimPrefix(doc, "---")) == "" {
+			continue
+		}
+		obj, _, err := codecs.UniversalDeserializer().Decode([]byte(doc), nil, nil)
+		if err != nil {
+			return fmt.Errorf("decode config/rbac/role.yaml: %w", err)
+		}
+		switch role := obj.(type) {
+		case *rbacv1.ClusterRole:
+			if err := e.Client.Create(ctx, role); err != nil {
+				return fmt.Errorf("create ClusterRole: %w", err)
+			}
+			binding := &rbacv1.ClusterRoleBinding{Subjects: subjects,
+				RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name}}
+			binding.Name = role.Name
+			if err := e.Client.Create(ctx, binding); err != nil {
+				return fmt.Errorf("create ClusterRoleBinding: %w", err)
+			}
+		case *rbacv1.Role:
+			if err := e.Client.Create(ctx, role); err != nil {
+				return fmt.Errorf("create Role: %w", err)
+			}
+			binding := &rbacv1.RoleBinding{Subjects: subjects,
+				RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name}}
+			binding.Name, binding.Namespace = role.Name, role.Namespace
+			if err := e.Client.Create(ctx, binding); err != nil {
+				return fmt.Errorf("create RoleBinding: %w", err)
+			}
+		default:
+			return fmt.Errorf("config/rbac/role.yaml holds a %T, want ClusterRole or Role", obj)
+		}
 	}
 	return nil
 }

@@ -38,7 +38,8 @@ func root(t *testing.T) string {
 // requireTools fails (never skips) when the sandbox binaries are missing.
 func requireTools(t *testing.T, r string) {
 	t.Helper()
-	for _, f := range []string{"bin/lagscale", "bin/kwok", "bin/example-handler", "bin/k8s/" + sandbox.KubernetesVersion + "/kube-apiserver"} {
+	for _, f := range []string{"bin/lagscale", "bin/kwok", "bin/example-handler", "bin/k8s/" + sandbox.KubernetesVersion + "/kube-apiserver",
+		"examples/node-handler/node_modules/@lagscale/handler/package.json", "sdk/node/node_modules/@confluentinc/kafka-javascript/package.json"} {
 		if _, err := os.Stat(filepath.Join(r, f)); err != nil {
 			t.Fatalf("%s is missing: run `make test-e2e` (it builds the sandbox tools and bin/lagscale first)", f)
 		}

@@ -266,33 +266,46 @@ func TestChartRulesAreTheGeneratedRules(t *testing.T) {
 	if err := env.Client.Get(context.Background(), client.ObjectKey{Name: chartSA}, installed); err != nil {
 		t.Fatal(err)
 	}
+	installedRole := &rbacv1.Role{}
+	if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: releaseNS, Name: chartSA + "-leader-election"}, installedRole); err != nil {
+		t.Fatal(err)
+	}
 	raw, err := os.ReadFile(filepath.Join(testenv.Root(), "config", "rbac", "role.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	generated := &rbacv1.ClusterRole{}
-	if err := yaml.Unmarshal(raw, generated); err != nil {
-		t.Fatal(err)
-	}
-	have, need := permissions(installed.Rules), permissions(generated.Rules)
-	var extra, missing []string
-	for p := range have {
-		if !need[p] {
-			extra = append(extra, p)
+	generated := map[string][]rbacv1.PolicyRule{}
+	for _, doc := range strings.Split(string(raw), "\n---\n") {
+		var r struct {
+			Kind  string              `json:"kind"`
+			Rules []rbacv1.PolicyRule `json:"rules"`
 		}
-	}
-	for p := range need {
-		if !have[p] {
-			missing = append(missing, p)
+		if err := yaml.Unmarshal([]byte(strings.TrimPrefix(doc, "---\n")), &r); err != nil {
+			t.Fatal(err)
 		}
+		generated[r.Kind] = r.Rules
 	}
-	sort.Strings(extra)
-	sort.Strings(missing)
-	if len(extra) > 0 {
-		t.Errorf("the chart grants permissions the operator never uses: %v", extra)
-	}
-	if len(missing) > 0 {
-		t.Errorf("the chart lacks generated permissions: %v", missing)
+	for kind, rules := range map[string][]rbacv1.PolicyRule{"ClusterRole": installed.Rules, "Role": installedRole.Rules} {
+		have, need := permissions(rules), permissions(generated[kind])
+		var extra, missing []string
+		for p := range have {
+			if !need[p] {
+				extra = append(extra, p)
+			}
+		}
+		for p := range need {
+			if !have[p] {
+				missing = append(missing, p)
+			}
+		}
+		sort.Strings(extra)
+		sort.Strings(missing)
+		if len(extra) > 0 {
+			t.Errorf("the chart's %s grants permissions the operator never uses: %v", kind, extra)
+		}
+		if len(missing) > 0 {
+			t.Errorf("the chart's %s lacks generated permissions: %v", kind, missing)
+		}
 	}
 }
 
@@ -318,11 +331,14 @@ func TestLeaderElection(t *testing.T) {
 	env := helmInstall(t)
 	cfg := asServiceAccount(env)
 	opts := operator.Options{
-		MetricsAddr: "0", ProbeAddr: "0",
+		MetricsAddr: "0",
 		LeaderElect: true, LeaderElectionID: "lagscale", LeaderElectionNamespace: releaseNS,
 		MaxConcurrentReconciles: 1, DefaultPollInterval: time.Second,
 	}
+	probeA, probeB := testkit.FreeAddr(t), testkit.FreeAddr(t)
+	opts.ProbeAddr = probeA
 	a := startOperator(t, cfg, opts)
+	opts.ProbeAddr = probeB
 	b := startOperator(t, cfg, opts)
 	stopped := map[*running]bool{}
 	defer func() {
@@ -347,6 +363,16 @@ func TestLeaderElection(t *testing.T) {
 	if b.elected.Load() {
 		leader, follower = b, a
 	}
+	// Both are Ready: the follower has synced its caches too, so a rolling
+	// update of the operator proceeds.
+	eventually(t, 30*time.Second, func() error {
+		for _, addr := range []string{probeA, probeB} {
+			if code, body := readyz(addr); code != http.StatusOK {
+				return fmt.Errorf("%s/readyz answered %d: %s", addr, code, body)
+			}
+		}
+		return nil
+	})
 	start := time.Now()
 	leader.stop(t)
 	stopped[leader] = true
@@ -362,3 +388,14 @@ func TestLeaderElection(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// readyz asks an operator's probe endpoint whether it is Ready.
+func readyz(addr string) (int, string) {
+	resp, err := http.Get("http://" + addr + "/readyz")
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}

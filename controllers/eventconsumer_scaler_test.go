@@ -1,0 +1,354 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/lagscale/lagscale/api/v1alpha1"
+	"github.com/lagscale/lagscale/internal/lag"
+	"github.com/lagscale/lagscale/internal/scaler"
+	"github.com/lagscale/lagscale/internal/sim"
+	"github.com/lagscale/lagscale/internal/testenv"
+)
+
+// clock is a settable clock for reconcilers driven by hand.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
+
+// directReconciler is a reconciler the test calls by hand, reading the API
+// server directly as the operator user (no cache), so each call is one
+// reconcile the test controls, at the test's clock.
+func directReconciler(t *testing.T, src LagSource, c *clock, cl client.Client) *EventConsumerReconciler {
+	t.Helper()
+	if cl == nil {
+		var err error
+		cl, err = client.New(env.Operator, client.Options{Scheme: testenv.Scheme()})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := &EventConsumerReconciler{Client: listGets{cl}, Lag: src, Now: c.now}
+	r.setup()
+	return r
+}
+
+// listGets answers a Get of an EventConsumer with a List by name, as the
+// manager's cache does: the operator's role grants list and watch on
+// EventConsumers but not get, which nothing in the manager needs.
+type listGets struct{ client.Client }
+
+func (c listGets) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	ec, ok := obj.(*v1alpha1.EventConsumer)
+	if !ok {
+		return c.Client.Get(ctx, key, obj, opts...)
+	}
+	var l v1alpha1.EventConsumerList
+	if err := c.List(ctx, &l, client.InNamespace(key.Namespace), client.MatchingFields{"metadata.name": key.Name}); err != nil {
+		return err
+	}
+	if len(l.Items) == 0 {
+		return apierrors.NewNotFound(v1alpha1.GroupVersion.WithResource("eventconsumers").GroupResource(), key.Name)
+	}
+	l.Items[0].DeepCopyInto(ec)
+	return nil
+}
+
+func reconcileOnce(t *testing.T, r *EventConsumerReconciler, ns, name string) {
+	t.Helper()
+	if _, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: name}}); err != nil {
+		t.Fatalf("reconcile: %v", err)
+	}
+}
+
+// churn changes the Deployment the way its controller and people do
+// between two polls: an annotation, and the status.
+func churn(t *testing.T, ns, name string, i int) {
+	t.Helper()
+	ctx := context.Background()
+	d := &appsv1.Deployment{}
+	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, d); err != nil {
+		t.Fatal(err)
+	}
+	patch := client.MergeFrom(d.DeepCopy())
+	if d.Annotations == nil {
+		d.Annotations = map[string]string{}
+	}
+	d.Annotations["test/churn"] = strconv.Itoa(i)
+	if err := env.Client.Patch(ctx, d, patch); err != nil {
+		t.Fatal(err)
+	}
+	st := client.MergeFrom(d.DeepCopy())
+	d.Status.ObservedGeneration = d.Generation
+	d.Status.Replicas = *d.Spec.Replicas
+	d.Status.ReadyReplicas = int32(i) % (*d.Spec.Replicas + 1)
+	if err := env.Client.Status().Patch(ctx, d, st); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func replicasOf(t *testing.T, ns, name string) int32 {
+	t.Helper()
+	d, err := getDeployment(t, ns, name)()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return *d.Spec.Replicas
+}
+
+// evenSnapshot is a snapshot of p partitions of topic "t" sharing the given
+// figures evenly, every partition committed.
+func evenSnapshot(at time.Time, p int, lagEach int64, timeLag, inflow, consumption float64, members int) lag.Snapshot {
+	s := lag.Snapshot{Time: at, Reachable: true, GroupState: "Stable", Members: members, PartitionCount: p,
+		TimeLagSeconds: timeLag, ProductionRate: inflow, ConsumptionRate: consumption}
+	for i := range p {
+		s.Partitions = append(s.Partitions, lag.PartitionLag{Topic: "t", Partition: int32(i), Lag: lagEach, TimeLagSeconds: timeLag,
+			CommittedOffset: 1000, HasCommit: true, EndOffset: 1000 + lagEach, ProductionRate: inflow / float64(p),
+			ConsumptionRate: consumption / float64(p), Health: lag.HealthOK})
+		s.TotalLag += lagEach
+	}
+	return s
+}
+
+// TestReconcileStormLearnsNothing: 50 Deployment changes between two polls
+// mean 50 reconciles on one snapshot. They change neither the replicas,
+// status.lastScale nor the learned capacity.
+func TestReconcileStormLearnsNothing(t *testing.T) {
+	fake := &fakeLag{snaps: map[lag.ConsumerKey]lag.Snapshot{}}
+	c := &clock{t: time.Now().Truncate(time.Second)}
+	r := directReconciler(t, fake, c, nil)
+	ns := namespace(t)
+	tests := []struct {
+		name  string
+		prior *int64
+		snap  lag.Snapshot
+	}{
+		// Capacity unknown and the target missed: a decision on new data
+		// doubles the replicas, and the new pods are not members yet.
+		{"doubling", nil, evenSnapshot(c.now(), 6, 100, 40, 60, 0, 1)},
+		// A prior below what one member consumes: each sample raises the
+		// estimate.
+		{"learning", ptrTo[int64](10), evenSnapshot(c.now(), 6, 100, 40, 60, 100, 1)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			createConsumer(t, ns, tc.name, v1alpha1.EventConsumerSpec{
+				Topics: []string{"t"}, ConsumerGroup: tc.name,
+				Kafka:   v1alpha1.KafkaConnection{BootstrapServers: []string{"k:9092"}},
+				Handler: &v1alpha1.HandlerSpec{Image: "handler:1"},
+				Scaling: v1alpha1.ScalingSpec{ThroughputPerReplica: tc.prior},
+			})
+			key := lag.ConsumerKey{Namespace: ns, Name: tc.name}
+			c.set(c.now().Add(time.Second))
+			reconcileOnce(t, r, ns, tc.name) // creates the Deployment at 1 replica
+			fake.set(key, tc.snap)
+			reconcileOnce(t, r, ns, tc.name) // the poll's lag event
+			replicas := replicasOf(t, ns, tc.name)
+			last := getConsumer(t, ns, tc.name).Status.LastScale
+			capacity := r.scalers.get(types.NamespacedName{Namespace: ns, Name: tc.name}, nil).State().LearnedCapacity
+			if last == nil {
+				t.Fatalf("no scale on the first snapshot (replicas %d): the test sees nothing", replicas)
+			}
+			for i := range 50 {
+				churn(t, ns, tc.name, i)
+				c.set(c.now().Add(50 * time.Millisecond))
+				reconcileOnce(t, r, ns, tc.name)
+			}
+			if got := replicasOf(t, ns, tc.name); got != replicas {
+				t.Errorf("replicas %d after the storm, %d before", got, replicas)
+			}
+			if got := getConsumer(t, ns, tc.name).Status.LastScale; !reflect.DeepEqual(got, last) {
+				t.Errorf("lastScale %+v after the storm, %+v before", got, last)
+			}
+			if got := r.scalers.get(types.NamespacedName{Namespace: ns, Name: tc.name}, nil).State().LearnedCapacity; got != capacity {
+				t.Errorf("learned capacity %v after the storm, %v before", got, capacity)
+			}
+		})
+	}
+}
+
+// staleReads serves Deployments from a copy taken before lagscale's last
+// write, as an informer cache that has not caught up does.
+type staleReads struct {
+	client.Client
+	mu    sync.Mutex
+	stale *appsv1.Deployment
+}
+
+func (s *staleReads) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	s.mu.Lock()
+	stale := s.stale
+	s.mu.Unlock()
+	if d, ok := obj.(*appsv1.Deployment); ok && stale != nil {
+		stale.DeepCopyInto(d)
+		return nil
+	}
+	return s.Client.Get(ctx, key, obj, opts...)
+}
+
+// TestStaleCacheDoesNotUndoAScale: a reconcile that reads the Deployment
+// from before lagscale's own scale-down must not write the old count back.
+func TestStaleCacheDoesNotUndoAScale(t *testing.T) {
+	fake := &fakeLag{snaps: map[lag.ConsumerKey]lag.Snapshot{}}
+	c := &clock{t: time.Now().Truncate(time.Second)}
+	direct, err := client.New(env.Operator, client.Options{Scheme: testenv.Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reads := &staleReads{Client: direct}
+	r := directReconciler(t, fake, c, reads)
+	ns := namespace(t)
+	createConsumer(t, ns, "undo", v1alpha1.EventConsumerSpec{
+		Topics: []string{"t"}, ConsumerGroup: "g",
+		Kafka:   v1alpha1.KafkaConnection{BootstrapServers: []string{"k:9092"}},
+		Handler: &v1alpha1.HandlerSpec{Image: "handler:1"},
+		Scaling: v1alpha1.ScalingSpec{Policy: v1alpha1.PolicyLagThreshold, LagThreshold: ptrTo[int64](100), ScaleDownStabilizationSeconds: ptrTo[int32](0)},
+	})
+	key := lag.ConsumerKey{Namespace: ns, Name: "undo"}
+	fake.set(key, evenSnapshot(c.now(), 8, 100, 5, 0, 0, 8))
+	reconcileOnce(t, r, ns, "undo")
+	if got := replicasOf(t, ns, "undo"); got != 8 {
+		t.Fatalf("replicas %d, want 8", got)
+	}
+	before, _ := getDeployment(t, ns, "undo")()
+
+	// The lag falls to half: 8 -> 4 once the minimum interval has passed
+	// (no stabilization).
+	c.set(c.now().Add(31 * time.Second))
+	fake.set(key, evenSnapshot(c.now(), 8, 50, 5, 0, 0, 8))
+	reconcileOnce(t, r, ns, "undo")
+	if got := replicasOf(t, ns, "undo"); got != 4 {
+		t.Fatalf("replicas %d, want 4", got)
+	}
+
+	// A reconcile within the minimum interval reads the Deployment as it
+	// was before that write.
+	reads.mu.Lock()
+	reads.stale = before
+	reads.mu.Unlock()
+	c.set(c.now().Add(time.Second))
+	reconcileOnce(t, r, ns, "undo")
+	if got := replicasOf(t, ns, "undo"); got != 4 {
+		t.Fatalf("replicas %d after a reconcile on a stale cache, want lagscale's 4 kept", got)
+	}
+}
+
+// twinSnapshots records the lag engine's snapshots of a group through a
+// burst: 6 partitions, inflow 20/s each, 120/s from 60 s to 160 s, 0 from
+// 260 s, consumed at up to 60/s each.
+func twinSnapshots(poll, seconds int, epoch time.Time) map[int]lag.Snapshot {
+	tr := lag.NewTracker(time.Duration(poll)*time.Second, lag.ResetEarliest)
+	end := make([]float64, 6)
+	committed := make([]float64, 6)
+	out := map[int]lag.Snapshot{}
+	for s := range seconds {
+		rate := 20.0
+		switch {
+		case s >= 260:
+			rate = 0
+		case s >= 60 && s < 160:
+			rate = 120
+		}
+		for i := range end {
+			end[i] += rate
+			committed[i] = min(end[i]-rate/2, committed[i]+60)
+		}
+		if s%poll == 0 {
+			offs := make([]lag.PartitionOffsets, len(end))
+			for i := range end {
+				offs[i] = lag.PartitionOffsets{Topic: "t", Partition: int32(i), End: int64(end[i]), Committed: int64(committed[i]), HasCommit: true}
+			}
+			out[s] = tr.Observe(epoch.Add(time.Duration(s)*time.Second), offs, 3, "Stable")
+		}
+	}
+	return out
+}
+
+// TestTwinReconcilerAndSimulator feeds one recorded sequence of snapshots
+// to the reconciler, with several reconciles per snapshot (Deployment
+// churn, requeues), and to the simulator's driver; the replica sequences
+// must be identical.
+func TestTwinReconcilerAndSimulator(t *testing.T) {
+	const poll, seconds = 5, 360
+	epoch := time.Now().Truncate(time.Second)
+	snaps := twinSnapshots(poll, seconds, epoch)
+	spec := v1alpha1.ScalingSpec{
+		MinReplicas: ptrTo[int32](1), MaxLagSeconds: ptrTo[int32](30), ThroughputPerReplica: ptrTo[int64](50),
+		ScaleDownStabilizationSeconds: ptrTo[int32](60), PollIntervalSeconds: ptrTo[int32](poll),
+	}
+
+	// The simulator's path.
+	drv := sim.NewDriver(scaler.Spec(spec, 0))
+	var simSeq []string
+	cur := int32(1)
+	for s := range seconds {
+		var snap *lag.Snapshot
+		if x, ok := snaps[s]; ok {
+			snap = &x
+		}
+		if n := drv.Step(snap, epoch.Add(time.Duration(s)*time.Second), cur, 0); n != cur {
+			simSeq = append(simSeq, fmt.Sprintf("%ds: %d -> %d", s, cur, n))
+			cur = n
+		}
+	}
+	if len(simSeq) < 3 {
+		t.Fatalf("the simulator's driver scaled only %v: the recording exercises too little", simSeq)
+	}
+
+	// The reconciler's path.
+	fake := &fakeLag{snaps: map[lag.ConsumerKey]lag.Snapshot{}}
+	c := &clock{t: epoch.Add(-time.Second)}
+	r := directReconciler(t, fake, c, nil)
+	ns := namespace(t)
+	createConsumer(t, ns, "twin", v1alpha1.EventConsumerSpec{
+		Topics: []string{"t"}, ConsumerGroup: "twin",
+		Kafka:   v1alpha1.KafkaConnection{BootstrapServers: []string{"k:9092"}},
+		Handler: &v1alpha1.HandlerSpec{Image: "handler:1"},
+		Scaling: spec,
+	})
+	key := lag.ConsumerKey{Namespace: ns, Name: "twin"}
+	reconcileOnce(t, r, ns, "twin") // creates the Deployment at 1 replica
+	var recSeq []string
+	cur = replicasOf(t, ns, "twin")
+	for s := range seconds {
+		at := epoch.Add(time.Duration(s) * time.Second)
+		c.set(at)
+		if x, ok := snaps[s]; ok {
+			fake.set(key, x)
+		}
+		reconcileOnce(t, r, ns, "twin") // the lag event, or a requeue
+		churn(t, ns, "twin", s)
+		c.set(at.Add(300 * time.Millisecond))
+		reconcileOnce(t, r, ns, "twin") // the Deployment's status changed
+		c.set(at.Add(600 * time.Millisecond))
+		reconcileOnce(t, r, ns, "twin") // another requeue
+		if n := replicasOf(t, ns, "twin"); n != cur {
+			recSeq = append(recSeq, fmt.Sprintf("%ds: %d -> %d", s, cur, n))
+			cur = n
+		}
+	}
+	if !reflect.DeepEqual(recSeq, simSeq) {
+		t.Fatalf("replica sequences differ\nreconciler: %v\nsimulator:  %v", recSeq, simSeq)
+	}
+	got := r.scalers.get(types.NamespacedName{Namespace: ns, Name: "twin"}, nil).State()
+	if want := drv.State(); got.LearnedCapacity != want.LearnedCapacity || !reflect.DeepEqual(got.Recommendations, want.Recommendations) {
+		t.Fatalf("learned capacity %v with %d recommendations through the reconciler, %v with %d through the simulator",
+			got.LearnedCapacity, len(got.Recommendations), want.LearnedCapacity, len(want.Recommendations))
+	}
+	t.Logf("both paths: %v", simSeq)
+}

@@ -1,0 +1,156 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/watch"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/lagscale/lagscale/api/v1alpha1"
+	"github.com/lagscale/lagscale/internal/lag"
+)
+
+func TestStatusWriteDecision(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	base := func(total int64, updated time.Time) *v1alpha1.EventConsumerStatus {
+		return &v1alpha1.EventConsumerStatus{
+			Replicas: 2, DesiredReplicas: 2,
+			Conditions: []metav1.Condition{{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonReady}},
+			Lag: &v1alpha1.LagStatus{Total: total, GroupState: "Stable", Updated: &metav1.Time{Time: updated},
+				Partitions: []v1alpha1.PartitionLagStatus{{Topic: "t", Partition: 0, Lag: total, EndOffset: 100 + total, Health: "OK"}}},
+		}
+	}
+	tests := []struct {
+		name      string
+		next      func() *v1alpha1.EventConsumerStatus
+		now       time.Time
+		write     bool
+		wantAfter time.Duration
+	}{
+		{"nothing changed", func() *v1alpha1.EventConsumerStatus { return base(5, t0) }, t0.Add(time.Minute), false, 0},
+		{"only updated moved: lag stands still", func() *v1alpha1.EventConsumerStatus { return base(5, t0.Add(50*time.Second)) }, t0.Add(50 * time.Second), false, 0},
+		{"lag moved within the interval", func() *v1alpha1.EventConsumerStatus { return base(9, t0.Add(10*time.Second)) }, t0.Add(10 * time.Second), false, 20 * time.Second},
+		{"lag moved after the interval", func() *v1alpha1.EventConsumerStatus { return base(9, t0.Add(30*time.Second)) }, t0.Add(30 * time.Second), true, 0},
+		{"replicas changed", func() *v1alpha1.EventConsumerStatus {
+			s := base(9, t0.Add(time.Second))
+			s.DesiredReplicas = 3
+			return s
+		}, t0.Add(time.Second), true, 0},
+		{"condition changed", func() *v1alpha1.EventConsumerStatus {
+			s := base(5, t0.Add(time.Second))
+			s.Conditions[0].Reason = v1alpha1.ReasonKafkaUnreachable
+			return s
+		}, t0.Add(time.Second), true, 0},
+		{"partition health changed", func() *v1alpha1.EventConsumerStatus {
+			s := base(5, t0.Add(time.Second))
+			s.Lag.Partitions[0].Health = "STALL"
+			return s
+		}, t0.Add(time.Second), true, 0},
+		{"group state changed", func() *v1alpha1.EventConsumerStatus {
+			s := base(5, t0.Add(time.Second))
+			s.Lag.GroupState = "Empty"
+			return s
+		}, t0.Add(time.Second), true, 0},
+		{"stale", func() *v1alpha1.EventConsumerStatus {
+			s := base(5, t0.Add(time.Second))
+			s.Lag.Stale = true
+			return s
+		}, t0.Add(time.Second), true, 0},
+		{"first lag reading", func() *v1alpha1.EventConsumerStatus { return base(5, t0) }, t0, true, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			orig := base(5, t0)
+			if tt.name == "first lag reading" {
+				orig.Lag = nil
+			}
+			write, after := statusWrite(orig, tt.next(), tt.now, DefaultStatusInterval)
+			if write != tt.write || after != tt.wantAfter {
+				t.Fatalf("write=%v after=%s, want write=%v after=%s", write, after, tt.write, tt.wantAfter)
+			}
+		})
+	}
+}
+
+// TestLagPollsDoNotWriteStatus feeds a consumer 20 polls with unchanged lag
+// and 20 with moving lag inside one status interval, then one group-state
+// change. The API server must see exactly one status write, the last, and
+// it must carry the latest figures.
+func TestLagPollsDoNotWriteStatus(t *testing.T) {
+	fake := &fakeLag{snaps: map[lag.ConsumerKey]lag.Snapshot{}}
+	op := startOperator(t, func(r *EventConsumerReconciler) { r.Lag = fake; r.StatusInterval = time.Hour })
+	ns := namespace(t)
+	key := lag.ConsumerKey{Namespace: ns, Name: "quiet"}
+	snap := func(total int64, state string) lag.Snapshot {
+		return lag.Snapshot{Time: time.Now(), Reachable: true, PartitionCount: 1, TotalLag: total, GroupState: state, Members: 1,
+			Partitions: []lag.PartitionLag{{Topic: "t", Partition: 0, Lag: total, EndOffset: 100 + total, CommittedOffset: 100, Health: "OK"}}}
+	}
+	fake.set(key, snap(5, "Stable"))
+	createConsumer(t, ns, "quiet", v1alpha1.EventConsumerSpec{
+		Topics: []string{"t"}, ConsumerGroup: "g",
+		Kafka:   v1alpha1.KafkaConnection{BootstrapServers: []string{"k:9092"}},
+		Handler: &v1alpha1.HandlerSpec{Image: "handler:1"},
+		Scaling: v1alpha1.ScalingSpec{Policy: v1alpha1.PolicyLagThreshold, MinReplicas: ptrTo[int32](1), MaxReplicas: ptrTo[int32](1)},
+	})
+	eventually(t, wait, func() error {
+		if l := getConsumer(t, ns, "quiet").Status.Lag; l == nil || l.Total != 5 {
+			return fmt.Errorf("status.lag %+v, want total 5", l)
+		}
+		return nil
+	})
+	// Let the reconciles that follow creation (the Deployment's own status)
+	// settle before counting.
+	time.Sleep(time.Second)
+
+	wc, err := client.NewWithWatch(env.Admin, client.Options{Scheme: env.Client.Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := wc.Watch(context.Background(), &v1alpha1.EventConsumerList{}, client.InNamespace(ns),
+		client.MatchingFieldsSelector{Selector: fields.OneTermEqualSelector("metadata.name", "quiet")},
+		&client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: getConsumer(t, ns, "quiet").ResourceVersion}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+
+	for i := 0; i < 20; i++ {
+		fake.set(key, snap(5, "Stable"))
+		op.rec.LagChanged(key)
+		time.Sleep(50 * time.Millisecond)
+	}
+	for i := int64(1); i <= 20; i++ {
+		fake.set(key, snap(5+i, "Stable"))
+		op.rec.LagChanged(key)
+		time.Sleep(50 * time.Millisecond)
+	}
+	fake.set(key, snap(25, "Empty"))
+	op.rec.LagChanged(key)
+
+	var writes []string
+	timeout := time.After(wait)
+	for {
+		select {
+		case ev := <-w.ResultChan():
+			if ev.Type != watch.Modified {
+				continue
+			}
+			ec := ev.Object.(*v1alpha1.EventConsumer)
+			writes = append(writes, fmt.Sprintf("total=%d state=%s", ec.Status.Lag.Total, ec.Status.Lag.GroupState))
+			if ec.Status.Lag.GroupState != "Empty" {
+				continue
+			}
+			if len(writes) != 1 || ec.Status.Lag.Total != 25 {
+				t.Fatalf("status writes %v: want only the group-state change, with total=25", writes)
+			}
+			return
+		case <-timeout:
+			t.Fatalf("the group-state change was not written; writes seen: %v", writes)
+		}
+	}
+}

@@ -1,0 +1,305 @@
+package sim
+
+import (
+	"cmp"
+	"fmt"
+	"math"
+	"runtime"
+	"slices"
+	"sync"
+)
+
+// Goal bounds of the sweep: on every run lagscale should meet the SLO,
+// spend at most costGoal x keda-best's replica-seconds and make at most
+// eventsGoal x keda-hpa's scale events, and no SLO-meeting KEDA
+// configuration should dominate it.
+const (
+	costGoal   = 1.25
+	eventsGoal = 0.5
+)
+
+// SweepParams is a sweep: every scenario at every seed and capacity.
+type SweepParams struct {
+	// Scenarios are built-in scenario names.
+	Scenarios []string
+	// Seeds drive both the scenario's randomness and the capacity noise.
+	Seeds []uint64
+	// Capacities are replica capacities in records/s.
+	Capacities []float64
+	// Partitions is the partition count.
+	Partitions int
+	// Config holds everything else; its Seed and Capacity are replaced
+	// per run.
+	Config Config
+	// Workers is how many runs go at once; 0 means GOMAXPROCS.
+	Workers int
+}
+
+// SweepRun is one run of a sweep, without the per-second series.
+type SweepRun struct {
+	Scenario string  `json:"scenario"`
+	Seed     uint64  `json:"seed"`
+	Capacity float64 `json:"capacity"`
+	// Lagscale, KEDA, Oracle and OraclePartitions are those policies'
+	// metrics.
+	Lagscale         Metrics `json:"lagscale"`
+	KEDA             Metrics `json:"keda-hpa"`
+	Oracle           Metrics `json:"oracle"`
+	OraclePartitions Metrics `json:"oracle-partitions"`
+	// KEDABest is nil when no configuration reaches 0.99 attainment.
+	KEDABest *KEDAPoint `json:"keda-best"`
+	// KEDAFrontier is the grid's SLO-meeting Pareto frontier.
+	KEDAFrontier []KEDAPoint `json:"keda-frontier"`
+	// Goals says which goals hold on this run.
+	Goals Goals `json:"goals"`
+}
+
+// Goals are the sweep's per-run goals for lagscale.
+type Goals struct {
+	// Attainment: SLO attainment >= 0.99.
+	Attainment bool `json:"attainment"`
+	// NotDominated: no point of keda-frontier has replica-seconds and
+	// scale events both <= lagscale's, one of them strictly.
+	NotDominated bool `json:"not_dominated"`
+	// DominatedBy is the first frontier point that dominates lagscale.
+	DominatedBy *KEDAPoint `json:"dominated_by,omitempty"`
+	// Cost: replica-seconds <= 1.25 x keda-best's; it holds when no KEDA
+	// configuration meets the SLO.
+	Cost bool `json:"cost"`
+	// Events: scale events <= 0.5 x keda-hpa's.
+	Events bool `json:"events"`
+}
+
+// All reports whether every goal holds.
+func (g Goals) All() bool { return g.Attainment && g.NotDominated && g.Cost && g.Events }
+
+// CostRatio is lagscale's replica-seconds over keda-best's, NaN without
+// keda-best.
+func (r SweepRun) CostRatio() float64 {
+	if r.KEDABest == nil {
+		return math.NaN()
+	}
+	return float64(r.Lagscale.ReplicaSeconds) / float64(r.KEDABest.ReplicaSeconds)
+}
+
+// EventsRatio is lagscale's scale events over keda-hpa's.
+func (r SweepRun) EventsRatio() float64 {
+	return float64(r.Lagscale.ScaleEvents) / float64(max(r.KEDA.ScaleEvents, 1))
+}
+
+// OracleRatio is lagscale's replica-seconds over the oracle's; with
+// partitions, over oracle-partitions'.
+func (r SweepRun) OracleRatio(partitions bool) float64 {
+	o := r.Oracle
+	if partitions {
+		o = r.OraclePartitions
+	}
+	return float64(r.Lagscale.ReplicaSeconds) / float64(o.ReplicaSeconds)
+}
+
+// Sweep runs every scenario at every seed and capacity, Workers at a time,
+// and returns the runs in scenario, capacity, seed order.
+func Sweep(p SweepParams) ([]SweepRun, error) {
+	type job struct {
+		i    int
+		w    Workload
+		cfg  Config
+		cost int
+	}
+	var jobs []job
+	for _, name := range p.Scenarios {
+		for _, c := range p.Capacities {
+			for _, seed := range p.Seeds {
+				w, err := Scenario(name, ScenarioParams{Partitions: p.Partitions, Capacity: c, Seed: seed})
+				if err != nil {
+					return nil, err
+				}
+				cfg := p.Config
+				cfg.Capacity, cfg.Seed = c, seed
+				jobs = append(jobs, job{i: len(jobs), w: w, cfg: cfg, cost: w.Duration})
+			}
+		}
+	}
+	out := make([]SweepRun, len(jobs))
+	// Longest first, so that a long run does not start last and keep one
+	// worker busy after the others are done.
+	order := slices.Clone(jobs)
+	slices.SortStableFunc(order, func(a, b job) int { return cmp.Compare(b.cost, a.cost) })
+	workers := p.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	ch := make(chan job)
+	var wg sync.WaitGroup
+	for range min(workers, max(len(jobs), 1)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range ch {
+				out[j.i] = summarize(Run(j.cfg, j.w))
+			}
+		}()
+	}
+	for _, j := range order {
+		ch <- j
+	}
+	close(ch)
+	wg.Wait()
+	return out, nil
+}
+
+// summarize keeps what a sweep reports of one result and checks the goals.
+func summarize(r Result) SweepRun {
+	s := SweepRun{
+		Scenario: r.Workload.Name, Seed: r.Config.Seed, Capacity: r.Config.Capacity,
+		Lagscale: *r.Metrics[PolicyLagscale], KEDA: *r.Metrics[PolicyKEDA],
+		Oracle: *r.Metrics[PolicyOracle], OraclePartitions: *r.Metrics[PolicyOraclePartitions],
+		KEDABest: r.KEDABest, KEDAFrontier: r.KEDAFrontier,
+	}
+	l := s.Lagscale
+	s.Goals.Attainment = l.SLOAttainment >= attainmentTarget
+	s.Goals.NotDominated = true
+	for i := range s.KEDAFrontier {
+		if p := s.KEDAFrontier[i]; p.Dominates(l) {
+			s.Goals.NotDominated, s.Goals.DominatedBy = false, &p
+			break
+		}
+	}
+	s.Goals.Cost = s.KEDABest == nil || float64(l.ReplicaSeconds) <= costGoal*float64(s.KEDABest.ReplicaSeconds)
+	s.Goals.Events = float64(l.ScaleEvents) <= eventsGoal*float64(s.KEDA.ScaleEvents)
+	return s
+}
+
+// ScenarioSummary is a sweep's medians and worst cases for one scenario.
+type ScenarioSummary struct {
+	Scenario string `json:"scenario"`
+	Runs     int    `json:"runs"`
+	// Attainment is lagscale's SLO attainment; its worst is the lowest.
+	Attainment Spread `json:"attainment"`
+	// Cost is lagscale's replica-seconds over keda-best's, over the runs
+	// that have a keda-best; its worst is the highest.
+	Cost Spread `json:"cost_vs_keda_best"`
+	// Events is lagscale's scale events over keda-hpa's; worst highest.
+	Events Spread `json:"events_vs_keda_hpa"`
+	// Oracle and OraclePartitions are lagscale's replica-seconds over the
+	// two oracles'; worst highest.
+	Oracle           Spread `json:"cost_vs_oracle"`
+	OraclePartitions Spread `json:"cost_vs_oracle_partitions"`
+	// KEDABestOracle is keda-best's replica-seconds over
+	// oracle-partitions', for scale.
+	KEDABestOracle Spread `json:"keda_best_vs_oracle_partitions"`
+	// NoKEDABest counts runs where no KEDA configuration met the SLO.
+	NoKEDABest int `json:"no_keda_best"`
+	// Held counts the runs on which each goal holds, and all of them.
+	Held struct {
+		Attainment, NotDominated, Cost, Events, All int
+	} `json:"held"`
+}
+
+// Spread is a median and a worst case.
+type Spread struct {
+	Median float64 `json:"median"`
+	Worst  float64 `json:"worst"`
+}
+
+// spread of vs; worst is the highest unless low is set. NaNs are left out.
+func spread(vs []float64, low bool) Spread {
+	vs = slices.DeleteFunc(slices.Clone(vs), math.IsNaN)
+	if len(vs) == 0 {
+		return Spread{math.NaN(), math.NaN()}
+	}
+	slices.Sort(vs)
+	n := len(vs)
+	med := vs[n/2]
+	if n%2 == 0 {
+		med = (vs[n/2-1] + vs[n/2]) / 2
+	}
+	w := vs[n-1]
+	if low {
+		w = vs[0]
+	}
+	return Spread{med, w}
+}
+
+// Summarize groups runs by scenario, in the order scenarios first appear.
+func Summarize(runs []SweepRun) []ScenarioSummary {
+	var out []ScenarioSummary
+	index := map[string]int{}
+	by := map[string][]SweepRun{}
+	for _, r := range runs {
+		if _, ok := index[r.Scenario]; !ok {
+			index[r.Scenario] = len(out)
+			out = append(out, ScenarioSummary{Scenario: r.Scenario})
+		}
+		by[r.Scenario] = append(by[r.Scenario], r)
+	}
+	for i := range out {
+		rs := by[out[i].Scenario]
+		s := &out[i]
+		s.Runs = len(rs)
+		var att, cost, ev, or, orp, kb []float64
+		for _, r := range rs {
+			att = append(att, r.Lagscale.SLOAttainment)
+			cost = append(cost, r.CostRatio())
+			ev = append(ev, r.EventsRatio())
+			or = append(or, r.OracleRatio(false))
+			orp = append(orp, r.OracleRatio(true))
+			if r.KEDABest == nil {
+				s.NoKEDABest++
+				kb = append(kb, math.NaN())
+			} else {
+				kb = append(kb, float64(r.KEDABest.ReplicaSeconds)/float64(r.OraclePartitions.ReplicaSeconds))
+			}
+			g := r.Goals
+			s.Held.Attainment += b2i(g.Attainment)
+			s.Held.NotDominated += b2i(g.NotDominated)
+			s.Held.Cost += b2i(g.Cost)
+			s.Held.Events += b2i(g.Events)
+			s.Held.All += b2i(g.All())
+		}
+		s.Attainment = spread(att, true)
+		s.Cost = spread(cost, false)
+		s.Events = spread(ev, false)
+		s.Oracle = spread(or, false)
+		s.OraclePartitions = spread(orp, false)
+		s.KEDABestOracle = spread(kb, false)
+	}
+	return out
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// Failures describes every run on which a goal does not hold, one line
+// each.
+func Failures(runs []SweepRun) []string {
+	var out []string
+	for _, r := range runs {
+		g := r.Goals
+		if g.All() {
+			continue
+		}
+		l := r.Lagscale
+		line := fmt.Sprintf("%s seed %d capacity %g: lagscale attainment %.4f, %d replica-s, %d events", r.Scenario, r.Seed, r.Capacity, l.SLOAttainment, l.ReplicaSeconds, l.ScaleEvents)
+		if !g.Attainment {
+			line += "; attainment < 0.99"
+		}
+		if !g.NotDominated {
+			d := g.DominatedBy
+			line += fmt.Sprintf("; dominated by KEDA (%d replica-s, %d events, lagThreshold %d, metric cache %ds, down window %ds, tolerance %g)",
+				d.ReplicaSeconds, d.ScaleEvents, d.Parameters.LagThreshold, d.Parameters.MetricCacheSeconds, d.Parameters.ScaleDownStabilizationSeconds, d.Parameters.Tolerance)
+		}
+		if !g.Cost {
+			line += fmt.Sprintf("; replica-s %.3f x keda-best's %d", r.CostRatio(), r.KEDABest.ReplicaSeconds)
+		}
+		if !g.Events {
+			line += fmt.Sprintf("; events %.2f x keda-hpa's %d", r.EventsRatio(), r.KEDA.ScaleEvents)
+		}
+		out = append(out, line)
+	}
+	return out
+}

@@ -1,0 +1,73 @@
+package sim
+
+import (
+	"math"
+	"testing"
+)
+
+func TestSweepGoals(t *testing.T) {
+	pt := func(rs int64, ev int) KEDAPoint {
+		return KEDAPoint{Metrics: Metrics{SLOAttainment: 1, ReplicaSeconds: rs, ScaleEvents: ev}}
+	}
+	result := func(att float64, rs int64, ev int, best *KEDAPoint, front []KEDAPoint) Result {
+		return Result{Workload: Workload{Name: "s"}, Metrics: map[string]*Metrics{
+			PolicyLagscale:         {SLOAttainment: att, ReplicaSeconds: rs, ScaleEvents: ev},
+			PolicyKEDA:             {ReplicaSeconds: 900, ScaleEvents: 20},
+			PolicyOracle:           {ReplicaSeconds: 500},
+			PolicyOraclePartitions: {ReplicaSeconds: 600},
+		}, KEDABest: best, KEDAFrontier: front}
+	}
+	best := pt(1000, 30)
+	front := []KEDAPoint{best, pt(1100, 12)}
+	tests := []struct {
+		name string
+		r    Result
+		want Goals
+	}{
+		{"all hold", result(0.995, 1200, 10, &best, front), Goals{Attainment: true, NotDominated: true, Cost: true, Events: true}},
+		{"attainment below 0.99", result(0.989, 1200, 10, &best, front), Goals{NotDominated: true, Cost: true, Events: true}},
+		{"dominated", result(1, 1200, 12, &best, front), Goals{Attainment: true, DominatedBy: &front[1], Cost: true}},
+		{"equal is not dominated", result(1, 1100, 12, &best, front), Goals{Attainment: true, NotDominated: true, Cost: true}},
+		{"cost above 1.25 x keda-best", result(1, 1251, 10, &best, front), Goals{Attainment: true, NotDominated: true, Events: true}},
+		{"no keda-best: cost holds", result(1, 5000, 10, nil, nil), Goals{Attainment: true, NotDominated: true, Cost: true, Events: true}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := summarize(tt.r).Goals
+			if got.Attainment != tt.want.Attainment || got.NotDominated != tt.want.NotDominated || got.Cost != tt.want.Cost || got.Events != tt.want.Events ||
+				(got.DominatedBy == nil) != (tt.want.DominatedBy == nil) {
+				t.Errorf("goals %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestSummarize(t *testing.T) {
+	var runs []SweepRun
+	for i, rs := range []int64{1000, 1200, 1100, 3000} {
+		b := KEDAPoint{Metrics: Metrics{ReplicaSeconds: 1000}}
+		runs = append(runs, summarize(Result{Workload: Workload{Name: "s"}, Metrics: map[string]*Metrics{
+			PolicyLagscale:         {SLOAttainment: 1 - float64(i)/100, ReplicaSeconds: rs, ScaleEvents: 5},
+			PolicyKEDA:             {ScaleEvents: 20},
+			PolicyOracle:           {ReplicaSeconds: 500},
+			PolicyOraclePartitions: {ReplicaSeconds: 1000},
+		}, KEDABest: &b}))
+	}
+	s := Summarize(runs)
+	if len(s) != 1 || s[0].Runs != 4 {
+		t.Fatalf("summaries %+v", s)
+	}
+	near := func(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
+	if got := s[0].Cost; !near(got.Median, 1.15) || !near(got.Worst, 3) {
+		t.Errorf("cost %+v, want median 1.15 worst 3", got)
+	}
+	if got := s[0].Attainment; !near(got.Median, 0.985) || !near(got.Worst, 0.97) {
+		t.Errorf("attainment %+v, want median 0.985 worst 0.97", got)
+	}
+	if got := s[0].Oracle; !near(got.Median, 2.3) || !near(got.Worst, 6) {
+		t.Errorf("cost/oracle %+v, want median 2.3 worst 6", got)
+	}
+	if h := s[0].Held; h.Attainment != 2 || h.Cost != 3 || h.Events != 4 || h.All != 2 {
+		t.Errorf("held %+v, want attainment 2, cost 3, events 4, all 2", h)
+	}
+}
