@@ -33,6 +33,8 @@ func runSim(args []string, stdout io.Writer) error {
 		duration   = fs.Duration("duration", 0, "run length (0: the scenario's own)")
 		seed       = fs.Uint64("seed", 1, "random seed")
 		rebalance  = fs.Duration("rebalance", 5*time.Second, "stop-the-world pause on every membership change")
+		share      = fs.Bool("share", false, "simulate a KIP-932 share group: every member consumes every partition, no rebalance pause; lagscale runs with groupType Share")
+		shareMax   = fs.Int("share-max-replicas", 0, "lagscale's maxReplicas with --share (0: unbounded)")
 		startup    = fs.Duration("startup", 20*time.Second, "pod start-up delay before a new replica consumes")
 		poll       = fs.Duration("poll", 5*time.Second, "how often lagscale sees lag")
 		kedaLag    = fs.Int64("keda-lag-threshold", 0, "keda-hpa's lagThreshold (0: capacity x SLO)")
@@ -56,6 +58,7 @@ func runSim(args []string, stdout io.Writer) error {
 	cfg := sim.Config{
 		Capacity: *capacity, Noise: *noise, SLO: slo.Seconds(), Seed: *seed,
 		Rebalance: secs(*rebalance), Startup: secs(*startup), Poll: max(1, secs(*poll)), KEDALagThreshold: *kedaLag,
+		Share: *share, ShareMaxReplicas: *shareMax,
 	}
 
 	if *sweep {

@@ -68,11 +68,18 @@ func newLagscale(cfg Config) *lagscalePolicy {
 // default, converted as the operator converts it.
 func LagscaleSpec(cfg Config) autoscale.Spec {
 	cfg = cfg.withDefaults()
-	return opscaler.Spec(v1alpha1.ScalingSpec{
+	sc := v1alpha1.ScalingSpec{
 		MinReplicas:          ptr(int32(1)),
 		MaxLagSeconds:        ptr(int32(math.Round(cfg.SLO))),
 		ThroughputPerReplica: ptr(int64(math.Round(cfg.Capacity))),
-	}, 0)
+	}
+	if cfg.Share {
+		// maxReplicas is required for groupType Share.
+		sc.MaxReplicas = ptr(int32(cfg.ShareMaxReplicas))
+	}
+	spec := opscaler.Spec(sc, 0)
+	spec.Share = cfg.Share
+	return spec
 }
 
 func ptr[T any](v T) *T { return &v }

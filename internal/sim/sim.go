@@ -42,6 +42,14 @@ type Config struct {
 	// InitialReplicas is the replica count at second 0, already running;
 	// 0 means what the oracle needs at second 0.
 	InitialReplicas int
+	// Share simulates a KIP-932 share group: every member consumes from
+	// every partition (no partition granularity, a hot partition is shared
+	// by all) and a membership change pauses nothing. lagscale then runs
+	// with groupType Share and ShareMaxReplicas as its maxReplicas.
+	Share bool
+	// ShareMaxReplicas is lagscale's maxReplicas in Share mode; 0 leaves
+	// lagscale unbounded.
+	ShareMaxReplicas int
 }
 
 // withDefaults fills zero fields.
@@ -350,6 +358,11 @@ func (g *group) rebalance(s int) {
 	}
 	g.changed = false
 	g.assign()
+	if g.cfg.Share {
+		// A share group has no stop-the-world rebalance.
+		g.pauseUntil = s
+		return
+	}
 	g.pauseUntil = s + g.cfg.Rebalance
 }
 
@@ -364,8 +377,15 @@ func (g *group) consume(s int) {
 	members := g.members()
 	byMember := g.byMember
 	factor := g.w.capacityFactor(s)
+	var all []int
+	if g.cfg.Share {
+		all = make([]int, len(g.parts))
+		for i := range all {
+			all[i] = i
+		}
+	}
 	for mi, m := range members {
-		if mi >= len(byMember) {
+		if mi >= len(byMember) && !g.cfg.Share {
 			break
 		}
 		c := g.cfg.Capacity * factor * (1 + g.cfg.Noise*noise(g.cfg.Seed, uint64(m.id), uint64(s)))
@@ -373,6 +393,11 @@ func (g *group) consume(s int) {
 		budget := int64(math.Floor(m.carry))
 		m.carry -= float64(budget)
 		// Unused capacity does not accumulate: an idle second is lost.
+		if g.cfg.Share {
+			// Every share-group member takes records of every partition.
+			g.drain(s, all, budget)
+			continue
+		}
 		g.drain(s, byMember[mi], budget)
 	}
 }
