@@ -127,7 +127,7 @@ java-handler: ## Build examples/java-handler (plain kafka-clients) with Maven in
 	mvn -B -q -f examples/java-handler/pom.xml package
 
 .PHONY: test-kafka
-test-kafka: kafka java-handler ## Run the compatibility suite against Apache Kafka (test/kafka): the lag engine, the operator, the SDK and the Java handler.
+test-kafka: kafka java-handler sandbox-tools ## Run the compatibility suite against Apache Kafka (test/kafka): the lag engine, the operator, the SDK, the Java handler and the sandbox.
 	go test -tags kafka -count=1 -p 1 -timeout 40m -v ./test/kafka/...
 
 ##@ Sandbox
@@ -152,10 +152,14 @@ $(BIN)/kwok-stages/.copied: hack/tools/kwok/go.mod
 $(BIN)/example-handler:
 	go build -o $@ ./examples/handler
 
+# KAFKA=apache runs the demo on Apache Kafka (the jars of `make kafka`)
+# instead of the in-process kfake.
+KAFKA ?= kfake
+
 .PHONY: demo
-demo: sandbox-tools ## Run the sandbox with the demo: a burst of load and lagscale scaling the handler (about 6 minutes).
+demo: sandbox-tools $(if $(filter apache,$(KAFKA)),kafka) ## Run the sandbox with the demo: a burst of load and lagscale scaling the handler (about 6 minutes); KAFKA=apache on Apache Kafka.
 	go build -o $(BIN)/lagscale ./cmd/lagscale
-	$(BIN)/lagscale sandbox up --demo $(DEMO_FLAGS)
+	$(BIN)/lagscale sandbox up --demo --kafka $(KAFKA) $(DEMO_FLAGS)
 
 .PHONY: bench
 bench: ## Run the benchmarks: the lag engine (1,000 groups), the Go and Node.js handler SDKs against bare loops on their clients, the autoscaler scenarios.

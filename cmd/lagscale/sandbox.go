@@ -15,14 +15,16 @@ import (
 )
 
 const sandboxUsage = `Usage:
-  lagscale sandbox up [--dir DIR] [--kafka-port 9092] [--api-port 6443] [--images FILE] [--demo [--keep]]
+  lagscale sandbox up [--dir DIR] [--kafka kfake|apache] [--kafka-port 9092] [--api-port 6443] [--images FILE] [--demo [--keep]]
   lagscale sandbox down [--dir DIR]
   lagscale sandbox logs [--dir DIR] [-f] POD
 
 up starts a local cluster: etcd, kube-apiserver, kube-controller-manager,
 kube-scheduler and three kwok fake nodes (built from source by
 'make sandbox-tools', which up runs itself when something is missing), a
-Kafka broker (kfake, data kept in DIR/kafka), the lagscale operator, and a
+Kafka broker (kfake in process, data kept in DIR/kafka; or with --kafka apache
+Apache Kafka from the jars of 'make kafka', data in DIR/kafka-apache, log in
+DIR/logs/kafka.log), the lagscale operator, and a
 pod runner that runs each handler pod's image as a local process:
   lagscale/example-handler:*       bin/example-handler
   lagscale/example-node-handler:*  node examples/node-handler/index.js
@@ -70,7 +72,8 @@ func sandboxFlags(name string, stdout io.Writer) (*flag.FlagSet, *string) {
 
 func sandboxUp(args []string, stdout io.Writer) error {
 	fs, dir := sandboxFlags("up", stdout)
-	kafkaPort := fs.Int("kafka-port", 9092, "Kafka (kfake) port on 127.0.0.1; 0 picks a free one")
+	kafka := fs.String("kafka", sandbox.KafkaKfake, "the broker: kfake (in process, starts at once) or apache (Apache Kafka from the jars of make kafka, needs a JDK)")
+	kafkaPort := fs.Int("kafka-port", 9092, "Kafka port (PLAINTEXT) on 127.0.0.1; 0 picks a free one")
 	apiPort := fs.Int("api-port", 6443, "kube-apiserver port on 127.0.0.1; 0 picks a free one")
 	images := fs.String("images", "", "YAML file mapping more images to local commands")
 	demo := fs.Bool("demo", false, "apply an example EventConsumer, drive load and print what happens")
@@ -88,6 +91,7 @@ func sandboxUp(args []string, stdout io.Writer) error {
 
 	s, err := sandbox.Up(ctx, sandbox.Options{
 		Dir:          *dir,
+		Kafka:        *kafka,
 		KafkaPort:    *kafkaPort,
 		APIPort:      *apiPort,
 		ImagesFile:   *images,
@@ -101,8 +105,8 @@ func sandboxUp(args []string, stdout io.Writer) error {
 		return err
 	}
 	defer func() { printStopped(stdout, s.Stop()) }()
-	fmt.Fprintf(stdout, "\nKafka:       %s\nLogs:        %s/logs, pods in %s/pods (lagscale sandbox logs POD)\nStop:        Ctrl-C, or lagscale sandbox down --dir %s\n\nexport KUBECONFIG=%s\n\n",
-		s.KafkaAddr(), s.Dir(), s.Dir(), s.Dir(), s.Kubeconfig())
+	fmt.Fprintf(stdout, "\nKafka:       %s (%s)\nLogs:        %s/logs, pods in %s/pods (lagscale sandbox logs POD)\nStop:        Ctrl-C, or lagscale sandbox down --dir %s\n\nexport KUBECONFIG=%s\n\n",
+		s.KafkaAddr(), s.KafkaKind(), s.Dir(), s.Dir(), s.Dir(), s.Kubeconfig())
 
 	if *demo {
 		out := *chart

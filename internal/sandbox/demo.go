@@ -178,18 +178,31 @@ func CreateTopic(ctx context.Context, bootstrap, topic string, partitions int32)
 }
 
 // GroupCommitted is the sum of the group's committed offsets on topic.
+// Retriable errors are retried for up to a minute: a fresh Apache Kafka
+// answers COORDINATOR_NOT_AVAILABLE while it creates __consumer_offsets
+// (kfake has a coordinator at once).
 func GroupCommitted(ctx context.Context, bootstrap, group, topic string) (int64, error) {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(bootstrap))
 	if err != nil {
 		return 0, err
 	}
 	defer cl.Close()
-	offs, err := kadm.NewClient(cl).FetchOffsets(ctx, group)
-	if errors.Is(err, kerr.GroupIDNotFound) {
+	var offs kadm.OffsetResponses
+	var fetchErr error
+	if err := waitFor(ctx, time.Minute, func() (bool, error) {
+		offs, fetchErr = kadm.NewClient(cl).FetchOffsets(ctx, group)
+		if fetchErr != nil && kerr.IsRetriable(fetchErr) {
+			return false, fetchErr
+		}
+		return true, nil
+	}); err != nil {
+		return 0, fmt.Errorf("fetch the offsets of group %s: %w", group, err)
+	}
+	if errors.Is(fetchErr, kerr.GroupIDNotFound) {
 		return 0, nil
 	}
-	if err != nil {
-		return 0, err
+	if fetchErr != nil {
+		return 0, fetchErr
 	}
 	var sum int64
 	offs.Each(func(o kadm.OffsetResponse) {

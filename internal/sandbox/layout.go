@@ -24,14 +24,15 @@ func (l layout) path(parts ...string) string {
 	return filepath.Join(append([]string{l.Dir}, parts...)...)
 }
 
-func (l layout) Kubeconfig() string { return l.path("kubeconfig") }
-func (l layout) PIDs() string       { return l.path("pids") }
-func (l layout) PKI() string        { return l.path("pki") }
-func (l layout) Etcd() string       { return l.path("etcd") }
-func (l layout) Kafka() string      { return l.path("kafka") }
-func (l layout) Logs() string       { return l.path("logs") }
-func (l layout) Pods() string       { return l.path("pods") }
-func (l layout) Version() string    { return l.path("version") }
+func (l layout) Kubeconfig() string  { return l.path("kubeconfig") }
+func (l layout) PIDs() string        { return l.path("pids") }
+func (l layout) PKI() string         { return l.path("pki") }
+func (l layout) Etcd() string        { return l.path("etcd") }
+func (l layout) Kafka() string       { return l.path("kafka") }
+func (l layout) KafkaApache() string { return l.path("kafka-apache") }
+func (l layout) Logs() string        { return l.path("logs") }
+func (l layout) Pods() string        { return l.path("pods") }
+func (l layout) Version() string     { return l.path("version") }
 
 // PodLog is the log file of a pod's handler process.
 func (l layout) PodLog(namespace, name string) string {

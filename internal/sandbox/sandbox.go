@@ -1,6 +1,8 @@
 // Package sandbox runs a whole local cluster for lagscale: etcd,
 // kube-apiserver, kube-controller-manager, kube-scheduler and kwok's fake
-// nodes built by hack/tools, a kfake Kafka broker, the operator itself
+// nodes built by hack/tools, a Kafka broker (kfake in process, or Apache
+// Kafka from the jars of `make kafka` with Options.Kafka "apache"), the
+// operator itself
 // (internal/operator, the code of cmd/manager), and a pod runner that plays
 // the kubelet for handler pods by running their handlers as local
 // processes.
@@ -29,6 +31,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/lagscale/lagscale/api/v1alpha1"
+	"github.com/lagscale/lagscale/internal/kafkabroker"
 	"github.com/lagscale/lagscale/internal/operator"
 	"github.com/lagscale/lagscale/internal/scheme"
 )
@@ -44,7 +47,11 @@ type Options struct {
 	// BinDir holds kwok, kwok-stages/, k8s/<version>/ and example-handler.
 	// Default: Root/bin.
 	BinDir string
-	// KafkaPort is kfake's port on 127.0.0.1; 0 picks a free one.
+	// Kafka is the broker: KafkaKfake (the default when empty) or
+	// KafkaApache.
+	Kafka string
+	// KafkaPort is the broker's (PLAINTEXT) port on 127.0.0.1; 0 picks a
+	// free one.
 	KafkaPort int
 	// APIPort is kube-apiserver's port on 127.0.0.1; 0 picks a free one.
 	APIPort int
@@ -59,6 +66,16 @@ type Options struct {
 	// missing, instead of failing with that command as the fix.
 	BuildMissing bool
 }
+
+// The brokers Options.Kafka names.
+const (
+	// KafkaKfake is franz-go's kfake, in process: it starts in milliseconds.
+	KafkaKfake = "kfake"
+	// KafkaApache is Apache Kafka kafkabroker.Version, a JVM started from
+	// BinDir/kafka/<version>/libs (`make kafka`) and recorded in DIR/pids
+	// as "kafka".
+	KafkaApache = "apache"
+)
 
 // Sandbox is a running sandbox.
 type Sandbox struct {
@@ -76,6 +93,7 @@ type Sandbox struct {
 
 	kafkaMu   sync.Mutex
 	kafka     *kfake.Cluster
+	apache    *kafkabroker.Broker
 	kafkaAddr string
 
 	runner *PodRunner
@@ -150,6 +168,13 @@ func (o *Options) defaults() error {
 	if o.BinDir == "" {
 		o.BinDir = filepath.Join(o.Root, "bin")
 	}
+	switch o.Kafka {
+	case "":
+		o.Kafka = KafkaKfake
+	case KafkaKfake, KafkaApache:
+	default:
+		return fmt.Errorf("unknown Kafka broker %q: want %q or %q", o.Kafka, KafkaKfake, KafkaApache)
+	}
 	if o.DefaultPollInterval == 0 {
 		o.DefaultPollInterval = time.Duration(v1alpha1.DefaultPollIntervalSeconds) * time.Second
 	}
@@ -199,6 +224,16 @@ func Up(ctx context.Context, o Options) (_ *Sandbox, err error) {
 	}
 	if err := s.layout.checkVersion(); err != nil {
 		return nil, err
+	}
+	if o.Kafka == KafkaApache {
+		// Before anything starts: without a JDK or the jars nothing else
+		// is worth building or starting.
+		if _, err := kafkabroker.FindJava(); err != nil {
+			return nil, err
+		}
+		if _, err := kafkabroker.LibsDir(o.BinDir, kafkabroker.Version); err != nil {
+			return nil, err
+		}
 	}
 	if missing := missingBinaries(o.BinDir); len(missing) > 0 {
 		if !o.BuildMissing {
@@ -254,9 +289,17 @@ func Up(ctx context.Context, o Options) (_ *Sandbox, err error) {
 		return s, err
 	}
 
-	s.progress("starting Kafka (kfake) with data in %s", s.layout.Kafka())
+	if o.Kafka == KafkaApache {
+		s.progress("starting Kafka (Apache Kafka %s, a JVM) with data in %s, log in %s", kafkabroker.Version, s.layout.KafkaApache(), s.kafkaLog())
+	} else {
+		s.progress("starting Kafka (kfake) with data in %s", s.layout.Kafka())
+	}
+	kafkaStart := time.Now()
 	if err := s.StartKafka(); err != nil {
 		return s, err
+	}
+	if o.Kafka == KafkaApache {
+		s.progress("Apache Kafka %s ready on %s in %s (pid %d)", kafkabroker.Version, s.kafkaAddr, time.Since(kafkaStart).Round(100*time.Millisecond), s.apache.PID())
 	}
 
 	runCtx, cancel := context.WithCancel(context.Background())
@@ -331,10 +374,16 @@ func (s *Sandbox) checkNotRunning() error {
 	return nil
 }
 
+// KafkaKind is the broker the sandbox runs: KafkaKfake or KafkaApache.
+func (s *Sandbox) KafkaKind() string { return s.opts.Kafka }
+
 // StartKafka starts the broker (again) with the same data directory.
 func (s *Sandbox) StartKafka() error {
 	s.kafkaMu.Lock()
 	defer s.kafkaMu.Unlock()
+	if s.opts.Kafka == KafkaApache {
+		return s.startApache()
+	}
 	if s.kafka != nil {
 		return nil
 	}
@@ -361,13 +410,57 @@ func (s *Sandbox) StartKafka() error {
 	return nil
 }
 
-// StopKafka stops the broker; its data stays for StartKafka.
+func (s *Sandbox) kafkaLog() string { return filepath.Join(s.layout.Logs(), "kafka.log") }
+
+// startApache starts Apache Kafka, the first time configuring it on
+// KafkaPort (its other listeners on free ports) with data in
+// DIR/kafka-apache. Its PID is in DIR/pids from launch until it exits, so
+// `sandbox down` stops it even while it is still starting.
+func (s *Sandbox) startApache() error {
+	if s.apache != nil && s.apache.PID() != 0 {
+		return nil
+	}
+	if s.apache == nil {
+		libs, err := kafkabroker.LibsDir(s.opts.BinDir, kafkabroker.Version)
+		if err != nil {
+			return err
+		}
+		if err := os.MkdirAll(s.layout.Logs(), 0o755); err != nil {
+			return err
+		}
+		cfg := kafkabroker.Config{
+			Version: kafkabroker.Version, Libs: libs,
+			Dir: s.layout.KafkaApache(), LogPath: s.kafkaLog(),
+			Started: func(pid int) error { return s.pids.add("kafka", pid) },
+			Exited:  func(pid int) { _ = s.pids.remove(pid) },
+		}
+		if s.opts.KafkaPort != 0 {
+			cfg.Plain = fmt.Sprintf("127.0.0.1:%d", s.opts.KafkaPort)
+		}
+		b, err := kafkabroker.New(context.Background(), cfg)
+		if err != nil {
+			return err
+		}
+		s.apache = b
+		s.kafkaAddr = b.Plain
+	}
+	if err := s.apache.Start(context.Background()); err != nil {
+		return fmt.Errorf("%w (if the data in %s is stale, remove it with `rm -rf %s`)", err, s.layout.KafkaApache(), s.layout.KafkaApache())
+	}
+	return nil
+}
+
+// StopKafka stops the broker (Apache Kafka by its PID); its data stays
+// for StartKafka.
 func (s *Sandbox) StopKafka() {
 	s.kafkaMu.Lock()
 	defer s.kafkaMu.Unlock()
 	if s.kafka != nil {
 		s.kafka.Close()
 		s.kafka = nil
+	}
+	if s.apache != nil {
+		s.apache.Stop()
 	}
 }
 
@@ -390,6 +483,15 @@ func (s *Sandbox) Stop() []string {
 		if s.kafka != nil {
 			s.StopKafka()
 			stopped = append(stopped, "kafka (in process, "+s.kafkaAddr+")")
+		}
+		if s.apache != nil {
+			if pid := s.apache.PID(); pid != 0 {
+				how := "SIGTERM"
+				if s.apache.Stop() {
+					how = "SIGKILL"
+				}
+				stopped = append(stopped, fmt.Sprintf("kafka (Apache Kafka %s, pid %d, %s)", kafkabroker.Version, pid, how))
+			}
 		}
 		for i := len(s.children) - 1; i >= 0; i-- {
 			c := s.children[i]
