@@ -153,60 +153,60 @@ func (c *cluster) describeByType(ctx context.Context, byType map[string][]string
 // describeConsumer reads KIP-848 groups with one ConsumerGroupDescribe per
 // coordinator.
 func (c *cluster) describeConsumer(ctx context.Context, groups []string) map[string]groupDescription {
-	out := make(map[string]groupDescription, len(groups))
 	described, err := c.adm.DescribeConsumerGroups(ctx, groups...)
-	for _, g := range groups {
-		dg, ok := described[g]
-		switch {
-		case !ok && err != nil:
-			out[g] = groupDescription{err: err}
-		case !ok:
-			out[g] = groupDescription{err: errors.New("no ConsumerGroupDescribe answer for group")}
-		case errors.Is(dg.Err, kerr.GroupIDNotFound):
-			out[g] = groupDescription{epoch: -1, assignmentEpoch: -1}
-		case dg.Err != nil:
-			c.countResponseError("ConsumerGroupDescribe", dg.Err)
-			out[g] = groupDescription{err: dg.Err}
-		default:
+	return describedEach(c, groups, described, err, "ConsumerGroupDescribe",
+		func(dg kadm.DescribedConsumerGroup) error { return dg.Err },
+		func(dg kadm.DescribedConsumerGroup) groupDescription {
 			d := groupDescription{
 				typ: GroupConsumer, state: dg.State, members: len(dg.Members),
 				epoch: dg.Epoch, assignmentEpoch: dg.AssignmentEpoch,
+				assigned: countPartitions(dg.AssignedPartitions()),
 			}
 			for _, m := range dg.Members {
 				if m.MemberEpoch < dg.Epoch {
 					d.rebalancing++
 				}
 			}
-			d.assigned = countPartitions(dg.AssignedPartitions())
-			out[g] = d
-		}
-	}
-	return out
+			return d
+		})
 }
 
 // describeShare reads KIP-932 groups with one ShareGroupDescribe per
 // coordinator.
 func (c *cluster) describeShare(ctx context.Context, groups []string) map[string]groupDescription {
-	out := make(map[string]groupDescription, len(groups))
 	described, err := c.adm.DescribeShareGroups(ctx, groups...)
+	return describedEach(c, groups, described, err, "ShareGroupDescribe",
+		func(dg kadm.DescribedShareGroup) error { return dg.Err },
+		func(dg kadm.DescribedShareGroup) groupDescription {
+			return groupDescription{
+				typ: GroupShare, state: dg.GroupState, members: len(dg.Members),
+				epoch: dg.GroupEpoch, assignmentEpoch: dg.AssignmentEpoch,
+				assigned: countPartitions(dg.AssignedPartitions()),
+			}
+		})
+}
+
+// describedEach turns one describe API's answers into a description per
+// group: the request's error for a group it did not answer, "not this
+// type" (epochs -1, no type) for GROUP_ID_NOT_FOUND, the group's own error
+// (counted under api), or what describe makes of the answer.
+func describedEach[D any](c *cluster, groups []string, described map[string]D, err error, api string,
+	errOf func(D) error, describe func(D) groupDescription) map[string]groupDescription {
+	out := make(map[string]groupDescription, len(groups))
 	for _, g := range groups {
 		dg, ok := described[g]
 		switch {
 		case !ok && err != nil:
 			out[g] = groupDescription{err: err}
 		case !ok:
-			out[g] = groupDescription{err: errors.New("no ShareGroupDescribe answer for group")}
-		case errors.Is(dg.Err, kerr.GroupIDNotFound):
+			out[g] = groupDescription{err: fmt.Errorf("no %s answer for group", api)}
+		case errors.Is(errOf(dg), kerr.GroupIDNotFound):
 			out[g] = groupDescription{epoch: -1, assignmentEpoch: -1}
-		case dg.Err != nil:
-			c.countResponseError("ShareGroupDescribe", dg.Err)
-			out[g] = groupDescription{err: dg.Err}
+		case errOf(dg) != nil:
+			c.countResponseError(api, errOf(dg))
+			out[g] = groupDescription{err: errOf(dg)}
 		default:
-			out[g] = groupDescription{
-				typ: GroupShare, state: dg.GroupState, members: len(dg.Members),
-				epoch: dg.GroupEpoch, assignmentEpoch: dg.AssignmentEpoch,
-				assigned: countPartitions(dg.AssignedPartitions()),
-			}
+			out[g] = describe(dg)
 		}
 	}
 	return out
