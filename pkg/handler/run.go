@@ -76,27 +76,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 	hctx, hcancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer hcancel()
 	force := make(chan struct{})
-	finished := make(chan struct{})
-	defer close(finished)
-	go func() {
-		select {
-		case <-ctx.Done():
-		case <-finished:
-			return
-		}
-		c.stopping.Store(true)
-		c.ready.Store(false)
-		c.log.Info("Shutting down: finishing in-flight records", "timeout", c.o.shutdownTimeout.String())
-		t := time.NewTimer(c.o.shutdownTimeout)
-		defer t.Stop()
-		select {
-		case <-t.C:
-			c.log.Info("Shutdown timeout expired: abandoning unfinished records, they stay uncommitted")
-			close(force)
-			hcancel()
-		case <-finished:
-		}
-	}()
+	defer c.watchShutdown(ctx, "Shutting down: finishing in-flight records",
+		"Shutdown timeout expired: abandoning unfinished records, they stay uncommitted",
+		func() { close(force); hcancel() })()
 
 	// A poll takes everything kgo has buffered into queue, so that kgo
 	// fetches the next records while these are handled; batches of at most

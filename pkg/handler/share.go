@@ -61,27 +61,8 @@ func (c *Consumer) runShare(ctx context.Context, base []kgo.Opt) error {
 
 	hctx, hcancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer hcancel()
-	finished := make(chan struct{})
-	stopped := make(chan struct{})
-	go func() {
-		defer close(stopped)
-		select {
-		case <-ctx.Done():
-		case <-finished:
-			return
-		}
-		c.stopping.Store(true)
-		c.ready.Store(false)
-		c.log.Info("Shutting down: finishing the record in flight, releasing the others", "timeout", c.o.shutdownTimeout.String())
-		t := time.NewTimer(c.o.shutdownTimeout)
-		defer t.Stop()
-		select {
-		case <-t.C:
-			c.log.Info("Shutdown timeout expired: releasing the unfinished record for redelivery")
-			hcancel()
-		case <-finished:
-		}
-	}()
+	stopWatch := c.watchShutdown(ctx, "Shutting down: finishing the record in flight, releasing the others",
+		"Shutdown timeout expired: releasing the unfinished record for redelivery", hcancel)
 
 	cd := newCallDeadline(hctx, c.o.callTimeout)
 	for ctx.Err() == nil {
@@ -107,8 +88,7 @@ func (c *Consumer) runShare(ctx context.Context, base []kgo.Opt) error {
 		}
 	}
 	cd.close()
-	close(finished)
-	<-stopped
+	stopWatch()
 
 	c.ready.Store(false)
 	fctx, fcancel := context.WithTimeout(context.WithoutCancel(ctx), max(c.o.shutdownTimeout, time.Second))
