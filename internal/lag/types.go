@@ -5,9 +5,12 @@
 // identity (bootstrap servers plus authentication), shared by every
 // Subscription that points at that cluster. Each cycle issues a fixed number
 // of batched requests — one Metadata for the union of subscribed topics, one
-// ListOffsets per partition leader for start and one for end offsets, one
-// OffsetFetch and one DescribeGroups per group coordinator — so the cost of a
-// cycle does not grow with the number of consumer groups. End offsets are
+// ListOffsets per partition leader for start and one for end offsets, and
+// per group coordinator one OffsetFetch, one DescribeShareGroupOffsets when
+// share groups are subscribed, and one describe per group type in use
+// (DescribeGroups, ConsumerGroupDescribe, ShareGroupDescribe; a group
+// without members is asked under the other types too, groups.go) — so the
+// cost of a cycle does not grow with the number of consumer groups. End offsets are
 // last stable offsets (READ_COMMITTED). A commit that stays below the end
 // for two cycles costs, once, one Fetch per leader to tell transaction
 // markers and aborted records after it from records (markers.go).

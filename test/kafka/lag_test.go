@@ -251,8 +251,9 @@ func TestLagAfterDeleteRecords(t *testing.T) {
 
 // TestRequestsPerCycle100Groups checks the engine's documented bound on a
 // single broker: one Metadata, ListOffsets for start and end per leader,
-// OffsetFetch and DescribeGroups per coordinator, and at most one
-// FindCoordinator batch, whatever the number of groups.
+// per coordinator OffsetFetch, DescribeShareGroupOffsets and at most one
+// describe per group type, and at most one FindCoordinator batch, whatever
+// the number of groups.
 func TestRequestsPerCycle100Groups(t *testing.T) {
 	forEachBroker(t, func(t *testing.T, b testkit.Broker) {
 		testkit.CreateTopics(t, b, 6, "many")
@@ -298,9 +299,24 @@ func TestRequestsPerCycle100Groups(t *testing.T) {
 		}
 		byAPI, total := e.LastCycleRequests(sub.Cluster.ID())
 		t.Logf("%s: 100 groups, %d requests per cycle %v", b.Kind(), total, byAPI)
+		// Per coordinator: OffsetFetch, DescribeShareGroupOffsets (only
+		// with share groups) and one describe per group type (a group
+		// without members is asked under the other two types too).
+		// Apache Kafka 3.9 has no KIP-848 describe for these groups; the
+		// client sometimes refreshes its metadata after that answer, so one
+		// extra Metadata is allowed there and nowhere else.
 		const brokers = 1
-		if bound := 1 + 2*brokers + 2*brokers + 1; total > bound || byAPI["Metadata"] != 1 {
-			t.Fatalf("%s: %d requests per cycle %v, bound %d with exactly one Metadata", b.Kind(), total, byAPI, bound)
+		metadata := 1
+		if b.Kind() == "apache-3.9.1" {
+			metadata = 2
+		}
+		if bound := metadata + 2*brokers + 5*brokers; total > bound || byAPI["Metadata"] > metadata {
+			t.Fatalf("%s: %d requests per cycle %v, bound %d with at most %d Metadata", b.Kind(), total, byAPI, bound, metadata)
+		}
+		for _, api := range []string{"OffsetFetch", "DescribeGroups", "ConsumerGroupDescribe", "ShareGroupDescribe", "DescribeShareGroupOffsets"} {
+			if byAPI[api] > brokers {
+				t.Fatalf("%s: %d %s requests per cycle for 100 groups on %d coordinator: not batched", b.Kind(), byAPI[api], api, brokers)
+			}
 		}
 		for i := range 100 {
 			s, _ := e.Snapshot(lag.ConsumerKey{Namespace: "compat", Name: "many-g-" + strconv.Itoa(i)})
