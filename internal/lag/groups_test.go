@@ -146,6 +146,7 @@ func TestShareGroupMembersAndLag(t *testing.T) {
 
 	const n = 10
 	counts := make([]int, n)
+	acked := make(map[int32]bool) // partitions with an acknowledged record
 	var mu sync.Mutex
 	pollCtx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -161,19 +162,25 @@ func TestShareGroupMembersAndLag(t *testing.T) {
 		wg.Go(func() {
 			for pollCtx.Err() == nil {
 				fs := cl.PollRecords(pollCtx, 5)
+				mu.Lock()
 				for _, r := range fs.Records() {
 					r.Ack(kgo.AckAccept)
+					acked[r.Partition] = true
 				}
-				mu.Lock()
 				counts[i] += len(fs.Records())
 				mu.Unlock()
 				time.Sleep(20 * time.Millisecond) // slow workers, so all ten get a share
 			}
 		})
 	}
-	waitFor(t, "every one of ten members to receive records", 30*time.Second, func() bool {
+	// A share partition has a start offset to compare only once a record of
+	// it was acknowledged, so wait for all four as well.
+	waitFor(t, "every one of ten members to receive records, from all four partitions", 30*time.Second, func() bool {
 		mu.Lock()
 		defer mu.Unlock()
+		if len(acked) < 4 {
+			return false
+		}
 		for _, c := range counts {
 			if c == 0 {
 				return false
