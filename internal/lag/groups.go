@@ -154,8 +154,9 @@ func (c *cluster) describeByType(ctx context.Context, byType map[string][]string
 // coordinator.
 func (c *cluster) describeConsumer(ctx context.Context, groups []string) map[string]groupDescription {
 	described, err := c.adm.DescribeConsumerGroups(ctx, groups...)
-	return describedEach(c, groups, described, err, "ConsumerGroupDescribe",
+	return byGroup(c, "ConsumerGroupDescribe", groups, described, err,
 		func(dg kadm.DescribedConsumerGroup) error { return dg.Err },
+		describeFailed, notThisType[kadm.DescribedConsumerGroup],
 		func(dg kadm.DescribedConsumerGroup) groupDescription {
 			d := groupDescription{
 				typ: GroupConsumer, state: dg.State, members: len(dg.Members),
@@ -175,8 +176,9 @@ func (c *cluster) describeConsumer(ctx context.Context, groups []string) map[str
 // coordinator.
 func (c *cluster) describeShare(ctx context.Context, groups []string) map[string]groupDescription {
 	described, err := c.adm.DescribeShareGroups(ctx, groups...)
-	return describedEach(c, groups, described, err, "ShareGroupDescribe",
+	return byGroup(c, "ShareGroupDescribe", groups, described, err,
 		func(dg kadm.DescribedShareGroup) error { return dg.Err },
+		describeFailed, notThisType[kadm.DescribedShareGroup],
 		func(dg kadm.DescribedShareGroup) groupDescription {
 			return groupDescription{
 				typ: GroupShare, state: dg.GroupState, members: len(dg.Members),
@@ -186,27 +188,39 @@ func (c *cluster) describeShare(ctx context.Context, groups []string) map[string
 		})
 }
 
-// describedEach turns one describe API's answers into a description per
-// group: the request's error for a group it did not answer, "not this
-// type" (epochs -1, no type) for GROUP_ID_NOT_FOUND, the group's own error
-// (counted under api), or what describe makes of the answer.
-func describedEach[D any](c *cluster, groups []string, described map[string]D, err error, api string,
-	errOf func(D) error, describe func(D) groupDescription) map[string]groupDescription {
-	out := make(map[string]groupDescription, len(groups))
+// notThisType is what a describe API's GROUP_ID_NOT_FOUND means: the group
+// is not of the type this API describes.
+func notThisType[A any](A) groupDescription {
+	return groupDescription{epoch: -1, assignmentEpoch: -1}
+}
+
+func describeFailed(err error) groupDescription { return groupDescription{err: err} }
+
+func fetchFailed(err error) groupCommits { return groupCommits{err: err} }
+
+// byGroup turns one batched request's answers into a result per group. A
+// group the request did not answer gets the request's error, or "no <api>
+// answer"; an answer carrying an error other than GROUP_ID_NOT_FOUND gets
+// that error, counted under api. GROUP_ID_NOT_FOUND means different things
+// to different requests ("not this type" to a describe, "no commits" to an
+// offset fetch), so such an answer goes to notFound, and any other to read.
+func byGroup[A, R any](c *cluster, api string, groups []string, answers map[string]A, reqErr error,
+	errOf func(A) error, failed func(error) R, notFound, read func(A) R) map[string]R {
+	out := make(map[string]R, len(groups))
 	for _, g := range groups {
-		dg, ok := described[g]
+		a, ok := answers[g]
 		switch {
-		case !ok && err != nil:
-			out[g] = groupDescription{err: err}
+		case !ok && reqErr != nil:
+			out[g] = failed(reqErr)
 		case !ok:
-			out[g] = groupDescription{err: fmt.Errorf("no %s answer for group", api)}
-		case errors.Is(errOf(dg), kerr.GroupIDNotFound):
-			out[g] = groupDescription{epoch: -1, assignmentEpoch: -1}
-		case errOf(dg) != nil:
-			c.countResponseError(api, errOf(dg))
-			out[g] = groupDescription{err: errOf(dg)}
+			out[g] = failed(fmt.Errorf("no %s answer for group", api))
+		case errors.Is(errOf(a), kerr.GroupIDNotFound):
+			out[g] = notFound(a)
+		case errOf(a) != nil:
+			c.countResponseError(api, errOf(a))
+			out[g] = failed(errOf(a))
 		default:
-			out[g] = describe(dg)
+			out[g] = read(a)
 		}
 	}
 	return out
@@ -230,20 +244,7 @@ func (c *cluster) fetchShareOffsets(ctx context.Context, groups []string) map[st
 		return out
 	}
 	resps, err := c.adm.DescribeShareGroupOffsets(ctx, groups...)
-	for _, g := range groups {
-		r, ok := resps[g]
-		switch {
-		case !ok && err != nil:
-			out[g] = groupCommits{err: err}
-			continue
-		case !ok:
-			out[g] = groupCommits{err: errors.New("no DescribeShareGroupOffsets answer for group")}
-			continue
-		case r.Err != nil && !errors.Is(r.Err, kerr.GroupIDNotFound):
-			c.countResponseError("DescribeShareGroupOffsets", r.Err)
-			out[g] = groupCommits{err: r.Err}
-			continue
-		}
+	read := func(r kadm.DescribedShareGroupOffsets) groupCommits {
 		gc := groupCommits{offsets: make(map[tp]int64), lags: make(map[tp]int64)}
 		for t, ps := range r.Offsets {
 			for p, o := range ps {
@@ -257,9 +258,11 @@ func (c *cluster) fetchShareOffsets(ctx context.Context, groups []string) map[st
 				}
 			}
 		}
-		out[g] = gc
+		return gc
 	}
-	return out
+	// A group that has never acknowledged anything has no offsets to read.
+	return byGroup(c, "DescribeShareGroupOffsets", groups, resps, err,
+		func(r kadm.DescribedShareGroupOffsets) error { return r.Err }, fetchFailed, read, read)
 }
 
 // groupTypeName is a type as people read it in messages and in the API.

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -392,18 +393,7 @@ func (c *cluster) fetchCommits(ctx context.Context, groups []string) map[string]
 	if len(groups) == 0 {
 		return out
 	}
-	resps := c.adm.FetchManyOffsets(ctx, groups...)
-	for _, g := range groups {
-		r, ok := resps[g]
-		if !ok {
-			out[g] = groupCommits{err: errors.New("no OffsetFetch answer for group")}
-			continue
-		}
-		if r.Err != nil && !errors.Is(r.Err, kerr.GroupIDNotFound) {
-			c.countResponseError("OffsetFetch", r.Err)
-			out[g] = groupCommits{err: r.Err}
-			continue
-		}
+	read := func(r kadm.FetchOffsetsResponse) groupCommits {
 		offs := make(map[tp]int64)
 		for t, ps := range r.Fetched {
 			for p, o := range ps {
@@ -413,9 +403,11 @@ func (c *cluster) fetchCommits(ctx context.Context, groups []string) map[string]
 				}
 			}
 		}
-		out[g] = groupCommits{offsets: offs}
+		return groupCommits{offsets: offs}
 	}
-	return out
+	// A group the coordinator does not know has committed nothing.
+	return byGroup(c, "OffsetFetch", groups, c.adm.FetchManyOffsets(ctx, groups...), nil,
+		func(r kadm.FetchOffsetsResponse) error { return r.Err }, fetchFailed, read, read)
 }
 
 // describe reads state and members of all groups with one DescribeGroups per
@@ -426,26 +418,20 @@ func (c *cluster) describe(ctx context.Context, groups []string) map[string]grou
 		return out
 	}
 	described, err := c.adm.DescribeGroups(ctx, groups...)
-	for _, g := range groups {
-		dg, ok := described[g]
-		switch {
-		case !ok && err != nil:
-			out[g] = groupDescription{err: err}
-		case !ok:
-			out[g] = groupDescription{err: errors.New("no DescribeGroups answer for group")}
-		case dg.Err != nil && !errors.Is(dg.Err, kerr.GroupIDNotFound):
-			c.countResponseError("DescribeGroups", dg.Err)
-			out[g] = groupDescription{err: dg.Err}
-		case errors.Is(dg.Err, kerr.GroupIDNotFound) || dg.State == "Dead":
-			out[g] = groupDescription{state: dg.State, epoch: -1, assignmentEpoch: -1}
-		default:
-			out[g] = groupDescription{
+	gone := func(dg kadm.DescribedGroup) groupDescription {
+		return groupDescription{state: dg.State, epoch: -1, assignmentEpoch: -1}
+	}
+	return byGroup(c, "DescribeGroups", groups, described, err,
+		func(dg kadm.DescribedGroup) error { return dg.Err }, describeFailed, gone,
+		func(dg kadm.DescribedGroup) groupDescription {
+			if dg.State == "Dead" {
+				return gone(dg)
+			}
+			return groupDescription{
 				typ: GroupClassic, state: dg.State, members: len(dg.Members),
 				epoch: -1, assignmentEpoch: -1, assigned: countPartitions(dg.AssignedPartitions()),
 			}
-		}
-	}
-	return out
+		})
 }
 
 // update folds a cycle's data into the histories.
