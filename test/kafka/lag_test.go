@@ -27,6 +27,12 @@ type tp struct {
 // topics and returns its snapshot.
 func engineLag(t *testing.T, b testkit.Broker, group, policy string, topics ...string) lag.Snapshot {
 	t.Helper()
+	return engineLagOf(t, b, lag.GroupClassic, group, policy, topics...)
+}
+
+// engineLagOf is engineLag for a group of groupType.
+func engineLagOf(t *testing.T, b testkit.Broker, groupType, group, policy string, topics ...string) lag.Snapshot {
+	t.Helper()
 	e := lag.NewEngine(lag.Options{})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -36,6 +42,7 @@ func engineLag(t *testing.T, b testkit.Broker, group, policy string, topics ...s
 		Consumer:          lag.ConsumerKey{Namespace: "compat", Name: group},
 		Cluster:           lag.ClusterConfig{BootstrapServers: b.Bootstrap()},
 		Group:             group,
+		GroupType:         groupType,
 		Topics:            topics,
 		OffsetResetPolicy: policy,
 		PollInterval:      time.Hour, // only the explicit polls below
