@@ -247,7 +247,8 @@ func scaleDown(in Input, spec Spec, obs Observation, cur, target, lo, hi int32, 
 		return cur, fmt.Sprintf("%s; holding %d: recommended %d within the last %s", why, cur, highest, spec.ScaleDownStabilization)
 	}
 	if settled := recentHighest(recs, in.Now.Add(-spec.MinScaleInterval)); spec.Policy == PolicyTimeLag && settled < highest &&
-		!in.State.LastScaleTime.IsZero() && in.Now.Sub(in.State.LastScaleTime) < 2*spec.ScaleDownStabilization+spec.MinScaleInterval {
+		(!in.State.LastScaleTime.IsZero() && in.Now.Sub(in.State.LastScaleTime) < 2*spec.ScaleDownStabilization+spec.MinScaleInterval ||
+			agreesWithin(recs, settled, spec.ScaleDownStabilization, in.Now.Add(spec.MinScaleInterval))) {
 		// The window still holds a recommendation from the way down (the
 		// lag engine's rates are smoothed, so after a burst they fall over
 		// several polls) that the recent ones are below: stepping to it
@@ -635,4 +636,17 @@ func typicalBurst(spec Spec, st State, now time.Time) int32 {
 	}
 	slices.Sort(peaks)
 	return peaks[len(peaks)/2]
+}
+
+// agreesWithin reports whether every recommendation above settled leaves
+// the stabilization window by by: waiting that long for the window to agree
+// with the recent recommendations costs less than the second change that
+// stepping to the window's highest now would need.
+func agreesWithin(recs []Recommendation, settled int32, window time.Duration, by time.Time) bool {
+	for _, r := range recs {
+		if r.Replicas > settled && r.Time.Add(window).After(by) {
+			return false
+		}
+	}
+	return true
 }
