@@ -33,7 +33,7 @@ func runSim(args []string, stdout io.Writer) error {
 		duration   = fs.Duration("duration", 0, "run length (0: the scenario's own)")
 		seed       = fs.Uint64("seed", 1, "random seed")
 		rebalance  = fs.Duration("rebalance", 5*time.Second, "stop-the-world pause on every membership change")
-		share      = fs.Bool("share", false, "simulate a KIP-932 share group: every member consumes every partition, no rebalance pause; lagscale runs with groupType Share")
+		share      = fs.Bool("share", false, "simulate a KIP-932 share group: every member consumes every partition, no rebalance pause; lagscale runs with groupType Share (with --sweep: also as a classic group, and compares the two)")
 		shareMax   = fs.Int("share-max-replicas", 0, "lagscale's maxReplicas with --share (0: unbounded)")
 		startup    = fs.Duration("startup", 20*time.Second, "pod start-up delay before a new replica consumes")
 		poll       = fs.Duration("poll", 5*time.Second, "how often lagscale sees lag")
@@ -202,22 +202,51 @@ func kedaParams(c sim.KEDAConfig) string {
 // runSweep runs a sweep and prints its per-scenario medians and worst
 // cases, the goals held and every run that misses one, or with json every
 // run and the summaries.
+//
+// With p.Config.Share it runs the sweep twice, as a share group and as a
+// classic group, prints the share sweep's table and then lagscale's
+// attainment, p99 time lag and replica-seconds in both modes.
 func runSweep(out io.Writer, p sim.SweepParams, format string) error {
 	start := time.Now()
 	runs, err := sim.Sweep(p)
 	if err != nil {
 		return err
 	}
+	var compared []sim.ShareComparison
+	if p.Config.Share {
+		cp := p
+		cp.Config.Share, cp.Config.ShareMaxReplicas = false, 0
+		classic, err := sim.Sweep(cp)
+		if err != nil {
+			return err
+		}
+		if compared, err = sim.CompareShare(classic, runs); err != nil {
+			return err
+		}
+	}
 	wall := time.Since(start)
 	sums := sim.Summarize(runs)
 	if format == "json" {
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
-		return enc.Encode(map[string]any{"summaries": nanToNull(sums), "runs": runs, "wall_seconds": wall.Seconds()})
+		doc := map[string]any{"summaries": nanToNull(sums), "runs": runs, "wall_seconds": wall.Seconds()}
+		if compared != nil {
+			doc["share_vs_classic"] = compared
+		}
+		return enc.Encode(doc)
 	}
 	c := p.Config
-	fmt.Fprintf(out, "sweep: %d scenarios x seeds %s x capacities %s = %d runs; %d partitions, SLO %gs, noise %g, rebalance %ds, startup %ds, poll %ds; wall time %s\n",
-		len(p.Scenarios), joinSeeds(p.Seeds), joinFloats(p.Capacities), len(runs), p.Partitions, c.SLO, c.Noise, c.Rebalance, c.Startup, c.Poll, wall.Round(100*time.Millisecond))
+	mode := ""
+	if c.Share {
+		mode = "share group (no rebalance pause, every member on every partition), lagscale maxReplicas "
+		if c.ShareMaxReplicas > 0 {
+			mode += strconv.Itoa(c.ShareMaxReplicas) + "; "
+		} else {
+			mode += "unbounded; "
+		}
+	}
+	fmt.Fprintf(out, "sweep: %d scenarios x seeds %s x capacities %s = %d runs; %s%d partitions, SLO %gs, noise %g, rebalance %ds, startup %ds, poll %ds; wall time %s\n",
+		len(p.Scenarios), joinSeeds(p.Seeds), joinFloats(p.Capacities), len(runs), mode, p.Partitions, c.SLO, c.Noise, c.Rebalance, c.Startup, c.Poll, wall.Round(100*time.Millisecond))
 	fmt.Fprintln(out, "median (worst) per scenario; cost = lagscale replica-seconds / the other's, events = lagscale scale events / keda-hpa's")
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "scenario\truns\tattainment\tcost/keda-best\tevents/keda-hpa\tcost/oracle\tcost/oracle-partitions\tkeda-best/oracle-partitions\tgoals held: attain, undominated, cost, events, all\t")
@@ -239,6 +268,17 @@ func runSweep(out io.Writer, p sim.SweepParams, format string) error {
 		}
 	} else {
 		fmt.Fprintln(out, "every goal holds on every run")
+	}
+	if compared != nil {
+		fmt.Fprintln(out, "lagscale as a share group against a classic group on the same runs, median (worst); share/classic = replica-seconds per run")
+		tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "scenario\truns\tattainment classic\tattainment share\tp99 time lag classic\tp99 time lag share\treplica-s classic\treplica-s share\tshare/classic\t")
+		for _, s := range compared {
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", s.Scenario, s.Runs,
+				spreadCell(s.ClassicAttainment, 4), spreadCell(s.ShareAttainment, 4), spreadCell(s.ClassicP99, 0), spreadCell(s.ShareP99, 0),
+				spreadCell(s.ClassicReplicaSeconds, 0), spreadCell(s.ShareReplicaSeconds, 0), spreadCell(s.Cost, 2))
+		}
+		tw.Flush()
 	}
 	return nil
 }

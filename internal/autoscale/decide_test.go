@@ -240,11 +240,23 @@ func TestDecide(t *testing.T) {
 		},
 		{
 			name: "a steady decline still scales down in steps when the count has not changed for long",
+			// 6 until 40 s ago: the window agrees with the recent 3 only in
+			// 80 s, longer than the minimum interval.
+			in: Input{Spec: base, CurrentReplicas: 12, Now: at(600),
+				State: State{LastScaleTime: at(300),
+					Recommendations: append(recs(560, 17, 6), recs(595, 7, 3)...)},
+				History: []Observation{quiet}},
+			want: 6, wantRaw: 3, wantReason: "highest in the last 2m0s -> 6 replicas",
+		},
+		{
+			name: "a scale-down unchanged for long still waits when the window agrees within the minimum interval",
+			// The last 6 leaves the window in 5 s: one step to 3 then, not
+			// a step to 6 now and another to 3 after it.
 			in: Input{Spec: base, CurrentReplicas: 12, Now: at(600),
 				State: State{LastScaleTime: at(300),
 					Recommendations: append(recs(485, 4, 6), recs(595, 22, 3)...)},
 				History: []Observation{quiet}},
-			want: 6, wantRaw: 3, wantReason: "highest in the last 2m0s -> 6 replicas",
+			want: 12, wantRaw: 3, wantReason: "holding 12: recommended 6 within the last 2m0s, 3 since 30s",
 		},
 		{
 			name: "minimum interval delays a scale-down",

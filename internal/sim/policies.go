@@ -73,8 +73,9 @@ func LagscaleSpec(cfg Config) autoscale.Spec {
 		MaxLagSeconds:        ptr(int32(math.Round(cfg.SLO))),
 		ThroughputPerReplica: ptr(int64(math.Round(cfg.Capacity))),
 	}
-	if cfg.Share {
-		// maxReplicas is required for groupType Share.
+	if cfg.Share && cfg.ShareMaxReplicas > 0 {
+		// The API requires maxReplicas for groupType Share; the simulator
+		// lets 0 mean no bound, as Config says.
 		sc.MaxReplicas = ptr(int32(cfg.ShareMaxReplicas))
 	}
 	spec := opscaler.Spec(sc, 0)

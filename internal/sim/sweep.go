@@ -303,3 +303,74 @@ func Failures(runs []SweepRun) []string {
 	}
 	return out
 }
+
+// ShareComparison is one scenario of a sweep run twice, lagscale scaling a
+// classic consumer group and a share group (Config.Share) on the same
+// loads: what a share group buys.
+type ShareComparison struct {
+	Scenario string `json:"scenario"`
+	Runs     int    `json:"runs"`
+	// Attainment is lagscale's SLO attainment; worst lowest.
+	ClassicAttainment Spread `json:"classic_attainment"`
+	ShareAttainment   Spread `json:"share_attainment"`
+	// P99 is lagscale's p99 time lag in seconds; worst highest.
+	ClassicP99 Spread `json:"classic_p99_lag_seconds"`
+	ShareP99   Spread `json:"share_p99_lag_seconds"`
+	// ReplicaSeconds are lagscale's; worst highest.
+	ClassicReplicaSeconds Spread `json:"classic_replica_seconds"`
+	ShareReplicaSeconds   Spread `json:"share_replica_seconds"`
+	// Cost is share's replica-seconds over classic's on the same run;
+	// worst highest.
+	Cost Spread `json:"share_vs_classic_replica_seconds"`
+}
+
+// CompareShare pairs the runs of a classic and a share sweep by scenario,
+// seed and capacity and summarizes each scenario, in the order scenarios
+// first appear in classic. A run of one without its pair in the other is
+// an error: the two sweeps must cover the same runs.
+func CompareShare(classic, share []SweepRun) ([]ShareComparison, error) {
+	type key struct {
+		scenario string
+		seed     uint64
+		capacity float64
+	}
+	byKey := map[key]SweepRun{}
+	for _, r := range share {
+		byKey[key{r.Scenario, r.Seed, r.Capacity}] = r
+	}
+	if len(share) != len(classic) {
+		return nil, fmt.Errorf("share sweep has %d runs, classic %d", len(share), len(classic))
+	}
+	type values struct{ ca, sa, cp, sp, cr, sr, cost []float64 }
+	var out []ShareComparison
+	index := map[string]int{}
+	var vs []*values
+	for _, c := range classic {
+		s, ok := byKey[key{c.Scenario, c.Seed, c.Capacity}]
+		if !ok {
+			return nil, fmt.Errorf("%s seed %d capacity %g has no share run", c.Scenario, c.Seed, c.Capacity)
+		}
+		i, seen := index[c.Scenario]
+		if !seen {
+			i = len(out)
+			index[c.Scenario] = i
+			out = append(out, ShareComparison{Scenario: c.Scenario})
+			vs = append(vs, &values{})
+		}
+		out[i].Runs++
+		v := vs[i]
+		cl, sh := c.Lagscale, s.Lagscale
+		v.ca, v.sa = append(v.ca, cl.SLOAttainment), append(v.sa, sh.SLOAttainment)
+		v.cp, v.sp = append(v.cp, cl.P99LagSeconds), append(v.sp, sh.P99LagSeconds)
+		v.cr, v.sr = append(v.cr, float64(cl.ReplicaSeconds)), append(v.sr, float64(sh.ReplicaSeconds))
+		v.cost = append(v.cost, float64(sh.ReplicaSeconds)/float64(max(cl.ReplicaSeconds, 1)))
+	}
+	for i := range out {
+		v := vs[i]
+		out[i].ClassicAttainment, out[i].ShareAttainment = spread(v.ca, true), spread(v.sa, true)
+		out[i].ClassicP99, out[i].ShareP99 = spread(v.cp, false), spread(v.sp, false)
+		out[i].ClassicReplicaSeconds, out[i].ShareReplicaSeconds = spread(v.cr, false), spread(v.sr, false)
+		out[i].Cost = spread(v.cost, false)
+	}
+	return out, nil
+}

@@ -71,3 +71,36 @@ func TestSummarize(t *testing.T) {
 		t.Errorf("held %+v, want attainment 2, cost 3, events 4, all 2", h)
 	}
 }
+
+func TestCompareShare(t *testing.T) {
+	run := func(scenario string, seed uint64, att, p99 float64, rs int64) SweepRun {
+		return SweepRun{Scenario: scenario, Seed: seed, Capacity: 100, Lagscale: Metrics{SLOAttainment: att, P99LagSeconds: p99, ReplicaSeconds: rs}}
+	}
+	classic := []SweepRun{run("hot", 1, 1, 17, 1000), run("hot", 2, 0.99, 20, 1200), run("step", 1, 1, 10, 500)}
+	// In another order: runs pair by scenario, seed and capacity.
+	share := []SweepRun{run("step", 1, 1, 9, 500), run("hot", 2, 1, 6, 600), run("hot", 1, 1, 5, 400)}
+	got, err := CompareShare(classic, share)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].Scenario != "hot" || got[0].Runs != 2 || got[1].Scenario != "step" {
+		t.Fatalf("comparisons %+v, want hot (2 runs) then step", got)
+	}
+	h := got[0]
+	if h.ClassicAttainment != (Spread{0.995, 0.99}) || h.ShareAttainment != (Spread{1, 1}) {
+		t.Errorf("attainment classic %+v share %+v", h.ClassicAttainment, h.ShareAttainment)
+	}
+	if h.ClassicP99 != (Spread{18.5, 20}) || h.ShareP99 != (Spread{5.5, 6}) {
+		t.Errorf("p99 classic %+v share %+v", h.ClassicP99, h.ShareP99)
+	}
+	if h.Cost != (Spread{0.45, 0.5}) || h.ShareReplicaSeconds != (Spread{500, 600}) {
+		t.Errorf("cost %+v, share replica-s %+v; want share/classic per run 0.4 and 0.5", h.Cost, h.ShareReplicaSeconds)
+	}
+	if _, err := CompareShare(classic, share[:2]); err == nil {
+		t.Error("no error for a classic run without its share run")
+	}
+	share[2].Seed = 3
+	if _, err := CompareShare(classic, share); err == nil {
+		t.Error("no error for runs that do not pair")
+	}
+}
