@@ -58,7 +58,7 @@ const POLL_EVERY_MS = 20
 const MAX_RUN = 16
 
 // At most this many records wait in the partitions' queues.
-const QUEUE_CAP = 10000
+const QUEUE_CAP = Number(process.env.QCAP || 10000)
 
 const key = (topic, partition) => topic + '\u0000' + partition
 
@@ -111,7 +111,7 @@ class Handler {
     this.queued = 0 // records queued in every partition, not settled yet
     this.events = [] // rebalance events waiting for the loop
     this.abort = new AbortController() // what handler functions see
-    this.forcedP = new Promise(resolve => { this.resolveForced = resolve })
+    this.wakeForced = null // ends the wait for the running batch's workers
     this.started = false
   }
 
@@ -134,7 +134,7 @@ class Handler {
       this.forced = true
       this.log.info('Shutdown timeout expired: abandoning unfinished records, they stay uncommitted')
       this.abort.abort(new Error('shutdown timeout expired'))
-      this.resolveForced()
+      if (this.wakeForced) this.wakeForced()
     }, this.shutdownTimeoutMs)
   }
 
@@ -257,43 +257,51 @@ class Handler {
   // equal share of maxPollRecords for every partition with queued records,
   // so that one partition's backlog does not hold the others up.
   //
-  // librdkafka keeps fetching in the background while a batch runs. The
-  // queue holds at most QUEUE_CAP records: beyond that the loop still polls
-  // between batches, one record at a time, so that rebalances are served.
+  // The next poll starts as a batch starts: the client's worker thread
+  // takes records off librdkafka's queue while the batch runs, and the loop
+  // waits for that poll, applies the rebalance events it served and only
+  // then starts the next batch. librdkafka keeps fetching in the background
+  // too. The queue holds at most QUEUE_CAP records: beyond that the loop
+  // still polls between batches, one record at a time, so that rebalances
+  // are served.
   async loop () {
     let lastCommit = Date.now()
     let lastPoll = 0
+    let ahead = null // the poll started with the batch
     while (!this.stopping) {
       // A poll is a round trip through libuv's thread pool: with a batch's
       // worth of records queued, the loop polls only every
       // POLL_EVERY_MS (to serve rebalances and refill), not per batch.
-      if (this.queued < this.maxPollRecords || Date.now() - lastPoll >= POLL_EVERY_MS) {
+      if (ahead !== null || this.queued < this.maxPollRecords || Date.now() - lastPoll >= POLL_EVERY_MS) {
         lastPoll = Date.now()
-        let want = this.queued < QUEUE_CAP ? this.maxPollRecords : 1
-        let timeout = this.queued === 0 ? POLL_TIMEOUT_MS : 0
-        for (;;) {
-          let msgs
-          try {
-            msgs = await this.poll(want, timeout)
-          } catch (err) {
-            this.log.error({ err: err.message, code: err.code }, 'Poll failed')
-            await this.sleep(100)
-            break
-          }
-          this.enqueue(msgs)
-          if (msgs.length < want || this.queued >= QUEUE_CAP || this.stopping) break
-          want = this.maxPollRecords
-          timeout = 0
+        try {
+          if (ahead !== null) this.enqueue(await ahead)
+          else this.enqueue(await this.poll(this.queued < QUEUE_CAP ? this.maxPollRecords : 1, this.queued === 0 ? POLL_TIMEOUT_MS : 0))
+        } catch (err) {
+          this.log.error({ err: err.message, code: err.code }, 'Poll failed')
+          await this.sleep(100)
         }
+        ahead = null
         this.applyRebalances()
       }
-      if (this.queued > 0 && !this.stopping) await this.runBatch()
+      if (this.queued > 0 && !this.stopping) {
+        if (this.queued < QUEUE_CAP) {
+          ahead = this.poll(Math.min(this.maxPollRecords, QUEUE_CAP - this.queued), 0)
+          // Handled when the loop waits for it; a rejection must not be
+          // reported as unhandled before then.
+          ahead.catch(() => {})
+        }
+        await this.runBatch()
+      }
       this.applyRebalances()
       if (Date.now() - lastCommit >= this.commitIntervalMs) {
         this.commit(false)
         lastCommit = Date.now()
       }
     }
+    // A poll still running when the loop stopped: its records stay
+    // uncommitted, and its rebalance events are applied by shutdown.
+    if (ahead !== null) await ahead.catch(() => {})
   }
 
   // enqueue appends records to their partition's queue, in offset order.
@@ -440,25 +448,49 @@ class Handler {
     }
   }
 
-  // runBatch runs workers over an equal share of every queued partition.
+  // runBatch runs workers over up to maxPollRecords queued records, shared
+  // out evenly between the partitions that have some: a partition with
+  // fewer than its share hands what it does not use to the others. (With
+  // a fixed share of maxPollRecords / partitions, a batch handled fewer
+  // records than a poll brings whenever the partitions' queues were
+  // uneven, and the queues grew to QUEUE_CAP: records kept that long
+  // outlive the young generation, and garbage collection became the SDK's
+  // largest cost.)
   async runBatch () {
     const live = []
     for (const st of this.parts.values()) if (st.queue.length > st.head && !st.stalled) live.push(st)
     if (live.length === 0) return
-    const each = Math.max(1, Math.floor(this.maxPollRecords / live.length))
+    if (live.length > 1) live.sort((a, b) => (a.queue.length - a.head) - (b.queue.length - b.head))
+    const ends = new Array(live.length)
+    let budget = this.maxPollRecords
+    for (let i = 0; i < live.length; i++) {
+      const st = live[i]
+      const n = Math.min(st.queue.length - st.head, Math.max(1, Math.floor(budget / (live.length - i))))
+      ends[i] = st.head + n
+      budget -= n
+    }
     let next = 0
     const worker = async () => {
       while (next < live.length && !this.stopping) {
-        const st = live[next++]
-        await this.runPartition(st, Math.min(st.queue.length, st.head + each))
+        const i = next++
+        const st = live[i]
+        await this.runPartition(st, ends[i])
         this.trim(st)
       }
     }
     const workers = []
     for (let i = 0; i < Math.min(this.concurrency, live.length); i++) workers.push(worker())
     // After the shutdown timeout, records still in the handler function
-    // are abandoned: they are never marked done.
-    await Promise.race([Promise.all(workers), this.forcedP])
+    // are abandoned: they are never marked done. (Not Promise.race with
+    // one long-lived promise: every race would add a reaction to it that
+    // is never released.)
+    const all = Promise.all(workers)
+    if (this.forced) return
+    await new Promise((resolve, reject) => {
+      this.wakeForced = resolve
+      all.then(resolve, reject)
+    })
+    this.wakeForced = null
   }
 
   // trim drops the settled records at the head of a partition's queue, and
@@ -537,6 +569,11 @@ class Handler {
       if (!this.forced) {
         this.queued -= i - start
         st.head = i
+        // Settled records are released at once: the queue keeps its
+        // array until it drains or its head passes 4096 (see trim), and
+        // records kept that long outlive the young generation, which made
+        // garbage collection the SDK's largest cost.
+        for (let j = start; j < i; j++) recs[j] = undefined
       }
       this.m.inFlight.dec()
       if (handled > 0) {
