@@ -58,7 +58,7 @@ const POLL_EVERY_MS = 20
 const MAX_RUN = 16
 
 // At most this many records wait in the partitions' queues.
-const QUEUE_CAP = Number(process.env.QCAP || 10000)
+const QUEUE_CAP = 10000
 
 const key = (topic, partition) => topic + '\u0000' + partition
 

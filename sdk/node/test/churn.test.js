@@ -24,7 +24,7 @@ test(`${groupType} group: 3 -> 5 -> 2 handlers with SIGTERM and one SIGKILL: all
   // 10 ms per record (25 s per partition) keeps every member busy for the whole churn; a short
   // session timeout lets a classic group notice the SIGKILL within seconds. A consumer group's
   // session timeout is the broker's (group.consumer.session.timeout.ms, 45 s by default).
-  const env = contractEnv(broker.bootstrap, topic, group, { HANDLED_LOG: log, WORK_MS: '10', ...(groupType === 'classic' ? { SESSION_TIMEOUT_MS: '6000' } : {}) })
+  const env = contractEnv(broker.bootstrap, topic, group, { HANDLED_LOG: log, WORK_MS: '10', ...(groupType === 'classic' ? { SESSION_TIMEOUT_MS: '6000' } : {}), ...(process.env.LAGSCALE_TEST_ASSIGNOR ? { ASSIGNOR: process.env.LAGSCALE_TEST_ASSIGNOR } : {}) })
   const handled = () => handledLog(log).size
   const start = () => startHandler(t, env)
 
@@ -62,5 +62,5 @@ test(`${groupType} group: 3 -> 5 -> 2 handlers with SIGTERM and one SIGKILL: all
 
   const dups = everyRecordHandled(handledLog(log), parts, per)
   t.diagnostic(`records=${total} duplicates=${dups}`)
-  process.stdout.write(`# churn: groupType=${groupType} records=${total} duplicates=${dups} seconds=${((Date.now() - began) / 1000).toFixed(0)}\n`)
+  process.stdout.write(`# churn: groupType=${groupType} assignor=${process.env.LAGSCALE_TEST_ASSIGNOR || 'default'} records=${total} duplicates=${dups} seconds=${((Date.now() - began) / 1000).toFixed(0)}\n`)
 })
