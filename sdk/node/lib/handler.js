@@ -229,8 +229,10 @@ class Handler {
     // cooperative-sticky: against kfake, a cooperative group that grew from
     // 3 to 5 members sometimes never ran the second round that hands the new
     // members their partitions (3 of 5 assigned after 3 minutes, in 2 of
-    // about 6 CI runs of the churn test). Pass partition.assignment.strategy
-    // in consumerConfig to choose another.
+    // about 6 CI runs of the churn test). Against Apache Kafka 4.4.0 the
+    // same churn with cooperative-sticky passes (test/kafka TestNodeSDK), so
+    // the stall is kfake's; eager works on both. Pass
+    // partition.assignment.strategy in consumerConfig to choose another.
     const consumer = new Kafka.KafkaConsumer(conf, { 'auto.offset.reset': cfg.autoOffsetReset })
     this.consumer = consumer
     consumer.on('event.error', err => this.log.error({ err: err.message, code: err.code }, 'Kafka client error'))
@@ -269,9 +271,9 @@ class Handler {
     let lastPoll = 0
     let ahead = null // the poll started with the batch
     while (!this.stopping) {
-      // A poll is a round trip through libuv's thread pool: with a batch's
-      // worth of records queued, the loop polls only every
-      // POLL_EVERY_MS (to serve rebalances and refill), not per batch.
+      // The poll started with the last batch is waited for first. Without
+      // one (the queue was at QUEUE_CAP) the loop polls when the queue ran
+      // low, or every POLL_EVERY_MS to serve rebalances.
       if (ahead !== null || this.queued < this.maxPollRecords || Date.now() - lastPoll >= POLL_EVERY_MS) {
         lastPoll = Date.now()
         try {
