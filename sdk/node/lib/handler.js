@@ -230,8 +230,8 @@ class Handler {
     // 3 to 5 members sometimes never ran the second round that hands the new
     // members their partitions (3 of 5 assigned after 3 minutes, in 2 of
     // about 6 CI runs of the churn test). Against Apache Kafka 4.4.0 the
-    // same churn with cooperative-sticky passes (test/kafka TestNodeSDK), so
-    // the stall is kfake's; eager works on both. Pass
+    // same churn with cooperative-sticky passed (test/kafka TestNodeSDK),
+    // so the stall looks like kfake's; eager works on both. Pass
     // partition.assignment.strategy in consumerConfig to choose another.
     const consumer = new Kafka.KafkaConsumer(conf, { 'auto.offset.reset': cfg.autoOffsetReset })
     this.consumer = consumer
@@ -255,9 +255,10 @@ class Handler {
   }
 
   // The loop polls, queues the records per partition, applies the
-  // rebalance events the poll served, then hands a batch to the workers: an
-  // equal share of maxPollRecords for every partition with queued records,
-  // so that one partition's backlog does not hold the others up.
+  // rebalance events the poll served, then hands a batch to the workers:
+  // maxPollRecords records shared evenly between the partitions with
+  // queued records (see runBatch), so that one partition's backlog does not
+  // hold the others up.
   //
   // The next poll starts as a batch starts: the client's worker thread
   // takes records off librdkafka's queue while the batch runs, and the loop
