@@ -127,7 +127,7 @@ java-handler: ## Build examples/java-handler (plain kafka-clients) with Maven in
 	mvn -B -q -f examples/java-handler/pom.xml package
 
 .PHONY: test-kafka
-test-kafka: kafka java-handler sandbox-tools ## Run the compatibility suite against Apache Kafka (test/kafka): the lag engine, the operator, the SDK, the Java handler and the sandbox.
+test-kafka: kafka java-handler sandbox-tools ## Run the compatibility suite against Apache Kafka (test/kafka): the lag engine, the operator, the Go and Node.js SDKs, the Java handler and the sandbox.
 	go test -tags kafka -count=1 -p 1 -timeout 40m -v ./test/kafka/...
 
 ##@ Sandbox

@@ -71,7 +71,7 @@ export interface Options {
   httpAddr?: string
   /** Partitions handled at the same time (default 16). */
   concurrency?: number
-  /** Records per batch, shared equally between partitions (default 1000). */
+  /** Records per batch, shared evenly between the partitions with records queued; a partition with fewer than its share leaves the rest to the others (default 1000). */
   maxPollRecords?: number
   /** Tries per record before it is dead-lettered or stalls its partition (default 5). */
   attempts?: number

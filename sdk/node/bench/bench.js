@@ -44,8 +44,9 @@ async function bare () {
     'group.id': group,
     'enable.auto.commit': false,
     'enable.auto.offset.store': false,
-    'isolation.level': 'read_committed',
-    'partition.assignment.strategy': 'cooperative-sticky'
+    'isolation.level': 'read_committed'
+    // The assignors are librdkafka's defaults, as the SDK's for classic
+    // groups; with one member they make no difference to throughput.
   }, { 'auto.offset.reset': 'earliest' })
   await new Promise((resolve, reject) => consumer.connect({}, err => err ? reject(err) : resolve()))
   consumer.setDefaultConsumeTimeout(100)

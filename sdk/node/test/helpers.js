@@ -198,9 +198,17 @@ function everyRecordHandled (seen, parts, per) {
   return dups
 }
 
+/**
+ * groupType is the KAFKA_GROUP_TYPE the tests' handlers use:
+ * LAGSCALE_TEST_GROUP_TYPE (test/kafka runs the tests once per type on
+ * Apache Kafka), classic by default.
+ */
+const groupType = process.env.LAGSCALE_TEST_GROUP_TYPE || 'classic'
+
 function contractEnv (bootstrap, topic, group, extra = {}) {
   return {
     KAFKA_BOOTSTRAP_SERVERS: bootstrap,
+    KAFKA_GROUP_TYPE: groupType,
     KAFKA_TOPICS: topic,
     KAFKA_CONSUMER_GROUP: group,
     KAFKA_SECURITY_PROTOCOL: 'PLAINTEXT',
@@ -211,4 +219,4 @@ function contractEnv (bootstrap, topic, group, extra = {}) {
   }
 }
 
-module.exports = { startBroker, kafka, createTopic, produce, lagging, readTopic, tmpdir, startHandler, waitExit, waitFor, handledLog, everyRecordHandled, contractEnv, FIXTURE }
+module.exports = { startBroker, kafka, createTopic, produce, lagging, readTopic, tmpdir, startHandler, waitExit, waitFor, handledLog, everyRecordHandled, contractEnv, groupType, FIXTURE }
