@@ -96,8 +96,15 @@ func Decide(in Input) Decision {
 	}
 
 	// Stuck partitions are sized as if they had no lag and no inflow:
-	// more replicas cannot move them.
-	sized, stuck := withoutStuck(obs)
+	// more replicas cannot move them. Not while a scale change settles,
+	// though: its pods start and the group rebalances, so every partition
+	// may stand still for a while without anything being stuck, and
+	// leaving them out then would stop the next scale-up that the backlog
+	// asks for.
+	sized, stuck := obs, []string(nil)
+	if !settling(in, spec) {
+		sized, stuck = withoutStuck(obs)
+	}
 	history := in.History
 	if len(stuck) > 0 {
 		history = append(slices.Clone(in.History[:len(in.History)-1]), sized)
@@ -290,6 +297,16 @@ func scaleDown(in Input, spec Spec, obs Observation, cur, target, lo, hi int32, 
 		return stable, fmt.Sprintf("%s; highest in the last %s -> %s", why, spec.ScaleDownStabilization, replicas(stable))
 	}
 	return stable, why
+}
+
+// settling reports whether the last scale change is recent enough that a
+// partition standing still may be the group rebalancing onto the changed
+// replicas rather than stuck: within two minimum intervals of it (60 s by
+// default), about what the pods take to start and join plus the lag
+// engine's health window (5 polls) to see a partition move again.
+func settling(in Input, spec Spec) bool {
+	last := in.State.LastScaleTime
+	return !last.IsZero() && in.Now.Sub(last) < 2*spec.MinScaleInterval
 }
 
 // withoutStuck returns o with its stuck partitions' lag, time lag and rates

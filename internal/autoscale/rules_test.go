@@ -121,6 +121,7 @@ func TestStuckPartitionRules(t *testing.T) {
 		name       string
 		spec       Spec
 		cur        int32
+		lastScale  int // seconds; 0: never scaled
 		obs        Observation
 		want       int32
 		wantStuck  int
@@ -157,10 +158,29 @@ func TestStuckPartitionRules(t *testing.T) {
 			}(),
 			want: 12, wantStuck: 0,
 		},
+		{
+			// A scale-up 40 s ago: its pods join and the group rebalances,
+			// so the partitions stand still and the lag engine calls them
+			// stalled. They count: the backlog asks for more.
+			name: "partitions standing still while a scale change settles count",
+			spec: lt, cur: 2, lastScale: 560,
+			obs:  stuckOn(uniform(600, 12, 1200, 5, 0, 0, 2), 0, 100000, 600),
+			want: 12, wantStuck: 0,
+		},
+		{
+			name: "once the change has settled they are stuck again",
+			spec: lt, cur: 2, lastScale: 530,
+			obs:  stuckOn(uniform(600, 12, 1200, 5, 0, 0, 2), 0, 100000, 600),
+			want: 11, wantStuck: 1,
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			d := Decide(Input{Spec: tc.spec, History: []Observation{tc.obs}, CurrentReplicas: tc.cur, Now: tc.obs.Time})
+			var st State
+			if tc.lastScale > 0 {
+				st.LastScaleTime = at(tc.lastScale)
+			}
+			d := Decide(Input{Spec: tc.spec, State: st, History: []Observation{tc.obs}, CurrentReplicas: tc.cur, Now: tc.obs.Time})
 			if d.Replicas != tc.want {
 				t.Errorf("replicas %d, want %d (%s)", d.Replicas, tc.want, d.Reason)
 			}
