@@ -14,6 +14,7 @@ import (
 
 	"github.com/lagscale/lagscale/api/v1alpha1"
 	"github.com/lagscale/lagscale/internal/testenv"
+	"github.com/lagscale/lagscale/internal/testkit"
 )
 
 // startGarbageCollector runs the real kube-controller-manager with only its
@@ -66,18 +67,11 @@ func startGarbageCollector(t *testing.T) {
 		}
 		if t.Failed() {
 			if b, err := os.ReadFile(logf.Name()); err == nil {
-				t.Logf("kube-controller-manager log (tail):\n%s", tail(string(b), 3000))
+				t.Logf("kube-controller-manager log (tail):\n%s", testkit.Tail(string(b), 3000))
 			}
 		}
 		logf.Close()
 	})
-}
-
-func tail(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[len(s)-n:]
 }
 
 // TestDeletingConsumerRemovesDeployment shows the owner reference at work

@@ -64,11 +64,13 @@ func NodeTest(t testing.TB, dir string, env []string, files ...string) {
 	}
 	t.Logf("node --test %v passed in %s", files, time.Since(began).Round(time.Second))
 	if !testing.Verbose() {
-		t.Logf("node --test:\n%s", tailString(out.String(), 1500))
+		t.Logf("node --test:\n%s", Tail(out.String(), 1500))
 	}
 }
 
-func tailString(s string, n int) string {
+// Tail is the last n bytes of s, marked "..." when cut: enough of a long
+// log to show in a test's output.
+func Tail(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
