@@ -126,3 +126,20 @@ func TestRecurringBurstSizedForTheTypicalOne(t *testing.T) {
 		})
 	}
 }
+
+// A first observation has no rates yet: the need it would record reads as
+// zero, and a quietest need of zero makes every later need a burst, so
+// the memory would never see one end.
+func TestFirstObservationRecordsNoNeed(t *testing.T) {
+	spec := Spec{MinReplicas: 1, ThroughputPerReplica: 100, MaxLagSeconds: 30, ScaleDownStabilization: 120 * time.Second, BurstMemory: DefaultBurstMemory}
+	first := uniform(0, 12, 0, 0, 0, 0, 2)
+	d := Decide(Input{Spec: spec, CurrentReplicas: 2, ReadyReplicas: 2, Now: at(0), History: []Observation{first}})
+	if len(d.State.InflowNeeds) != 0 {
+		t.Fatalf("first observation recorded inflow needs %v", d.State.InflowNeeds)
+	}
+	second := uniform(5, 12, 12, 1, 150, 150, 2)
+	d = Decide(Input{Spec: spec, State: d.State, CurrentReplicas: 2, ReadyReplicas: 2, Now: at(5), History: []Observation{first, second}})
+	if n := d.State.InflowNeeds; len(n) != 1 || n[0].Replicas != 2 {
+		t.Fatalf("second observation: inflow needs %v, want one need of 2", n)
+	}
+}

@@ -125,7 +125,10 @@ func Decide(in Input) Decision {
 		st.InflowNeeds = slices.Clone(st.InflowNeeds)
 		if spec.Policy != PolicyTimeLag || mem <= 0 {
 			st.InflowNeeds, st.Recurred = nil, time.Time{}
-		} else if st.LearnedCapacity > 0 {
+		} else if st.LearnedCapacity > 0 && len(history) > 1 {
+			// Not from a first observation: its rates are not measured
+			// yet, so its need would read as zero, and a quietest need of
+			// zero makes the whole memory one long burst.
 			need := size(sized, recentInflow(history), 0, st.LearnedCapacity, targetUtilization, spec.Share).n
 			if sized.TotalLag == 0 && sized.ProductionRate <= 0 {
 				need = 0

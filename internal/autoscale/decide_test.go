@@ -592,7 +592,7 @@ func TestRecurrenceNeedsInflow(t *testing.T) {
 		{"inflow beyond the replicas", 800, true},
 	} {
 		d := Decide(Input{Spec: spec, State: st, CurrentReplicas: 2, ReadyReplicas: 2, Now: at(600),
-			History: []Observation{uniform(600, 12, 12000, 40, tc.inflow, 200, 2)}})
+			History: []Observation{uniform(595, 12, 12000, 40, tc.inflow, 200, 2), uniform(600, 12, 12000, 40, tc.inflow, 200, 2)}})
 		if d.Replicas <= 2 {
 			t.Fatalf("%s: %d replicas, want a scale-out; %s", tc.name, d.Replicas, d.Reason)
 		}
