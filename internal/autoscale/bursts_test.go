@@ -79,12 +79,15 @@ func TestBurstMemoryRelease(t *testing.T) {
 		})
 	}
 
-	t.Run("one burst in the memory measures no gap", func(t *testing.T) {
+	t.Run("one burst in the memory: the next is assumed a memory away", func(t *testing.T) {
+		// Even the first burst: 10 replicas for 900 s cost more than two
+		// changes, and the window would have held them 2 minutes.
 		st := state(600, 2)
 		st.InflowNeeds = st.InflowNeeds[13:] // from the quiet gap on
+		st.Recurred = time.Time{}
 		d := Decide(Input{Spec: spec, State: st, CurrentReplicas: 12, ReadyReplicas: 12, Now: at(1500), History: []Observation{quiet}})
-		if d.Replicas != 12 {
-			t.Errorf("%d replicas, want 12 until the window ends; reason %q", d.Replicas, d.Reason)
+		if d.Replicas != 2 || !strings.Contains(d.Reason, "one burst in the last 15m0s") {
+			t.Errorf("%d replicas, want 2 before the window ends; reason %q", d.Replicas, d.Reason)
 		}
 	})
 	t.Run("no release while a burst runs", func(t *testing.T) {

@@ -234,12 +234,12 @@ func scaleDown(in Input, spec Spec, obs Observation, cur, target, lo, hi int32, 
 		return cur, fmt.Sprintf("%s; not scaling down while time lag %s >= %.0f%% of the %s target",
 			why, secs(obs.TimeLagSeconds), scaleDownLagFraction*100, secs(spec.MaxLagSeconds))
 	}
-	if low, gap, ok := release(in, spec, st, cur, lo, hi); ok {
+	if low, seen, ok := release(in, spec, st, cur, lo, hi); ok {
 		if tooSoon(in, spec) {
 			return cur, fmt.Sprintf("%s; waiting %s after the last scale", why, spec.MinScaleInterval)
 		}
-		return low, fmt.Sprintf("%s; bursts recur %s apart: keeping %s until the next costs more than scaling in and out again -> %s",
-			why, gap.Round(time.Second), replicas(cur-low), replicas(low))
+		return low, fmt.Sprintf("%s; %s: keeping %s until the next costs more than scaling in and out again -> %s",
+			why, seen, replicas(cur-low), replicas(low))
 	}
 	// Stabilization: the highest recommendation over the window, and only
 	// once the kept history reaches back over the whole window, so a
@@ -584,52 +584,61 @@ func bursts(needs []Recommendation, start time.Time) []burst {
 	return out
 }
 
-// release decides whether, while bursts recur, the replicas kept for them
+// release decides whether, once a burst is over, the replicas kept for it
 // cost more than letting them go and adding them again for the next burst.
 // Keeping cur-low replicas until the next burst costs (cur-low) x gap
 // replica-seconds, gap being the median quiet time between the bursts of
-// the memory. Letting them go costs two changes, each priced at
-// changeSpans x cur x maxLagSeconds replica-seconds, plus the removed
-// replicas' minimum interval. It only applies
-// once the current inflow is quiet (no burst now) and the recommendations
-// of the last minimum interval agree on low, and needs at least one quiet
-// gap seen between two bursts; otherwise ok is false and the usual
-// stabilization and burst memory decide.
-func release(in Input, spec Spec, st State, cur, lo, hi int32) (low int32, gap time.Duration, ok bool) {
+// the memory, or the memory's length while it holds one burst only.
+// Letting them go costs two changes, each priced at changeSpans x cur x
+// maxLagSeconds replica-seconds, plus the removed replicas' minimum
+// interval. It only applies once the current inflow is quiet (no burst
+// now) and the recommendations of the last minimum interval agree on low;
+// otherwise ok is false and the usual stabilization and burst memory
+// decide. The first burst is no exception: holding its replicas through
+// the stabilization window guards against load that wavers, and load back
+// at the quietest level of the memory for a whole minimum interval is not
+// wavering.
+func release(in Input, spec Spec, st State, cur, lo, hi int32) (low int32, seen string, ok bool) {
 	mem := spec.BurstMemory
-	if spec.Policy != PolicyTimeLag || !remembering(st, in.Now, mem) {
-		return 0, 0, false
+	if spec.Policy != PolicyTimeLag || mem <= 0 {
+		return 0, "", false
 	}
 	start := in.Now.Add(-mem)
 	bs := bursts(st.InflowNeeds, start)
-	if len(bs) < 2 || !bs[len(bs)-1].end.Before(in.Now.Add(-needSpacing)) {
-		// No gap measured yet, or still in a burst.
-		return 0, 0, false
+	if len(bs) == 0 || !bs[len(bs)-1].end.Before(in.Now.Add(-needSpacing)) {
+		// No burst, or still in one.
+		return 0, "", false
 	}
-	gaps := make([]time.Duration, 0, len(bs)-1)
-	for i := 1; i < len(bs); i++ {
-		gaps = append(gaps, bs[i].start.Sub(bs[i-1].end))
+	// With one burst in the memory no gap is measured: the next burst is
+	// at least a memory away as far as anything seen tells.
+	gap, seen := mem, fmt.Sprintf("one burst in the last %s", mem)
+	if len(bs) > 1 {
+		gaps := make([]time.Duration, 0, len(bs)-1)
+		for i := 1; i < len(bs); i++ {
+			gaps = append(gaps, bs[i].start.Sub(bs[i-1].end))
+		}
+		slices.Sort(gaps)
+		gap = gaps[len(gaps)/2]
+		seen = fmt.Sprintf("bursts recur %s apart", gap.Round(time.Second))
 	}
-	slices.Sort(gaps)
-	gap = gaps[len(gaps)/2]
 	recs := st.Recommendations
 	since := in.Now.Add(-spec.MinScaleInterval)
 	if len(recs) == 0 || recs[0].Time.After(since) {
-		return 0, 0, false
+		return 0, "", false
 	}
 	low = clamp(recentHighest(recs, since), lo, hi)
 	if low >= cur || low > clamp(lowest(st.InflowNeeds, start), lo, hi) {
 		// Not down to the quiet level yet (the lag engine's rates fall
 		// over several polls): one step later instead of two now.
-		return 0, 0, false
+		return 0, "", false
 	}
 	removed := float64(cur - low)
 	keep := removed * gap.Seconds()
 	change := 2*changeSpans*float64(cur)*spec.MaxLagSeconds + removed*spec.MinScaleInterval.Seconds()
 	if keep <= change {
-		return 0, 0, false
+		return 0, "", false
 	}
-	return low, gap, true
+	return low, seen, true
 }
 
 // typicalBurst is the median peak need of the bursts in the memory before

@@ -495,9 +495,10 @@ func TestDecideStateRoundTrip(t *testing.T) {
 // a toy group that consumes at its replicas' capacity. The first burst
 // scales out and back in; the second comes within the burst memory of
 // that scale-down, so after it the group stays at what the burst's inflow
-// needs, absorbs the third without a change, and scales in only once no
-// burst came for the burst memory. With the memory off, the group scales
-// in after every burst.
+// needs and absorbs the third without a change. It scales in once the
+// memory holds the third burst alone: no gap is measured then, and keeping
+// the replicas for a burst assumed a memory away costs more than two
+// changes. With the memory off, the group scales in after every burst.
 func TestRecurringBurstsKeepTheirReplicas(t *testing.T) {
 	spec := Spec{MinReplicas: 1, ThroughputPerReplica: 100, MaxLagSeconds: 30, ScaleDownStabilization: 120 * time.Second, BurstMemory: DefaultBurstMemory}
 	reps, reasons, changes := runBursts(spec)
@@ -517,8 +518,9 @@ func TestRecurringBurstsKeepTheirReplicas(t *testing.T) {
 		t.Errorf("reason at t=1100 does not say why replicas are kept: %q", reasons[1100])
 	}
 	check(1230, 12, "the third burst is absorbed")
-	check(2100, 12, "kept within the burst memory of the third burst")
-	check(3000, 2, "scaled in once no burst came for the burst memory")
+	check(1600, 12, "kept while the memory holds two bursts 440 s apart")
+	check(2100, 2, "let go once the memory holds the third burst alone")
+	check(3000, 2, "still in after the burst memory")
 	if changes > 6 {
 		t.Errorf("%d replica changes, want at most 6 (two per scale-out, one per scale-in)", changes)
 	}
