@@ -104,9 +104,11 @@ func TestBurstMemoryRelease(t *testing.T) {
 // memory, not for the part of it the first poll saw.
 func TestRecurringBurstSizedForTheTypicalOne(t *testing.T) {
 	spec := Spec{MinReplicas: 1, ThroughputPerReplica: 100, MaxLagSeconds: 30, ScaleDownStabilization: 120 * time.Second, BurstMemory: DefaultBurstMemory}
-	// 500/s over 12 partitions needs 6 replicas; the earlier bursts needed
-	// 12, 8 and 12.
-	rising := uniform(1500, 12, 600, 3, 500, 200, 2)
+	// 300/s over 12 partitions, 100/s beyond what 2 replicas consume: with
+	// the 3,000 records that build up over a 30 s scale-up delay, to drain
+	// in 30 s, each partition needs 300/12/0.85 + 3600/12/30 = 39/s, so 2
+	// per replica and 6 replicas. The earlier bursts needed 12, 8 and 12.
+	rising := uniform(1500, 12, 600, 3, 300, 200, 2)
 	past := cat(needs(400, 430, 12), needs(435, 700, 2), needs(705, 735, 8), needs(740, 1100, 2), needs(1105, 1135, 12), needs(1140, 1495, 2))
 	tests := []struct {
 		name       string

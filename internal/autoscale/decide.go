@@ -117,6 +117,7 @@ func Decide(in Input) Decision {
 		// already: a reconcile between two polls must not learn it again.
 		raw, wanted, why = st.Raw, st.Wanted, st.RawReason
 	} else {
+		st = learnScaleUpDelay(st, obs)
 		if !obs.Partial {
 			// A partial group's consumption is not spread over the
 			// members the way learnCapacity assumes.
@@ -145,7 +146,7 @@ func Decide(in Input) Decision {
 		if spec.Policy == PolicyLagThreshold {
 			raw, why = lagThreshold(spec, sized, cur)
 		} else {
-			raw, why = timeLag(spec, history, cur, st.LearnedCapacity)
+			raw, why = timeLag(spec, history, cur, st.LearnedCapacity, scaleUpDelay(spec, st))
 		}
 		if cur == 0 && raw == 0 {
 			if p := producingUncommitted(obs); p != "" {
@@ -219,8 +220,50 @@ func Decide(in Input) Decision {
 	d.Changed = d.Replicas != cur
 	if d.Changed {
 		d.State.LastScaleTime = in.Now
+		d.State.JoiningSince, d.State.JoiningTo = time.Time{}, 0
+		if d.Replicas > cur {
+			d.State.JoiningSince, d.State.JoiningTo = in.Now, d.Replicas
+		}
 	}
 	return d
+}
+
+// maxScaleUpDelay bounds a scale-up delay sample: pods that take longer
+// to join are failing, not starting.
+const maxScaleUpDelay = 5 * time.Minute
+
+// learnScaleUpDelay ends the pending scale-up of st once o shows the group
+// with all its replicas as members and no rebalance, and takes the time it
+// took as a scale-up delay sample.
+func learnScaleUpDelay(st State, o Observation) State {
+	if st.JoiningSince.IsZero() || o.Stale || o.Missing {
+		return st
+	}
+	took := o.Time.Sub(st.JoiningSince)
+	if took > maxScaleUpDelay {
+		st.JoiningSince, st.JoiningTo = time.Time{}, 0
+		return st
+	}
+	if o.Members < int(st.JoiningTo) || o.Rebalancing() || took <= 0 {
+		return st
+	}
+	if st.ScaleUpDelay <= 0 {
+		st.ScaleUpDelay = took
+	} else {
+		st.ScaleUpDelay += (took - st.ScaleUpDelay) / 2
+	}
+	st.JoiningSince, st.JoiningTo = time.Time{}, 0
+	return st
+}
+
+// scaleUpDelay is how long added replicas take to consume: the measured
+// delay, or the minimum interval until one is measured (it is meant to
+// cover pod start-up and the rebalance).
+func scaleUpDelay(spec Spec, st State) time.Duration {
+	if st.ScaleUpDelay > 0 {
+		return st.ScaleUpDelay
+	}
+	return spec.MinScaleInterval
 }
 
 // scaleDown decides how far below cur to go, if at all.

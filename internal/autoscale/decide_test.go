@@ -53,9 +53,11 @@ func TestDecide(t *testing.T) {
 			name: "scale up at once when the target is missed",
 			in: Input{Spec: base, CurrentReplicas: 2, Now: at(600),
 				History: []Observation{uniform(600, 12, 12000, 41, 820, 200, 2)}},
-			// past the target, the backlog must drain in a quarter of it:
-			// 820/0.85 + 12000/7.5 per 100/s replica -> 12 partitions, one each.
-			want: 12, wantRaw: 12, wantReason: "time lag 41s > 30s target; inflow 820/s, backlog 12000 to drain in 7.5s, capacity 100/s per replica",
+			// past the target, the backlog must drain in a quarter of it;
+			// 620/s more builds up over the 30 s scale-up delay:
+			// 820/0.85 + (12000+18600)/7.5 per 100/s replica -> 12
+			// partitions, one each.
+			want: 12, wantRaw: 12, wantReason: "time lag 41s > 30s target; inflow 820/s, backlog growing for a 30s scale-up delay, backlog 30600 to drain in 7.5s, capacity 100/s per replica",
 		},
 		{
 			name: "steady inflow sizes by capacity",
@@ -275,7 +277,8 @@ func TestDecide(t *testing.T) {
 					// 60+10+10+10 = 90 -> k=4 -> 3 replicas.
 					o := uniform(600, 12, 0, 0, 120, 120, 2)
 					o.Partitions[0].ProductionRate = 60
-					o.ProductionRate = 170
+					o.Partitions[0].ConsumptionRate = 60
+					o.ProductionRate, o.ConsumptionRate = 170, 170
 					return o
 				}()}},
 			want: 3, wantRaw: 3, wantReason: "hottest 5 of 12 partitions need 105/s at 95% utilization -> at most 4 partitions each -> 3 replicas",

@@ -34,7 +34,7 @@ func TestTimeLagWhilePodsJoin(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			obs := o
 			obs.Members = tt.members
-			if got, why := timeLag(spec, []Observation{obs}, tt.cur, 100); got != tt.want {
+			if got, why := timeLag(spec, []Observation{obs}, tt.cur, 100, 30*time.Second); got != tt.want {
 				t.Errorf("%d replicas (%s), want %d", got, why, tt.want)
 			}
 		})
@@ -52,7 +52,7 @@ func TestBacklogFromHalfTheTarget(t *testing.T) {
 		}
 		o := Observation{Time: time.Unix(100, 0), TotalLag: 3000, TimeLagSeconds: lag, ProductionRate: 360, ConsumptionRate: 360,
 			Partitions: parts, PartitionCount: 12, GroupState: "Stable", Members: 4}
-		_, why := timeLag(Spec{MaxLagSeconds: 30}, []Observation{o}, 4, 100)
+		_, why := timeLag(Spec{MaxLagSeconds: 30}, []Observation{o}, 4, 100, 30*time.Second)
 		if counted, want := strings.Contains(why, "backlog 3000"), lag >= 15; counted != want {
 			t.Errorf("time lag %gs: backlog counted %v, want %v (%s)", lag, counted, want, why)
 		}

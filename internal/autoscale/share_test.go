@@ -30,10 +30,15 @@ func TestShareGroupScalesPastPartitions(t *testing.T) {
 		wantReason string
 	}{
 		{"classic: one consumer per partition at most", base, uniform(600, 4, 0, 0, 1000, 400, 4), 4, "(one per partition)"},
-		{"share: the inflow over the capacity per member", share, uniform(600, 4, 0, 0, 1000, 400, 4), 12, "shared over 4 partitions -> 12 replicas"},
+		// The group consumes 400 of the 1000/s: over a 30 s scale-up delay
+		// 18,000 records build up, to drain in 30 s. 1000/0.85 + 600 =
+		// 1,776/s at 100/s per member.
+		{"share: the inflow over the capacity per member", share, uniform(600, 4, 0, 0, 1000, 400, 4), 18, "shared over 4 partitions -> 18 replicas"},
 		{"share: maxReplicas is the cap", func() Spec { s := share; s.MaxReplicas = ptr[int32](9); return s }(), uniform(600, 4, 0, 0, 1000, 400, 4), 9, "bounded to 9"},
 		{"classic: a hot partition needs one consumer of its own, and no more help", base, hot(), 4, "(one per partition)"},
-		{"share: a hot partition is shared like the others", share, hot(), 12, "-> 12 replicas"},
+		// The hot partition falls behind by 800/s: 1000/0.85 + 24,000/30
+		// = 1,976/s.
+		{"share: a hot partition is shared like the others", share, hot(), 20, "-> 20 replicas"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

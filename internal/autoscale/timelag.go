@@ -21,7 +21,7 @@ import (
 // ceil(P/r) does, the answer is always such a point, the fewest replicas
 // that give each consumer at most k partitions. The total demand is covered
 // too, since the k hottest partitions carry at least k/P of it.
-func timeLag(spec Spec, history []Observation, cur int32, capacity float64) (int32, string) {
+func timeLag(spec Spec, history []Observation, cur int32, capacity float64, delay time.Duration) (int32, string) {
 	o := history[len(history)-1]
 	target := spec.MaxLagSeconds
 	inflow := recentInflow(history)
@@ -67,6 +67,17 @@ func timeLag(spec Spec, history []Observation, cur int32, capacity float64) (int
 	// (and a further rebalance while the first ones join). Past the target
 	// the time lag must come back fast: the backlog then goes in a quarter
 	// of the target.
+	// While the inflow alone needs more replicas than run, the backlog
+	// grows until pods added now consume, a scale-up delay from now: the
+	// group is sized for the backlog and time lag it will have then.
+	// Sized for those of now, it would need a second scale-up once the
+	// first pods joined, with a second rebalance.
+	projected := o.TimeLagSeconds
+	if f, ok := forecast(o, inflow, cur, delay); ok && size(o, inflow, 0, capacity, targetUtilization, spec.Share).n > cur {
+		o = f
+		projected = max(backlogFraction*target, f.TimeLagSeconds)
+		measured += fmt.Sprintf(", backlog growing for a %s scale-up delay", secs(delay.Seconds()))
+	}
 	drain := 0.0
 	switch {
 	case o.TimeLagSeconds >= target:
@@ -77,7 +88,7 @@ func timeLag(spec Spec, history []Observation, cur int32, capacity float64) (int
 		// record's age falls from then on whatever the backlog: sizing
 		// for the backlog that built up while they start would only add
 		// pods that join later, each with its own rebalance.
-	case o.TimeLagSeconds >= backlogFraction*target:
+	case projected >= backlogFraction*target:
 		drain = target
 	}
 	if drain > 0 {
@@ -85,6 +96,36 @@ func timeLag(spec Spec, history []Observation, cur int32, capacity float64) (int
 	}
 	s := size(o, inflow, drain, capacity, targetUtilization, spec.Share)
 	return s.n, measured + s.reason
+}
+
+// forecast returns o as it will be after delay if the group keeps
+// consuming each partition at its present rate: every partition's lag
+// grown by what its inflow exceeds that rate by, and the time lag grown by
+// the share of the inflow not consumed. ok is false when nothing grows or
+// the group is not all in (pods of the last scale-up still joining, whose
+// consumption is coming).
+func forecast(o Observation, inflow []float64, cur int32, delay time.Duration) (Observation, bool) {
+	if delay <= 0 || cur <= 0 || o.Members <= 0 || int32(o.Members) < cur || len(o.Partitions) != len(inflow) {
+		return o, false
+	}
+	f := o
+	f.Partitions = slices.Clone(o.Partitions)
+	f.TotalLag = 0
+	d := delay.Seconds()
+	grows, total := 0.0, 0.0
+	for i := range f.Partitions {
+		p := &f.Partitions[i]
+		g := max(0, inflow[i]-p.ConsumptionRate)
+		grows += g
+		total += inflow[i]
+		p.Lag += int64(math.Round(g * d))
+		f.TotalLag += p.Lag
+	}
+	if grows <= 0 {
+		return o, false
+	}
+	f.TimeLagSeconds += d * grows / total
+	return f, true
 }
 
 // hotUtilization is the share of a replica that the consumer owning the

@@ -224,6 +224,14 @@ type State struct {
 	Wanted int32
 	// RawReason is the reason text of Raw.
 	RawReason string
+	// ScaleUpDelay is the measured time from a scale-up until the group
+	// has that many members, moving average; 0 until measured.
+	ScaleUpDelay time.Duration
+	// JoiningSince is when the newest scale-up whose pods have not all
+	// joined the group was made, JoiningTo the replicas it asked for;
+	// zero when there is none.
+	JoiningSince time.Time
+	JoiningTo    int32
 }
 
 // Input is everything Decide looks at.
