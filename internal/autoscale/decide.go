@@ -196,6 +196,16 @@ func Decide(in Input) Decision {
 		// another change would restart the rebalance they are waiting for.
 		// Waking from zero and raising to minReplicas are exempt, since
 		// nothing is consuming or the user asked for more.
+		// A backlog that began to build within the last poll interval
+		// shows only part of the new inflow: scaling for it now would
+		// take a second scale-up a poll later, once the next poll
+		// measures the rate whole. Wait for that poll, unless the time
+		// lag is already half the target.
+		if spec.Policy == PolicyTimeLag && cur > 0 && cur >= lo && obs.TimeLagSeconds < backlogFraction*spec.MaxLagSeconds && rising(history) {
+			d.Replicas = cur
+			d.Reason = fmt.Sprintf("%s; the lag began to grow within the last poll: waiting a poll to measure the inflow whole", why)
+			break
+		}
 		if cur > 0 && cur >= lo && tooSoon(in, spec) && !joining(spec, obs, cur) {
 			d.Replicas = cur
 			d.Reason = fmt.Sprintf("%s; waiting %s after the last scale", why, spec.MinScaleInterval)

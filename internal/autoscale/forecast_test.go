@@ -116,3 +116,37 @@ func TestScaleUpDelayLearned(t *testing.T) {
 		t.Errorf("a join after %s: delay %s (want 25s kept), joining since %s (want none)", maxScaleUpDelay, st.ScaleUpDelay, st.JoiningSince)
 	}
 }
+
+// A backlog that began to build within the last poll shows part of the
+// new inflow only: Decide waits one poll for the rate, then scales once.
+func TestRisingLagWaitsOnePoll(t *testing.T) {
+	spec := Spec{MinReplicas: 1, ThroughputPerReplica: 100, MaxLagSeconds: 30, ScaleDownStabilization: 120 * time.Second}
+	// 150/s on 12 partitions kept up by 2 replicas, then from t=597 a
+	// burst of 750/s: the poll at 600 sees 3 s of it, the one at 605 all
+	// five.
+	history := []Observation{
+		uniform(590, 12, 120, 0.8, 150, 150, 2),
+		uniform(595, 12, 120, 0.8, 150, 150, 2),
+		uniform(600, 12, 120+3*(750-170), 2, 150, 170, 2),
+	}
+	d := Decide(Input{Spec: spec, History: history, CurrentReplicas: 2, ReadyReplicas: 2, Now: at(600)})
+	if d.Replicas != 2 || !strings.Contains(d.Reason, "waiting a poll to measure the inflow whole") {
+		t.Fatalf("first poll of the burst: %d replicas (%s), want 2 while waiting", d.Replicas, d.Reason)
+	}
+	history = append(history, uniform(605, 12, 120+8*(750-170), 5, 270, 170, 2))
+	d = Decide(Input{Spec: spec, History: history, State: d.State, CurrentReplicas: 2, ReadyReplicas: 2, Now: at(605)})
+	if d.Replicas <= 2 || strings.Contains(d.Reason, "waiting") {
+		t.Fatalf("second poll of the burst: %d replicas (%s), want a scale-up", d.Replicas, d.Reason)
+	}
+	if !strings.Contains(d.Reason, "inflow 748/s") || d.Replicas != 12 {
+		t.Errorf("second poll: %d replicas (%s), want 12 for the whole 750/s (748/s after the rounding of the per-partition lags)", d.Replicas, d.Reason)
+	}
+
+	// Already at half the target: no waiting.
+	late := append([]Observation(nil), history[:2]...)
+	late = append(late, uniform(600, 12, 120+3*(750-170), 16, 150, 170, 2))
+	d = Decide(Input{Spec: spec, History: late, CurrentReplicas: 2, ReadyReplicas: 2, Now: at(600)})
+	if d.Replicas <= 2 {
+		t.Errorf("time lag 16 s: %d replicas (%s), want a scale-up at once", d.Replicas, d.Reason)
+	}
+}

@@ -378,3 +378,25 @@ func num(v float64) string {
 	}
 	return strconv.FormatFloat(v, 'f', 1, 64)
 }
+
+// rising reports whether the lag began to grow beyond noise within the
+// last poll interval: the newest observation shows growth that the one
+// before it did not. The growth then spans part of the interval only, so
+// the inflow it shows is a fraction of the new rate, which the next poll
+// measures whole.
+func rising(history []Observation) bool {
+	n := len(history)
+	return n >= 3 && growing(history) && !growing(history[:n-1])
+}
+
+// growing reports whether recentInflow sees any partition of the newest
+// observation grow faster than its smoothed production rate says.
+func growing(history []Observation) bool {
+	in := recentInflow(history)
+	for i, p := range history[len(history)-1].Partitions {
+		if in[i] > p.ProductionRate {
+			return true
+		}
+	}
+	return false
+}
