@@ -50,14 +50,14 @@ func TestBurstMemoryRelease(t *testing.T) {
 	}{
 		{
 			// Keeping 10 replicas for 600 s (6,000 replica-s) costs more
-			// than two changes at 6 x 12 replicas x 30 s and the minimum
-			// interval of the 10 (4,620).
+			// than two changes at 3 x 12 replicas x 30 s and the minimum
+			// interval of the 10 (2,460).
 			name: "a long gap lets the replicas go before the window ends", state: state(600, 2),
 			want: 2, wantReason: "bursts recur 10m0s apart",
 		},
 		{
-			// 10 x 400 s = 4,000 < 4,620: the burst memory keeps them.
-			name: "a short gap keeps them", state: state(400, 2),
+			// 10 x 200 s = 2,000 < 2,460: the burst memory keeps them.
+			name: "a short gap keeps them", state: state(200, 2),
 			want: 12, wantReason: "holding 12",
 		},
 		{

@@ -496,9 +496,10 @@ func TestDecideStateRoundTrip(t *testing.T) {
 // TestRecurringBurstsKeepTheirReplicas drives Decide every 5 s through
 // bursts of 800/s over a base of 100/s (capacity 100/s per replica), with
 // a toy group that consumes at its replicas' capacity. The first burst
-// scales out and back in; the second comes within the burst memory of
-// that scale-down, so after it the group stays at what the burst's inflow
-// needs and absorbs the third without a change. It scales in once the
+// scales out and back in; the second comes 160 s after the first, within
+// the burst memory of that scale-down, so after it the group stays at
+// what the burst's inflow needs (10 replicas for 160 s cost less than two
+// changes) and absorbs the third without a change. It scales in once the
 // memory holds the third burst alone: no gap is measured then, and keeping
 // the replicas for a burst assumed a memory away costs more than two
 // changes. With the memory off, the group scales in after every burst.
@@ -514,15 +515,15 @@ func TestRecurringBurstsKeepTheirReplicas(t *testing.T) {
 	// 800/s is 67/s per partition, 78/s at 85% utilization: one
 	// partition per replica.
 	check(330, 12, "scaled out for the first burst")
-	check(650, 2, "a single burst scales back in")
-	check(730, 12, "scaled out again: the load recurred")
-	check(1100, 12, "kept for the recurring bursts")
-	if !strings.Contains(reasons[1100], "load came back after a scale-down") {
-		t.Errorf("reason at t=1100 does not say why replicas are kept: %q", reasons[1100])
+	check(480, 2, "a single burst scales back in")
+	check(550, 12, "scaled out again: the load recurred")
+	check(730, 12, "kept for the recurring bursts")
+	if !strings.Contains(reasons[730], "load came back after a scale-down") {
+		t.Errorf("reason at t=730 does not say why replicas are kept: %q", reasons[730])
 	}
-	check(1230, 12, "the third burst is absorbed")
-	check(1600, 12, "kept while the memory holds two bursts 440 s apart")
-	check(2100, 2, "let go once the memory holds the third burst alone")
+	check(770, 12, "the third burst is absorbed")
+	check(1300, 12, "kept while the memory holds bursts 160 s apart")
+	check(1700, 2, "let go once the memory holds the third burst alone")
 	check(3000, 2, "still in after the burst memory")
 	if changes > 6 {
 		t.Errorf("%d replica changes, want at most 6 (two per scale-out, one per scale-in)", changes)
@@ -531,18 +532,18 @@ func TestRecurringBurstsKeepTheirReplicas(t *testing.T) {
 	// With the memory off, every burst is scaled out for and in after.
 	spec.BurstMemory = 0
 	reps, reasons, changes = runBursts(spec)
-	if reps[1100] != 2 || reps[1230] != 12 || changes < 6 {
-		t.Errorf("memory off: %d replicas at t=1100 (want 2), %d at t=1230 (want 12), %d changes (want 6 or more); reason at 1100 %q",
-			reps[1100], reps[1230], changes, reasons[1100])
+	if reps[730] != 2 || reps[770] != 12 || changes < 6 {
+		t.Errorf("memory off: %d replicas at t=730 (want 2), %d at t=770 (want 12), %d changes (want 6 or more); reason at 730 %q",
+			reps[730], reps[770], changes, reasons[730])
 	}
 }
 
 // runBursts drives Decide every 5 s for 3,000 s through bursts of 800/s
-// (t=300, 700 and 1200, 60 s each) over a base of 100/s, with a toy group
+// (t=300, 520 and 740, 60 s each) over a base of 100/s, with a toy group
 // that consumes at its replicas' capacity of 100/s each. It returns the
 // replicas and reason after each decision and the number of changes.
 func runBursts(spec Spec) (map[int]int32, map[int]string, int) {
-	bursts := [][2]int{{300, 360}, {700, 760}, {1200, 1260}}
+	bursts := [][2]int{{300, 360}, {520, 580}, {740, 800}}
 	inflowAt := func(s int) float64 {
 		for _, b := range bursts {
 			if s >= b[0] && s < b[1] {

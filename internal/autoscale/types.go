@@ -93,12 +93,13 @@ type Spec struct {
 	// backlog, so a burst of the same size is absorbed without a change;
 	// such an absorbed burst (an inflow needing at least twice the
 	// quietest of the window) counts as a recurrence too. A single burst
-	// scales in as before. Keeping replicas has a price too: once the
-	// memory has seen a quiet gap between two bursts, the replicas kept
-	// are let go as soon as the inflow is back at its quiet level if
-	// keeping them for the median gap costs more replica-seconds than
-	// scaling in and out again (two changes, each priced at the whole
-	// group's replicas over changeSpans targets). And while bursts recur,
+	// scales in as before. Keeping replicas has a price too: once a
+	// burst is over, the replicas kept for it are let go as soon as the
+	// inflow is back at its quiet level if keeping them for the median
+	// gap between the bursts of the memory (the memory's length while it
+	// holds one burst) costs more replica-seconds than scaling in and out
+	// again (two changes, each priced at the whole group's replicas over
+	// changeSpans targets). And while bursts recur,
 	// a new one is sized at once for the median burst of the memory, not
 	// for the part of it that the first poll saw.
 	BurstMemory time.Duration
