@@ -682,7 +682,17 @@ func release(in Input, spec Spec, st State, cur, lo, hi int32) (low int32, seen 
 	if len(recs) == 0 || recs[0].Time.After(since) {
 		return 0, "", false
 	}
-	low = clamp(recentHighest(recs, since), lo, hi)
+	// Made within the interval, not at its start: a reconcile a fraction
+	// of a second after a poll must see the same recommendations as the
+	// decision at the poll, or the reconciler and the simulator, which
+	// decides once a second, would let go at different times.
+	low = 0
+	for _, r := range recs {
+		if r.Time.After(since) {
+			low = max(low, r.Replicas)
+		}
+	}
+	low = clamp(low, lo, hi)
 	if low >= cur || low > clamp(lowest(st.InflowNeeds, start), lo, hi) {
 		// Not down to the quiet level yet (the lag engine's rates fall
 		// over several polls): one step later instead of two now.
