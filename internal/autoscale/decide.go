@@ -463,9 +463,14 @@ func lowest(recs []Recommendation, start time.Time) int32 {
 
 // recentHighest is the highest recommendation made at or after start.
 func recentHighest(recs []Recommendation, start time.Time) int32 {
+	return highestAfter(recs, start.Add(-time.Nanosecond))
+}
+
+// highestAfter is the highest recommendation made after t, 0 without one.
+func highestAfter(recs []Recommendation, t time.Time) int32 {
 	h := int32(0)
 	for _, r := range recs {
-		if !r.Time.Before(start) {
+		if r.Time.After(t) {
 			h = max(h, r.Replicas)
 		}
 	}
@@ -686,13 +691,7 @@ func release(in Input, spec Spec, st State, cur, lo, hi int32) (low int32, seen 
 	// of a second after a poll must see the same recommendations as the
 	// decision at the poll, or the reconciler and the simulator, which
 	// decides once a second, would let go at different times.
-	low = 0
-	for _, r := range recs {
-		if r.Time.After(since) {
-			low = max(low, r.Replicas)
-		}
-	}
-	low = clamp(low, lo, hi)
+	low = clamp(highestAfter(recs, since), lo, hi)
 	if low >= cur || low > clamp(lowest(st.InflowNeeds, start), lo, hi) {
 		// Not down to the quiet level yet (the lag engine's rates fall
 		// over several polls): one step later instead of two now.
