@@ -5,6 +5,7 @@
 
 const test = require('node:test')
 const assert = require('node:assert/strict')
+const fs = require('node:fs')
 const path = require('node:path')
 const { startBroker, createTopic, produce, lagging, readTopic, tmpdir, startHandler, waitExit, waitFor, handledLog, everyRecordHandled, contractEnv, groupType, kafka } = require('./helpers')
 
@@ -191,10 +192,14 @@ test('the shutdown deadline abandons a stuck record uncommitted; a second signal
   const dir = tmpdir(t)
 
   // WORK_MS far beyond the deadline: the first record never finishes.
+  // Each signal is sent once a record is in flight (STARTED_LOG), not on
+  // the assignment alone: on Apache Kafka the first fetch can come later,
+  // and a handler with nothing in flight drains at once and exits 0.
   const log = path.join(dir, 'handled')
-  const h = startHandler(t, contractEnv(broker.bootstrap, topic, group, { HANDLED_LOG: log, WORK_MS: '600000', SHUTDOWN_TIMEOUT_MS: '500' }))
-  await waitFor('the handler joined', 30000, () => h.logs().some(l => l.msg === 'Partitions assigned') || 'not yet')
-  await new Promise(resolve => setTimeout(resolve, 300))
+  const started = path.join(dir, 'started')
+  const inFlight = (file) => () => (fs.existsSync(file) && fs.readFileSync(file, 'utf8').length > 0) || 'not yet'
+  const h = startHandler(t, contractEnv(broker.bootstrap, topic, group, { HANDLED_LOG: log, STARTED_LOG: started, WORK_MS: '600000', SHUTDOWN_TIMEOUT_MS: '500' }))
+  await waitFor('a record in flight', 30000, inFlight(started))
   const t0 = Date.now()
   h.kill('SIGTERM')
   assert.equal(await waitExit(h), 0, h.stderr)
@@ -202,8 +207,9 @@ test('the shutdown deadline abandons a stuck record uncommitted; a second signal
   t.diagnostic(`exited ${Date.now() - t0} ms after SIGTERM`)
   assert.equal((await committedOffsets(group, topic)).get(0) || -1, -1, 'nothing committed')
 
-  const h2 = startHandler(t, contractEnv(broker.bootstrap, topic, group, { WORK_MS: '600000' }))
-  await waitFor('the second handler joined', 30000, () => h2.logs().some(l => l.msg === 'Partitions assigned') || 'not yet')
+  const started2 = path.join(dir, 'started2')
+  const h2 = startHandler(t, contractEnv(broker.bootstrap, topic, group, { STARTED_LOG: started2, WORK_MS: '600000' }))
+  await waitFor('a record in flight in the second handler', 30000, inFlight(started2))
   h2.kill('SIGTERM')
   await waitFor('the drain started', 10000, () => h2.logs().some(l => l.msg === 'Shutting down: finishing in-flight records') || 'not yet')
   h2.kill('SIGTERM')
