@@ -13,6 +13,7 @@ func TestForecastOverTheScaleUpDelay(t *testing.T) {
 	tests := []struct {
 		name       string
 		obs        Observation
+		cur        int32
 		delay      time.Duration
 		want       int32
 		wantReason string
@@ -25,38 +26,34 @@ func TestForecastOverTheScaleUpDelay(t *testing.T) {
 			// 4,200 records and 12 s (taken as half the target: a
 			// forecast backlog is real), drained in 30 s: 29 + 12 = 41/s
 			// per partition, two per replica, 6 replicas.
-			name:  "falling behind: the backlog at the join is drained",
-			obs:   uniform(600, 12, 1200, 2, 300, 200, 2),
-			delay: 30 * time.Second, want: 6, wantReason: "backlog growing for a 30s scale-up delay, backlog 4200 to drain in 30s",
+			name: "falling behind: the backlog at the join is drained",
+			obs:  uniform(600, 12, 1200, 2, 300, 200, 2),
+			cur:  2, delay: 30 * time.Second, want: 6, wantReason: "backlog growing for a 30s scale-up delay, backlog 4200 to drain in 30s",
 		},
 		{
 			// Over a 10 s delay: 2,196 records, 29 + 6 = 35/s per
 			// partition, three per replica, but 426/s in total needs 5.
-			name:  "a shorter measured delay forecasts less",
-			obs:   uniform(600, 12, 1200, 2, 300, 200, 2),
-			delay: 10 * time.Second, want: 5, wantReason: "backlog growing for a 10s scale-up delay, backlog 2196 to drain in 30s",
+			name: "a shorter measured delay forecasts less",
+			obs:  uniform(600, 12, 1200, 2, 300, 200, 2),
+			cur:  2, delay: 10 * time.Second, want: 5, wantReason: "backlog growing for a 10s scale-up delay, backlog 2196 to drain in 30s",
 		},
 		{
 			// 160/s consumed of 160/s: nothing builds up.
-			name:  "keeping up: no forecast",
-			obs:   uniform(600, 12, 120, 1, 160, 160, 2),
-			delay: 30 * time.Second, want: 2,
+			name: "keeping up: no forecast",
+			obs:  uniform(600, 12, 120, 1, 160, 160, 2),
+			cur:  2, delay: 30 * time.Second, want: 2,
 		},
 		{
 			// Members 2 of 4 replicas: the other two are coming, and their
 			// consumption with them.
-			name:  "pods still joining: no forecast",
-			obs:   uniform(600, 12, 1200, 2, 300, 200, 2),
-			delay: 30 * time.Second, want: 4,
+			name: "pods still joining: no forecast",
+			obs:  uniform(600, 12, 1200, 2, 300, 200, 2),
+			cur:  4, delay: 30 * time.Second, want: 4,
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cur := int32(2)
-			if strings.HasPrefix(tt.name, "pods still joining") {
-				cur = 4
-			}
-			got, why := timeLag(spec, []Observation{tt.obs}, cur, 100, tt.delay)
+			got, why := timeLag(spec, []Observation{tt.obs}, tt.cur, 100, tt.delay)
 			if got != tt.want || !strings.Contains(why, tt.wantReason) {
 				t.Errorf("timeLag = %d (%s), want %d containing %q", got, why, tt.want, tt.wantReason)
 			}
