@@ -54,12 +54,18 @@ func withoutLiveLag(s *v1alpha1.EventConsumerStatus) *v1alpha1.EventConsumerStat
 	c := s.DeepCopy()
 	if l := c.Lag; l != nil {
 		l.Total, l.Seconds, l.ProductionRate, l.ConsumptionRate, l.DrainSeconds, l.Updated = 0, 0, 0, 0, nil, nil
-		for i := range l.Partitions {
-			p := &l.Partitions[i]
-			p.Lag, p.Seconds, p.CommittedOffset, p.EndOffset = 0, 0, 0, 0
+		// The 64 partitions shown are the ones with the largest time lag,
+		// so which of them are shown, and in what order, is a live figure
+		// too: in a group of more partitions a healthy one enters or
+		// leaves the list as lag moves. A partition whose health is not
+		// OK is state a person acts on, and stays.
+		unhealthy := l.Partitions[:0]
+		for _, p := range l.Partitions {
+			if p.Health != "" && p.Health != "OK" {
+				unhealthy = append(unhealthy, v1alpha1.PartitionLagStatus{Topic: p.Topic, Partition: p.Partition, Health: p.Health})
+			}
 		}
-		// The 64 partitions shown are the ones with the largest time lag, so
-		// their order is a live figure too; their health set is not.
+		l.Partitions = unhealthy
 		sortPartitionHealth(l.Partitions)
 	}
 	return c

@@ -62,6 +62,16 @@ func TestStatusWriteDecision(t *testing.T) {
 			return s
 		}, t0.Add(time.Second), true, 0},
 		{"first lag reading", func() *v1alpha1.EventConsumerStatus { return base(5, t0) }, t0, true, 0},
+		{"another healthy partition among the top 64", func() *v1alpha1.EventConsumerStatus {
+			s := base(9, t0.Add(10*time.Second))
+			s.Lag.Partitions[0].Partition = 70
+			return s
+		}, t0.Add(10 * time.Second), false, 20 * time.Second},
+		{"an unhealthy partition among the top 64", func() *v1alpha1.EventConsumerStatus {
+			s := base(9, t0.Add(10*time.Second))
+			s.Lag.Partitions[0].Partition, s.Lag.Partitions[0].Health = 70, "STOP"
+			return s
+		}, t0.Add(10 * time.Second), true, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
