@@ -90,21 +90,72 @@ func stripForCache(in any) (any, error) {
 
 // secretCache holds the content of the Secrets that connections reference,
 // by resourceVersion, so that a reconcile reads a Secret from the API
-// server only when it changed. It holds no Secret nobody referenced.
+// server only when it changed. It holds no Secret nobody references: each
+// reconcile says which Secrets its object references (retain), and a
+// Secret no object references any more is dropped.
 type secretCache struct {
 	mu    sync.Mutex
 	byKey map[types.NamespacedName]*corev1.Secret
+	// refs is, for each referring object ("Kind/namespace/name"), the
+	// Secrets it referenced at its last reconcile.
+	refs map[string][]types.NamespacedName
 }
 
 func newSecretCache() *secretCache {
-	return &secretCache{byKey: map[types.NamespacedName]*corev1.Secret{}}
+	return &secretCache{byKey: map[types.NamespacedName]*corev1.Secret{}, refs: map[string][]types.NamespacedName{}}
+}
+
+// retain records that referrer references secrets now (none once it is
+// deleted) and drops the content of every Secret left without a referrer.
+func (c *secretCache) retain(referrer string, secrets []types.NamespacedName) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(secrets) == 0 {
+		delete(c.refs, referrer)
+	} else {
+		c.refs[referrer] = secrets
+	}
+	used := map[types.NamespacedName]bool{}
+	for _, keys := range c.refs {
+		for _, k := range keys {
+			used[k] = true
+		}
+	}
+	for k := range c.byKey {
+		if !used[k] {
+			delete(c.byKey, k)
+		}
+	}
+}
+
+// held is the number of Secrets whose content is held, for tests.
+func (c *secretCache) held() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.byKey)
+}
+
+// secretKeys are the keys of a connection's Secrets in namespace.
+func secretKeys(namespace string, names []string) []types.NamespacedName {
+	out := make([]types.NamespacedName, 0, len(names))
+	for _, n := range names {
+		out = append(out, types.NamespacedName{Namespace: namespace, Name: n})
+	}
+	return out
 }
 
 // secretReader is a client.Reader whose Secret reads go to the metadata
-// cache for the resourceVersion and to the API server for the content when
-// that version is not the one held. Other reads go to Reader.
+// cache (Meta) for the resourceVersion and to the API server (Reader, whose
+// Secret reads are not cached; see ClientOptions) for the content when that
+// version is not the one held. Other reads go to Reader. The metadata must
+// come from the cache itself: the client's DisableFor matches a Secret's
+// metadata-only form too, and would send every look to the API server.
 type secretReader struct {
 	client.Reader
+	Meta client.Reader
 	memo *secretCache
 }
 
@@ -114,8 +165,12 @@ func (s secretReader) Get(ctx context.Context, key client.ObjectKey, obj client.
 	if !ok || s.memo == nil {
 		return s.Reader.Get(ctx, key, obj, opts...)
 	}
+	metaReader := s.Meta
+	if metaReader == nil {
+		metaReader = s.Reader
+	}
 	meta := secretMetadata()
-	if err := s.Reader.Get(ctx, key, meta); err != nil {
+	if err := metaReader.Get(ctx, key, meta); err != nil {
 		if apierrors.IsNotFound(err) {
 			s.memo.mu.Lock()
 			delete(s.memo.byKey, key)

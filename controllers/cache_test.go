@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -10,7 +11,13 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/lagscale/lagscale/api/v1alpha1"
 )
@@ -52,4 +59,95 @@ func TestForeignDeploymentIsNotTakenOver(t *testing.T) {
 	if img := got.Spec.Template.Spec.Containers[0].Image; img != "theirs:1" || len(got.OwnerReferences) != 0 {
 		t.Fatalf("the foreign Deployment was changed: image %s, owners %v", img, got.OwnerReferences)
 	}
+}
+
+// secretGets is the API server's count of GET requests for Secrets, from its
+// own /metrics (apiserver_request_total), summed over every label set.
+func secretGets(t *testing.T) float64 {
+	t.Helper()
+	rc, err := rest.RESTClientFor(restConfigForMetrics(env.Admin))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := rc.Get().AbsPath("/metrics").DoRaw(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0.0
+	for _, line := range strings.Split(string(raw), "\n") {
+		if !strings.HasPrefix(line, "apiserver_request_total{") || !strings.Contains(line, `resource="secrets"`) || !strings.Contains(line, `verb="GET"`) {
+			continue
+		}
+		f := strings.Fields(line)
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err != nil {
+			t.Fatalf("metric line %q: %v", line, err)
+		}
+		total += v
+	}
+	return total
+}
+
+func restConfigForMetrics(c *rest.Config) *rest.Config {
+	cfg := rest.CopyConfig(c)
+	cfg.GroupVersion = &schema.GroupVersion{}
+	cfg.APIPath = "/"
+	cfg.NegotiatedSerializer = serializer.NewCodecFactory(runtime.NewScheme()).WithoutConversion()
+	return cfg
+}
+
+// TestSecretReadsUseTheCache: a consumer that references a Secret reads its
+// metadata from the informer cache and its content once per
+// resourceVersion, so the API server sees no Secret GET however often the
+// consumer is reconciled. The Secret's content is dropped once no consumer
+// references it.
+func TestSecretReadsUseTheCache(t *testing.T) {
+	op := startOperator(t, nil)
+	ns := namespace(t)
+	ctx := context.Background()
+	secret := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "creds"},
+		StringData: map[string]string{"username": "u", "password": "p"},
+	}
+	if err := env.Client.Create(ctx, secret); err != nil {
+		t.Fatal(err)
+	}
+	createConsumer(t, ns, "reads", v1alpha1.EventConsumerSpec{
+		Topics: []string{"t"}, ConsumerGroup: "g",
+		Kafka: v1alpha1.KafkaConnection{
+			BootstrapServers: []string{"localhost:9092"},
+			SASL:             &v1alpha1.SASLConfig{Mechanism: v1alpha1.SASLPlain, SecretRef: v1alpha1.LocalObjectRef{Name: "creds"}},
+		},
+		Handler: &v1alpha1.HandlerSpec{Image: "handler:1"},
+	})
+	waitDeployment(t, ns, "reads", nil)
+	req := reconcile.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: "reads"}}
+	// One reconcile first, so the content is held and the count settles.
+	if _, err := op.rec.Reconcile(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	before := secretGets(t)
+	for range 100 {
+		if _, err := op.rec.Reconcile(ctx, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if after := secretGets(t); after != before {
+		t.Fatalf("100 reconciles made %v Secret GETs at the API server, want 0: Secret metadata must come from the cache", after-before)
+	}
+	if n := op.rec.secrets.held(); n != 1 {
+		t.Fatalf("%d Secrets held, want the one referenced", n)
+	}
+
+	// Deleted, the consumer references nothing: the content goes.
+	ec := getConsumer(t, ns, "reads")
+	if err := env.Client.Delete(ctx, ec); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, wait, func() error {
+		if n := op.rec.secrets.held(); n != 0 {
+			return fmt.Errorf("%d Secrets still held after the only consumer referencing one was deleted", n)
+		}
+		return nil
+	})
 }

@@ -46,7 +46,8 @@ func (r *EventConsumerReconciler) resolveConnection(ctx context.Context, ec *v1a
 		out.clusterRef = &key
 	}
 	out.Connection = deploy.ConnectionOf(ec, cluster)
-	return readSecrets(ctx, secretReader{Reader: r.Client, memo: r.secrets}, ec.Namespace, out)
+	r.secrets.retain(secretReferrer("EventConsumer", client.ObjectKeyFromObject(ec)), secretKeys(ec.Namespace, out.SecretNames()))
+	return readSecrets(ctx, secretReader{Reader: r.Client, Meta: r.cache, memo: r.secrets}, ec.Namespace, out)
 }
 
 // readSecrets reads the Secret values a connection references.
@@ -103,4 +104,9 @@ func readSecrets(ctx context.Context, r client.Reader, namespace string, out *re
 		}
 	}
 	return out, nil, nil
+}
+
+// secretReferrer names an object that references Secrets, for secretCache.
+func secretReferrer(kind string, key types.NamespacedName) string {
+	return kind + "/" + key.String()
 }

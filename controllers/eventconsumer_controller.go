@@ -68,9 +68,12 @@ type EventConsumerReconciler struct {
 	APIReader client.Reader
 
 	secrets *secretCache
+	// cache is the manager's informer cache, where Secret metadata is
+	// read; nil (tests without a manager) reads it through Client.
+	cache   client.Reader
 	scalers *scalers
 	applied *appliedCache
-	lagCh   lagChannel
+	lagQ    lagQueue
 }
 
 // RBAC: only what a test in test/chart (TestChartRBACIsMinimal) shows is
@@ -145,7 +148,7 @@ func (r *EventConsumerReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	}
 	st.current = current
 
-	requeue := r.decideReplicas(ctx, st)
+	requeue := r.decideReplicas(st)
 
 	if err := r.applyDeployment(ctx, st); err != nil {
 		var invalid *invalidSpecError
@@ -153,9 +156,12 @@ func (r *EventConsumerReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 			st.stalled = &condition{reason: v1alpha1.ReasonInvalidSpec, message: invalid.Error()}
 			return ctrl.Result{}, reconcile.TerminalError(err)
 		}
+		// The decision was a candidate: nothing of it is recorded, and
+		// the error's backoff, not the minimum interval, brings the retry.
 		return ctrl.Result{}, err
 	}
 
+	r.commitDecision(ctx, st)
 	st.scaler.Applied(st.desired, st.applied.Generation)
 
 	log.V(1).Info("Reconciled", "eventConsumer", klog.KObj(ec), "replicas", st.desired)
@@ -172,6 +178,7 @@ func (r *EventConsumerReconciler) now() time.Time {
 // forget drops everything lagscale keeps in memory about a deleted consumer.
 func (r *EventConsumerReconciler) forget(key types.NamespacedName) {
 	r.unsubscribe(key)
+	r.secrets.retain(secretReferrer("EventConsumer", key), nil)
 	r.scalers.delete(key)
 	r.applied.delete(key)
 	if r.Metrics != nil {
@@ -210,6 +217,7 @@ type reconcileState struct {
 	stalled  *condition
 	current  *appsv1.Deployment
 	applied  *appsv1.Deployment
+	from     int32
 	desired  int32
 	decision *autoscale.Decision
 	scaler   *scaler.Scaler
@@ -235,3 +243,10 @@ type invalidSpecError struct{ err error }
 
 func (e *invalidSpecError) Error() string { return e.err.Error() }
 func (e *invalidSpecError) Unwrap() error { return e.err }
+
+// deploymentWriteError is the API server's refusal of a Deployment write:
+// an admission webhook or policy, a quota, a conflict.
+type deploymentWriteError struct{ err error }
+
+func (e *deploymentWriteError) Error() string { return "write Deployment: " + e.err.Error() }
+func (e *deploymentWriteError) Unwrap() error { return e.err }

@@ -96,9 +96,10 @@ func TestSamplesCreateDeployments(t *testing.T) {
 	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "orders"}, ec); err != nil {
 		t.Fatal(err)
 	}
-	// Defaults come from the API server's schema, not from Go code.
+	// Defaults come from the API server's schema, not from Go code. The
+	// stabilization window has none: unset, the scaler chooses.
 	sc := ec.Spec.Scaling
-	if *sc.PollIntervalSeconds != 5 || *sc.LagThreshold != 1000 || *sc.ScaleDownStabilizationSeconds != 120 || sc.OffsetResetPolicy != v1alpha1.OffsetResetLatest ||
+	if *sc.PollIntervalSeconds != 5 || *sc.LagThreshold != 1000 || sc.ScaleDownStabilizationSeconds != nil || sc.OffsetResetPolicy != v1alpha1.OffsetResetLatest ||
 		sc.BurstMemorySeconds == nil || *sc.BurstMemorySeconds != 900 {
 		t.Errorf("defaults not applied: %+v", sc)
 	}

@@ -42,7 +42,7 @@ func (r *EventConsumerReconciler) applyDeployment(ctx context.Context, st *recon
 	}
 
 	if err := r.Apply(ctx, ac, client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
-		return fmt.Errorf("apply Deployment: %w", err)
+		return &deploymentWriteError{err: err}
 	}
 	// Apply fills ac with the API server's answer. Reading it back from the
 	// cache instead could return the object from before the apply, record

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"cmp"
+	"context"
 	"fmt"
 	"math"
 	"slices"
@@ -11,9 +12,9 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/event"
-	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/lagscale/lagscale/api/v1alpha1"
@@ -40,26 +41,53 @@ type lagView struct {
 	errMessage string
 }
 
-// lagEventBuffer is the depth of the channel between the lag engine and the
-// controller; the engine blocks (back-pressure) when it is full.
-const lagEventBuffer = 1024
-
-type lagChannel struct {
-	once sync.Once
-	ch   chan event.TypedGenericEvent[*v1alpha1.EventConsumer]
+// lagQueue carries the lag engine's change notifications into the
+// controller's work queue. A notification never blocks the engine's poll
+// cycle: it is a non-blocking Add to the queue, which coalesces the
+// reconciles of one consumer into one, or, before the controller has
+// started, an entry in a set that coalesces the same way and is handed to
+// the queue when it starts. Once the controller has stopped, its queue drops
+// what is added, so shutdown never waits on a reader that is gone.
+type lagQueue struct {
+	mu      sync.Mutex
+	queue   workqueue.TypedRateLimitingInterface[reconcile.Request]
+	pending map[types.NamespacedName]struct{}
 }
 
-func (l *lagChannel) get() chan event.TypedGenericEvent[*v1alpha1.EventConsumer] {
-	l.once.Do(func() { l.ch = make(chan event.TypedGenericEvent[*v1alpha1.EventConsumer], lagEventBuffer) })
-	return l.ch
+// notify queues a reconcile of nn.
+func (l *lagQueue) notify(nn types.NamespacedName) {
+	l.mu.Lock()
+	q := l.queue
+	if q == nil {
+		if l.pending == nil {
+			l.pending = map[types.NamespacedName]struct{}{}
+		}
+		l.pending[nn] = struct{}{}
+	}
+	l.mu.Unlock()
+	if q != nil {
+		q.Add(reconcile.Request{NamespacedName: nn})
+	}
+}
+
+// source is the controller-runtime source that receives the queue.
+func (l *lagQueue) source() source.Source {
+	return source.Func(func(_ context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.queue = q
+		for nn := range l.pending {
+			q.Add(reconcile.Request{NamespacedName: nn})
+		}
+		l.pending = nil
+		return nil
+	})
 }
 
 // LagChanged is the lag engine's OnChange callback: it queues a reconcile of
-// the consumer whose snapshot changed, and of no other.
+// the consumer whose snapshot changed, and of no other. It never blocks.
 func (r *EventConsumerReconciler) LagChanged(key lag.ConsumerKey) {
-	ec := &v1alpha1.EventConsumer{}
-	ec.Namespace, ec.Name = key.Namespace, key.Name
-	r.lagCh.get() <- event.TypedGenericEvent[*v1alpha1.EventConsumer]{Object: ec}
+	r.lagQ.notify(types.NamespacedName{Namespace: key.Namespace, Name: key.Name})
 }
 
 // lagEvents is the controller-runtime source fed by LagChanged.
@@ -67,7 +95,7 @@ func (r *EventConsumerReconciler) lagEvents() source.Source {
 	if r.Lag == nil {
 		return nil
 	}
-	return source.Channel(r.lagCh.get(), &handler.TypedEnqueueRequestForObject[*v1alpha1.EventConsumer]{})
+	return r.lagQ.source()
 }
 
 func consumerKey(nn types.NamespacedName) lag.ConsumerKey {

@@ -38,6 +38,7 @@ func (r *EventConsumerReconciler) setup() {
 // SetupWithManager registers the reconciler, its indexes and its watches.
 func (r *EventConsumerReconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Options) error {
 	r.setup()
+	r.cache = mgr.GetCache()
 	ctx := context.Background()
 	idx := mgr.GetFieldIndexer()
 	if err := idx.IndexField(ctx, &v1alpha1.EventConsumer{}, indexSecrets, func(o client.Object) []string {

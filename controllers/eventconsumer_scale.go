@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
@@ -15,34 +16,52 @@ import (
 )
 
 // scalers holds the Scaler of every consumer, in memory. After an operator
-// restart history refills within a few polls; the replica count itself
-// lives in the Deployment and the last scale time in the status.
+// restart or a change of leader a Scaler starts from what the status kept:
+// the last scale time and the learned summary (status.learned); its history
+// refills within a few polls, and the replica count itself lives in the
+// Deployment.
 type scalers struct {
 	mu sync.Mutex
-	m  map[types.NamespacedName]*scaler.Scaler
+	m  map[types.NamespacedName]scalerEntry
+}
+
+// scalerEntry is a Scaler and the UID of the consumer it belongs to, so that
+// a consumer deleted and created again under the same name starts afresh
+// rather than inheriting the old one's history.
+type scalerEntry struct {
+	uid types.UID
+	sc  *scaler.Scaler
 }
 
 func newScalers() *scalers {
-	return &scalers{m: map[types.NamespacedName]*scaler.Scaler{}}
+	return &scalers{m: map[types.NamespacedName]scalerEntry{}}
 }
 
-// get returns the consumer's Scaler, creating it with the last scale time
-// from the status after an operator restart. Only the map is locked:
+// get returns the consumer's Scaler, creating it from the status when there
+// is none for this consumer's UID. Only the map is locked:
 // controller-runtime never reconciles one consumer twice at once, so a
 // Scaler needs no lock of its own and consumers do not wait on each other.
-func (s *scalers) get(key types.NamespacedName, last *v1alpha1.ScaleRecord) *scaler.Scaler {
+func (s *scalers) get(ec *v1alpha1.EventConsumer) *scaler.Scaler {
+	key := client.ObjectKeyFromObject(ec)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	sc, ok := s.m[key]
-	if !ok {
+	e, ok := s.m[key]
+	if !ok || e.uid != ec.UID {
 		var t time.Time
-		if last != nil {
+		if last := ec.Status.LastScale; last != nil {
 			t = last.Time.Time
 		}
-		sc = scaler.New(t)
-		s.m[key] = sc
+		e = scalerEntry{uid: ec.UID, sc: scaler.New(t, learnedFromStatus(ec.Status.Learned))}
+		s.m[key] = e
 	}
-	return sc
+	return e.sc
+}
+
+// lookup returns the Scaler kept under key, nil when there is none.
+func (s *scalers) lookup(key types.NamespacedName) *scaler.Scaler {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.m[key].sc
 }
 
 func (s *scalers) delete(key types.NamespacedName) {
@@ -67,51 +86,131 @@ func initialReplicas(ec *v1alpha1.EventConsumer) int32 {
 
 // decideReplicas sets st.desired and returns when to look again. The count
 // lagscale last set lives in the Deployment, so it survives an operator
-// restart; without a lag reading it is held, never lowered. The Scaler
-// observes each new snapshot once, however many reconciles see it.
-func (r *EventConsumerReconciler) decideReplicas(ctx context.Context, st *reconcileState) time.Duration {
+// restart; without a lag reading it is held, never lowered, but min and max
+// apply at once. The Scaler observes each new snapshot once, however many
+// reconciles see it. The decision is a candidate until commitDecision, once
+// the Deployment write has succeeded.
+func (r *EventConsumerReconciler) decideReplicas(st *reconcileState) time.Duration {
 	ec := st.ec
-	key := client.ObjectKeyFromObject(ec)
-	sc := r.scalers.get(key, ec.Status.LastScale)
+	sc := r.scalers.get(ec)
 	st.scaler = sc
 	cached, generation := initialReplicas(ec), int64(0)
-	var ready int32
 	if st.current != nil && st.current.Spec.Replicas != nil {
 		cached, generation = *st.current.Spec.Replicas, st.current.Generation
-		ready = st.current.Status.ReadyReplicas
 	}
 	current, _ := sc.Current(cached, generation)
-	st.desired = current
-	if st.lag == nil || st.lag.snap.Time.IsZero() {
-		return 0
+	st.from, st.desired = current, current
+	hasLag := st.lag != nil && !st.lag.snap.Time.IsZero()
+	if hasLag {
+		sc.Observe(st.lag.snap, st.now)
 	}
-
-	sc.Observe(st.lag.snap, st.now)
 	spec := scaler.Spec(ec.Spec.Scaling, r.MinScaleInterval)
 	spec.Share = ec.Spec.GroupType == v1alpha1.GroupTypeShare
-	d := sc.Decide(spec, current, ready, st.now)
+	d := sc.Decide(spec, current, st.now)
 	st.desired = d.Replicas
 	st.decision = &d
-	if d.Changed {
-		ec.Status.LastScale = &v1alpha1.ScaleRecord{
-			Time: metav1.NewTime(st.now), From: current, To: d.Replicas, Reason: truncate(d.Reason, 1024),
-		}
-		reason := v1alpha1.EventScaledUp
-		if d.Replicas < current {
-			reason = v1alpha1.EventScaledDown
-		}
-		r.event(ctx, ec, EventNormalType, reason, fmt.Sprintf("%d -> %d replicas: %s", current, d.Replicas, d.Reason))
-		if r.Metrics != nil {
-			r.Metrics.ScaleEvent(key, current, d.Replicas)
-		}
-	}
 	// A change the autoscaler wants but holds back (stabilization window,
 	// minimum interval) needs a look later even if the lag stays the same.
-	if d.Recommendation != d.Replicas || d.Hold {
+	// Without a lag reading the lag engine's first snapshot brings the
+	// next look.
+	if hasLag && (d.Recommendation != d.Replicas || d.Hold) {
 		return r.pollInterval(ec)
 	}
 	return 0
 }
+
+// commitDecision makes the decision of this reconcile count once its write
+// has succeeded: the Scaler keeps its state, and a change is recorded in
+// status.lastScale, as an event and as a metric. The learned summary in the
+// status follows when it moved materially.
+func (r *EventConsumerReconciler) commitDecision(ctx context.Context, st *reconcileState) {
+	d, ec := st.decision, st.ec
+	if d == nil {
+		return
+	}
+	st.scaler.Commit(*d)
+	ec.Status.Learned = learnedStatus(ec.Status.Learned, st.scaler.Learned(), st.now)
+	if !d.Changed {
+		return
+	}
+	ec.Status.LastScale = &v1alpha1.ScaleRecord{
+		Time: metav1.NewTime(st.now), From: st.from, To: d.Replicas, Reason: truncate(d.Reason, 1024),
+	}
+	reason := v1alpha1.EventScaledUp
+	if d.Replicas < st.from {
+		reason = v1alpha1.EventScaledDown
+	}
+	r.event(ctx, ec, EventNormalType, reason, fmt.Sprintf("%d -> %d replicas: %s", st.from, d.Replicas, d.Reason))
+	if r.Metrics != nil {
+		r.Metrics.ScaleEvent(client.ObjectKeyFromObject(ec), st.from, d.Replicas)
+	}
+}
+
+// learnedChange is the relative change of a learned figure that is worth a
+// status write: smaller moves are noise of the moving averages, and writing
+// them would cost a status write per poll.
+const learnedChange = 0.10
+
+// learnedStatus is status.learned for what the scaler has learned now: prev
+// when nothing moved by more than learnedChange, else a new summary.
+func learnedStatus(prev *v1alpha1.LearnedStatus, l scaler.Learned, now time.Time) *v1alpha1.LearnedStatus {
+	next := &v1alpha1.LearnedStatus{Partitions: int32(l.Partitions)}
+	if l.Capacity > 0 {
+		next.CapacityPerReplica = ptrTo(roundSignificant(l.Capacity, 3))
+	}
+	if l.ScaleUpDelay > 0 {
+		next.ScaleUpDelaySeconds = ptrTo(roundSignificant(l.ScaleUpDelay.Seconds(), 3))
+	}
+	if next.CapacityPerReplica == nil && next.ScaleUpDelaySeconds == nil && next.Partitions == 0 {
+		return prev
+	}
+	if prev != nil && prev.Partitions == next.Partitions &&
+		!movedMaterially(prev.CapacityPerReplica, next.CapacityPerReplica) &&
+		!movedMaterially(prev.ScaleUpDelaySeconds, next.ScaleUpDelaySeconds) {
+		return prev
+	}
+	next.Updated = ptrTo(metav1.NewTime(now))
+	return next
+}
+
+// movedMaterially reports whether a learned figure appeared, went, or moved
+// by more than learnedChange.
+func movedMaterially(prev, next *float64) bool {
+	switch {
+	case prev == nil || next == nil:
+		return (prev == nil) != (next == nil)
+	case *prev == 0:
+		return *next != 0
+	}
+	return math.Abs(*next-*prev) > learnedChange*math.Abs(*prev)
+}
+
+// learnedFromStatus is the scaler's learned summary as the status kept it.
+func learnedFromStatus(s *v1alpha1.LearnedStatus) scaler.Learned {
+	if s == nil {
+		return scaler.Learned{}
+	}
+	l := scaler.Learned{Partitions: int(s.Partitions)}
+	if s.CapacityPerReplica != nil {
+		l.Capacity = *s.CapacityPerReplica
+	}
+	if s.ScaleUpDelaySeconds != nil {
+		l.ScaleUpDelay = time.Duration(*s.ScaleUpDelaySeconds * float64(time.Second))
+	}
+	return l
+}
+
+// roundSignificant rounds v to n significant digits, so the status shows
+// 123 rather than 123.45678 and does not change with every sample's noise.
+func roundSignificant(v float64, n int) float64 {
+	if v == 0 {
+		return 0
+	}
+	scale := math.Pow(10, float64(n)-math.Ceil(math.Log10(math.Abs(v))))
+	return math.Round(v*scale) / scale
+}
+
+func ptrTo[T any](v T) *T { return &v }
 
 func (r *EventConsumerReconciler) pollInterval(ec *v1alpha1.EventConsumer) time.Duration {
 	return scaler.PollInterval(ec.Spec.Scaling, r.DefaultPollInterval)

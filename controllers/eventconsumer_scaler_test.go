@@ -160,7 +160,7 @@ func TestReconcileStormLearnsNothing(t *testing.T) {
 			reconcileOnce(t, r, ns, tc.name) // the poll's lag event
 			replicas := replicasOf(t, ns, tc.name)
 			last := getConsumer(t, ns, tc.name).Status.LastScale
-			capacity := r.scalers.get(types.NamespacedName{Namespace: ns, Name: tc.name}, nil).State().LearnedCapacity
+			capacity := r.scalers.lookup(types.NamespacedName{Namespace: ns, Name: tc.name}).State().LearnedCapacity
 			if last == nil {
 				t.Fatalf("no scale on the first snapshot (replicas %d): the test sees nothing", replicas)
 			}
@@ -175,7 +175,7 @@ func TestReconcileStormLearnsNothing(t *testing.T) {
 			if got := getConsumer(t, ns, tc.name).Status.LastScale; !reflect.DeepEqual(got, last) {
 				t.Errorf("lastScale %+v after the storm, %+v before", got, last)
 			}
-			if got := r.scalers.get(types.NamespacedName{Namespace: ns, Name: tc.name}, nil).State().LearnedCapacity; got != capacity {
+			if got := r.scalers.lookup(types.NamespacedName{Namespace: ns, Name: tc.name}).State().LearnedCapacity; got != capacity {
 				t.Errorf("learned capacity %v after the storm, %v before", got, capacity)
 			}
 		})
@@ -345,7 +345,7 @@ func TestTwinReconcilerAndSimulator(t *testing.T) {
 	if !reflect.DeepEqual(recSeq, simSeq) {
 		t.Fatalf("replica sequences differ\nreconciler: %v\nsimulator:  %v", recSeq, simSeq)
 	}
-	got := r.scalers.get(types.NamespacedName{Namespace: ns, Name: "twin"}, nil).State()
+	got := r.scalers.lookup(types.NamespacedName{Namespace: ns, Name: "twin"}).State()
 	if want := drv.State(); got.LearnedCapacity != want.LearnedCapacity || !reflect.DeepEqual(got.Recommendations, want.Recommendations) {
 		t.Fatalf("learned capacity %v with %d recommendations through the reconciler, %v with %d through the simulator",
 			got.LearnedCapacity, len(got.Recommendations), want.LearnedCapacity, len(want.Recommendations))

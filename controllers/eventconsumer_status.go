@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -61,9 +62,13 @@ func (r *EventConsumerReconciler) finishStatus(ctx context.Context, st *reconcil
 		set(v1alpha1.ConditionReconciling, metav1.ConditionFalse, st.stalled.reason, "stalled until the spec or the cluster changes")
 		set(v1alpha1.ConditionStalled, metav1.ConditionTrue, st.stalled.reason, st.stalled.message)
 	case retErr != nil:
-		set(v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonApplyFailed, retErr.Error())
-		set(v1alpha1.ConditionReconciling, metav1.ConditionTrue, v1alpha1.ReasonApplyFailed, "retrying with backoff")
-		set(v1alpha1.ConditionStalled, metav1.ConditionFalse, v1alpha1.ReasonApplyFailed, "retrying with backoff")
+		reason := v1alpha1.ReasonApplyFailed
+		if wErr := (*deploymentWriteError)(nil); errors.As(retErr, &wErr) {
+			reason = v1alpha1.ReasonDeploymentWriteFailed
+		}
+		set(v1alpha1.ConditionReady, metav1.ConditionFalse, reason, truncate(retErr.Error(), 32768))
+		set(v1alpha1.ConditionReconciling, metav1.ConditionTrue, reason, "retrying with backoff")
+		set(v1alpha1.ConditionStalled, metav1.ConditionFalse, reason, "retrying with backoff")
 	default:
 		reason, msg, ready := readiness(st)
 		status := metav1.ConditionFalse
@@ -94,6 +99,8 @@ func (r *EventConsumerReconciler) finishStatus(ctx context.Context, st *reconcil
 		switch {
 		case st.stalled != nil:
 			r.event(ctx, ec, EventWarningType, v1alpha1.EventStalled, st.stalled.message)
+		case newReady.Reason == v1alpha1.ReasonDeploymentWriteFailed:
+			r.event(ctx, ec, EventWarningType, v1alpha1.EventDeploymentWriteFailed, newReady.Message)
 		case newReady.Status == metav1.ConditionTrue && prevStatus == metav1.ConditionFalse && prevReason != v1alpha1.ReasonProgressing:
 			r.event(ctx, ec, EventNormalType, v1alpha1.EventRecovered, fmt.Sprintf("Ready again after %s", prevReason))
 		}

@@ -33,6 +33,8 @@ type KafkaClusterReconciler struct {
 	Lag LagSource
 
 	secrets *secretCache
+	// cache is the manager's informer cache, where Secret metadata is read.
+	cache client.Reader
 }
 
 // Reconcile refreshes one KafkaCluster's status.
@@ -40,6 +42,7 @@ func (r *KafkaClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	kc := &v1alpha1.KafkaCluster{}
 	if err := r.Get(ctx, req.NamespacedName, kc); err != nil {
 		if apierrors.IsNotFound(err) {
+			r.secrets.retain(secretReferrer("KafkaCluster", req.NamespacedName), nil)
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, fmt.Errorf("get KafkaCluster: %w", err)
@@ -88,6 +91,7 @@ func (r *KafkaClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request
 // refresh the count.
 func (r *KafkaClusterReconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Options) error {
 	r.secrets = newSecretCache()
+	r.cache = mgr.GetCache()
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.KafkaCluster{}).
 		Watches(&v1alpha1.EventConsumer{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
@@ -117,7 +121,8 @@ type clusterView struct {
 // cluster (yet).
 func (r *KafkaClusterReconciler) clusterStatus(ctx context.Context, kc *v1alpha1.KafkaCluster) (*clusterView, *condition, error) {
 	conn := &resolvedConnection{Connection: deploy.Connection{BootstrapServers: kc.Spec.BootstrapServers, TLS: kc.Spec.TLS, SASL: kc.Spec.SASL}}
-	conn, wait, err := readSecrets(ctx, secretReader{Reader: r.Client, memo: r.secrets}, kc.Namespace, conn)
+	r.secrets.retain(secretReferrer("KafkaCluster", client.ObjectKeyFromObject(kc)), secretKeys(kc.Namespace, conn.SecretNames()))
+	conn, wait, err := readSecrets(ctx, secretReader{Reader: r.Client, Meta: r.cache, memo: r.secrets}, kc.Namespace, conn)
 	if err != nil || wait != nil {
 		return nil, wait, err
 	}

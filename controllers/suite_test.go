@@ -97,8 +97,6 @@ func (o *operator) stop() {
 	<-o.done
 }
 
-func ptrTo[T any](v T) *T { return &v }
-
 // eventually polls cond until it returns nil or the wait ends.
 func eventually(t *testing.T, wait time.Duration, cond func() error) {
 	t.Helper()

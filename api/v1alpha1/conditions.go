@@ -60,8 +60,15 @@ const (
 	// reason other than its absence (RBAC, the API server); lagscale
 	// retries with backoff.
 	ReasonSecretReadFailed = "SecretReadFailed"
-	// ReasonApplyFailed: applying the Deployment failed.
+	// ReasonApplyFailed: a step of the reconcile failed; lagscale retries
+	// with backoff.
 	ReasonApplyFailed = "ApplyFailed"
+	// ReasonDeploymentWriteFailed: the API server refused the write of the
+	// handler Deployment (an admission webhook or policy, a quota, a
+	// conflict); the message is the API server's. No scale is recorded
+	// until a write succeeds, and lagscale retries with backoff, not
+	// after the minimum scale interval.
+	ReasonDeploymentWriteFailed = "DeploymentWriteFailed"
 	// ReasonGroupTypeMatches: the broker reports the group's type as
 	// spec.groupType says.
 	ReasonGroupTypeMatches = "GroupTypeMatches"
@@ -94,13 +101,16 @@ const (
 
 // Event reasons, recorded on transitions only.
 const (
-	EventScaledUp       = "ScaledUp"
-	EventScaledDown     = "ScaledDown"
-	EventDeployment     = "DeploymentApplied"
-	EventWaiting        = "Waiting"
-	EventRecovered      = "Recovered"
-	EventStalled        = "Stalled"
-	EventKafkaUnreached = "KafkaUnreachable"
+	EventScaledUp   = "ScaledUp"
+	EventScaledDown = "ScaledDown"
+	EventDeployment = "DeploymentApplied"
+	// EventDeploymentWriteFailed is a Warning carrying the API server's
+	// answer to a refused Deployment write.
+	EventDeploymentWriteFailed = "DeploymentWriteFailed"
+	EventWaiting               = "Waiting"
+	EventRecovered             = "Recovered"
+	EventStalled               = "Stalled"
+	EventKafkaUnreached        = "KafkaUnreachable"
 	// EventScalingLimited (Warning) marks ScalingLimited turning True or
 	// changing its reason; the reason is in the message.
 	EventScalingLimited = "ScalingLimited"

@@ -38,17 +38,16 @@ func TestCRDDefaultsAreTheConstants(t *testing.T) {
 	}
 	scaling := crd.Spec.Versions[0].Schema.OpenAPIV3Schema.Properties["spec"].Properties["scaling"].Properties
 	want := map[string]any{
-		"minReplicas":                   v1alpha1.DefaultMinReplicas,
-		"policy":                        v1alpha1.DefaultPolicy,
-		"maxLagSeconds":                 v1alpha1.DefaultMaxLagSeconds,
-		"lagThreshold":                  v1alpha1.DefaultLagThreshold,
-		"activationLag":                 v1alpha1.DefaultActivationLag,
-		"scaleDownStabilizationSeconds": v1alpha1.DefaultScaleDownStabilizationSeconds,
-		"burstMemorySeconds":            v1alpha1.DefaultBurstMemorySeconds,
-		"pollIntervalSeconds":           v1alpha1.DefaultPollIntervalSeconds,
-		"offsetResetPolicy":             v1alpha1.DefaultOffsetResetPolicy,
-		"allowIdleConsumers":            false,
-		"paused":                        false,
+		"minReplicas":         v1alpha1.DefaultMinReplicas,
+		"policy":              v1alpha1.DefaultPolicy,
+		"maxLagSeconds":       v1alpha1.DefaultMaxLagSeconds,
+		"lagThreshold":        v1alpha1.DefaultLagThreshold,
+		"activationLag":       v1alpha1.DefaultActivationLag,
+		"burstMemorySeconds":  v1alpha1.DefaultBurstMemorySeconds,
+		"pollIntervalSeconds": v1alpha1.DefaultPollIntervalSeconds,
+		"offsetResetPolicy":   v1alpha1.DefaultOffsetResetPolicy,
+		"allowIdleConsumers":  false,
+		"paused":              false,
 	}
 	for field, v := range want {
 		prop, ok := scaling[field]
@@ -63,6 +62,14 @@ func TestCRDDefaultsAreTheConstants(t *testing.T) {
 		exp, _ := json.Marshal(v)
 		if string(prop.Default) != string(exp) {
 			t.Errorf("spec.scaling.%s: CRD default %s, constant %s", field, prop.Default, exp)
+		}
+	}
+	// Fields left unset on purpose: unset means the scaler chooses, and a
+	// value in the manifest is the user's promise. A CRD default would set
+	// it on every object and make the scaler's choice impossible.
+	for _, field := range []string{"scaleDownStabilizationSeconds"} {
+		if prop, ok := scaling[field]; !ok || len(prop.Default) > 0 {
+			t.Errorf("spec.scaling.%s: want in the CRD without a default, got present=%v default=%s", field, ok, prop.Default)
 		}
 	}
 	for field, prop := range scaling {

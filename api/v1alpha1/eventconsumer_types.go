@@ -127,8 +127,11 @@ const (
 	DefaultLagThreshold int64 = 1000
 	// DefaultActivationLag is activationLag's default.
 	DefaultActivationLag int64 = 0
-	// DefaultScaleDownStabilizationSeconds is
-	// scaleDownStabilizationSeconds' default.
+	// DefaultScaleDownStabilizationSeconds is the window the scaler uses
+	// when scaleDownStabilizationSeconds is unset. It is not a CRD default:
+	// an unset window is the scaler's to shorten once a burst's replicas
+	// cost more to keep than to add again, a window written in the
+	// manifest never is.
 	DefaultScaleDownStabilizationSeconds int32 = 120
 	// DefaultBurstMemorySeconds is burstMemorySeconds' default.
 	DefaultBurstMemorySeconds int32 = 900
@@ -190,9 +193,14 @@ type ScalingSpec struct {
 	ThroughputPerReplica *int64 `json:"throughputPerReplica,omitempty"`
 
 	// scaleDownStabilizationSeconds is how long recommendations must stay
-	// lower before replicas are removed.
+	// lower before replicas are removed. A value set here is a floor that
+	// no part of the autoscaler cuts short. When unset the scaler chooses:
+	// it waits 120 seconds, except that with the TimeLag policy and
+	// burstMemorySeconds above 0 it may let the replicas added for a burst
+	// go once the inflow has been back at its quiet level for one minimum
+	// scale interval (30 seconds) and keeping them until the next burst
+	// would cost more replica-seconds than scaling in and out again.
 	// +optional
-	// +kubebuilder:default=120
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=3600
 	ScaleDownStabilizationSeconds *int32 `json:"scaleDownStabilizationSeconds,omitempty"`
@@ -424,6 +432,27 @@ type LagStatus struct {
 	Partitions []PartitionLagStatus `json:"partitions,omitempty"`
 }
 
+// LearnedStatus is the autoscaler's learned summary of a consumer.
+type LearnedStatus struct {
+	// capacityPerReplica is the records per second one replica consumes,
+	// as measured while the group was saturated (or, before that, at
+	// least what it was seen consuming); absent until measured. It is
+	// what a scale-up is sized with.
+	// +optional
+	CapacityPerReplica *float64 `json:"capacityPerReplica,omitempty"`
+	// scaleUpDelaySeconds is the measured time from a scale-up until its
+	// pods are members of the group; absent until measured.
+	// +optional
+	ScaleUpDelaySeconds *float64 `json:"scaleUpDelaySeconds,omitempty"`
+	// partitions is the partition count last seen on complete lag data.
+	// While some topics cannot be read it bounds a scale-up.
+	// +optional
+	Partitions int32 `json:"partitions,omitempty"`
+	// updated is when a figure last moved materially.
+	// +optional
+	Updated *metav1.Time `json:"updated,omitempty"`
+}
+
 // ScaleRecord describes the last change of replicas.
 type ScaleRecord struct {
 	// time is when replicas changed.
@@ -479,9 +508,16 @@ type EventConsumerStatus struct {
 	// +optional
 	Lag *LagStatus `json:"lag,omitempty"`
 
-	// lastScale is the last change of replicas made by lagscale.
+	// lastScale is the last change of replicas made by lagscale. It is
+	// recorded once the Deployment write that made it has succeeded.
 	// +optional
 	LastScale *ScaleRecord `json:"lastScale,omitempty"`
+
+	// learned is what the autoscaler has measured about this consumer. It
+	// is written when a figure moves by more than 10%, and an operator
+	// that starts (a restart, a new leader) continues from it.
+	// +optional
+	Learned *LearnedStatus `json:"learned,omitempty"`
 
 	// conditions are Ready, Reconciling, Stalled, KafkaReachable,
 	// ScalingLimited and GroupTypeMatches.
@@ -505,6 +541,7 @@ type EventConsumerStatus struct {
 // +kubebuilder:printcolumn:name="Lag",type=integer,JSONPath=`.status.lag.total`
 // +kubebuilder:printcolumn:name="Lag(s)",type=number,JSONPath=`.status.lag.seconds`
 // +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
+// +kubebuilder:printcolumn:name="Capacity",type=number,JSONPath=`.status.learned.capacityPerReplica`,priority=1,description="Records per second one replica consumes, as measured"
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type EventConsumer struct {
 	metav1.TypeMeta   `json:",inline"`

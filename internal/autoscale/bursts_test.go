@@ -69,7 +69,7 @@ func TestBurstMemoryRelease(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			d := Decide(Input{Spec: spec, State: tc.state, CurrentReplicas: 12, ReadyReplicas: 12, Now: at(1500), History: []Observation{quiet}})
+			d := Decide(Input{Spec: spec, State: tc.state, CurrentReplicas: 12, Now: at(1500), History: []Observation{quiet}})
 			if d.Replicas != tc.want || !strings.Contains(d.Reason, tc.wantReason) {
 				t.Errorf("%d replicas, want %d; reason %q, want it to contain %q", d.Replicas, tc.want, d.Reason, tc.wantReason)
 			}
@@ -85,7 +85,7 @@ func TestBurstMemoryRelease(t *testing.T) {
 		st := state(600, 2)
 		st.InflowNeeds = st.InflowNeeds[13:] // from the quiet gap on
 		st.Recurred = time.Time{}
-		d := Decide(Input{Spec: spec, State: st, CurrentReplicas: 12, ReadyReplicas: 12, Now: at(1500), History: []Observation{quiet}})
+		d := Decide(Input{Spec: spec, State: st, CurrentReplicas: 12, Now: at(1500), History: []Observation{quiet}})
 		if d.Replicas != 2 || !strings.Contains(d.Reason, "one burst in the last 15m0s") {
 			t.Errorf("%d replicas, want 2 before the window ends; reason %q", d.Replicas, d.Reason)
 		}
@@ -93,7 +93,7 @@ func TestBurstMemoryRelease(t *testing.T) {
 	t.Run("no release while a burst runs", func(t *testing.T) {
 		st := state(600, 2)
 		st.InflowNeeds = append(st.InflowNeeds[:len(st.InflowNeeds)-1], Recommendation{Time: at(1495), Replicas: 12})
-		d := Decide(Input{Spec: spec, State: st, CurrentReplicas: 12, ReadyReplicas: 12, Now: at(1500), History: []Observation{quiet}})
+		d := Decide(Input{Spec: spec, State: st, CurrentReplicas: 12, Now: at(1500), History: []Observation{quiet}})
 		if strings.Contains(d.Reason, "bursts recur") {
 			t.Errorf("%d replicas, reason %q: let go during a burst", d.Replicas, d.Reason)
 		}
@@ -124,7 +124,7 @@ func TestRecurringBurstSizedForTheTypicalOne(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			st := State{LastScaleTime: at(1200), LastScaleDown: at(1200), Recurred: tc.recurred, InflowNeeds: tc.needs}
-			d := Decide(Input{Spec: spec, State: st, CurrentReplicas: 2, ReadyReplicas: 2, Now: at(1500), History: []Observation{rising}})
+			d := Decide(Input{Spec: spec, State: st, CurrentReplicas: 2, Now: at(1500), History: []Observation{rising}})
 			if d.Replicas != tc.want || !strings.Contains(d.Reason, tc.wantReason) {
 				t.Errorf("%d replicas, want %d; reason %q, want it to contain %q", d.Replicas, tc.want, d.Reason, tc.wantReason)
 			}
@@ -138,12 +138,12 @@ func TestRecurringBurstSizedForTheTypicalOne(t *testing.T) {
 func TestFirstObservationRecordsNoNeed(t *testing.T) {
 	spec := Spec{MinReplicas: 1, ThroughputPerReplica: 100, MaxLagSeconds: 30, ScaleDownStabilization: 120 * time.Second, BurstMemory: DefaultBurstMemory}
 	first := uniform(0, 12, 0, 0, 0, 0, 2)
-	d := Decide(Input{Spec: spec, CurrentReplicas: 2, ReadyReplicas: 2, Now: at(0), History: []Observation{first}})
+	d := Decide(Input{Spec: spec, CurrentReplicas: 2, Now: at(0), History: []Observation{first}})
 	if len(d.State.InflowNeeds) != 0 {
 		t.Fatalf("first observation recorded inflow needs %v", d.State.InflowNeeds)
 	}
 	second := uniform(5, 12, 12, 1, 150, 150, 2)
-	d = Decide(Input{Spec: spec, State: d.State, CurrentReplicas: 2, ReadyReplicas: 2, Now: at(5), History: []Observation{first, second}})
+	d = Decide(Input{Spec: spec, State: d.State, CurrentReplicas: 2, Now: at(5), History: []Observation{first, second}})
 	if n := d.State.InflowNeeds; len(n) != 1 || n[0].Replicas != 2 {
 		t.Fatalf("second observation: inflow needs %v, want one need of 2", n)
 	}

@@ -66,7 +66,8 @@ func Decide(in Input) Decision {
 	if len(in.History) > 0 {
 		obs = in.History[len(in.History)-1]
 	}
-	lo, hi := bounds(spec, obs)
+	st.CompletePartitions = completePartitions(st.CompletePartitions, obs)
+	lo, hi := bounds(spec, obs, st.CompletePartitions, cur)
 	hold := func(why string) Decision {
 		// Even a hold respects min and max: they are the user's explicit
 		// limits and need no lag data to apply.
@@ -118,11 +119,14 @@ func Decide(in Input) Decision {
 		raw, wanted, why = st.Raw, st.Wanted, st.RawReason
 	} else {
 		st = learnScaleUpDelay(st, obs)
-		if !obs.Partial {
-			// A partial group's consumption is not spread over the
-			// members the way learnCapacity assumes.
-			st.LearnedCapacity = learnCapacity(history, st.LearnedCapacity, spec.ThroughputPerReplica, spec.Share)
+		learned := learnCapacity(history, st.LearnedCapacity, spec.ThroughputPerReplica, spec.Share)
+		if obs.Partial && st.LearnedCapacity > 0 {
+			// The members also consume the partitions that cannot be
+			// read, so what the readable ones show is a lower bound of a
+			// replica's capacity: it may raise the estimate, never lower it.
+			learned = max(learned, st.LearnedCapacity)
 		}
+		st.LearnedCapacity = learned
 		st.InflowNeeds = slices.Clone(st.InflowNeeds)
 		if spec.Policy != PolicyTimeLag || mem <= 0 {
 			st.InflowNeeds, st.Recurred = nil, time.Time{}
@@ -138,7 +142,7 @@ func Decide(in Input) Decision {
 			// While bursts recur, one absorbed by the replicas kept for it
 			// (an inflow needing at least twice the quietest of the memory)
 			// is a recurrence too: the memory lasts as long as they come.
-			if remembering(st, in.Now, mem) && need > 1 && need >= 2*lowest(st.InflowNeeds, in.Now.Add(-mem)) {
+			if remembering(st, in.Now, mem) && need > 1 && int64(need) >= 2*int64(lowest(st.InflowNeeds, in.Now.Add(-mem))) {
 				st.Recurred = in.Now
 			}
 		}
@@ -287,7 +291,10 @@ func scaleDown(in Input, spec Spec, obs Observation, cur, target, lo, hi int32, 
 		return cur, fmt.Sprintf("%s; not scaling down while time lag %s >= %.0f%% of the %s target",
 			why, secs(obs.TimeLagSeconds), scaleDownLagFraction*100, secs(spec.MaxLagSeconds))
 	}
-	if low, seen, ok := release(in, spec, st, cur, lo, hi); ok {
+	if low, seen, ok := release(in, spec, st, cur, lo, hi); ok && !spec.ExplicitStabilization {
+		// A window the user set is a promise: the release, which lets a
+		// burst's replicas go before the window has passed, applies only
+		// to the scaler's own default window.
 		if tooSoon(in, spec) {
 			return cur, fmt.Sprintf("%s; waiting %s after the last scale", why, spec.MinScaleInterval)
 		}
@@ -529,17 +536,40 @@ func withDefaults(s Spec) Spec {
 }
 
 // bounds returns the replica range [lo, hi]. Without maxReplicas the
-// partition count is the most a group can use; without a partition count
-// either, or for a share group, there is no upper bound. minReplicas wins
-// over everything: it is an explicit request.
-func bounds(s Spec, o Observation) (lo, hi int32) {
+// partition count is the most a group can use. On partial data the count
+// cannot be read whole: a scale-up is then bounded by the count last seen
+// complete (complete) or, for a group never seen complete, by the
+// partitions that can be read, while the cur replicas that run are kept,
+// since the part of the group that cannot be seen may need them. Some
+// bound always holds, and a topic that cannot be read never lifts it. Only
+// without any partition count (no data at all, when Decide holds anyway)
+// or for a share group, whose maxReplicas the API requires, is there no
+// upper bound. minReplicas wins over everything: it is an explicit
+// request.
+func bounds(s Spec, o Observation, complete int, cur int32) (lo, hi int32) {
 	lo, hi = s.MinReplicas, int32(math.MaxInt32)
-	if s.MaxReplicas != nil {
+	switch {
+	case s.MaxReplicas != nil:
 		hi = *s.MaxReplicas
-	} else if o.PartitionCount > 0 && !o.Missing && !o.Partial && !s.Share {
+	case s.Share || o.Missing:
+	case o.Partial:
+		if complete <= 0 {
+			complete = o.PartitionCount
+		}
+		hi = max(int32(max(complete, 1)), cur)
+	case o.PartitionCount > 0:
 		hi = int32(o.PartitionCount)
 	}
 	return lo, max(hi, lo)
+}
+
+// completePartitions is the partition count last seen on complete data:
+// o's when it is complete, else last.
+func completePartitions(last int, o Observation) int {
+	if o.Partial || o.Missing || o.Stale || o.PartitionCount <= 0 {
+		return last
+	}
+	return o.PartitionCount
 }
 
 func clamp(v, lo, hi int32) int32 { return min(max(v, lo), hi) }

@@ -473,7 +473,7 @@ func TestDecideStateRoundTrip(t *testing.T) {
 			lag, tl = 2000, 12
 		}
 		history = append(history, uniform(s, 12, lag, tl, inflow, inflow, int(cur)))
-		d := Decide(Input{Spec: spec, History: history, State: st, CurrentReplicas: cur, ReadyReplicas: cur, Now: at(s)})
+		d := Decide(Input{Spec: spec, History: history, State: st, CurrentReplicas: cur, Now: at(s)})
 		st = d.State
 		if d.Replicas > cur {
 			ups++
@@ -573,7 +573,7 @@ func runBursts(spec Spec) (map[int]int32, map[int]string, int) {
 		if len(history) > 12 {
 			history = history[1:]
 		}
-		d := Decide(Input{Spec: spec, History: history, State: st, CurrentReplicas: cur, ReadyReplicas: cur, Now: at(s)})
+		d := Decide(Input{Spec: spec, History: history, State: st, CurrentReplicas: cur, Now: at(s)})
 		st = d.State
 		if d.Replicas != cur {
 			changes++
@@ -597,7 +597,7 @@ func TestRecurrenceNeedsInflow(t *testing.T) {
 		{"backlog only", 100, false},
 		{"inflow beyond the replicas", 800, true},
 	} {
-		d := Decide(Input{Spec: spec, State: st, CurrentReplicas: 2, ReadyReplicas: 2, Now: at(600),
+		d := Decide(Input{Spec: spec, State: st, CurrentReplicas: 2, Now: at(600),
 			History: []Observation{uniform(595, 12, 12000, 40, tc.inflow, 200, 2), uniform(600, 12, 12000, 40, tc.inflow, 200, 2)}})
 		if d.Replicas <= 2 {
 			t.Fatalf("%s: %d replicas, want a scale-out; %s", tc.name, d.Replicas, d.Reason)

@@ -73,7 +73,7 @@ func TestScaleUpDelayLearned(t *testing.T) {
 	}
 	// A scale-up is recorded as joining.
 	history := []Observation{uniform(595, 12, 1000, 3, 600, 200, 2), uniform(600, 12, 3000, 6, 600, 200, 2)}
-	d := Decide(Input{Spec: spec, History: history, CurrentReplicas: 2, ReadyReplicas: 2, Now: at(600)})
+	d := Decide(Input{Spec: spec, History: history, CurrentReplicas: 2, Now: at(600)})
 	if d.Replicas <= 2 || !d.State.JoiningSince.Equal(at(600)) || d.State.JoiningTo != d.Replicas {
 		t.Fatalf("scale-up to %d: joining since %s to %d, want since t=600 to %d", d.Replicas, d.State.JoiningSince, d.State.JoiningTo, d.Replicas)
 	}
@@ -126,12 +126,12 @@ func TestRisingLagWaitsOnePoll(t *testing.T) {
 		uniform(595, 12, 120, 0.8, 150, 150, 2),
 		uniform(600, 12, 120+3*(750-170), 2, 150, 170, 2),
 	}
-	d := Decide(Input{Spec: spec, History: history, CurrentReplicas: 2, ReadyReplicas: 2, Now: at(600)})
+	d := Decide(Input{Spec: spec, History: history, CurrentReplicas: 2, Now: at(600)})
 	if d.Replicas != 2 || !strings.Contains(d.Reason, "waiting a poll to measure the inflow whole") {
 		t.Fatalf("first poll of the burst: %d replicas (%s), want 2 while waiting", d.Replicas, d.Reason)
 	}
 	history = append(history, uniform(605, 12, 120+8*(750-170), 5, 270, 170, 2))
-	d = Decide(Input{Spec: spec, History: history, State: d.State, CurrentReplicas: 2, ReadyReplicas: 2, Now: at(605)})
+	d = Decide(Input{Spec: spec, History: history, State: d.State, CurrentReplicas: 2, Now: at(605)})
 	if d.Replicas <= 2 || strings.Contains(d.Reason, "waiting") {
 		t.Fatalf("second poll of the burst: %d replicas (%s), want a scale-up", d.Replicas, d.Reason)
 	}
@@ -142,7 +142,7 @@ func TestRisingLagWaitsOnePoll(t *testing.T) {
 	// Already at half the target: no waiting.
 	late := append([]Observation(nil), history[:2]...)
 	late = append(late, uniform(600, 12, 120+3*(750-170), 16, 150, 170, 2))
-	d = Decide(Input{Spec: spec, History: late, CurrentReplicas: 2, ReadyReplicas: 2, Now: at(600)})
+	d = Decide(Input{Spec: spec, History: late, CurrentReplicas: 2, Now: at(600)})
 	if d.Replicas <= 2 {
 		t.Errorf("time lag 16 s: %d replicas (%s), want a scale-up at once", d.Replicas, d.Reason)
 	}

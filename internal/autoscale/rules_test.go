@@ -65,13 +65,12 @@ func TestPartialDataRules(t *testing.T) {
 			want:    12, wantReason: "holding 12",
 		},
 		{
-			// Without maxReplicas the bound is the partition count, which a
-			// partial observation cannot know: the 6 readable partitions
-			// must not clamp what their lag asks for.
-			name: "no clamp to the partition count",
+			// Without maxReplicas and never seen complete, the readable
+			// partitions bound a scale-up; what runs is kept.
+			name: "scale-up bounded by what runs when never seen complete",
 			spec: lt, cur: 12,
 			history: []Observation{partial(uniform(600, 6, 2400, 10, 0, 0, 12))},
-			want:    24,
+			want:    12, wantReason: "bounded to 12",
 		},
 		{
 			name: "scale-up where the readable partitions justify it",
@@ -80,10 +79,34 @@ func TestPartialDataRules(t *testing.T) {
 			want:    5, wantReason: "lag 500 / threshold 100",
 		},
 		{
-			name: "scale-up beyond the readable partition count is not capped",
+			name: "scale-up bounded by the readable partitions when never seen complete",
 			spec: lt, cur: 2,
 			history: []Observation{partial(uniform(600, 6, 900, 10, 0, 0, 2))},
+			want:    6, wantReason: "bounded to 6",
+		},
+		{
+			// The trigger of the bug: one topic unreadable, the other
+			// holding 6,000 records at a threshold of 10 asks for 600
+			// replicas of a group last seen with 12 partitions.
+			name: "scale-up bounded by the partition count last seen complete",
+			spec: func() Spec { s := lt; s.LagThreshold = 10; return s }(), cur: 2,
+			state:   State{CompletePartitions: 12},
+			history: []Observation{partial(uniform(600, 6, 6000, 10, 0, 0, 2))},
+			want:    12, wantReason: "bounded to 12",
+		},
+		{
+			name: "under the last complete count, the lag decides",
+			spec: lt, cur: 2,
+			state:   State{CompletePartitions: 12},
+			history: []Observation{partial(uniform(600, 6, 900, 10, 0, 0, 2))},
 			want:    9,
+		},
+		{
+			name: "TimeLag without a capacity is bounded too",
+			spec: Spec{Policy: PolicyTimeLag, MaxLagSeconds: 30, ScaleDownStabilization: 0}, cur: 8,
+			state:   State{CompletePartitions: 12},
+			history: []Observation{partial(uniform(600, 6, 60000, 300, 0, 0, 8))},
+			want:    12,
 		},
 		{
 			name: "maxReplicas still applies",

@@ -75,6 +75,12 @@ type Spec struct {
 	// ScaleDownStabilization is how long recommendations must stay below
 	// the current replicas before replicas are removed.
 	ScaleDownStabilization time.Duration
+	// ExplicitStabilization is true when the user set
+	// ScaleDownStabilization. The window is then a floor that no mechanism
+	// cuts short: the burst memory's release, which may let a burst's
+	// replicas go one minimum interval after the load falls, applies only
+	// to the scaler's default window.
+	ExplicitStabilization bool
 	// AllowIdleConsumers allows more replicas than partitions.
 	AllowIdleConsumers bool
 	// Paused freezes the replica count.
@@ -139,8 +145,9 @@ type Observation struct {
 	Missing bool
 	// Partial is true when some subscribed topics or partitions could not
 	// be read: Partitions and the totals cover only the readable ones.
-	// Decide then never scales down and does not bound replicas by the
-	// partition count, since neither can be known.
+	// Decide then never scales down, and bounds a scale-up by the
+	// partition count last seen complete (or, never seen complete, by the
+	// partitions it can read).
 	Partial bool
 	// TotalLag is the sum of partition lags.
 	TotalLag int64
@@ -233,6 +240,10 @@ type State struct {
 	// zero when there is none.
 	JoiningSince time.Time
 	JoiningTo    int32
+	// CompletePartitions is the partition count of the newest complete
+	// observation, 0 until one is seen. It bounds scale-ups while data is
+	// partial.
+	CompletePartitions int
 }
 
 // Input is everything Decide looks at.
@@ -246,8 +257,6 @@ type Input struct {
 	State State
 	// CurrentReplicas is the Deployment's replicas now.
 	CurrentReplicas int32
-	// ReadyReplicas is how many of them are ready.
-	ReadyReplicas int32
 	// Now is the decision time.
 	Now time.Time
 }

@@ -37,11 +37,39 @@ type Scaler struct {
 	hasApplied bool
 }
 
+// Learned is the part of what a Scaler has learned that outlives it: the
+// operator keeps it in the EventConsumer's status (status.learned), so that
+// after a restart or a change of leader the consumer continues from it
+// rather than from nothing.
+type Learned struct {
+	// Capacity is a replica's measured capacity in records/s, 0 when not
+	// measured.
+	Capacity float64
+	// ScaleUpDelay is the measured time from a scale-up until its pods
+	// are members of the group, 0 when not measured.
+	ScaleUpDelay time.Duration
+	// Partitions is the partition count last seen on complete lag data, 0
+	// when none was seen.
+	Partitions int
+}
+
 // New returns a Scaler. lastScale is when replicas last changed (from the
 // status after an operator restart, zero if never), so that a restarted
-// operator keeps the minimum interval.
-func New(lastScale time.Time) *Scaler {
-	return &Scaler{state: autoscale.State{LastScaleTime: lastScale}}
+// operator keeps the minimum interval; learned is what an earlier Scaler
+// of the consumer had learned.
+func New(lastScale time.Time, learned Learned) *Scaler {
+	return &Scaler{state: autoscale.State{
+		LastScaleTime:      lastScale,
+		LearnedCapacity:    max(learned.Capacity, 0),
+		ScaleUpDelay:       max(learned.ScaleUpDelay, 0),
+		CompletePartitions: max(learned.Partitions, 0),
+	}}
+}
+
+// Learned returns the summary of what the Scaler has learned, as of its
+// last committed decision.
+func (s *Scaler) Learned() Learned {
+	return Learned{Capacity: s.state.LearnedCapacity, ScaleUpDelay: s.state.ScaleUpDelay, Partitions: s.state.CompletePartitions}
 }
 
 // Observe adds a snapshot to the history and reports whether it was new. A
@@ -79,19 +107,23 @@ func (s *Scaler) add(o autoscale.Observation) {
 }
 
 // Decide returns the replica count for now, given the replicas the
-// Deployment has and how many are ready, and keeps the autoscaler's State.
-func (s *Scaler) Decide(spec autoscale.Spec, current, ready int32, now time.Time) autoscale.Decision {
-	d := autoscale.Decide(autoscale.Input{
+// Deployment has. The decision is a candidate: the autoscaler's State moves
+// on only when the caller commits it with Commit, once the write it asks
+// for has succeeded. A refused write thus leaves no trace (no minimum
+// interval started, no scale-up delay counted from a start that never
+// was), and the next Decide decides afresh from the same observations.
+func (s *Scaler) Decide(spec autoscale.Spec, current int32, now time.Time) autoscale.Decision {
+	return autoscale.Decide(autoscale.Input{
 		Spec:            spec,
 		History:         s.history,
 		State:           s.state,
 		CurrentReplicas: current,
-		ReadyReplicas:   ready,
 		Now:             now,
 	})
-	s.state = d.State
-	return d
 }
+
+// Commit keeps the State of d, a decision of Decide whose write succeeded.
+func (s *Scaler) Commit(d autoscale.Decision) { s.state = d.State }
 
 // State returns the autoscaler's State, for tests and diagnostics.
 func (s *Scaler) State() autoscale.State { return s.state }
@@ -186,6 +218,7 @@ func Spec(sc v1alpha1.ScalingSpec, minScaleInterval time.Duration) autoscale.Spe
 		ActivationLag:          deref(sc.ActivationLag, v1alpha1.DefaultActivationLag),
 		ThroughputPerReplica:   float64(deref(sc.ThroughputPerReplica, 0)),
 		ScaleDownStabilization: seconds(deref(sc.ScaleDownStabilizationSeconds, v1alpha1.DefaultScaleDownStabilizationSeconds)),
+		ExplicitStabilization:  sc.ScaleDownStabilizationSeconds != nil,
 		BurstMemory:            seconds(deref(sc.BurstMemorySeconds, v1alpha1.DefaultBurstMemorySeconds)),
 		AllowIdleConsumers:     sc.AllowIdleConsumers,
 		Paused:                 sc.Paused,

@@ -22,7 +22,7 @@ func snapAt(s int, lagPerPartition int64) lag.Snapshot {
 }
 
 func TestObserveOncePerSnapshot(t *testing.T) {
-	s := New(time.Time{})
+	s := New(time.Time{}, Learned{})
 	tests := []struct {
 		name    string
 		snap    lag.Snapshot
@@ -70,7 +70,7 @@ func TestCurrentIgnoresAStaleCache(t *testing.T) {
 		{"someone edited the Deployment since", true, 6, 6, 6, false},
 	}
 	for _, tc := range tests {
-		s := New(time.Time{})
+		s := New(time.Time{}, Learned{})
 		if tc.applied {
 			s.Applied(4, 5)
 		}

@@ -124,7 +124,7 @@ type Driver struct {
 
 // NewDriver returns a Driver for spec.
 func NewDriver(spec autoscale.Spec) *Driver {
-	return &Driver{spec: spec, sc: opscaler.New(time.Time{})}
+	return &Driver{spec: spec, sc: opscaler.New(time.Time{}, opscaler.Learned{})}
 }
 
 // State returns the scaler's autoscale State, for tests.
@@ -137,7 +137,8 @@ func (d *Driver) Step(snap *lag.Snapshot, now time.Time, current, ready int32) i
 	if snap != nil {
 		d.sc.Observe(*snap, now)
 	}
-	dec := d.sc.Decide(d.spec, current, ready, now)
+	dec := d.sc.Decide(d.spec, current, now)
+	d.sc.Commit(dec)
 	if dec.Changed {
 		d.sc.Applied(dec.Replicas, 0)
 	}
