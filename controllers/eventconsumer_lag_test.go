@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,7 +15,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/lagscale/lagscale/api/v1alpha1"
 	"github.com/lagscale/lagscale/internal/lag"
@@ -259,4 +263,57 @@ func TestSecretChangeReconnects(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// countingQueue is a work queue that counts what is added, as
+// controller-runtime's queue does: one entry per key until it is taken.
+type countingQueue struct {
+	workqueue.TypedRateLimitingInterface[reconcile.Request]
+	mu   sync.Mutex
+	keys map[reconcile.Request]int
+}
+
+func (q *countingQueue) Add(r reconcile.Request) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.keys[r]++
+}
+
+// TestLagChangedNeverBlocks: 2,000 consumers change before the controller
+// has started reading; every notification returns at once (the lag engine
+// calls it from its poll cycle, which must never wait on the controller),
+// and each consumer reaches the queue once when it starts.
+func TestLagChangedNeverBlocks(t *testing.T) {
+	r := &EventConsumerReconciler{Lag: &fakeLag{}}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 2 {
+			for i := range 2000 {
+				r.LagChanged(lag.ConsumerKey{Namespace: "ns", Name: fmt.Sprintf("c%d", i)})
+			}
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("LagChanged blocked: 4,000 notifications of 2,000 consumers did not return within 30s")
+	}
+	q := &countingQueue{keys: map[reconcile.Request]int{}}
+	if err := r.lagEvents().Start(context.Background(), q); err != nil {
+		t.Fatal(err)
+	}
+	if len(q.keys) != 2000 {
+		t.Fatalf("%d consumers queued, want 2000", len(q.keys))
+	}
+	for k, n := range q.keys {
+		if n != 1 {
+			t.Fatalf("%s queued %d times before the start, want once", k, n)
+		}
+	}
+	// Once started, notifications go straight to the queue.
+	r.LagChanged(lag.ConsumerKey{Namespace: "ns", Name: "late"})
+	if q.keys[reconcile.Request{NamespacedName: types.NamespacedName{Namespace: "ns", Name: "late"}}] != 1 {
+		t.Fatal("a notification after the start did not reach the queue")
+	}
 }

@@ -134,6 +134,13 @@ func readiness(st *reconcileState) (reason, message string, ready bool) {
 		// follow the lag.
 		return reason, msg, true
 	}
+	if d := st.decision; d == nil || d.Hold {
+		// No decision on fresh data (a hold keeps ScalingLimited as the
+		// last decision left it): the STATUS column says the same.
+		if c := meta.FindStatusCondition(s.Conditions, v1alpha1.ConditionScalingLimited); c != nil && c.Status == metav1.ConditionTrue {
+			return c.Reason, c.Message, true
+		}
+	}
 	return v1alpha1.ReasonReady, fmt.Sprintf("%d of %d replicas ready", s.ReadyReplicas, s.DesiredReplicas), true
 }
 
