@@ -392,3 +392,13 @@ func TestHoldsExpireBetweenObservations(t *testing.T) {
 		t.Fatalf("replicas %d once the interval passed, want 8 (%s)", later.Replicas, later.Reason)
 	}
 }
+
+// A backlog far beyond any replica count saturates rather than wraps.
+func TestHugeBacklogDoesNotWrap(t *testing.T) {
+	spec := Spec{Policy: PolicyTimeLag, MaxLagSeconds: 30, ThroughputPerReplica: 0.001, MaxReplicas: ptr[int32](50), Share: true}
+	o := uniform(600, 12, 1<<40, 3000, 1e6, 1, 4)
+	d := Decide(Input{Spec: spec, History: []Observation{o}, CurrentReplicas: 4, Now: at(600)})
+	if d.Replicas != 50 || d.Wanted <= 0 {
+		t.Errorf("replicas %d wanted %d, want 50 and a positive count (%s)", d.Replicas, d.Wanted, d.Reason)
+	}
+}

@@ -157,7 +157,7 @@ func size(o Observation, inflow []float64, drain, capacity, util float64, share 
 		for _, d := range demand {
 			total += d
 		}
-		n := int32(max(1, math.Ceil(total/capacity)))
+		n := replicaCount(max(1, math.Ceil(total/capacity)))
 		return sizing{n, fmt.Sprintf(", capacity %s/s per member at %.0f%% utilization, shared over %d partitions -> %s", num(capacity), util*100, P, replicas(n))}
 	}
 	if P == 0 {
@@ -165,7 +165,7 @@ func size(o Observation, inflow []float64, drain, capacity, util float64, share 
 		if drain > 0 {
 			need += float64(o.TotalLag) / drain
 		}
-		n := int32(max(1, math.Ceil(need/capacity)))
+		n := replicaCount(max(1, math.Ceil(need/capacity)))
 		return sizing{n, fmt.Sprintf(", capacity %s/s per replica -> %s", num(capacity), replicas(n))}
 	}
 	sorted := slices.Clone(demand)
@@ -188,9 +188,9 @@ func size(o Observation, inflow []float64, drain, capacity, util float64, share 
 			num(capacity), num(sorted[0]), replicas(n))}
 	}
 	n := int32((P + k - 1) / k)
-	n = max(n, int32(math.Ceil(prefix[P]/capacity-1e-9)))
+	n = max(n, replicaCount(math.Ceil(prefix[P]/capacity-1e-9)))
 	reason := fmt.Sprintf(", capacity %s/s per replica at %.0f%% utilization -> %s", num(capacity), util*100, replicas(n))
-	if avg := int32(math.Ceil(prefix[P] / capacity)); n > avg && k < P {
+	if avg := replicaCount(math.Ceil(prefix[P] / capacity)); n > avg && k < P {
 		// Say so when skew, not volume, sets the count.
 		reason = fmt.Sprintf(", capacity %s/s per replica; hottest %d of %d partitions need %s/s at %.0f%% utilization -> at most %d partitions each -> %s",
 			num(capacity), k+1, P, num(prefix[k+1]*util/hotUtilization), hotUtilization*100, k, replicas(n))
@@ -399,4 +399,14 @@ func growing(history []Observation) bool {
 		}
 	}
 	return false
+}
+
+// replicaCount converts a whole number of replicas to int32, saturating: a
+// backlog of billions of records over a tiny capacity must not wrap around
+// to a negative count before the bounds apply.
+func replicaCount(f float64) int32 {
+	if f >= math.MaxInt32 {
+		return math.MaxInt32
+	}
+	return int32(max(f, 0))
 }
