@@ -34,7 +34,7 @@ func TestVerbsBadInputSayWhatToDo(t *testing.T) {
 		want string
 	}{
 		{"no command", nil, "want a command"},
-		{"unknown command", []string{"scale"}, `unknown command "scale": want sandbox, produce, sim or lag`},
+		{"unknown command", []string{"scale"}, `unknown command "scale": want sandbox, produce, sim, lag, migrate`},
 		{"produce: topic missing in Kafka", []string{"produce", "--brokers", broker, "--topic", "orders", "--count", "250"}, "rerun with --create-topic"},
 		{"produce: wrong broker", []string{"produce", "--brokers", closed, "--topic", "orders", "--count", "250"}, "cannot reach Kafka at " + closed + " "},
 		{"produce: no topic flag", []string{"produce", "--brokers", broker, "--count", "1"}, "no topic: set --topic"},
@@ -54,5 +54,19 @@ func TestVerbsBadInputSayWhatToDo(t *testing.T) {
 				t.Fatalf("want one line: %q", err)
 			}
 		})
+	}
+}
+
+// TestUnknownCommandNamesEveryCommand: the error for an unknown command
+// lists every command of the usage, migrate included.
+func TestUnknownCommandNamesEveryCommand(t *testing.T) {
+	err := run([]string{"scale"}, io.Discard)
+	if err == nil {
+		t.Fatal("an unknown command succeeded")
+	}
+	for _, c := range []string{"sandbox", "produce", "sim", "lag", "migrate"} {
+		if !strings.Contains(err.Error(), c) {
+			t.Errorf("error %q does not name %s", err, c)
+		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 )
 
 const usage = `Usage: lagscale COMMAND [flags]
@@ -47,5 +48,18 @@ func run(args []string, stdout io.Writer) error {
 		return nil
 	}
 	fmt.Fprint(stdout, usage)
-	return fmt.Errorf("unknown command %q: want sandbox, produce, sim or lag (lagscale help)", args[0])
+	return fmt.Errorf("unknown command %q: want %s (lagscale help)", args[0], strings.Join(commands(), ", "))
+}
+
+// commands are the command names the usage lists, so that the error for an
+// unknown command names every one of them.
+func commands() []string {
+	var out []string
+	_, list, _ := strings.Cut(usage, "Commands:\n")
+	for _, line := range strings.Split(list, "\n") {
+		if f := strings.Fields(line); len(f) > 0 {
+			out = append(out, f[0])
+		}
+	}
+	return out
 }
