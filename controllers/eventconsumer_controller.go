@@ -57,6 +57,9 @@ type EventConsumerReconciler struct {
 	// change only live lag figures; 0 uses DefaultStatusInterval.
 	StatusInterval time.Duration
 
+	// StatusBudget limits status writes operator-wide; nil limits nothing.
+	StatusBudget *StatusBudget
+
 	// MinScaleInterval is the shortest time between two replica changes;
 	// 0 uses the autoscaler's default (30s).
 	MinScaleInterval time.Duration
@@ -119,6 +122,7 @@ func (r *EventConsumerReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		if err != nil {
 			retErr = errors.Join(retErr, err)
 		}
+		r.leaveForArrivals(st)
 		if after > 0 && retErr == nil && (result.RequeueAfter == 0 || after < result.RequeueAfter) {
 			// Live lag figures held back by the status interval are
 			// written when due, even if lag stops moving.
@@ -221,7 +225,10 @@ type reconcileState struct {
 	desired  int32
 	decision *autoscale.Decision
 	scaler   *scaler.Scaler
-	lag      *lagView
+	// entry is the consumer's scaler entry, locked by decideReplicas
+	// until Reconcile returns.
+	entry *scalerEntry
+	lag   *lagView
 }
 
 // transitionedTo reports whether the Ready condition's reason is about to

@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/priorityqueue"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
@@ -51,23 +52,36 @@ type lagView struct {
 type lagQueue struct {
 	mu      sync.Mutex
 	queue   workqueue.TypedRateLimitingInterface[reconcile.Request]
-	pending map[types.NamespacedName]struct{}
+	pending map[types.NamespacedName]int
 }
 
-// notify queues a reconcile of nn.
-func (l *lagQueue) notify(nn types.NamespacedName) {
+// notify queues a reconcile of nn at priority, where the queue has
+// priorities (controller-runtime's default queue does).
+func (l *lagQueue) notify(nn types.NamespacedName, priority int) {
 	l.mu.Lock()
 	q := l.queue
 	if q == nil {
 		if l.pending == nil {
-			l.pending = map[types.NamespacedName]struct{}{}
+			l.pending = map[types.NamespacedName]int{}
 		}
-		l.pending[nn] = struct{}{}
+		if p, ok := l.pending[nn]; !ok || priority > p {
+			l.pending[nn] = priority
+		}
 	}
 	l.mu.Unlock()
 	if q != nil {
-		q.Add(reconcile.Request{NamespacedName: nn})
+		add(q, nn, priority)
 	}
+}
+
+// add queues nn at priority, or plainly on a queue without priorities.
+func add(q workqueue.TypedRateLimitingInterface[reconcile.Request], nn types.NamespacedName, priority int) {
+	req := reconcile.Request{NamespacedName: nn}
+	if pq, ok := q.(priorityqueue.PriorityQueue[reconcile.Request]); ok {
+		pq.AddWithOpts(priorityqueue.AddOpts{Priority: &priority}, req)
+		return
+	}
+	q.Add(req)
 }
 
 // source is the controller-runtime source that receives the queue.
@@ -76,18 +90,23 @@ func (l *lagQueue) source() source.Source {
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		l.queue = q
-		for nn := range l.pending {
-			q.Add(reconcile.Request{NamespacedName: nn})
+		for nn, p := range l.pending {
+			add(q, nn, p)
 		}
 		l.pending = nil
 		return nil
 	})
 }
 
-// LagChanged is the lag engine's OnChange callback: it queues a reconcile of
-// the consumer whose snapshot changed, and of no other. It never blocks.
+// LagChanged is the lag engine's OnChange callback. It decides on the
+// consumer's new snapshot at once (arrive) and queues a reconcile of that
+// consumer, and of no other, only when the API server has work to do. It
+// never blocks.
 func (r *EventConsumerReconciler) LagChanged(key lag.ConsumerKey) {
-	r.lagQ.notify(types.NamespacedName{Namespace: key.Namespace, Name: key.Name})
+	nn := types.NamespacedName{Namespace: key.Namespace, Name: key.Name}
+	if p, ok := r.arrive(nn); ok {
+		r.lagQ.notify(nn, p)
+	}
 }
 
 // lagEvents is the controller-runtime source fed by LagChanged.
@@ -164,7 +183,12 @@ func applyLagStatus(st *reconcileState) {
 	if l == nil || l.snap.Time.IsZero() {
 		return
 	}
-	s := l.snap
+	st.ec.Status.Lag = lagStatusOf(l.snap)
+	st.ec.Status.Partitions = int32(l.snap.PartitionCount)
+}
+
+// lagStatusOf is status.lag for a snapshot.
+func lagStatusOf(s lag.Snapshot) *v1alpha1.LagStatus {
 	ls := &v1alpha1.LagStatus{
 		Total:           s.TotalLag,
 		Seconds:         round1(s.TimeLagSeconds),
@@ -202,8 +226,7 @@ func applyLagStatus(st *reconcileState) {
 		})
 	}
 	ls.Unreadable = unreadable(s)
-	st.ec.Status.Lag = ls
-	st.ec.Status.Partitions = int32(s.PartitionCount)
+	return ls
 }
 
 // maxUnreadable bounds status.lag.unreadable.

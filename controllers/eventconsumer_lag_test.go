@@ -285,6 +285,7 @@ func (q *countingQueue) Add(r reconcile.Request) {
 // and each consumer reaches the queue once when it starts.
 func TestLagChangedNeverBlocks(t *testing.T) {
 	r := &EventConsumerReconciler{Lag: &fakeLag{}}
+	r.setup()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/lagscale/lagscale/api/v1alpha1"
+	"github.com/lagscale/lagscale/internal/autoscale"
 	"github.com/lagscale/lagscale/internal/scaler"
 )
 
@@ -22,26 +23,42 @@ import (
 // Deployment.
 type scalers struct {
 	mu sync.Mutex
-	m  map[types.NamespacedName]scalerEntry
+	m  map[types.NamespacedName]*scalerEntry
 }
 
 // scalerEntry is a Scaler and the UID of the consumer it belongs to, so that
 // a consumer deleted and created again under the same name starts afresh
-// rather than inheriting the old one's history.
+// rather than inheriting the old one's history. A Scaler is used by two
+// goroutines: the reconcile, which holds mu from its decision until the
+// decision is committed, and the lag engine's change notification, which
+// decides on a new snapshot as it arrives (see arrive) and never waits for
+// mu. The fields under mu are what the last reconcile left for it.
 type scalerEntry struct {
 	uid types.UID
 	sc  *scaler.Scaler
+
+	mu sync.Mutex
+	// known is true once a reconcile has filled the fields below.
+	known bool
+	// spec is the consumer's scaling spec, as the reconcile converted it.
+	spec autoscale.Spec
+	// current is the replica count the last reconcile left.
+	current int32
+	// state is the signature of the status a person acts on, as of the
+	// last reconcile (see stateSignature).
+	state string
+	// looked is when a reconcile last computed the status.
+	looked time.Time
 }
 
 func newScalers() *scalers {
-	return &scalers{m: map[types.NamespacedName]scalerEntry{}}
+	return &scalers{m: map[types.NamespacedName]*scalerEntry{}}
 }
 
-// get returns the consumer's Scaler, creating it from the status when there
-// is none for this consumer's UID. Only the map is locked:
-// controller-runtime never reconciles one consumer twice at once, so a
-// Scaler needs no lock of its own and consumers do not wait on each other.
-func (s *scalers) get(ec *v1alpha1.EventConsumer) *scaler.Scaler {
+// get returns the consumer's entry, creating it from the status when there
+// is none for this consumer's UID. The map's lock is held only to find the
+// entry, so consumers do not wait on each other.
+func (s *scalers) get(ec *v1alpha1.EventConsumer) *scalerEntry {
 	key := client.ObjectKeyFromObject(ec)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -51,17 +68,25 @@ func (s *scalers) get(ec *v1alpha1.EventConsumer) *scaler.Scaler {
 		if last := ec.Status.LastScale; last != nil {
 			t = last.Time.Time
 		}
-		e = scalerEntry{uid: ec.UID, sc: scaler.New(t, learnedFromStatus(ec.Status.Learned))}
+		e = &scalerEntry{uid: ec.UID, sc: scaler.New(t, learnedFromStatus(ec.Status.Learned))}
 		s.m[key] = e
 	}
-	return e.sc
+	return e
+}
+
+// entry returns the entry kept under key, nil when there is none.
+func (s *scalers) entry(key types.NamespacedName) *scalerEntry {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.m[key]
 }
 
 // lookup returns the Scaler kept under key, nil when there is none.
 func (s *scalers) lookup(key types.NamespacedName) *scaler.Scaler {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.m[key].sc
+	if e := s.entry(key); e != nil {
+		return e.sc
+	}
+	return nil
 }
 
 func (s *scalers) delete(key types.NamespacedName) {
@@ -92,7 +117,10 @@ func initialReplicas(ec *v1alpha1.EventConsumer) int32 {
 // the Deployment write has succeeded.
 func (r *EventConsumerReconciler) decideReplicas(st *reconcileState) time.Duration {
 	ec := st.ec
-	sc := r.scalers.get(ec)
+	e := r.scalers.get(ec)
+	e.mu.Lock()
+	st.entry = e
+	sc := e.sc
 	st.scaler = sc
 	cached, generation := initialReplicas(ec), int64(0)
 	if st.current != nil && st.current.Spec.Replicas != nil {
@@ -106,6 +134,7 @@ func (r *EventConsumerReconciler) decideReplicas(st *reconcileState) time.Durati
 	}
 	spec := scaler.Spec(ec.Spec.Scaling, r.MinScaleInterval)
 	spec.Share = ec.Spec.GroupType == v1alpha1.GroupTypeShare
+	e.spec = spec
 	d := sc.Decide(spec, current, st.now)
 	st.desired = d.Replicas
 	st.decision = &d
@@ -132,6 +161,9 @@ func (r *EventConsumerReconciler) commitDecision(ctx context.Context, st *reconc
 	ec.Status.Learned = learnedStatus(ec.Status.Learned, st.scaler.Learned(), st.now)
 	if !d.Changed {
 		return
+	}
+	if r.Metrics != nil && st.lag != nil && !st.lag.snap.Time.IsZero() {
+		r.Metrics.DecisionLatency(st.now.Sub(st.lag.snap.Time))
 	}
 	ec.Status.LastScale = &v1alpha1.ScaleRecord{
 		Time: metav1.NewTime(st.now), From: st.from, To: d.Replicas, Reason: truncate(d.Reason, 1024),

@@ -156,6 +156,15 @@ func (r *EventConsumerReconciler) patchStatus(ctx context.Context, orig, ec *v1a
 	if !write {
 		return after, nil
 	}
+	if onlyLiveLag(&orig.Status, &ec.Status) {
+		if !r.StatusBudget.allow(now) {
+			// The budget is short: the figures wait another interval,
+			// /metrics has them meanwhile.
+			return interval, nil
+		}
+	} else {
+		r.StatusBudget.spend(now)
+	}
 	if err := r.Status().Patch(ctx, ec, client.MergeFrom(orig)); err != nil {
 		if client.IgnoreNotFound(err) == nil {
 			return 0, nil

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"time"
 
+	"golang.org/x/time/rate"
 	"k8s.io/apimachinery/pkg/api/equality"
 
 	"github.com/lagscale/lagscale/api/v1alpha1"
@@ -19,6 +20,42 @@ import (
 // /metrics at every poll. 30 s keeps `kubectl get -w` useful while 1,000
 // consumers whose lag moves cost at most about 33 writes/s.
 const DefaultStatusInterval = 30 * time.Second
+
+// DefaultStatusWritesPerSecond is the operator-wide budget of status writes
+// that carry only live lag figures. At the default 30 s interval it lets
+// 1,500 consumers whose lag moves write every interval; with more, each
+// one's interval stretches. Writes of state (conditions, a scale, a group
+// state) are never held back, but spend from the same budget.
+const DefaultStatusWritesPerSecond = 50.0
+
+// StatusBudget is the operator-wide limit on status writes (see
+// DefaultStatusWritesPerSecond). A nil budget limits nothing.
+type StatusBudget struct{ lim *rate.Limiter }
+
+// NewStatusBudget returns a budget of perSecond writes a second, with a
+// burst of one second's worth; 0 or less uses
+// DefaultStatusWritesPerSecond.
+func NewStatusBudget(perSecond float64) *StatusBudget {
+	if perSecond <= 0 {
+		perSecond = DefaultStatusWritesPerSecond
+	}
+	return &StatusBudget{lim: rate.NewLimiter(rate.Limit(perSecond), max(1, int(perSecond)))}
+}
+
+// allow reports whether a write of live figures may go now, taking a token
+// when it may.
+func (b *StatusBudget) allow(now time.Time) bool {
+	return b == nil || b.lim.AllowN(now, 1)
+}
+
+// spend takes a token for a write that goes whatever the budget: a change
+// of state. The budget may go below zero, which holds live figures back a
+// little longer.
+func (b *StatusBudget) spend(now time.Time) {
+	if b != nil {
+		b.lim.ReserveN(now, 1)
+	}
+}
 
 // statusWrite decides whether the status computed by a reconcile is
 // written now. It returns write=false when the only difference from what
@@ -45,6 +82,11 @@ func statusWrite(orig, next *v1alpha1.EventConsumerStatus, now time.Time, interv
 		return true, 0
 	}
 	return false, due.Sub(now)
+}
+
+// onlyLiveLag reports whether orig and next differ in live lag figures only.
+func onlyLiveLag(orig, next *v1alpha1.EventConsumerStatus) bool {
+	return equality.Semantic.DeepEqual(withoutLiveLag(orig), withoutLiveLag(next))
 }
 
 // withoutLiveLag is s with the live lag figures cleared, leaving the state

@@ -3,6 +3,7 @@ package controllers
 import (
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/types"
@@ -27,6 +28,7 @@ type Metrics struct {
 	partitionLag   *prometheus.GaugeVec
 	partitionLagS  *prometheus.GaugeVec
 	stalled        *prometheus.GaugeVec
+	decisionDelay  prometheus.Histogram
 	mu             sync.Mutex
 	partitionsSeen map[types.NamespacedName][][2]string
 }
@@ -53,13 +55,30 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "lagscale_consumer_partition_lag_seconds", Help: "Time lag of the consumer's partitions with the largest time lag (at most 16 per consumer)."}, append(consumer, "topic", "partition")),
 		stalled: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "lagscale_consumer_partitions_stalled", Help: "Partitions that do not move although the group has members (health STALL or STOP); they are left out of sizing."}, consumer),
+		decisionDelay: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "lagscale_decision_latency_seconds",
+			Help: "Time from the lag snapshot that asked for a replica change to the Deployment write that made it.",
+			// From a fraction of a second (an idle operator) to the
+			// minutes a starved queue would take.
+			Buckets: []float64{0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300},
+		}),
 		partitionsSeen: map[types.NamespacedName][][2]string{},
 	}
 	for _, g := range []**prometheus.GaugeVec{&m.lagRecords, &m.lagSeconds, &m.inflow, &m.consumption, &m.replicas, &m.partitionLag, &m.partitionLagS, &m.stalled} {
 		*g = promutil.Register(reg, *g)
 	}
 	m.scaleEvents = promutil.Register(reg, m.scaleEvents)
+	m.decisionDelay = promutil.Register(reg, m.decisionDelay)
 	return m
+}
+
+// DecisionLatency records the time from a snapshot to the replica write
+// it caused.
+func (m *Metrics) DecisionLatency(d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.decisionDelay.Observe(max(d, 0).Seconds())
 }
 
 // Observe records a consumer's status.
@@ -70,13 +89,21 @@ func (m *Metrics) Observe(key types.NamespacedName, s *v1alpha1.EventConsumerSta
 	ns, name := key.Namespace, key.Name
 	m.replicas.WithLabelValues(ns, name, "desired").Set(float64(s.DesiredReplicas))
 	m.replicas.WithLabelValues(ns, name, "ready").Set(float64(s.ReadyReplicas))
-	if s.Lag == nil {
+	m.ObserveLag(key, s.Lag)
+}
+
+// ObserveLag sets a consumer's live lag series. The lag engine's change
+// notification calls it for every new snapshot, so /metrics carries the
+// live figures at every poll whether or not a reconcile follows.
+func (m *Metrics) ObserveLag(key types.NamespacedName, l *v1alpha1.LagStatus) {
+	if m == nil || l == nil {
 		return
 	}
-	m.lagRecords.WithLabelValues(ns, name).Set(float64(s.Lag.Total))
-	m.lagSeconds.WithLabelValues(ns, name).Set(s.Lag.Seconds)
-	m.inflow.WithLabelValues(ns, name).Set(s.Lag.ProductionRate)
-	m.consumption.WithLabelValues(ns, name).Set(s.Lag.ConsumptionRate)
+	ns, name := key.Namespace, key.Name
+	m.lagRecords.WithLabelValues(ns, name).Set(float64(l.Total))
+	m.lagSeconds.WithLabelValues(ns, name).Set(l.Seconds)
+	m.inflow.WithLabelValues(ns, name).Set(l.ProductionRate)
+	m.consumption.WithLabelValues(ns, name).Set(l.ConsumptionRate)
 
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -85,7 +112,7 @@ func (m *Metrics) Observe(key types.NamespacedName, s *v1alpha1.EventConsumerSta
 		m.partitionLagS.DeleteLabelValues(ns, name, p[0], p[1])
 	}
 	var seen [][2]string
-	for i, p := range s.Lag.Partitions {
+	for i, p := range l.Partitions {
 		if i == maxPartitionSeries {
 			break
 		}

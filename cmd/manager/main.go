@@ -34,6 +34,7 @@ type options struct {
 	logLevel            string
 	defaultPollInterval time.Duration
 	statusInterval      time.Duration
+	statusWrites        float64
 }
 
 func parseFlags(args []string) (options, error) {
@@ -50,6 +51,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.logLevel, "log-level", "info", "Log level: debug, info or error.")
 	fs.DurationVar(&o.defaultPollInterval, "default-poll-interval", time.Duration(v1alpha1.DefaultPollIntervalSeconds)*time.Second, "Lag poll interval for consumers that set none.")
 	fs.DurationVar(&o.statusInterval, "status-interval", controllers.DefaultStatusInterval, "Shortest time between two status writes of a consumer that change only its lag figures (live values are on /metrics).")
+	fs.Float64Var(&o.statusWrites, "status-writes-per-second", controllers.DefaultStatusWritesPerSecond, "Operator-wide budget of status writes per second that carry only lag figures; when it is short their interval stretches (state changes are always written).")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -61,6 +63,9 @@ func parseFlags(args []string) (options, error) {
 	}
 	if o.maxConcurrent < 1 {
 		return o, errors.New("--max-concurrent-reconciles must be at least 1")
+	}
+	if o.statusWrites <= 0 {
+		return o, errors.New("--status-writes-per-second must be greater than 0")
 	}
 	if o.defaultPollInterval < time.Second || o.defaultPollInterval > 300*time.Second {
 		return o, errors.New("--default-poll-interval must be between 1s and 300s")
@@ -97,6 +102,7 @@ func run(ctx context.Context, o options) error {
 		MaxConcurrentReconciles: o.maxConcurrent,
 		DefaultPollInterval:     o.defaultPollInterval,
 		StatusInterval:          o.statusInterval,
+		StatusWritesPerSecond:   o.statusWrites,
 	})
 }
 

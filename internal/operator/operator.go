@@ -26,6 +26,16 @@ import (
 	"github.com/lagscale/lagscale/internal/scheme"
 )
 
+// The operator's client-go rate limit: requests per second and burst.
+// Scaling writes (Deployments) and state changes must never queue behind a
+// client-side limit sized for reporting; the status budget
+// (StatusWritesPerSecond) bounds the bulk of the writes, and this limit is
+// well above what it lets through plus one Deployment write per scale.
+const (
+	clientQPS   = 200
+	clientBurst = 400
+)
+
 // Options configure the operator.
 type Options struct {
 	// MetricsAddr serves Prometheus metrics; "0" disables it.
@@ -46,6 +56,10 @@ type Options struct {
 	// consumer that change only live lag figures; 0 uses
 	// controllers.DefaultStatusInterval.
 	StatusInterval time.Duration
+	// StatusWritesPerSecond is the operator-wide budget of status writes
+	// that carry only live lag figures; 0 uses
+	// controllers.DefaultStatusWritesPerSecond.
+	StatusWritesPerSecond float64
 	// Registry receives lagscale's metrics; nil uses controller-runtime's
 	// global registry, which the metrics endpoint serves.
 	Registry prometheus.Registerer
@@ -72,6 +86,11 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		Cache:                         controllers.CacheOptions(o.WatchNamespaces),
 		Client:                        controllers.ClientOptions(),
 	}
+	// client-go's own limit would throttle every request behind the
+	// status writes; the status budget limits those instead, so the
+	// client's limit only guards the API server against a runaway loop.
+	cfg = rest.CopyConfig(cfg)
+	cfg.QPS, cfg.Burst = clientQPS, clientBurst
 	mgr, err := ctrl.NewManager(cfg, mgrOpts)
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)
@@ -87,6 +106,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		Recorder:            mgr.GetEventRecorder("lagscale"),
 		DefaultPollInterval: o.DefaultPollInterval,
 		StatusInterval:      o.StatusInterval,
+		StatusBudget:        controllers.NewStatusBudget(o.StatusWritesPerSecond),
 		Metrics:             controllers.NewMetrics(reg),
 	}
 	engine := lag.NewEngine(lag.Options{

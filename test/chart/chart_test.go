@@ -207,7 +207,7 @@ func TestRenderOptions(t *testing.T) {
 	dep := &appsv1.Deployment{}
 	typed(t, find(objs, "Deployment")[0], dep)
 	c := dep.Spec.Template.Spec.Containers[0]
-	if !contains(c.Args, "--leader-elect=true") || !contains(c.Args, "--log-level=debug") {
+	if !contains(c.Args, "--leader-elect=true") || !contains(c.Args, "--log-level=debug") || !contains(c.Args, "--status-writes-per-second=50") {
 		t.Errorf("two replicas must elect a leader; extraArgs appended: %v", c.Args)
 	}
 	if !strings.HasSuffix(c.Image, "@sha256:"+strings.Repeat("a", 64)) || dep.Spec.Template.Spec.PriorityClassName != "system-cluster-critical" {
@@ -216,7 +216,7 @@ func TestRenderOptions(t *testing.T) {
 	cm := &corev1.ConfigMap{}
 	typed(t, find(objs, "ConfigMap")[0], cm)
 	dash := cm.Data["lagscale.json"]
-	for _, metric := range []string{"lagscale_consumer_lag_records", "lagscale_consumer_lag_seconds", "lagscale_consumer_inflow_records_per_second", "lagscale_consumer_replicas", "lagscale_scale_events_total"} {
+	for _, metric := range []string{"lagscale_consumer_lag_records", "lagscale_consumer_lag_seconds", "lagscale_consumer_inflow_records_per_second", "lagscale_consumer_replicas", "lagscale_scale_events_total", "lagscale_decision_latency_seconds"} {
 		if !strings.Contains(dash, metric) {
 			t.Errorf("dashboard does not show %s", metric)
 		}

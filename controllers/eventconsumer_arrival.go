@@ -1,0 +1,137 @@
+package controllers
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/lagscale/lagscale/internal/autoscale"
+	"github.com/lagscale/lagscale/internal/lag"
+	"github.com/lagscale/lagscale/internal/scaler"
+)
+
+// Work queue priorities. controller-runtime's priority queue puts the
+// objects of an informer's initial list (every consumer after a restart)
+// at LowPriority (-100), and new objects and spec changes at 0. A lag
+// snapshot is decided on as it arrives (arrive), and queues a reconcile
+// only when there is work for the API server, at a priority by what it is:
+//
+//   - a replica change the lag asks for goes before everything else;
+//   - a change of state a person acts on (a condition, the group's state, a
+//     partition's health) goes with new objects, at 0;
+//   - live lag figures due in the status go last, below the initial list,
+//     so that the initial list is never starved by figures that only
+//     report, and a scale-up never waits for either.
+const (
+	priorityScale     = 100
+	priorityState     = 0
+	priorityStatusDue = -200
+)
+
+// arrive decides on the consumer's newest snapshot as it arrives from the
+// lag engine, and says whether a reconcile is needed and at what
+// priority. A decision that changes nothing is committed here: the
+// scaler learns from every snapshot whether or not a reconcile follows. A
+// decision that changes replicas is left to the reconcile, which decides
+// again on the same snapshot and commits once the Deployment write has
+// succeeded. It never waits: a consumer whose reconcile holds its scaler,
+// or that has not been reconciled yet, is simply queued.
+func (r *EventConsumerReconciler) arrive(key types.NamespacedName) (priority int, queue bool) {
+	e := r.scalers.entry(key)
+	if e == nil || !e.mu.TryLock() {
+		return priorityState, true
+	}
+	defer e.mu.Unlock()
+	if !e.known {
+		return priorityState, true
+	}
+	snap, ok := r.Lag.Snapshot(consumerKey(key))
+	if !ok || snap.Time.IsZero() {
+		// No reading to decide on (a cluster never reached, say): what
+		// it says goes to the conditions by the reconcile.
+		return priorityState, true
+	}
+	now := r.now()
+	if r.Metrics != nil {
+		r.Metrics.ObserveLag(key, lagStatusOf(snap))
+		r.Metrics.Stalled(key, stuckCount(snap))
+	}
+	e.sc.Observe(snap, now)
+	d := e.sc.Decide(e.spec, e.current, now)
+	if d.Changed {
+		return priorityScale, true
+	}
+	if stateSignature(snap, &d) != e.state {
+		return priorityState, true
+	}
+	e.sc.Commit(d)
+	if now.Sub(e.looked) >= r.statusInterval() {
+		return priorityStatusDue, true
+	}
+	return 0, false
+}
+
+// leaveForArrivals records, at the end of a reconcile, what arrive compares
+// the next snapshots with, and releases the consumer's scaler.
+func (r *EventConsumerReconciler) leaveForArrivals(st *reconcileState) {
+	e := st.entry
+	if e == nil {
+		return
+	}
+	defer e.mu.Unlock()
+	st.entry = nil
+	if st.decision == nil {
+		e.known = false
+		return
+	}
+	e.known = true
+	e.current = st.from
+	if st.applied != nil {
+		e.current = st.desired
+	}
+	var snap lag.Snapshot
+	if st.lag != nil {
+		snap = st.lag.snap
+	}
+	e.state = stateSignature(snap, st.decision)
+	e.looked = st.now
+}
+
+// stateSignature sums up what of a snapshot and its decision ends up in
+// the status as state a person acts on rather than as a live figure: the
+// conditions' inputs (reachability, staleness, missing or unreadable
+// topics, the group's type, state and members, limits and stuck
+// partitions) and the health of every partition that is not OK. Two
+// snapshots with one signature differ only in figures that the status
+// interval and /metrics carry.
+func stateSignature(snap lag.Snapshot, d *autoscale.Decision) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%t|%t|%s|%s|%s|%d|%t|%d|%d|%q|%q", snap.Reachable, snap.Stale, snap.Error, snap.GroupState, snap.GroupType,
+		snap.Members, snap.Rebalancing, snap.GroupEpoch-snap.AssignmentEpoch, snap.PartitionCount, snap.MissingTopics, snap.TypeMismatch)
+	for _, t := range snap.TopicErrors {
+		fmt.Fprintf(&b, "|%s:%s", t.Topic, t.Error)
+	}
+	var unhealthy []string
+	for _, p := range snap.Partitions {
+		if p.Error != "" || (p.Health != "" && p.Health != lag.HealthOK) || scaler.Stuck(p, snap.Members) {
+			unhealthy = append(unhealthy, fmt.Sprintf("%s/%d:%s:%s", p.Topic, p.Partition, p.Health, p.Error))
+		}
+	}
+	slices.Sort(unhealthy)
+	fmt.Fprintf(&b, "|%q", unhealthy)
+	if d != nil {
+		fmt.Fprintf(&b, "|%t|%s|%t|%q", d.Hold, d.Limited, d.Partial, d.Stuck)
+	}
+	return b.String()
+}
+
+// statusInterval is the shortest time between two writes of live figures.
+func (r *EventConsumerReconciler) statusInterval() time.Duration {
+	if r.StatusInterval > 0 {
+		return r.StatusInterval
+	}
+	return DefaultStatusInterval
+}
