@@ -41,8 +41,10 @@ func (m *movingLag) Unregister(k lag.ConsumerKey) {
 	defer m.mu.Unlock()
 	delete(m.registered, k)
 }
-func (m *movingLag) PollNow(lag.ConsumerKey)                        {}
-func (m *movingLag) ClusterStatus(string) (lag.ClusterStatus, bool) { return lag.ClusterStatus{}, false }
+func (m *movingLag) PollNow(lag.ConsumerKey) {}
+func (m *movingLag) ClusterStatus(string) (lag.ClusterStatus, bool) {
+	return lag.ClusterStatus{}, false
+}
 
 func (m *movingLag) Snapshot(k lag.ConsumerKey) (lag.Snapshot, bool) {
 	m.mu.Lock()
