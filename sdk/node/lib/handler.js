@@ -204,7 +204,7 @@ class Handler {
     try {
       await once(server, 'listening')
     } catch (err) {
-      throw new Error(`@lagscale/handler: listening for health and metrics (${Env.httpAddr}=${this.cfg.httpAddr}): ${err.message}`)
+      throw new Error(`@lagscale/handler: listening for health and metrics (${Env.httpAddr}=${this.cfg.httpAddr}): ${err.message}`, { cause: err })
     }
     this.httpAddress = server.address()
     this.log.info({ addr: `${this.httpAddress.address}:${this.httpAddress.port}` }, 'Serving health and metrics')
