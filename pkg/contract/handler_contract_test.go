@@ -4,12 +4,11 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
-	"go/ast"
-	"go/parser"
-	"go/token"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -32,15 +31,15 @@ func TestHandlerContractAgrees(t *testing.T) {
 	goDefaults := goSDKDefaults(t)
 	node := nodeSDKContract(t)
 
-	docNames := sortedKeys(doc)
-	if got := sortedKeys(goNames); !slices.Equal(docNames, got) {
+	docNames := slices.Sorted(maps.Keys(doc))
+	if got := slices.Sorted(maps.Keys(goNames)); !slices.Equal(docNames, got) {
 		t.Errorf("docs/handler-contract.md and the Env constants of pkg/contract and pkg/handler disagree: %s", nameDiff(docNames, got))
 	}
 	nodeNames := make(map[string]bool)
 	for _, v := range node.Env {
 		nodeNames[v] = true
 	}
-	if got := sortedKeys(nodeNames); !slices.Equal(docNames, got) {
+	if got := slices.Sorted(maps.Keys(nodeNames)); !slices.Equal(docNames, got) {
 		t.Errorf("docs/handler-contract.md and sdk/node/lib/config.js's Env disagree: %s", nameDiff(docNames, got))
 	}
 
@@ -107,13 +106,17 @@ func readContractTable(t *testing.T) map[string]string {
 	return rows
 }
 
-// envConstants parses the packages in dirs and returns the string values of
-// their exported Env* constants, so that a constant added to the code and not
-// to the table (or the other way round) fails the test.
+// envConstant matches a gofmt'd declaration of an Env constant to a
+// string literal; pkg/handler's re-exports of pkg/contract's names are
+// selector expressions and do not match.
+var envConstant = regexp.MustCompile(`(?m)^\s*Env\w+\s*=\s*"([A-Z_]+)"`)
+
+// envConstants returns the values of the Env constants declared in the
+// non-test Go files of dirs, so that a constant added to the code and not to
+// the table (or the other way round) fails the test.
 func envConstants(t *testing.T, dirs ...string) map[string]bool {
 	t.Helper()
 	names := make(map[string]bool)
-	fset := token.NewFileSet()
 	for _, dir := range dirs {
 		files, err := filepath.Glob(filepath.Join(dir, "*.go"))
 		if err != nil {
@@ -123,34 +126,17 @@ func envConstants(t *testing.T, dirs ...string) map[string]bool {
 			if strings.HasSuffix(path, "_test.go") {
 				continue
 			}
-			f, err := parser.ParseFile(fset, path, nil, 0)
+			src, err := os.ReadFile(path)
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, decl := range f.Decls {
-				gd, ok := decl.(*ast.GenDecl)
-				if !ok || gd.Tok != token.CONST {
-					continue
-				}
-				for _, spec := range gd.Specs {
-					vs := spec.(*ast.ValueSpec)
-					for i, n := range vs.Names {
-						if !strings.HasPrefix(n.Name, "Env") || i >= len(vs.Values) {
-							continue
-						}
-						// pkg/handler re-exports pkg/contract's names as
-						// selector expressions; only literals are new names.
-						if lit, ok := vs.Values[i].(*ast.BasicLit); ok && lit.Kind == token.STRING {
-							v, err := strconv.Unquote(lit.Value)
-							if err != nil {
-								t.Fatal(err)
-							}
-							names[v] = true
-						}
-					}
-				}
+			for _, m := range envConstant.FindAllSubmatch(src, -1) {
+				names[string(m[1])] = true
 			}
 		}
+	}
+	if len(names) == 0 {
+		t.Fatalf("no Env constants found in %v", dirs)
 	}
 	return names
 }
@@ -276,15 +262,6 @@ process.stdout.write(JSON.stringify({ env: c.Env, config: cfg }))`
 		t.Fatalf("node printed %q: %v", out, err)
 	}
 	return n
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // nameDiff says which names only the table has and which only the code has.
