@@ -55,9 +55,11 @@ GOLANGCI_LINT := $(BIN)/golangci-lint
 ESLINT        := hack/tools/eslint/node_modules/.bin/eslint
 
 .PHONY: lint
-lint: $(GOLANGCI_LINT) $(ESLINT) ## Run golangci-lint (.golangci.yml) on the Go code and eslint (sdk/node/eslint.config.js) on the Node.js SDK.
-	$(GOLANGCI_LINT) run ./...
-	cd sdk/node && $(CURDIR)/$(ESLINT) .
+lint: $(GOLANGCI_LINT) $(ESLINT) ## Run golangci-lint (.golangci.yml) on the Go code and eslint (sdk/node/eslint.config.js) on the Node.js SDK; both run, either fails it.
+	@rc=0; \
+	echo ">> golangci-lint run ./..."; $(GOLANGCI_LINT) run ./... || rc=1; \
+	echo ">> eslint sdk/node"; (cd sdk/node && $(CURDIR)/$(ESLINT) .) || rc=1; \
+	exit $$rc
 
 $(GOLANGCI_LINT): hack/tools/lint/go.mod hack/tools/lint/go.sum
 	@echo ">> building golangci-lint (pinned in hack/tools/lint) into $(BIN) (about 2 minutes the first time)"
