@@ -40,6 +40,18 @@ chart-sync: ## Copy the generated CRDs and RBAC into the Helm chart.
 generate: ## Generate deepcopy code for the API types.
 	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths=./api/...
 
+# crd-ref-docs is built from hack/tools/apidocs, a module of its own, like
+# golangci-lint.
+CRD_REF_DOCS := $(BIN)/crd-ref-docs
+
+.PHONY: api-docs
+api-docs: $(CRD_REF_DOCS) ## Generate the API reference (docs/api/v1alpha1.md) from the Go types in api/.
+	$(CRD_REF_DOCS) --source-path=./api --config=hack/tools/apidocs/config.yaml --renderer=markdown --output-path=docs/api/v1alpha1.md --log-level=ERROR
+
+$(CRD_REF_DOCS): hack/tools/apidocs/go.mod hack/tools/apidocs/go.sum
+	@echo ">> building crd-ref-docs (pinned in hack/tools/apidocs) into $(BIN) (under a minute the first time)"
+	cd hack/tools/apidocs && go build -o $@ github.com/elastic/crd-ref-docs
+
 .PHONY: fmt
 fmt: ## Run gofmt.
 	gofmt -w $$(git ls-files '*.go')
@@ -71,10 +83,10 @@ $(ESLINT): hack/tools/eslint/package-lock.json
 	@touch $@
 
 .PHONY: verify
-verify: manifests generate chart-sync ## Fail when generated files are stale (regenerates, then compares with git).
-	@if [ -n "$$(git status --porcelain -- config api charts)" ]; then \
-		git status --porcelain -- config api charts; git --no-pager diff --stat -- config api charts; \
-		echo "generated files are stale: run 'make manifests generate' and commit the result"; exit 1; fi
+verify: manifests generate chart-sync api-docs ## Fail when generated files are stale (regenerates, then compares with git).
+	@if [ -n "$$(git status --porcelain -- config api charts docs/api)" ]; then \
+		git status --porcelain -- config api charts docs/api; git --no-pager diff --stat -- config api charts docs/api; \
+		echo "generated files are stale: run 'make manifests generate chart-sync api-docs' and commit the result"; exit 1; fi
 	@echo "generated files are up to date"
 
 .PHONY: test-env
