@@ -53,7 +53,7 @@ func runMigrate(args []string, stdin io.Reader, stdout, stderr io.Writer) error 
 	}
 	input := &migrate.Input{}
 	for _, name := range in {
-		var r io.Reader = stdin
+		r := stdin
 		if name != "-" {
 			f, err := os.Open(name)
 			if err != nil {

@@ -2,7 +2,7 @@
 // Example lagscale handler in Node.js, on @lagscale/handler (sdk/node).
 //
 // The SDK reads the handler contract from the environment (see
-// docs/architecture.md, "The handler contract"), commits an offset only after
+// docs/handler-contract.md), commits an offset only after
 // its record and every record before it on the partition were handled,
 // retries a failing record and then dead-letters it (or stops its
 // partition without LAGSCALE_DEAD_LETTER_TOPIC), drains on SIGTERM and

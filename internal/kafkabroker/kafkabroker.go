@@ -15,7 +15,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
@@ -35,7 +34,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	"github.com/lagscale/lagscale/pkg/contract"
 )
 
 // Apache Kafka versions that `make kafka` resolves into bin/kafka/<version>
@@ -169,16 +169,22 @@ func (b *Broker) passwordPath() string { return filepath.Join(b.cfg.Dir, "scram-
 // LogPath is the file the broker writes its output to.
 func (b *Broker) LogPath() string { return b.cfg.LogPath }
 
-// SCRAM returns the franz-go SASL option for the broker's user.
-func (b *Broker) SCRAM() kgo.Opt {
-	return kgo.SASL(scram.Auth{User: b.User, Pass: b.Password}.AsSha512Mechanism())
-}
-
-// TLS returns a TLS config that trusts the broker's CA.
-func (b *Broker) TLS() *tls.Config {
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(b.CAPEM)
-	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+// Connection is how a client reaches the listener named by its security
+// protocol (PLAINTEXT, SASL_PLAINTEXT or SASL_SSL), the SASL ones as the
+// broker's SCRAM user and SASL_SSL trusting the broker's CA. pkg/contract
+// turns it into franz-go options as it does for the operator and the
+// handler SDKs, so that a test reaches the broker the way they do.
+func (b *Broker) Connection(protocol string) (contract.Connection, error) {
+	scram := &contract.SASL{Mechanism: contract.MechanismScramSHA512, Username: b.User, Password: b.Password}
+	switch protocol {
+	case contract.ProtocolPlaintext:
+		return contract.Connection{BootstrapServers: []string{b.Plain}}, nil
+	case contract.ProtocolSASLPlaintext:
+		return contract.Connection{BootstrapServers: []string{b.SASLPlain}, SASL: scram}, nil
+	case contract.ProtocolSASLSSL:
+		return contract.Connection{BootstrapServers: []string{b.SASLSSL}, SASL: scram, TLS: &contract.TLS{CA: b.CAPEM}}, nil
+	}
+	return contract.Connection{}, fmt.Errorf("kafkabroker: no %q listener: expected PLAINTEXT, SASL_PLAINTEXT or SASL_SSL", protocol)
 }
 
 // PID is the running JVM's process id, 0 when it is not running.
@@ -198,7 +204,7 @@ func (b *Broker) Start(ctx context.Context) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.proc != nil {
-		return fmt.Errorf("Apache Kafka %s is already running (pid %d)", b.Version, b.proc.cmd.Process.Pid)
+		return fmt.Errorf("kafkabroker: Apache Kafka %s is already running (pid %d)", b.Version, b.proc.cmd.Process.Pid)
 	}
 	logf, err := os.OpenFile(b.cfg.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -271,29 +277,29 @@ func stopProc(p *proc) (killed bool) {
 // SASL ones authenticated).
 func (b *Broker) waitReady(ctx context.Context, p *proc) error {
 	deadline := time.Now().Add(ReadyTimeout)
-	listeners := []struct {
-		name string
-		opts []kgo.Opt
-	}{
-		{"PLAINTEXT", []kgo.Opt{kgo.SeedBrokers(b.Plain)}},
-		{"SASL_PLAINTEXT", []kgo.Opt{kgo.SeedBrokers(b.SASLPlain), b.SCRAM()}},
-		{"SASL_SSL", []kgo.Opt{kgo.SeedBrokers(b.SASLSSL), b.SCRAM(), kgo.DialTLSConfig(b.TLS())}},
-	}
-	for _, l := range listeners {
+	for _, name := range []string{contract.ProtocolPlaintext, contract.ProtocolSASLPlaintext, contract.ProtocolSASLSSL} {
+		conn, err := b.Connection(name)
+		if err != nil {
+			return err
+		}
+		opts, err := conn.Options()
+		if err != nil {
+			return fmt.Errorf("kafkabroker: a client for the %s listener: %w", name, err)
+		}
 		for {
-			err := pingListener(ctx, l.opts)
+			err := pingListener(ctx, opts)
 			if err == nil {
 				break
 			}
 			select {
 			case <-p.exited:
-				return fmt.Errorf("Apache Kafka %s exited before its %s listener answered (%v); the end of its log (%s):\n%s", b.Version, l.name, err, b.cfg.LogPath, b.LogTail(40))
+				return fmt.Errorf("kafkabroker: Apache Kafka %s exited before its %s listener answered (%v); the end of its log (%s):\n%s", b.Version, name, err, b.cfg.LogPath, b.LogTail(40))
 			case <-ctx.Done():
 				return ctx.Err()
 			default:
 			}
 			if time.Now().After(deadline) {
-				return fmt.Errorf("Apache Kafka %s: %s listener not ready after %s: %v; the end of its log (%s):\n%s", b.Version, l.name, ReadyTimeout, err, b.cfg.LogPath, b.LogTail(40))
+				return fmt.Errorf("kafkabroker: Apache Kafka %s: %s listener not ready after %s: %v; the end of its log (%s):\n%s", b.Version, name, ReadyTimeout, err, b.cfg.LogPath, b.LogTail(40))
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
@@ -503,7 +509,7 @@ func FindJava() (string, error) {
 	}
 	p, err := exec.LookPath("java")
 	if err != nil {
-		return "", errors.New("Apache Kafka needs a JDK 17 or newer: no java on PATH and no $JAVA_HOME/bin/java; install one, then run `make kafka`")
+		return "", errors.New("kafkabroker: Apache Kafka needs a JDK 17 or newer: no java on PATH and no $JAVA_HOME/bin/java; install one, then run `make kafka`")
 	}
 	return p, nil
 }
@@ -513,7 +519,7 @@ func FindJava() (string, error) {
 func LibsDir(binDir, version string) (string, error) {
 	libs := filepath.Join(binDir, "kafka", version, "libs")
 	if !isFile(filepath.Join(libs, ".resolved")) || !isFile(filepath.Join(libs, "kafka_2.13-"+version+".jar")) {
-		return "", fmt.Errorf("Apache Kafka %s is not resolved in %s: run `make kafka` (it fetches the jars with Maven)", version, libs)
+		return "", fmt.Errorf("kafkabroker: Apache Kafka %s is not resolved in %s: run `make kafka` (it fetches the jars with Maven)", version, libs)
 	}
 	return libs, nil
 }

@@ -74,7 +74,7 @@ func WriteChart(path string, r *DemoResult) error {
 				return err
 			}
 			burst.Color = burstColor
-			burst.LineStyle.Width = 0
+			burst.Width = 0
 			p.Add(burst)
 			if i == 0 {
 				p.Legend.Add("burst", burst)

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -310,5 +309,3 @@ func (s *Sandbox) writeKwokConfig() (string, error) {
 	path := s.layout.path("kwok.yaml")
 	return path, os.WriteFile(path, []byte(b.String()), 0o644)
 }
-
-var errStopped = errors.New("sandbox stopped")

@@ -292,7 +292,6 @@ func RunDemo(ctx context.Context, s *Sandbox, o DemoOptions) (*DemoResult, error
 		lastUpdated time.Time
 		lastDesired int32 = -1
 		produced    *prodResult
-		minSince    time.Duration = -1
 	)
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
@@ -313,7 +312,7 @@ func RunDemo(ctx context.Context, s *Sandbox, o DemoOptions) (*DemoResult, error
 			continue
 		}
 		st := cur.Status
-		if st.Lag == nil || st.Lag.Updated == nil || !st.Lag.Updated.Time.After(lastUpdated) {
+		if st.Lag == nil || st.Lag.Updated == nil || !st.Lag.Updated.After(lastUpdated) {
 			continue
 		}
 		lastUpdated = st.Lag.Updated.Time
@@ -333,9 +332,6 @@ func RunDemo(ctx context.Context, s *Sandbox, o DemoOptions) (*DemoResult, error
 		}
 		if produced != nil && el > loadLen {
 			if smp.DesiredReplicas <= res.MinReplicas && smp.Replicas <= res.MinReplicas && smp.Lag == 0 {
-				if minSince < 0 {
-					minSince = el
-				}
 				res.BackToMin = true
 				break
 			}

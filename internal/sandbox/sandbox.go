@@ -391,7 +391,8 @@ func (s *Sandbox) StartKafka() error {
 	if s.kafkaAddr != "" {
 		// A restart keeps the address the handlers and the operator use.
 		_, p, _ := strings.Cut(s.kafkaAddr, ":")
-		fmt.Sscan(p, &port)
+		// An unparsable port leaves 0: kfake then picks a free one.
+		_, _ = fmt.Sscan(p, &port)
 	}
 	c, err := kfake.NewCluster(
 		kfake.NumBrokers(1),
@@ -474,11 +475,15 @@ func (s *Sandbox) Stop() []string {
 		}
 		if s.cancel != nil {
 			s.cancel()
+			op := "operator (in process)"
 			select {
-			case <-s.opDone:
+			case err := <-s.opDone:
+				if err != nil && !errors.Is(err, context.Canceled) {
+					op += ", exited with: " + err.Error()
+				}
 			case <-time.After(15 * time.Second):
 			}
-			stopped = append(stopped, "operator (in process)")
+			stopped = append(stopped, op)
 		}
 		if s.kafka != nil {
 			s.StopKafka()

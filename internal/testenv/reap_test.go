@@ -61,7 +61,11 @@ func TestOrphansAreReaped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer env.Stop()
+	defer func() {
+		if err := env.Stop(); err != nil {
+			t.Errorf("stopping the control plane: %v", err)
+		}
+	}()
 	deadline := time.Now().Add(10 * time.Second)
 	for _, p := range pids {
 		for alive(p) && !zombie(p) {

@@ -3,7 +3,6 @@ package testkit
 import (
 	"bufio"
 	"context"
-	"crypto/tls"
 	"errors"
 	"os"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/lagscale/lagscale/internal/kafkabroker"
+	"github.com/lagscale/lagscale/pkg/contract"
 )
 
 // Apache Kafka versions that `make kafka` resolves into bin/kafka/<version>
@@ -99,11 +99,11 @@ func (a *Apache) Bootstrap() []string { return []string{a.Plain} }
 // Admin implements Broker.
 func (a *Apache) Admin() *kadm.Client { return a.adm }
 
-// SCRAM returns the franz-go SASL option for the broker's user.
-func (a *Apache) SCRAM() kgo.Opt { return a.b.SCRAM() }
-
-// TLS returns a TLS config that trusts the broker's CA.
-func (a *Apache) TLS() *tls.Config { return a.b.TLS() }
+// Connection is how a client reaches the listener of the security protocol
+// (PLAINTEXT, SASL_PLAINTEXT or SASL_SSL), set up by pkg/contract.
+func (a *Apache) Connection(protocol string) (contract.Connection, error) {
+	return a.b.Connection(protocol)
+}
 
 // Start launches the broker (again, after Stop: same ports, same data)
 // and waits until it answers on every listener.

@@ -59,8 +59,8 @@ func NodeTest(t testing.TB, dir string, env []string, files ...string) {
 		}
 	case <-time.After(wait):
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-done
-		t.Fatalf("node --test %v did not finish within %s:\n%s", files, wait, out.String())
+		err := <-done
+		t.Fatalf("node --test %v did not finish within %s (killed: %v):\n%s", files, wait, err, out.String())
 	}
 	t.Logf("node --test %v passed in %s", files, time.Since(began).Round(time.Second))
 	if !testing.Verbose() {

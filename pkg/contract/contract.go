@@ -1,4 +1,4 @@
-// Package contract is the handler contract of docs/architecture.md: the
+// Package contract is the handler contract of docs/handler-contract.md: the
 // environment variables lagscale injects into a handler container, and the
 // one place that turns a Kafka connection (bootstrap servers, TLS, SASL,
 // offset reset, isolation level) into franz-go options. The operator

@@ -85,7 +85,9 @@ func benchHandlerNoop(b *testing.B, size int) {
 	el := time.Since(start)
 	b.StopTimer()
 	cancel()
-	<-errc
+	if err := <-errc; err != nil {
+		b.Logf("consumer stopped: %v", err)
+	}
 	b.ReportMetric(float64(target)/el.Seconds(), "records/s")
 }
 

@@ -11,8 +11,7 @@ import (
 )
 
 // Environment variable names of the handler contract. The operator injects
-// them into the handler container; see docs/architecture.md, "The handler
-// contract".
+// them into the handler container; docs/handler-contract.md is the table.
 const (
 	EnvBootstrapServers = contract.EnvBootstrapServers
 	EnvTopics           = contract.EnvTopics

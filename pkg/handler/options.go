@@ -111,8 +111,8 @@ func WithMaxPollRecords(n int) Option {
 
 // WithRetry sets how often a failing record is tried (attempts, at least
 // 1, default 5) and the backoff between tries: initial doubles after every
-// failure up to max (defaults 100ms and 10s).
-func WithRetry(attempts int, initial, max time.Duration) Option {
+// failure up to maxBackoff (defaults 100ms and 10s).
+func WithRetry(attempts int, initial, maxBackoff time.Duration) Option {
 	return func(o *options) {
 		if attempts > 0 {
 			o.attempts = attempts
@@ -120,8 +120,8 @@ func WithRetry(attempts int, initial, max time.Duration) Option {
 		if initial >= 0 {
 			o.initialBackoff = initial
 		}
-		if max >= initial {
-			o.maxBackoff = max
+		if maxBackoff >= initial {
+			o.maxBackoff = maxBackoff
 		}
 	}
 }
@@ -147,7 +147,7 @@ func WithCallTimeout(d time.Duration) Option {
 // record's partition stops at it, as without a dead-letter topic: it is
 // reported in Stats, /healthz, the lagscale_handler_partitions_stalled
 // gauge and the log, while the other partitions carry on.
-func WithDeadLetterRetry(attempts int, initial, max time.Duration) Option {
+func WithDeadLetterRetry(attempts int, initial, maxBackoff time.Duration) Option {
 	return func(o *options) {
 		if attempts > 0 {
 			o.dlAttempts = attempts
@@ -155,8 +155,8 @@ func WithDeadLetterRetry(attempts int, initial, max time.Duration) Option {
 		if initial >= 0 {
 			o.dlInitial = initial
 		}
-		if max >= initial {
-			o.dlMax = max
+		if maxBackoff >= initial {
+			o.dlMax = maxBackoff
 		}
 	}
 }

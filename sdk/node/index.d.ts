@@ -51,6 +51,7 @@ export interface Config {
   tlsCertFile: string
   tlsKeyFile: string
   tlsInsecureSkipVerify: boolean
+  /** KAFKA_AUTO_OFFSET_RESET: latest (default) or earliest. */
   autoOffsetReset: 'earliest' | 'latest'
   /** KAFKA_GROUP_TYPE: classic (default) or consumer (KIP-848). */
   groupType: 'classic' | 'consumer'

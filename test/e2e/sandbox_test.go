@@ -71,7 +71,10 @@ func TestSandboxBurstScalesAndDrains(t *testing.T) {
 		record()
 		_, _ = sandbox.Down(dir)
 		select {
-		case <-upDone:
+		case err := <-upDone:
+			if err != nil {
+				t.Logf("sandbox up exited: %v", err)
+			}
 		case <-time.After(30 * time.Second):
 			_ = syscall.Kill(-up.Process.Pid, syscall.SIGKILL)
 		}
@@ -226,7 +229,8 @@ func TestSandboxBurstScalesAndDrains(t *testing.T) {
 	}
 	t.Logf("sandbox down:\n%s", downOut)
 	select {
-	case <-upDone:
+	case err := <-upDone:
+		t.Logf("sandbox up exited after sandbox down: %v", err)
 	case <-time.After(90 * time.Second):
 		t.Fatal("sandbox up still running 90s after sandbox down")
 	}

@@ -70,7 +70,7 @@ function configFromEnv (env = process.env) {
     tlsCertFile: get(Env.tlsCertFile),
     tlsKeyFile: get(Env.tlsKeyFile),
     tlsInsecureSkipVerify: false,
-    autoOffsetReset: get(Env.autoOffsetReset).toLowerCase() || 'earliest',
+    autoOffsetReset: get(Env.autoOffsetReset).toLowerCase() || 'latest',
     groupType: get(Env.groupType).toLowerCase() || 'classic',
     isolationLevel: get(Env.isolationLevel).toLowerCase() || 'read_committed',
     consumer: get(Env.consumer),

@@ -18,7 +18,7 @@ const dir = path.join(__dirname, '..')
 const stamp = path.join(dir, 'node_modules', '.lagscale-lock-sha256')
 const want = crypto.createHash('sha256').update(fs.readFileSync(path.join(dir, 'package-lock.json'))).digest('hex')
 let have = ''
-try { have = fs.readFileSync(stamp, 'utf8') } catch {}
+try { have = fs.readFileSync(stamp, 'utf8') } catch { /* no stamp: install */ }
 if (have !== want) {
   const npm = process.env.npm_execpath ? [process.execPath, [process.env.npm_execpath]] : ['npm', []]
   // The example's npm run sets variables naming its own folder as the

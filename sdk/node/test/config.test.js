@@ -16,22 +16,22 @@ const good = {
   KAFKA_CONSUMER_GROUP: 'g'
 }
 
-test('defaults: PLAINTEXT, earliest, classic group, read_committed, :8080', () => {
+test('defaults: PLAINTEXT, latest, classic group, read_committed, :8080', () => {
   const c = configFromEnv(good)
   assert.deepEqual(c.brokers, ['b1:9092', 'b2:9093'])
   assert.deepEqual(c.topics, ['orders', 'payments'])
   assert.equal(c.securityProtocol, 'PLAINTEXT')
-  assert.equal(c.autoOffsetReset, 'earliest')
+  assert.equal(c.autoOffsetReset, 'latest')
   assert.equal(c.groupType, 'classic')
   assert.equal(c.isolationLevel, 'read_committed')
   assert.equal(c.httpAddr, ':8080')
   assert.equal(c.deadLetterTopic, '')
 })
 
-test('read_uncommitted, latest and the consumer group type are accepted', () => {
-  const c = configFromEnv({ ...good, KAFKA_ISOLATION_LEVEL: 'READ_UNCOMMITTED', KAFKA_AUTO_OFFSET_RESET: 'latest', KAFKA_GROUP_TYPE: 'consumer' })
+test('read_uncommitted, earliest and the consumer group type are accepted', () => {
+  const c = configFromEnv({ ...good, KAFKA_ISOLATION_LEVEL: 'READ_UNCOMMITTED', KAFKA_AUTO_OFFSET_RESET: 'EARLIEST', KAFKA_GROUP_TYPE: 'consumer' })
   assert.equal(c.isolationLevel, 'read_uncommitted')
-  assert.equal(c.autoOffsetReset, 'latest')
+  assert.equal(c.autoOffsetReset, 'earliest')
   assert.equal(c.groupType, 'consumer')
 })
 
