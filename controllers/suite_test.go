@@ -14,10 +14,8 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -152,13 +150,6 @@ func readManifests(t *testing.T, path string) []*unstructured.Unstructured {
 	}
 }
 
-// toTyped converts an unstructured object into a typed one.
-func toTyped(t *testing.T, u *unstructured.Unstructured, into client.Object) {
-	t.Helper()
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, into); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // createConsumer creates an EventConsumer with spec in namespace ns and
 // fails the test if the API server refuses it.

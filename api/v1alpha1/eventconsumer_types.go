@@ -565,6 +565,3 @@ type EventConsumerList struct {
 	Items           []EventConsumer `json:"items"`
 }
 
-func init() {
-	SchemeBuilder.Register(&EventConsumer{}, &EventConsumerList{})
-}

@@ -81,6 +81,3 @@ type KafkaClusterList struct {
 	Items           []KafkaCluster `json:"items"`
 }
 
-func init() {
-	SchemeBuilder.Register(&KafkaCluster{}, &KafkaClusterList{})
-}

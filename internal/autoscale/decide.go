@@ -118,34 +118,7 @@ func Decide(in Input) Decision {
 		// already: a reconcile between two polls must not learn it again.
 		raw, wanted, why = st.Raw, st.Wanted, st.RawReason
 	} else {
-		st = learnScaleUpDelay(st, obs)
-		learned := learnCapacity(history, st.LearnedCapacity, spec.ThroughputPerReplica, spec.Share)
-		if obs.Partial && st.LearnedCapacity > 0 {
-			// The members also consume the partitions that cannot be
-			// read, so what the readable ones show is a lower bound of a
-			// replica's capacity: it may raise the estimate, never lower it.
-			learned = max(learned, st.LearnedCapacity)
-		}
-		st.LearnedCapacity = learned
-		st.InflowNeeds = slices.Clone(st.InflowNeeds)
-		if spec.Policy != PolicyTimeLag || mem <= 0 {
-			st.InflowNeeds, st.Recurred = nil, time.Time{}
-		} else if st.LearnedCapacity > 0 && len(history) > 1 {
-			// Not from a first observation: its rates are not measured
-			// yet, so its need would read as zero, and a quietest need of
-			// zero makes the whole memory one long burst.
-			need := size(sized, recentInflow(history), 0, st.LearnedCapacity, targetUtilization, spec.Share).n
-			if sized.TotalLag == 0 && sized.ProductionRate <= 0 {
-				need = 0
-			}
-			st.InflowNeeds = appendNeed(st.InflowNeeds, Recommendation{Time: in.Now, Replicas: need}, mem)
-			// While bursts recur, one absorbed by the replicas kept for it
-			// (an inflow needing at least twice the quietest of the memory)
-			// is a recurrence too: the memory lasts as long as they come.
-			if remembering(st, in.Now, mem) && need > 1 && int64(need) >= 2*int64(lowest(st.InflowNeeds, in.Now.Add(-mem))) {
-				st.Recurred = in.Now
-			}
-		}
+		st = learn(in, spec, st, obs, sized, history)
 
 		if spec.Policy == PolicyLagThreshold {
 			raw, why = lagThreshold(spec, sized, cur)
@@ -240,6 +213,42 @@ func Decide(in Input) Decision {
 		}
 	}
 	return d
+}
+
+// learn advances what st has learned from a new observation obs: the
+// scale-up delay, the capacity per replica, and the burst memory's inflow
+// needs. sized is obs with stuck partitions left out, history the
+// observations with sized last.
+func learn(in Input, spec Spec, st State, obs, sized Observation, history []Observation) State {
+	st = learnScaleUpDelay(st, obs)
+	learned := learnCapacity(history, st.LearnedCapacity, spec.ThroughputPerReplica, spec.Share)
+	if obs.Partial && st.LearnedCapacity > 0 {
+		// The members also consume the partitions that cannot be
+		// read, so what the readable ones show is a lower bound of a
+		// replica's capacity: it may raise the estimate, never lower it.
+		learned = max(learned, st.LearnedCapacity)
+	}
+	st.LearnedCapacity = learned
+	st.InflowNeeds = slices.Clone(st.InflowNeeds)
+	if spec.Policy != PolicyTimeLag || spec.BurstMemory <= 0 {
+		st.InflowNeeds, st.Recurred = nil, time.Time{}
+	} else if st.LearnedCapacity > 0 && len(history) > 1 {
+		// Not from a first observation: its rates are not measured
+		// yet, so its need would read as zero, and a quietest need of
+		// zero makes the whole memory one long burst.
+		need := size(sized, recentInflow(history), 0, st.LearnedCapacity, targetUtilization, spec.Share).n
+		if sized.TotalLag == 0 && sized.ProductionRate <= 0 {
+			need = 0
+		}
+		st.InflowNeeds = appendNeed(st.InflowNeeds, Recommendation{Time: in.Now, Replicas: need}, spec.BurstMemory)
+		// While bursts recur, one absorbed by the replicas kept for it
+		// (an inflow needing at least twice the quietest of the memory)
+		// is a recurrence too: the memory lasts as long as they come.
+		if remembering(st, in.Now, spec.BurstMemory) && need > 1 && int64(need) >= 2*int64(lowest(st.InflowNeeds, in.Now.Add(-spec.BurstMemory))) {
+			st.Recurred = in.Now
+		}
+	}
+	return st
 }
 
 // maxScaleUpDelay bounds a scale-up delay sample: pods that take longer
