@@ -116,6 +116,9 @@ func (r *EventConsumerReconciler) subscribe(st *reconcileState) {
 		return
 	}
 	st.lag = &lagView{snap: snap, reachable: snap.Reachable && !snap.Stale, errMessage: snap.Error}
+	if c := streamsStalled(snap); c != nil {
+		st.stalled = c
+	}
 	if len(snap.MissingTopics) > 0 && snap.Reachable {
 		st.stalled = &condition{
 			reason:  v1alpha1.ReasonTopicNotFound,
@@ -149,7 +152,7 @@ func applyLagStatus(st *reconcileState) {
 		MissingTopics:   s.MissingTopics,
 		Updated:         &metav1.Time{Time: s.Time.Truncate(time.Second)},
 	}
-	if s.GroupType == lag.GroupConsumer || s.GroupType == lag.GroupShare {
+	if s.GroupType == lag.GroupConsumer || s.GroupType == lag.GroupShare || s.GroupType == lag.GroupStreams {
 		ls.GroupEpoch, ls.AssignmentEpoch = &s.GroupEpoch, &s.AssignmentEpoch
 		ls.RebalancingMembers = int32(s.RebalancingMembers)
 	}
@@ -174,8 +177,10 @@ func applyLagStatus(st *reconcileState) {
 		})
 	}
 	ls.Unreadable = unreadable(s)
+	ls.Streams = streamsLagStatus(s.Streams)
 	st.ec.Status.Lag = ls
 	st.ec.Status.Partitions = int32(s.PartitionCount)
+	st.ec.Status.Topics = statusTopics(st.ec, &s)
 }
 
 // maxUnreadable bounds status.lag.unreadable.
@@ -205,6 +210,8 @@ func lagGroupType(t v1alpha1.GroupType) string {
 		return lag.GroupConsumer
 	case v1alpha1.GroupTypeShare:
 		return lag.GroupShare
+	case v1alpha1.GroupTypeStreams:
+		return lag.GroupStreams
 	}
 	return lag.GroupClassic
 }
@@ -218,6 +225,8 @@ func apiGroupType(t string) string {
 		return string(v1alpha1.GroupTypeConsumer)
 	case lag.GroupShare:
 		return string(v1alpha1.GroupTypeShare)
+	case lag.GroupStreams:
+		return string(v1alpha1.GroupTypeStreams)
 	}
 	return ""
 }
