@@ -105,6 +105,7 @@ func (r *EventConsumerReconciler) subscribe(st *reconcileState) {
 		Cluster:           clusterConfig(st.conn),
 		Group:             ec.Spec.ConsumerGroup,
 		Topics:            ec.Spec.Topics,
+		DeadLetterTopic:   ec.Spec.DeadLetterTopic,
 		GroupType:         lagGroupType(ec.Spec.GroupType),
 		OffsetResetPolicy: reset,
 		PollInterval:      interval,
@@ -178,6 +179,9 @@ func applyLagStatus(st *reconcileState) {
 	}
 	ls.Unreadable = unreadable(s)
 	ls.Streams = streamsLagStatus(s.Streams)
+	if d := s.DeadLetters; d != nil {
+		ls.DeadLetters = &v1alpha1.DeadLetterStatus{Topic: d.Topic, Missing: d.Missing, Records: d.Records, RatePerSecond: round1(d.Rate)}
+	}
 	st.ec.Status.Lag = ls
 	st.ec.Status.Partitions = int32(s.PartitionCount)
 	st.ec.Status.Topics = statusTopics(st.ec, &s)

@@ -442,6 +442,30 @@ type LagStatus struct {
 	// reports them; absent for the other group types.
 	// +optional
 	Streams *StreamsLagStatus `json:"streams,omitempty"`
+
+	// deadLetters is the growth of spec.deadLetterTopic, where records the
+	// handler, or for a share group with a dead-letter queue (Kafka 4.4,
+	// KIP-1191) the broker, gives up on land. More replicas do not help
+	// such records, so this is a health signal and never scales.
+	// +optional
+	DeadLetters *DeadLetterStatus `json:"deadLetters,omitempty"`
+}
+
+// DeadLetterStatus is the size and growth of a dead-letter topic.
+type DeadLetterStatus struct {
+	// topic is the dead-letter topic.
+	// +required
+	// +kubebuilder:validation:MaxLength=249
+	Topic string `json:"topic"`
+	// missing is true when the topic does not exist.
+	// +optional
+	Missing bool `json:"missing,omitempty"`
+	// records is the number of records retained in the topic.
+	// +optional
+	Records int64 `json:"records"`
+	// ratePerSecond is how fast records arrive in the topic.
+	// +optional
+	RatePerSecond float64 `json:"ratePerSecond"`
 }
 
 // StreamsLagStatus is what StreamsGroupDescribe says about a KIP-1071

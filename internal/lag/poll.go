@@ -112,6 +112,9 @@ func (c *cluster) cycle(ctx context.Context) error {
 	types := make(map[string]string)
 	for _, s := range subs {
 		topics = append(topics, s.Topics...)
+		if s.DeadLetterTopic != "" {
+			topics = append(topics, s.DeadLetterTopic)
+		}
 		groupTopics[s.Group] = append(groupTopics[s.Group], s.Topics...)
 		// Two subscriptions of one group with different types: the
 		// first type in groupTypes order is read, the same every cycle.
@@ -641,6 +644,7 @@ func (c *cluster) snapshot(s Subscription, now time.Time, window time.Duration, 
 	if groupTypeOf(s.GroupType) == GroupStreams {
 		snap.Streams = streamsSnapshot(s, d.streams[s.Group], d.parts, snap.Partitions)
 	}
+	snap.DeadLetters = c.deadLetters(s.DeadLetterTopic, d, window)
 	return snap
 }
 

@@ -142,6 +142,9 @@ type Subscription struct {
 	// OffsetResetPolicy is "latest" (default) or "earliest": how a partition
 	// without a committed offset is counted.
 	OffsetResetPolicy string
+	// DeadLetterTopic, when set, is the topic whose growth
+	// Snapshot.DeadLetters reports.
+	DeadLetterTopic string
 	// PollInterval is how often to read offsets; the cluster polls at the
 	// shortest interval among its subscriptions. Zero means DefaultPollInterval.
 	PollInterval time.Duration
@@ -282,6 +285,9 @@ type Snapshot struct {
 	// StreamsUnsupported is true when the subscription is a streams group
 	// and the broker does not implement the KIP-1071 protocol.
 	StreamsUnsupported bool
+	// DeadLetters is the growth of Subscription.DeadLetterTopic; nil when
+	// the subscription names none.
+	DeadLetters *DeadLetterInfo
 }
 
 // TopicError is a subscribed topic whose metadata came back with an error.
