@@ -196,6 +196,25 @@ func TestStreamsGroup(t *testing.T) {
 			return nil
 		})
 
+		// spec.topics other than the topology's source topics: Stalled,
+		// with both lists named.
+		wrong := ec.DeepCopy()
+		wrong.ObjectMeta = metav1.ObjectMeta{Namespace: ec.Namespace, Name: "wordcount-wrong-topics"}
+		wrong.Spec.Topics = []string{output}
+		mustCreate(t, c, wrong)
+		testenv.Eventually(t, 60*time.Second, func() error {
+			got := &v1alpha1.EventConsumer{}
+			if err := c.Get(context.Background(), client.ObjectKeyFromObject(wrong), got); err != nil {
+				return err
+			}
+			st := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionStalled)
+			if st == nil || st.Status != metav1.ConditionTrue || st.Reason != v1alpha1.ReasonTopologyMismatch ||
+				!strings.Contains(st.Message, "spec.topics ["+output+"] are not the source topics ["+input+"]") {
+				return fmt.Errorf("Stalled %+v, want True with reason TopologyMismatch naming both lists", st)
+			}
+			return nil
+		})
+
 		// Freeze the application (SIGSTOP keeps its members in the group
 		// until their session times out) and produce a backlog, so that
 		// the engine and the Admin API read the same still offsets.
@@ -373,6 +392,7 @@ func lastCounts(t *testing.T, a *testkit.Apache, topic string, done func(map[str
 // groupType Streams EventConsumer of group without spec.topics.
 func streamsOperator(t *testing.T, a *testkit.Apache, group string) (client.Client, *v1alpha1.EventConsumer) {
 	t.Helper()
+	setOperatorLogger()
 	env, err := testenv.Start()
 	if err != nil {
 		t.Fatalf("start control plane (run `make test-env`): %v", err)
