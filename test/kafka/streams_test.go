@@ -177,6 +177,14 @@ func TestStreamsGroup(t *testing.T) {
 		if snap.GroupType != lag.GroupStreams {
 			t.Fatalf("group type %q, want streams", snap.GroupType)
 		}
+		// One StreamsGroupDescribe per coordinator per cycle, and the
+		// coordinator is remembered: no FindCoordinator once it is known.
+		snap = poll()
+		byAPI, total := e.LastCycleRequests(sub.Cluster.ID())
+		t.Logf("requests per cycle with one streams group: %d %v", total, byAPI)
+		if byAPI["StreamsGroupDescribe"] != 1 || byAPI["FindCoordinator"] != 0 {
+			t.Fatalf("requests per cycle %v: want one StreamsGroupDescribe and no FindCoordinator", byAPI)
+		}
 
 		// The operator reads the same group from an EventConsumer without
 		// spec.topics.
