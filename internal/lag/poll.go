@@ -571,14 +571,16 @@ func (c *cluster) snapshot(s Subscription, now time.Time, window time.Duration, 
 		snap.GroupEpoch, snap.AssignmentEpoch = -1, -1
 	}
 	snap.Rebalancing = gs.desc.rebalancing > 0 || ((gs.desc.typ == GroupConsumer || gs.desc.typ == GroupStreams) && gs.desc.assignmentEpoch < gs.desc.epoch)
-	if groupTypeOf(s.GroupType) == GroupStreams && errors.Is(d.described[s.Group].err, ErrStreamsUnsupported) {
-		snap.StreamsUnsupported = true
-		snap.Stale = true
-		snap.Error = joinNonEmpty(ErrStreamsUnsupported.Error(), snap.Error)
-	}
 	if gs.err != nil {
 		snap.Stale = true
 		snap.Error = redact(gs.err, c.cfg)
+	}
+	if groupTypeOf(s.GroupType) == GroupStreams && errors.Is(d.described[s.Group].err, ErrStreamsUnsupported) {
+		// Named even when an offset error took the group's error.
+		snap.StreamsUnsupported, snap.Stale = true, true
+		if !strings.Contains(snap.Error, ErrStreamsUnsupported.Error()) {
+			snap.Error = joinNonEmpty(ErrStreamsUnsupported.Error(), snap.Error)
+		}
 	}
 	// Offsets of a classic group and of a KIP-848 group are both read with
 	// OffsetFetch, so between those two a mismatch changes the members
