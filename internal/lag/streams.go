@@ -133,7 +133,11 @@ func (c *cluster) describeStreams(ctx context.Context, groups []string) map[stri
 		for _, g := range retry {
 			delete(c.streamsCoord, g)
 		}
-		c.describeStreamsOnce(ctx, retry, out)
+		for _, g := range c.describeStreamsOnce(ctx, retry, out) {
+			// Still moving: this cycle has no reading of the group.
+			out[g] = groupDescription{err: errors.New("StreamsGroupDescribe: the group's coordinator moved twice in one cycle")}
+			delete(c.streamsCoord, g)
+		}
 	}
 	return out
 }
@@ -177,6 +181,8 @@ func (c *cluster) describeStreamsOnce(ctx context.Context, groups []string, out 
 		wg.Go(func() {
 			req := kmsg.NewPtrStreamsGroupDescribeRequest()
 			req.Groups = gs
+			// The topology's topics are enough; its full description
+			// (processors, stores) is not needed to size the group.
 			req.IncludeTopologyDescription = false
 			resp, err := req.RequestWith(ctx, c.client.Broker(int(node)))
 			if err != nil && c.lacksStreams(ctx, node) {
