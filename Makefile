@@ -184,8 +184,12 @@ $(KAFKA_BIN)/%/libs/.resolved: hack/kafka/pom.xml
 java-handler: ## Build examples/java-handler (plain kafka-clients) with Maven into examples/java-handler/target.
 	mvn -B -q -f examples/java-handler/pom.xml package
 
+.PHONY: java-streams-handler
+java-streams-handler: ## Build examples/java-streams-handler (Kafka Streams on group.protocol=streams) with Maven into examples/java-streams-handler/target.
+	mvn -B -q -f examples/java-streams-handler/pom.xml package
+
 .PHONY: test-kafka
-test-kafka: kafka java-handler sandbox-tools ## Run the compatibility suite against Apache Kafka (test/kafka): the lag engine, the operator, the Go and Node.js SDKs, the Java handler and the sandbox.
+test-kafka: kafka java-handler java-streams-handler sandbox-tools ## Run the compatibility suite against Apache Kafka (test/kafka): the lag engine, the operator, the Go and Node.js SDKs, the Java handlers (kafka-clients, Kafka Streams) and the sandbox.
 	go test -tags kafka -count=1 -p 1 -timeout 40m -v ./test/kafka/...
 
 ##@ Sandbox

@@ -152,6 +152,7 @@ func (r *EventConsumerReconciler) subscribe(st *reconcileState) {
 		Cluster:           clusterConfig(st.conn),
 		Group:             ec.Spec.ConsumerGroup,
 		Topics:            ec.Spec.Topics,
+		DeadLetterTopic:   ec.Spec.DeadLetterTopic,
 		GroupType:         lagGroupType(ec.Spec.GroupType),
 		OffsetResetPolicy: reset,
 		PollInterval:      interval,
@@ -163,6 +164,9 @@ func (r *EventConsumerReconciler) subscribe(st *reconcileState) {
 		return
 	}
 	st.lag = &lagView{snap: snap, reachable: snap.Reachable && !snap.Stale, errMessage: snap.Error}
+	if c := streamsStalled(snap); c != nil {
+		st.stalled = c
+	}
 	if len(snap.MissingTopics) > 0 && snap.Reachable {
 		st.stalled = &condition{
 			reason:  v1alpha1.ReasonTopicNotFound,
@@ -185,6 +189,7 @@ func applyLagStatus(st *reconcileState) {
 	}
 	st.ec.Status.Lag = lagStatusOf(l.snap)
 	st.ec.Status.Partitions = int32(l.snap.PartitionCount)
+	st.ec.Status.Topics = statusTopics(st.ec, &l.snap)
 }
 
 // lagStatusOf is status.lag for a snapshot.
@@ -201,7 +206,7 @@ func lagStatusOf(s lag.Snapshot) *v1alpha1.LagStatus {
 		MissingTopics:   s.MissingTopics,
 		Updated:         &metav1.Time{Time: s.Time.Truncate(time.Second)},
 	}
-	if s.GroupType == lag.GroupConsumer || s.GroupType == lag.GroupShare {
+	if s.GroupType == lag.GroupConsumer || s.GroupType == lag.GroupShare || s.GroupType == lag.GroupStreams {
 		ls.GroupEpoch, ls.AssignmentEpoch = &s.GroupEpoch, &s.AssignmentEpoch
 		ls.RebalancingMembers = int32(s.RebalancingMembers)
 	}
@@ -226,6 +231,10 @@ func lagStatusOf(s lag.Snapshot) *v1alpha1.LagStatus {
 		})
 	}
 	ls.Unreadable = unreadable(s)
+	ls.Streams = streamsLagStatus(s.Streams)
+	if d := s.DeadLetters; d != nil {
+		ls.DeadLetters = &v1alpha1.DeadLetterStatus{Topic: d.Topic, Missing: d.Missing, Records: d.Records, RatePerSecond: round1(d.Rate)}
+	}
 	return ls
 }
 
@@ -256,6 +265,8 @@ func lagGroupType(t v1alpha1.GroupType) string {
 		return lag.GroupConsumer
 	case v1alpha1.GroupTypeShare:
 		return lag.GroupShare
+	case v1alpha1.GroupTypeStreams:
+		return lag.GroupStreams
 	}
 	return lag.GroupClassic
 }
@@ -269,6 +280,8 @@ func apiGroupType(t string) string {
 		return string(v1alpha1.GroupTypeConsumer)
 	case lag.GroupShare:
 		return string(v1alpha1.GroupTypeShare)
+	case lag.GroupStreams:
+		return string(v1alpha1.GroupTypeStreams)
 	}
 	return ""
 }

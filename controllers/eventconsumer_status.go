@@ -205,6 +205,8 @@ func limitOf(st *reconcileState) (reason, message string, ok bool) {
 		return v1alpha1.ReasonAtMaxReplicas, fmt.Sprintf(
 			"%s: the lag asks for %d replicas and maxReplicas is %d; raise maxReplicas, or make each replica faster (throughput per replica)",
 			missed(snap, sc), d.Wanted, deref(sc.MaxReplicas)), true
+	case d.Limited == autoscale.LimitPartitionCount && snap.Streams != nil:
+		return v1alpha1.ReasonAtTaskCount, atTaskCount(missed(snap, sc), d.Wanted, snap.Streams), true
 	case d.Limited == autoscale.LimitPartitionCount:
 		return v1alpha1.ReasonAtPartitionCount, fmt.Sprintf(
 			"%s: the lag asks for %d replicas and each of the %d partitions has its own already; add partitions to the topics, or make each replica faster (throughput per replica)",

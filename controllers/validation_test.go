@@ -61,7 +61,12 @@ func TestInvalidManifestsAreRejected(t *testing.T) {
 	}{
 		{"min above max", func(m map[string]any) { scaling(m)["minReplicas"] = 5; scaling(m)["maxReplicas"] = 2 }, "minReplicas must not exceed maxReplicas"},
 		{"no topics", func(m map[string]any) { spec(m)["topics"] = []any{} }, "spec.topics: Invalid value"},
-		{"topics missing", func(m map[string]any) { delete(spec(m), "topics") }, "spec.topics: Required value"},
+		{"topics missing", func(m map[string]any) { delete(spec(m), "topics") }, "set spec.topics: only groupType Streams reads its topics from the topology"},
+		{"Streams without topics scaling to zero", func(m map[string]any) {
+			spec(m)["groupType"] = "Streams"
+			delete(spec(m), "topics")
+			scaling(m)["minReplicas"] = 0
+		}, "set scaling.minReplicas to 1 or more, or set spec.topics: a streams group with no member has no topology to read"},
 		{"bad topic name", func(m map[string]any) { spec(m)["topics"] = []any{"orders", "has space"} }, "each topic must be a valid Kafka topic name"},
 		{"topic named dot-dot", func(m map[string]any) { spec(m)["topics"] = []any{".."} }, "each topic must be a valid Kafka topic name"},
 		{"17 topics", func(m map[string]any) { spec(m)["topics"] = manyTopics }, "must have at most 16 items"},
@@ -85,7 +90,7 @@ func TestInvalidManifestsAreRejected(t *testing.T) {
 		}, "tls.certSecretRef and tls.keySecretRef must be set together"},
 		{"unknown offset reset policy", func(m map[string]any) { scaling(m)["offsetResetPolicy"] = "none" }, `spec.scaling.offsetResetPolicy: Unsupported value: "none"`},
 		{"negative minReplicas", func(m map[string]any) { scaling(m)["minReplicas"] = -1 }, "spec.scaling.minReplicas: Invalid value: -1"},
-		{"unknown groupType", func(m map[string]any) { spec(m)["groupType"] = "Streams" }, `spec.groupType: Unsupported value: "Streams": supported values: "Classic", "Consumer", "Share"`},
+		{"unknown groupType", func(m map[string]any) { spec(m)["groupType"] = "KStreams" }, `spec.groupType: Unsupported value: "KStreams": supported values: "Classic", "Consumer", "Share", "Streams"`},
 		{"Share without maxReplicas", func(m map[string]any) { spec(m)["groupType"] = "Share" }, "set scaling.maxReplicas for groupType Share: a share group can use more members than partitions, so the partition count does not bound it"},
 		{"negative burstMemorySeconds", func(m map[string]any) { scaling(m)["burstMemorySeconds"] = -1 }, "spec.scaling.burstMemorySeconds: Invalid value: -1"},
 		{"handler.env overrides KAFKA_TOPICS", func(m map[string]any) {
@@ -128,6 +133,27 @@ func TestInvalidManifestsAreRejected(t *testing.T) {
 	ok.SetNamespace(ns)
 	if err := env.Client.Create(ctx, ok); err != nil {
 		t.Fatalf("valid manifest rejected: %v", err)
+	}
+
+	// A streams group may leave spec.topics out (the topology names them)
+	// as long as it never scales to zero, and may give them and scale to
+	// zero.
+	for name, mutate := range map[string]func(m map[string]any){
+		"streams-no-topics": func(m map[string]any) { delete(spec(m), "topics") },
+		"streams-no-topics-min-1": func(m map[string]any) {
+			delete(spec(m), "topics")
+			scaling(m)["minReplicas"] = 1
+		},
+		"streams-topics-min-0": func(m map[string]any) { scaling(m)["minReplicas"] = 0 },
+	} {
+		m := validConsumer(name)
+		spec(m)["groupType"] = "Streams"
+		mutate(m)
+		u := &unstructured.Unstructured{Object: m}
+		u.SetNamespace(ns)
+		if err := env.Client.Create(ctx, u); err != nil {
+			t.Fatalf("%s: valid streams manifest rejected: %v", name, err)
+		}
 	}
 
 	// consumerGroup is immutable.
@@ -233,8 +259,8 @@ func TestContractEnvCannotBeOverridden(t *testing.T) {
 
 // TestGroupTypeTransitions asks the API server which changes of
 // spec.groupType it allows: Classic and Consumer both ways (Kafka converts
-// such a group online), nothing to or from Share (a share group is another
-// group), each refusal with its message.
+// such a group online), nothing to or from Share or Streams (a share or
+// streams group is another group), each refusal with its message.
 func TestGroupTypeTransitions(t *testing.T) {
 	ns := namespace(t)
 	ctx := context.Background()
@@ -253,6 +279,13 @@ func TestGroupTypeTransitions(t *testing.T) {
 		{"Share to Consumer", "Share", "Consumer", "groupType cannot change from Share"},
 		{"Share to default", "Share", "", "groupType cannot change from Share"},
 		{"Share stays Share", "Share", "Share", ""},
+		{"Classic to Streams", "Classic", "Streams", "groupType cannot change to Streams: a streams group is another group than a consumer or share group, create a new EventConsumer with groupType Streams"},
+		{"default to Streams", "", "Streams", "groupType cannot change to Streams"},
+		{"Share to Streams", "Share", "Streams", "groupType cannot change to Streams"},
+		{"Streams to Consumer", "Streams", "Consumer", "groupType cannot change from Streams: a streams group is another group than a consumer or share group, create a new EventConsumer for the other group type"},
+		{"Streams to default", "Streams", "", "groupType cannot change from Streams"},
+		{"Streams to Share", "Streams", "Share", "groupType cannot change from Streams"},
+		{"Streams stays Streams", "Streams", "Streams", ""},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

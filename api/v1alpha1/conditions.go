@@ -93,6 +93,15 @@ const (
 	// although the group has members; they are left out of sizing. Also
 	// the Ready reason.
 	ReasonStuckPartitions = "StuckPartitions"
+	// ReasonAtTaskCount: ScalingLimited because a streams group has as
+	// many stream threads as tasks.
+	ReasonAtTaskCount = "AtTaskCount"
+	// ReasonStreamsUnsupported: the broker does not implement the
+	// KIP-1071 streams group protocol (StreamsGroupDescribe, API key 89).
+	ReasonStreamsUnsupported = "StreamsGroupsUnsupported"
+	// ReasonTopologyMismatch: spec.topics of a streams group are not the
+	// source topics of the topology the broker reports.
+	ReasonTopologyMismatch = "TopologyMismatch"
 	// ReasonWithinBounds: ScalingLimited is False; replicas follow the lag.
 	ReasonWithinBounds = "WithinBounds"
 	// ReasonInsecureSkipVerify: tls.insecureSkipVerify is set.

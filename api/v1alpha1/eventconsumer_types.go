@@ -34,7 +34,7 @@ const (
 
 // GroupType is the Kafka group protocol the handlers use to share the
 // topics' records.
-// +kubebuilder:validation:Enum=Classic;Consumer;Share
+// +kubebuilder:validation:Enum=Classic;Consumer;Share;Streams
 type GroupType string
 
 const (
@@ -48,6 +48,10 @@ const (
 	// acknowledge records one by one, so there can be more members than
 	// partitions.
 	GroupTypeShare GroupType = "Share"
+	// GroupTypeStreams is a KIP-1071 streams group (Kafka Streams with
+	// group.protocol=streams): the broker assigns tasks, and the topics
+	// come from the topology the application registered.
+	GroupTypeStreams GroupType = "Streams"
 )
 
 // DefaultGroupType is spec.groupType when it is not set; it must match the
@@ -246,15 +250,24 @@ type ScalingSpec struct {
 // +kubebuilder:validation:XValidation:rule="!has(self.groupType) || self.groupType != 'Share' || has(self.scaling.maxReplicas)",message="set scaling.maxReplicas for groupType Share: a share group can use more members than partitions, so the partition count does not bound it"
 // +kubebuilder:validation:XValidation:rule="(has(oldSelf.groupType) ? oldSelf.groupType : 'Classic') == 'Share' || (has(self.groupType) ? self.groupType : 'Classic') != 'Share'",message="groupType cannot change to Share: a share group is another group than the consumer group, create a new EventConsumer with groupType Share"
 // +kubebuilder:validation:XValidation:rule="(has(oldSelf.groupType) ? oldSelf.groupType : 'Classic') != 'Share' || (has(self.groupType) ? self.groupType : 'Classic') == 'Share'",message="groupType cannot change from Share: a share group is another group than a consumer group, create a new EventConsumer for the Classic or Consumer group"
+// +kubebuilder:validation:XValidation:rule="(has(oldSelf.groupType) ? oldSelf.groupType : 'Classic') == 'Streams' || (has(self.groupType) ? self.groupType : 'Classic') != 'Streams'",message="groupType cannot change to Streams: a streams group is another group than a consumer or share group, create a new EventConsumer with groupType Streams"
+// +kubebuilder:validation:XValidation:rule="(has(oldSelf.groupType) ? oldSelf.groupType : 'Classic') != 'Streams' || (has(self.groupType) ? self.groupType : 'Classic') == 'Streams'",message="groupType cannot change from Streams: a streams group is another group than a consumer or share group, create a new EventConsumer for the other group type"
+// +kubebuilder:validation:XValidation:rule="(has(self.groupType) && self.groupType == 'Streams') || has(self.topics)",message="set spec.topics: only groupType Streams reads its topics from the topology the broker reports"
+// +kubebuilder:validation:XValidation:rule="!has(self.groupType) || self.groupType != 'Streams' || has(self.topics) || !has(self.scaling.minReplicas) || self.scaling.minReplicas >= 1",message="set scaling.minReplicas to 1 or more, or set spec.topics: a streams group with no member has no topology to read, so without spec.topics nothing would wake it from zero"
 type EventConsumerSpec struct {
-	// topics are the Kafka topics the handler consumes.
-	// +required
+	// topics are the Kafka topics the handler consumes. Required unless
+	// groupType is Streams, whose source and repartition topics are read
+	// from the topology the broker reports; given for Streams, they must
+	// be the topology's source topics (a mismatch makes Stalled True with
+	// reason TopologyMismatch), and they are what wakes a group scaled to
+	// zero.
+	// +optional
 	// +listType=atomic
 	// +kubebuilder:validation:MinItems=1
 	// +kubebuilder:validation:MaxItems=16
 	// +kubebuilder:validation:items:MaxLength=249
 	// +kubebuilder:validation:XValidation:rule="self.all(t, t.matches('^[a-zA-Z0-9._-]{1,249}$') && t != '.' && t != '..')",message="each topic must be a valid Kafka topic name: 1 to 249 letters, digits, '.', '_' or '-', and not '.' or '..'"
-	Topics []string `json:"topics"`
+	Topics []string `json:"topics,omitempty"`
 
 	// consumerGroup is the Kafka consumer group. It cannot change after
 	// creation, because committed offsets belong to the group.
@@ -267,9 +280,12 @@ type EventConsumerSpec struct {
 	// groupType is the group protocol of the handlers: Classic (the
 	// default), Consumer (KIP-848, the broker assigns partitions; Kafka 4.0+)
 	// or Share (KIP-932 share group, records acknowledged one by one, more
-	// members than partitions possible; Kafka 4.2+). Classic and Consumer
-	// can be switched both ways, since Kafka converts such a group online; a
-	// share group is another group, so a change to or from Share is refused.
+	// members than partitions possible; Kafka 4.2+) or Streams (KIP-1071,
+	// Kafka Streams with group.protocol=streams; the broker assigns tasks;
+	// Kafka 4.2+, the topology read with StreamsGroupDescribe). Classic and
+	// Consumer can be switched both ways, since Kafka converts such a group
+	// online; share and streams groups are other groups, so a change to or
+	// from Share or Streams is refused.
 	// +optional
 	// +kubebuilder:default=Classic
 	GroupType GroupType `json:"groupType,omitempty"`
@@ -430,6 +446,86 @@ type LagStatus struct {
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=64
 	Partitions []PartitionLagStatus `json:"partitions,omitempty"`
+	// streams is a streams group's topology and tasks, as the broker
+	// reports them; absent for the other group types.
+	// +optional
+	Streams *StreamsLagStatus `json:"streams,omitempty"`
+
+	// deadLetters is the growth of spec.deadLetterTopic, where records the
+	// handler, or for a share group with a dead-letter queue (Kafka 4.4,
+	// KIP-1191) the broker, gives up on land. More replicas do not help
+	// such records, so this is a health signal and never scales.
+	// +optional
+	DeadLetters *DeadLetterStatus `json:"deadLetters,omitempty"`
+}
+
+// DeadLetterStatus is the size and growth of a dead-letter topic.
+type DeadLetterStatus struct {
+	// topic is the dead-letter topic.
+	// +required
+	// +kubebuilder:validation:MaxLength=249
+	Topic string `json:"topic"`
+	// missing is true when the topic does not exist.
+	// +optional
+	Missing bool `json:"missing,omitempty"`
+	// records is the number of records retained in the topic.
+	// +optional
+	Records int64 `json:"records"`
+	// ratePerSecond is how fast records arrive in the topic.
+	// +optional
+	RatePerSecond float64 `json:"ratePerSecond"`
+}
+
+// StreamsLagStatus is what StreamsGroupDescribe says about a KIP-1071
+// streams group, and its lag split by the kind of topic.
+type StreamsLagStatus struct {
+	// inputLag is the lag, in records, on the topology's source topics:
+	// work that came from outside the application.
+	// +optional
+	InputLag int64 `json:"inputLag"`
+	// repartitionLag is the lag, in records, on the repartition topics:
+	// work the application wrote for itself, which its own replicas must
+	// also process.
+	// +optional
+	RepartitionLag int64 `json:"repartitionLag"`
+	// inputTopics are the topology's source topics.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=249
+	InputTopics []string `json:"inputTopics,omitempty"`
+	// repartitionTopics are the topology's repartition source topics.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=249
+	RepartitionTopics []string `json:"repartitionTopics,omitempty"`
+	// subtopologies is the number of subtopologies.
+	// +optional
+	Subtopologies int32 `json:"subtopologies"`
+	// activeTasks is the number of tasks, summed over the subtopologies
+	// (each has one task per partition of its widest source topic): the
+	// most stream threads the group can keep busy.
+	// +optional
+	ActiveTasks int32 `json:"activeTasks"`
+	// assignedActiveTasks, standbyTasks and warmupTasks count the tasks
+	// assigned over all members. Standby and warm-up tasks restore state
+	// and consume nothing of the input, so they never count toward scale.
+	// +optional
+	AssignedActiveTasks int32 `json:"assignedActiveTasks"`
+	// standbyTasks is the number of standby tasks assigned.
+	// +optional
+	StandbyTasks int32 `json:"standbyTasks"`
+	// warmupTasks is the number of warm-up tasks assigned.
+	// +optional
+	WarmupTasks int32 `json:"warmupTasks"`
+	// threadsPerInstance is the members (stream threads) per process, as
+	// the describe reports them; 0 while the group has no member.
+	// +optional
+	ThreadsPerInstance int32 `json:"threadsPerInstance"`
+	// topologyEpoch is the epoch of the topology the broker holds.
+	// +optional
+	TopologyEpoch int32 `json:"topologyEpoch"`
 }
 
 // LearnedStatus is the autoscaler's learned summary of a consumer.
@@ -504,6 +600,15 @@ type EventConsumerStatus struct {
 	// +optional
 	Partitions int32 `json:"partitions,omitempty"`
 
+	// topics are the topics whose lag is read: spec.topics, or for
+	// groupType Streams the source and repartition topics of the topology
+	// the broker reports.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=249
+	Topics []string `json:"topics,omitempty"`
+
 	// lag is the consumer group's lag.
 	// +optional
 	Lag *LagStatus `json:"lag,omitempty"`
@@ -535,7 +640,7 @@ type EventConsumerStatus struct {
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=ec,categories=lagscale
 // +kubebuilder:printcolumn:name="Group",type=string,JSONPath=`.spec.consumerGroup`
-// +kubebuilder:printcolumn:name="Topics",type=string,JSONPath=`.spec.topics`,priority=1
+// +kubebuilder:printcolumn:name="Topics",type=string,JSONPath=`.status.topics`,priority=1
 // +kubebuilder:printcolumn:name="Type",type=string,JSONPath=`.spec.groupType`,priority=1
 // +kubebuilder:printcolumn:name="Replicas",type=string,JSONPath=`.status.readySummary`
 // +kubebuilder:printcolumn:name="Lag",type=integer,JSONPath=`.status.lag.total`

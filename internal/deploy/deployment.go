@@ -345,6 +345,8 @@ func GroupTypeEnv(t v1alpha1.GroupType) string {
 		return contract.GroupConsumer
 	case v1alpha1.GroupTypeShare:
 		return contract.GroupShare
+	case v1alpha1.GroupTypeStreams:
+		return contract.GroupStreams
 	}
 	return contract.GroupClassic
 }

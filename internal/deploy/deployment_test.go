@@ -151,6 +151,22 @@ func TestBuild(t *testing.T) {
 			},
 		},
 		{
+			name: "groupType Streams without topics is KAFKA_GROUP_TYPE=streams and an empty KAFKA_TOPICS",
+			ec: consumer(func(ec *v1alpha1.EventConsumer) {
+				ec.Spec.GroupType = v1alpha1.GroupTypeStreams
+				ec.Spec.Topics = nil
+			}),
+			check: func(t *testing.T, c corev1.Container, _ corev1.PodSpec) {
+				env := envMap(c)
+				if got := env[contract.EnvGroupType].Value; got != contract.GroupStreams {
+					t.Errorf("%s = %q, want %q", contract.EnvGroupType, got, contract.GroupStreams)
+				}
+				if v, ok := env[contract.EnvTopics]; !ok || v.Value != "" {
+					t.Errorf("%s = %+v (present %v), want present and empty: the topology names the topics", contract.EnvTopics, v, ok)
+				}
+			},
+		},
+		{
 			name: "template: the container named handler gets the env, user env overrides by name",
 			ec: consumer(func(ec *v1alpha1.EventConsumer) {
 				ec.Spec.Handler = &v1alpha1.HandlerSpec{

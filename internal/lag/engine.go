@@ -322,6 +322,10 @@ type cluster struct {
 	skips    map[skipKey]skip // markers and aborted records after a commit (markers.go)
 	failures int
 	reach    reachability // for logs on transitions only
+
+	// streamsCoord are the coordinators of streams groups (streams.go),
+	// owned by whoever holds cycleMu.
+	streamsCoord map[string]int32
 }
 
 // reachability is what the last cycle learned about a cluster, so that

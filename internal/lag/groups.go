@@ -32,7 +32,7 @@ var groupTypes = []string{GroupClassic, GroupConsumer, GroupShare}
 // groupTypeOf normalises a Subscription's type: empty is classic.
 func groupTypeOf(t string) string {
 	switch t {
-	case GroupConsumer, GroupShare:
+	case GroupConsumer, GroupShare, GroupStreams:
 		return t
 	}
 	return GroupClassic
@@ -52,8 +52,11 @@ type groupDescription struct {
 	// rebalancing counts consumer-group members whose epoch trails the
 	// group epoch: they have not taken their new assignment yet.
 	rebalancing int
-	// assigned is the number of partitions assigned over all members.
+	// assigned is the number of partitions assigned over all members
+	// (active tasks for a streams group).
 	assigned int
+	// streams is a streams group's topology and tasks (streams.go).
+	streams *streamsTopology
 }
 
 // found reports whether the describe saw the group with something in it.
@@ -122,6 +125,8 @@ func (c *cluster) describeByType(ctx context.Context, byType map[string][]string
 				r = c.describeConsumer(ctx, groups)
 			case GroupShare:
 				r = c.describeShare(ctx, groups)
+			case GroupStreams:
+				r = c.describeStreams(ctx, groups)
 			default:
 				r = c.describe(ctx, groups)
 			}
@@ -272,6 +277,8 @@ func groupTypeName(t string) string {
 		return "Consumer"
 	case GroupShare:
 		return "Share"
+	case GroupStreams:
+		return "Streams"
 	case GroupClassic:
 		return "Classic"
 	}

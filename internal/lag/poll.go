@@ -77,6 +77,8 @@ type pollData struct {
 	ends      map[tp]listed
 	commits   map[string]groupCommits
 	described map[string]groupDescription
+	// streams is the topology read for each streams group (streams.go).
+	streams map[string]*streamsTopology
 }
 
 type groupCommits struct {
@@ -110,6 +112,9 @@ func (c *cluster) cycle(ctx context.Context) error {
 	types := make(map[string]string)
 	for _, s := range subs {
 		topics = append(topics, s.Topics...)
+		if s.DeadLetterTopic != "" {
+			topics = append(topics, s.DeadLetterTopic)
+		}
 		groupTopics[s.Group] = append(groupTopics[s.Group], s.Topics...)
 		// Two subscriptions of one group with different types: the
 		// first type in groupTypes order is read, the same every cycle.
@@ -164,6 +169,9 @@ func (c *cluster) cycle(ctx context.Context) error {
 		}
 	} else {
 		c.failures = 0
+		for g, t := range data.streams {
+			groupTopics[g] = append(groupTopics[g], t.topics()...)
+		}
 		c.update(now, data, groupTopics, types)
 		for k, s := range subs {
 			snaps[k] = c.snapshot(s, now, window, data)
@@ -218,6 +226,20 @@ func (c *cluster) read(ctx context.Context, topics []string, types map[string]st
 		parts:    make(map[string][]int32),
 		leaders:  make(map[tp]int32),
 		topicIDs: make(map[string][16]byte),
+	}
+
+	// A streams group's topics are in its topology, so with streams groups
+	// the describes come first and the offsets after them, in the same
+	// cycle; without, they run beside the offsets.
+	streams := slices.Contains(slices.Collect(maps.Values(types)), GroupStreams)
+	if streams {
+		d.described = c.describeGroups(ctx, types)
+		d.streams = c.streamsTopologies(types, d.described)
+		for _, t := range d.streams {
+			topics = append(topics, t.topics()...)
+		}
+		slices.Sort(topics)
+		topics = slices.Compact(topics)
 	}
 
 	req := kmsg.NewPtrMetadataRequest()
@@ -278,7 +300,9 @@ func (c *cluster) read(ctx context.Context, topics []string, types map[string]st
 	var shareCommits map[string]groupCommits
 	wg.Go(func() { d.commits = c.fetchCommits(ctx, groups) })
 	wg.Go(func() { shareCommits = c.fetchShareOffsets(ctx, shares) })
-	wg.Go(func() { d.described = c.describeGroups(ctx, types) })
+	if !streams {
+		wg.Go(func() { d.described = c.describeGroups(ctx, types) })
+	}
 	wg.Wait()
 	maps.Copy(d.commits, shareCommits)
 
@@ -546,10 +570,17 @@ func (c *cluster) snapshot(s Subscription, now time.Time, window time.Duration, 
 	if gs.desc.typ == "" {
 		snap.GroupEpoch, snap.AssignmentEpoch = -1, -1
 	}
-	snap.Rebalancing = gs.desc.rebalancing > 0 || (gs.desc.typ == GroupConsumer && gs.desc.assignmentEpoch < gs.desc.epoch)
+	snap.Rebalancing = gs.desc.rebalancing > 0 || ((gs.desc.typ == GroupConsumer || gs.desc.typ == GroupStreams) && gs.desc.assignmentEpoch < gs.desc.epoch)
 	if gs.err != nil {
 		snap.Stale = true
 		snap.Error = redact(gs.err, c.cfg)
+	}
+	if groupTypeOf(s.GroupType) == GroupStreams && errors.Is(d.described[s.Group].err, ErrStreamsUnsupported) {
+		// Named even when an offset error took the group's error.
+		snap.StreamsUnsupported, snap.Stale = true, true
+		if !strings.Contains(snap.Error, ErrStreamsUnsupported.Error()) {
+			snap.Error = joinNonEmpty(ErrStreamsUnsupported.Error(), snap.Error)
+		}
 	}
 	// Offsets of a classic group and of a KIP-848 group are both read with
 	// OffsetFetch, so between those two a mismatch changes the members
@@ -562,7 +593,7 @@ func (c *cluster) snapshot(s Subscription, now time.Time, window time.Duration, 
 		snap.Error = joinNonEmpty(snap.Error, gs.mismatch)
 	}
 	var topicErrs []string
-	for _, t := range s.Topics {
+	for _, t := range topicsOf(s, d.streams[s.Group]) {
 		if d.missing[t] {
 			snap.MissingTopics = append(snap.MissingTopics, t)
 			continue
@@ -612,6 +643,10 @@ func (c *cluster) snapshot(s Subscription, now time.Time, window time.Duration, 
 	if len(topicErrs) > 0 {
 		snap.Error = joinNonEmpty(snap.Error, "topic metadata: "+strings.Join(topicErrs, ", "))
 	}
+	if groupTypeOf(s.GroupType) == GroupStreams {
+		snap.Streams = streamsSnapshot(s, d.streams[s.Group], d.parts, snap.Partitions)
+	}
+	snap.DeadLetters = c.deadLetters(s.DeadLetterTopic, d, window)
 	return snap
 }
 

@@ -133,13 +133,18 @@ type Subscription struct {
 	Group string
 	// Topics are the topics the group consumes.
 	Topics []string
-	// GroupType is GroupClassic (also when empty), GroupConsumer or
-	// GroupShare: which describe API reads the group, and whether its
-	// position is committed offsets or share-partition start offsets.
+	// GroupType is GroupClassic (also when empty), GroupConsumer,
+	// GroupShare or GroupStreams: which describe API reads the group, and
+	// whether its position is committed offsets or share-partition start
+	// offsets. A streams group's topics are its topology's, read from the
+	// broker; Topics may then be empty.
 	GroupType string
 	// OffsetResetPolicy is "latest" (default) or "earliest": how a partition
 	// without a committed offset is counted.
 	OffsetResetPolicy string
+	// DeadLetterTopic, when set, is the topic whose growth
+	// Snapshot.DeadLetters reports.
+	DeadLetterTopic string
 	// PollInterval is how often to read offsets; the cluster polls at the
 	// shortest interval among its subscriptions. Zero means DefaultPollInterval.
 	PollInterval time.Duration
@@ -274,6 +279,15 @@ type Snapshot struct {
 	// Polls is the number of successful polls that contributed history to
 	// this group; rates and health need a few before they mean anything.
 	Polls int
+	// Streams is a streams group's topology, tasks and split lag; nil for
+	// the other group types and while no topology is known.
+	Streams *StreamsInfo
+	// StreamsUnsupported is true when the subscription is a streams group
+	// and the broker does not implement the KIP-1071 protocol.
+	StreamsUnsupported bool
+	// DeadLetters is the growth of Subscription.DeadLetterTopic; nil when
+	// the subscription names none.
+	DeadLetters *DeadLetterInfo
 }
 
 // TopicError is a subscribed topic whose metadata came back with an error.

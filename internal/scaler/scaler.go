@@ -163,6 +163,12 @@ func Observation(snap lag.Snapshot) autoscale.Observation {
 		// A KIP-848 group moving partitions member by member.
 		MembersRebalancing: snap.Rebalancing,
 	}
+	if s := snap.Streams; s != nil && s.MaxInstances > 0 {
+		// A streams group's unit of parallelism is the task: the most
+		// instances it can use are its active tasks over the stream
+		// threads of each, not the partitions of its topics.
+		o.PartitionCount = s.MaxInstances
+	}
 	o.Partitions = make([]autoscale.PartitionObs, 0, len(snap.Partitions))
 	dropped := false
 	for _, p := range snap.Partitions {

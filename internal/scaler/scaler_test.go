@@ -144,6 +144,15 @@ func TestObservation(t *testing.T) {
 				t.Errorf("uncommitted %v %v %v", o.Partitions[0].Uncommitted, o.Partitions[1].Uncommitted, o.Partitions[2].Uncommitted)
 			}
 		}},
+		{"a streams group is bounded by its tasks over its threads, not its partitions", func() lag.Snapshot {
+			x := snapAt(0, 5)
+			x.Streams = &lag.StreamsInfo{ActiveTasks: 6, ThreadsPerInstance: 2, MaxInstances: 3}
+			return x
+		}(), func(t *testing.T, o autoscale.Observation) {
+			if o.PartitionCount != 3 {
+				t.Errorf("partition count %d, want the 3 instances 6 tasks keep busy at 2 threads each", o.PartitionCount)
+			}
+		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.test(t, Observation(tc.snap)) })

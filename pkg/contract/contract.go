@@ -42,8 +42,8 @@ const (
 	// a handler that wants records of aborted and open transactions sets
 	// it to read_uncommitted in its own env to opt out.
 	EnvIsolationLevel = "KAFKA_ISOLATION_LEVEL"
-	// EnvGroupType is the group protocol: GroupClassic, GroupConsumer or
-	// GroupShare. Unset means GroupClassic.
+	// EnvGroupType is the group protocol: GroupClassic, GroupConsumer,
+	// GroupShare or GroupStreams. Unset means GroupClassic.
 	EnvGroupType = "KAFKA_GROUP_TYPE"
 	// EnvConsumer is the EventConsumer as namespace/name.
 	EnvConsumer = "LAGSCALE_CONSUMER"
@@ -62,4 +62,9 @@ const (
 	// GroupShare is a KIP-932 share group (Kafka 4.2+): kgo.ShareGroup,
 	// each record acknowledged on its own.
 	GroupShare = "share"
+	// GroupStreams is a KIP-1071 streams group (Kafka 4.2+): a Kafka
+	// Streams application with group.protocol=streams and application.id
+	// set to EnvConsumerGroup. EnvTopics may be empty: the topology names
+	// the topics.
+	GroupStreams = "streams"
 )

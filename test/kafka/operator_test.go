@@ -61,13 +61,7 @@ func (s *syncBuffer) String() string {
 // KafkaReachable=False with the replicas held, then recovers without an
 // operator restart.
 func TestOperatorOnApacheKafka(t *testing.T) {
-	operatorLogOnce.Do(func() {
-		var w io.Writer = &operatorLog
-		if testing.Verbose() {
-			w = io.MultiWriter(&operatorLog, os.Stderr)
-		}
-		ctrl.SetLogger(zap.New(zap.WriteTo(w), zap.Level(zapcore.DebugLevel)))
-	})
+	setOperatorLogger()
 	a := testkit.StartApache(t, testkit.KafkaVersion)
 	testkit.CreateTopics(t, a, 3, "orders")
 	produce(t, a, "orders", 3, 7)
@@ -250,6 +244,18 @@ func TestOperatorOnApacheKafka(t *testing.T) {
 		if r, err := replicas(); err != nil || r != 3 {
 			t.Fatalf("after recovery: replicas %d (%v), want 3", r, err)
 		}
+	})
+}
+
+// setOperatorLogger sends the operator's log to operatorLog (and stderr
+// under -v), once for every test of the binary that runs the operator.
+func setOperatorLogger() {
+	operatorLogOnce.Do(func() {
+		var w io.Writer = &operatorLog
+		if testing.Verbose() {
+			w = io.MultiWriter(&operatorLog, os.Stderr)
+		}
+		ctrl.SetLogger(zap.New(zap.WriteTo(w), zap.Level(zapcore.DebugLevel)))
 	})
 }
 
