@@ -90,6 +90,17 @@ const (
 	ReasonWithinBounds = "WithinBounds"
 	// ReasonInsecureSkipVerify: tls.insecureSkipVerify is set.
 	ReasonInsecureSkipVerify = "InsecureSkipVerify"
+	// ReasonScaleTargetConflict: something else scales spec.scaleTargetRef,
+	// an HorizontalPodAutoscaler (KEDA's ScaledObject makes one); the
+	// message names it. lagscale writes nothing until it is gone, then
+	// takes over by itself.
+	ReasonScaleTargetConflict = "ScaleTargetConflict"
+	// ReasonScaleTargetNotFound: spec.scaleTargetRef names a workload, or a
+	// kind, that does not exist (yet); lagscale continues when it appears.
+	ReasonScaleTargetNotFound = "ScaleTargetNotFound"
+	// ReasonScaleTargetUnsupported: spec.scaleTargetRef names a kind without
+	// a scale subresource, so there are no replicas to set.
+	ReasonScaleTargetUnsupported = "ScaleTargetUnsupported"
 )
 
 // Event reasons, recorded on transitions only.
@@ -109,4 +120,9 @@ const (
 	// EventInsecureTLS is a Warning recorded when tls.insecureSkipVerify
 	// becomes set; the InsecureTLS condition stays while it is.
 	EventInsecureTLS = "InsecureSkipVerify"
+	// EventReplicasOverridden is a Warning recorded when another field
+	// manager (a GitOps tool re-applying replicas, a person with kubectl
+	// scale) changes the replicas of spec.scaleTargetRef after lagscale set
+	// them; the message names the manager.
+	EventReplicasOverridden = "ReplicasOverridden"
 )
