@@ -67,7 +67,12 @@ type EventConsumerReconciler struct {
 	// asks the cache only.
 	APIReader client.Reader
 
+	// WatchNamespaces restricts the scale target cache as the manager's
+	// cache is restricted; empty watches all namespaces.
+	WatchNamespaces []string
+
 	secrets *secretCache
+	targets *scaleTargets
 	scalers *scalers
 	applied *appliedCache
 	lagCh   lagChannel
@@ -139,6 +144,10 @@ func (r *EventConsumerReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 
 	r.subscribe(st)
 
+	if ec.Spec.ScaleTargetRef != nil {
+		return r.reconcileScaleTarget(ctx, st)
+	}
+
 	current, err := r.currentDeployment(ctx, ec)
 	if err != nil {
 		return ctrl.Result{}, err
@@ -174,6 +183,7 @@ func (r *EventConsumerReconciler) forget(key types.NamespacedName) {
 	r.unsubscribe(key)
 	r.scalers.delete(key)
 	r.applied.delete(key)
+	r.targets.forget(key)
 	if r.Metrics != nil {
 		r.Metrics.Forget(key)
 	}
@@ -214,6 +224,9 @@ type reconcileState struct {
 	decision *autoscale.Decision
 	scaler   *scaler.Scaler
 	lag      *lagView
+	// targetSelector is the pod selector a scale target reports, nil
+	// for a Deployment lagscale builds.
+	targetSelector *string
 }
 
 // transitionedTo reports whether the Ready condition's reason is about to

@@ -42,6 +42,9 @@ func (r *EventConsumerReconciler) finishStatus(ctx context.Context, st *reconcil
 	}
 	s.ReadySummary = fmt.Sprintf("%d/%d", s.ReadyReplicas, s.DesiredReplicas)
 	s.Selector = labels.SelectorFromSet(deploy.SelectorLabels(ec)).String()
+	if st.targetSelector != nil {
+		s.Selector = *st.targetSelector
+	}
 	applyLagStatus(st)
 
 	gen := ec.Generation
