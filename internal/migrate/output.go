@@ -96,7 +96,7 @@ func writeSwitch(w io.Writer, res *Result) error {
 			ns = " -n " + ec.Namespace
 		}
 		// The EventConsumer has the ScaledObject's name and namespace.
-		deletes = append(deletes, fmt.Sprintf("  kubectl delete scaledobject%s %s", ns, ec.Name))
+		deletes = append(deletes, fmt.Sprintf("     kubectl delete scaledobject%s %s", ns, ec.Name))
 	}
 	if len(deletes) == 0 {
 		return nil
