@@ -306,7 +306,13 @@ func (r *EventConsumerReconciler) reconcileScaleTarget(ctx context.Context, st *
 		}
 		st.wait = wait
 		if st.transitionedTo(wait.reason) {
-			r.event(ctx, ec, EventWarningType, wait.reason, wait.message)
+			// A conflict needs a person (delete the HPA); a missing target
+			// is waited for, like a missing Secret.
+			eventType, reason := EventNormalType, v1alpha1.EventWaiting
+			if wait.reason == v1alpha1.ReasonScaleTargetConflict {
+				eventType, reason = EventWarningType, v1alpha1.ReasonScaleTargetConflict
+			}
+			r.event(ctx, ec, eventType, reason, wait.message)
 		}
 		ctrl.LoggerFrom(ctx).Info("Waiting for the scale target", "reason", wait.reason, "detail", wait.message)
 		return ctrl.Result{RequeueAfter: waitRequeue}, nil

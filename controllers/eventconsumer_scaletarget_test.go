@@ -405,6 +405,9 @@ func TestScaleTargetHPAConflict(t *testing.T) {
 	if c.Status != metav1.ConditionFalse {
 		t.Errorf("Ready %s, want False", c.Status)
 	}
+	if e := findEvent(t, ns, v1alpha1.ReasonScaleTargetConflict, hpa.Name); e.Type != corev1.EventTypeWarning {
+		t.Errorf("conflict event type %s, want Warning", e.Type)
+	}
 	// The lag that would scale it is read, several polls pass, and still
 	// nothing is written.
 	eventually(t, wait, func() error {
