@@ -327,9 +327,16 @@ func (r *EventConsumerReconciler) reconcileScaleTarget(ctx context.Context, st *
 	requeue := r.decideReplicas(ctx, st)
 
 	if st.desired != t.scale.Spec.Replicas {
-		s := t.scale.DeepCopy()
-		s.Spec.Replicas = st.desired
-		if _, err := r.targets.scales.Scales(ec.Namespace).Update(ctx, t.resource, s, metav1.UpdateOptions{FieldManager: FieldManager}); err != nil {
+		scales := r.targets.scales.Scales(ec.Namespace)
+		err := writeReplicas(t.scale, st.desired,
+			func() (*autoscalingv1.Scale, error) {
+				return scales.Get(ctx, t.resource, ec.Spec.ScaleTargetRef.Name, metav1.GetOptions{})
+			},
+			func(s *autoscalingv1.Scale) error {
+				_, err := scales.Update(ctx, t.resource, s, metav1.UpdateOptions{FieldManager: FieldManager})
+				return err
+			})
+		if err != nil {
 			return ctrl.Result{}, &scaleTargetWriteError{target: t.desc, err: err}
 		}
 		ctrl.LoggerFrom(ctx).Info("Scaled target", "target", t.desc, "from", t.scale.Spec.Replicas, "to", st.desired)
@@ -343,6 +350,36 @@ func (r *EventConsumerReconciler) reconcileScaleTarget(ctx context.Context, st *
 	st.scaler.Applied(st.desired, 0)
 	ctrl.LoggerFrom(ctx).V(1).Info("Reconciled", "eventConsumer", klog.KObj(ec), "target", t.desc, "replicas", st.desired)
 	return ctrl.Result{RequeueAfter: requeue}, nil
+}
+
+// writeConflictRetries is how often a write refused for a stale
+// resourceVersion is tried again.
+const writeConflictRetries = 3
+
+// writeReplicas writes desired replicas over read, the scale the decision
+// was made from. The update carries read's resourceVersion, so a write
+// after anyone else's change is refused (Conflict). Most such changes are
+// not to replicas (the workload's controller writes its status, a rollout
+// changes the template): then the write is tried again on a fresh read.
+// When replicas themselves moved, the conflict is returned, so that the
+// next reconcile decides from the new count instead of overwriting it.
+func writeReplicas(read *autoscalingv1.Scale, desired int32, get func() (*autoscalingv1.Scale, error), update func(*autoscalingv1.Scale) error) error {
+	s := read.DeepCopy()
+	for attempt := 1; ; attempt++ {
+		s.Spec.Replicas = desired
+		err := update(s)
+		if err == nil || !apierrors.IsConflict(err) || attempt == writeConflictRetries {
+			return err
+		}
+		fresh, gerr := get()
+		if gerr != nil {
+			return gerr
+		}
+		if fresh.Spec.Replicas != read.Spec.Replicas {
+			return err
+		}
+		s = fresh
+	}
 }
 
 // replicaView carries a target's replica counts in the shape the decision

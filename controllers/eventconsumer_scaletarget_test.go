@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -695,5 +696,109 @@ func TestScaleTargetRefValidation(t *testing.T) {
 	withTarget(owned.Object)
 	if err := env.Client.Update(ctx, owned); err == nil || !strings.Contains(err.Error(), "cannot switch between spec.scaleTargetRef and spec.handler/spec.template") {
 		t.Fatalf("switching from handler to scaleTargetRef: %v", err)
+	}
+}
+
+// TestWriteReplicas is the retry policy of a scale write, with the API
+// server's answers played by closures: a conflict from an unrelated change
+// is retried on a fresh read, one from a change of replicas is returned so
+// the next reconcile decides from the new count.
+func TestWriteReplicas(t *testing.T) {
+	conflict := apierrors.NewConflict(schema.GroupResource{Group: "apps", Resource: "deployments"}, "w", fmt.Errorf("the object has been modified"))
+	scaleAt := func(rv string, replicas int32) *autoscalingv1.Scale {
+		s := &autoscalingv1.Scale{}
+		s.ResourceVersion, s.Spec.Replicas = rv, replicas
+		return s
+	}
+	tests := []struct {
+		name    string
+		updates []error              // answers to successive updates
+		fresh   *autoscalingv1.Scale // what a re-read returns
+		wantErr bool
+		wantRVs []string // resourceVersions the updates carried
+	}{
+		{name: "written at once", updates: []error{nil}, wantRVs: []string{"1"}},
+		{name: "status changed in between: retried on the fresh read", updates: []error{conflict, nil}, fresh: scaleAt("2", 1), wantRVs: []string{"1", "2"}},
+		{name: "replicas changed in between: not overwritten", updates: []error{conflict}, fresh: scaleAt("2", 3), wantErr: true, wantRVs: []string{"1"}},
+		{name: "conflicts without end: gives up", updates: []error{conflict, conflict, conflict, nil}, fresh: scaleAt("2", 1), wantErr: true, wantRVs: []string{"1", "2", "2"}},
+		{name: "other errors are returned as they are", updates: []error{apierrors.NewForbidden(schema.GroupResource{}, "w", fmt.Errorf("no"))}, wantErr: true, wantRVs: []string{"1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var rvs []string
+			err := writeReplicas(scaleAt("1", 1), 4,
+				func() (*autoscalingv1.Scale, error) { return tt.fresh.DeepCopy(), nil },
+				func(s *autoscalingv1.Scale) error {
+					if s.Spec.Replicas != 4 {
+						t.Errorf("update with replicas %d, want 4", s.Spec.Replicas)
+					}
+					rvs = append(rvs, s.ResourceVersion)
+					if len(rvs) > len(tt.updates) {
+						t.Fatalf("update %d (resourceVersion %s): more writes than the case expects (%v so far)", len(rvs), s.ResourceVersion, rvs)
+					}
+					return tt.updates[len(rvs)-1]
+				})
+			if (err != nil) != tt.wantErr {
+				t.Errorf("error %v, want error %t", err, tt.wantErr)
+			}
+			if fmt.Sprint(rvs) != fmt.Sprint(tt.wantRVs) {
+				t.Errorf("updates carried resourceVersions %v, want %v", rvs, tt.wantRVs)
+			}
+		})
+	}
+}
+
+// TestReplicaManagers reads who owns spec.replicas from managed fields.
+func TestReplicaManagers(t *testing.T) {
+	entry := func(manager, fields string) metav1.ManagedFieldsEntry {
+		return metav1.ManagedFieldsEntry{Manager: manager, FieldsV1: &metav1.FieldsV1{Raw: []byte(fields)}}
+	}
+	tests := []struct {
+		name    string
+		entries []metav1.ManagedFieldsEntry
+		want    []string
+	}{
+		{"lagscale alone", []metav1.ManagedFieldsEntry{entry(FieldManager, `{"f:spec":{"f:replicas":{}}}`)}, nil},
+		{"another manager owns replicas", []metav1.ManagedFieldsEntry{
+			entry("helm", `{"f:spec":{"f:template":{}}}`),
+			entry("argocd-controller", `{"f:metadata":{},"f:spec":{"f:replicas":{},"f:selector":{}}}`),
+		}, []string{"argocd-controller"}},
+		{"replicas outside spec do not count", []metav1.ManagedFieldsEntry{entry("kubectl", `{"f:status":{"f:replicas":{}}}`)}, nil},
+		{"no fields", []metav1.ManagedFieldsEntry{{Manager: "x"}}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := replicaManagers(tt.entries); fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Errorf("managers %v, want %v", got, tt.want)
+			}
+			// The cache keeps exactly the entries that own replicas.
+			m := trimMeta(metav1.ObjectMeta{Name: "w", ManagedFields: tt.entries})
+			if got := replicaManagers(m.ManagedFields); fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Errorf("after trimming for the cache: managers %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestTargetKey: an HPA naming another version of the same kind targets
+// the same workload.
+func TestTargetKey(t *testing.T) {
+	tests := []struct {
+		name string
+		a, b [3]string
+		same bool
+	}{
+		{"same workload", [3]string{"apps/v1", "Deployment", "w"}, [3]string{"apps/v1", "Deployment", "w"}, true},
+		{"another version", [3]string{"argoproj.io/v1alpha1", "Rollout", "w"}, [3]string{"argoproj.io/v1", "Rollout", "w"}, true},
+		{"another kind", [3]string{"apps/v1", "Deployment", "w"}, [3]string{"apps/v1", "StatefulSet", "w"}, false},
+		{"another group", [3]string{"apps/v1", "Deployment", "w"}, [3]string{"example.com/v1", "Deployment", "w"}, false},
+		{"another name", [3]string{"apps/v1", "Deployment", "w"}, [3]string{"apps/v1", "Deployment", "x"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := targetKey(tt.a[0], tt.a[1], tt.a[2]) == targetKey(tt.b[0], tt.b[1], tt.b[2]); got != tt.same {
+				t.Errorf("same target %t, want %t", got, tt.same)
+			}
+		})
 	}
 }
