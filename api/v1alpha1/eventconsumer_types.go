@@ -491,11 +491,15 @@ type EventConsumerStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// replicas is the Deployment's current replica count.
+	// replicas is the workload's current replica count: the Deployment
+	// lagscale runs, or spec.scaleTargetRef's, read from its scale
+	// subresource.
 	// +optional
 	Replicas int32 `json:"replicas"`
 
-	// readyReplicas is the Deployment's ready replica count.
+	// readyReplicas is the workload's ready replica count. For a
+	// scaleTargetRef that is neither a Deployment nor a StatefulSet, whose
+	// scale subresource has no ready count, it is the group's members.
 	// +optional
 	ReadyReplicas int32 `json:"readyReplicas"`
 
@@ -508,9 +512,10 @@ type EventConsumerStatus struct {
 	// +kubebuilder:validation:MaxLength=32
 	ReadySummary string `json:"readySummary,omitempty"`
 
-	// selector is the label selector of the handler pods, for kubectl
+	// selector is the label selector of the handler pods (for
+	// scaleTargetRef, the one its scale subresource reports), for kubectl
 	// (kubectl get pods -l) and dashboards. The CRD has no scale
-	// subresource: lagscale itself owns the replica count.
+	// subresource: lagscale itself sets the replica count.
 	// +optional
 	// +kubebuilder:validation:MaxLength=1024
 	Selector string `json:"selector,omitempty"`
