@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -63,6 +64,7 @@ func CachedObjects() []client.Object {
 		&v1alpha1.EventConsumer{},
 		&v1alpha1.KafkaCluster{},
 		&appsv1.Deployment{},
+		&autoscalingv2.HorizontalPodAutoscaler{},
 		secretMetadata(),
 	}
 }

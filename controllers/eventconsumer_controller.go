@@ -70,10 +70,15 @@ type EventConsumerReconciler struct {
 	// asks the cache only.
 	APIReader client.Reader
 
+	// WatchNamespaces restricts the scale target cache as the manager's
+	// cache is restricted; empty watches all namespaces.
+	WatchNamespaces []string
+
 	secrets *secretCache
 	// cache is the manager's informer cache, where Secret metadata is
 	// read; nil (tests without a manager) reads it through Client.
 	cache   client.Reader
+	targets *scaleTargets
 	scalers *scalers
 	applied *appliedCache
 	lagQ    lagQueue
@@ -146,6 +151,10 @@ func (r *EventConsumerReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 
 	r.subscribe(st)
 
+	if ec.Spec.ScaleTargetRef != nil {
+		return r.reconcileScaleTarget(ctx, st)
+	}
+
 	current, err := r.currentDeployment(ctx, ec)
 	if err != nil {
 		return ctrl.Result{}, err
@@ -185,6 +194,7 @@ func (r *EventConsumerReconciler) forget(key types.NamespacedName) {
 	r.secrets.retain(secretReferrer("EventConsumer", key), nil)
 	r.scalers.delete(key)
 	r.applied.delete(key)
+	r.targets.forget(key)
 	if r.Metrics != nil {
 		r.Metrics.Forget(key)
 	}
@@ -229,6 +239,9 @@ type reconcileState struct {
 	// until Reconcile returns.
 	entry *scalerEntry
 	lag   *lagView
+	// targetSelector is the pod selector a scale target reports, nil
+	// for a Deployment lagscale builds.
+	targetSelector *string
 }
 
 // transitionedTo reports whether the Ready condition's reason is about to

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -66,17 +67,35 @@ func (r *EventConsumerReconciler) SetupWithManager(mgr ctrl.Manager, opts contro
 		return fmt.Errorf("index KafkaCluster secrets: %w", err)
 	}
 
+	if err := idx.IndexField(ctx, &v1alpha1.EventConsumer{}, indexScaleTarget, func(o client.Object) []string {
+		ref := o.(*v1alpha1.EventConsumer).Spec.ScaleTargetRef
+		if ref == nil {
+			return nil
+		}
+		return []string{targetKey(ref.APIVersion, ref.Kind, ref.Name)}
+	}); err != nil {
+		return fmt.Errorf("index EventConsumer scaleTargetRef: %w", err)
+	}
+	if err := r.setupScaleTargets(mgr); err != nil {
+		return err
+	}
+
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.EventConsumer{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Owns(&appsv1.Deployment{}).
 		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.consumersForSecret)).
 		Watches(&v1alpha1.KafkaCluster{}, handler.EnqueueRequestsFromMapFunc(r.consumersForCluster)).
+		Watches(&autoscalingv2.HorizontalPodAutoscaler{}, handler.EnqueueRequestsFromMapFunc(r.consumersForHPA)).
 		WithOptions(opts).
 		Named("eventconsumer")
 	if src := r.lagEvents(); src != nil {
 		b = b.WatchesRawSource(src)
 	}
-	return b.Complete(r)
+	c, err := b.Build(r)
+	if err != nil {
+		return err
+	}
+	return r.startTargetWatches(c)
 }
 
 // consumersForSecret maps a Secret to the consumers that use it, inline or

@@ -43,6 +43,9 @@ func (r *EventConsumerReconciler) finishStatus(ctx context.Context, st *reconcil
 	}
 	s.ReadySummary = fmt.Sprintf("%d/%d", s.ReadyReplicas, s.DesiredReplicas)
 	s.Selector = labels.SelectorFromSet(deploy.SelectorLabels(ec)).String()
+	if st.targetSelector != nil {
+		s.Selector = *st.targetSelector
+	}
 	applyLagStatus(st)
 
 	gen := ec.Generation
@@ -63,7 +66,8 @@ func (r *EventConsumerReconciler) finishStatus(ctx context.Context, st *reconcil
 		set(v1alpha1.ConditionStalled, metav1.ConditionTrue, st.stalled.reason, st.stalled.message)
 	case retErr != nil:
 		reason := v1alpha1.ReasonApplyFailed
-		if wErr := (*deploymentWriteError)(nil); errors.As(retErr, &wErr) {
+		wErr, tErr := (*deploymentWriteError)(nil), (*scaleTargetWriteError)(nil)
+		if errors.As(retErr, &wErr) || errors.As(retErr, &tErr) {
 			reason = v1alpha1.ReasonDeploymentWriteFailed
 		}
 		set(v1alpha1.ConditionReady, metav1.ConditionFalse, reason, truncate(retErr.Error(), 32768))

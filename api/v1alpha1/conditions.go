@@ -64,7 +64,8 @@ const (
 	// with backoff.
 	ReasonApplyFailed = "ApplyFailed"
 	// ReasonDeploymentWriteFailed: the API server refused the write of the
-	// handler Deployment (an admission webhook or policy, a quota, a
+	// handler Deployment, or of the scale target's replicas through its
+	// scale subresource (an admission webhook or policy, a quota, a
 	// conflict); the message is the API server's. No scale is recorded
 	// until a write succeeds, and lagscale retries with backoff, not
 	// after the minimum scale interval.
@@ -106,6 +107,17 @@ const (
 	ReasonWithinBounds = "WithinBounds"
 	// ReasonInsecureSkipVerify: tls.insecureSkipVerify is set.
 	ReasonInsecureSkipVerify = "InsecureSkipVerify"
+	// ReasonScaleTargetConflict: something else scales spec.scaleTargetRef,
+	// an HorizontalPodAutoscaler (KEDA's ScaledObject makes one); the
+	// message names it. lagscale writes nothing until it is gone, then
+	// takes over by itself.
+	ReasonScaleTargetConflict = "ScaleTargetConflict"
+	// ReasonScaleTargetNotFound: spec.scaleTargetRef names a workload, or a
+	// kind, that does not exist (yet); lagscale continues when it appears.
+	ReasonScaleTargetNotFound = "ScaleTargetNotFound"
+	// ReasonScaleTargetUnsupported: spec.scaleTargetRef names a kind without
+	// a scale subresource, so there are no replicas to set.
+	ReasonScaleTargetUnsupported = "ScaleTargetUnsupported"
 )
 
 // Event reasons, recorded on transitions only.
@@ -128,4 +140,9 @@ const (
 	// EventInsecureTLS is a Warning recorded when tls.insecureSkipVerify
 	// becomes set; the InsecureTLS condition stays while it is.
 	EventInsecureTLS = "InsecureSkipVerify"
+	// EventReplicasOverridden is a Warning recorded when another field
+	// manager (a GitOps tool re-applying replicas, a person with kubectl
+	// scale) changes the replicas of spec.scaleTargetRef after lagscale set
+	// them; the message names the manager.
+	EventReplicasOverridden = "ReplicasOverridden"
 )

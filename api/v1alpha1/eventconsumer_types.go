@@ -245,8 +245,37 @@ type ScalingSpec struct {
 	Paused bool `json:"paused,omitempty"`
 }
 
+// ScaleTargetRef names a workload in the EventConsumer's namespace that
+// lagscale scales through its scale subresource, without creating, owning
+// or otherwise changing it.
+type ScaleTargetRef struct {
+	// apiVersion is the target's API group and version, such as apps/v1 or
+	// argoproj.io/v1alpha1.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=317
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?v[0-9]+((alpha|beta)[0-9]+)?$')",message="scaleTargetRef.apiVersion must be group/version (apps/v1, argoproj.io/v1alpha1) or a core version (v1)"
+	APIVersion string `json:"apiVersion"`
+
+	// kind is the target's kind, such as Deployment, StatefulSet or Rollout.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[A-Z][A-Za-z0-9]*$`
+	Kind string `json:"kind"`
+
+	// name is the target's name in the EventConsumer's namespace.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+}
+
 // EventConsumerSpec is the desired state of an EventConsumer.
-// +kubebuilder:validation:XValidation:rule="has(self.template) || (has(self.handler) && has(self.handler.image))",message="set spec.handler.image, or give spec.template with the handler container"
+// +kubebuilder:validation:XValidation:rule="has(self.scaleTargetRef) || has(self.template) || (has(self.handler) && has(self.handler.image))",message="set spec.handler.image, or give spec.template with the handler container, or point spec.scaleTargetRef at a workload you deploy yourself"
+// +kubebuilder:validation:XValidation:rule="!has(self.scaleTargetRef) || (!has(self.handler) && !has(self.template))",message="spec.scaleTargetRef cannot be combined with spec.handler or spec.template: either lagscale runs the handler (handler, template) or it scales a workload you deploy (scaleTargetRef); remove one of them"
+// +kubebuilder:validation:XValidation:rule="!has(self.scaleTargetRef) || !has(self.deadLetterTopic)",message="spec.deadLetterTopic cannot be set beside spec.scaleTargetRef: lagscale injects nothing into a workload it only scales, so configure the dead-letter topic in the workload itself and remove spec.deadLetterTopic"
+// +kubebuilder:validation:XValidation:rule="has(oldSelf.scaleTargetRef) == has(self.scaleTargetRef)",message="an EventConsumer cannot switch between spec.scaleTargetRef and spec.handler/spec.template: the Deployment lagscale owns would be left behind or a workload taken over; create a new EventConsumer instead"
 // +kubebuilder:validation:XValidation:rule="!has(self.groupType) || self.groupType != 'Share' || has(self.scaling.maxReplicas)",message="set scaling.maxReplicas for groupType Share: a share group can use more members than partitions, so the partition count does not bound it"
 // +kubebuilder:validation:XValidation:rule="(has(oldSelf.groupType) ? oldSelf.groupType : 'Classic') == 'Share' || (has(self.groupType) ? self.groupType : 'Classic') != 'Share'",message="groupType cannot change to Share: a share group is another group than the consumer group, create a new EventConsumer with groupType Share"
 // +kubebuilder:validation:XValidation:rule="(has(oldSelf.groupType) ? oldSelf.groupType : 'Classic') != 'Share' || (has(self.groupType) ? self.groupType : 'Classic') == 'Share'",message="groupType cannot change from Share: a share group is another group than a consumer group, create a new EventConsumer for the Classic or Consumer group"
@@ -320,13 +349,28 @@ type EventConsumerSpec struct {
 	// +kubebuilder:validation:XValidation:rule="!has(self.spec) || !has(self.spec.containers) || size(self.spec.containers) == 0 || (self.spec.containers.exists(c, c.name == 'handler') ? !self.spec.containers.exists(c, c.name == 'handler' && has(c.env) && c.env.exists(e, e.name == 'LAGSCALE_DEAD_LETTER_TOPIC')) : !(has(self.spec.containers[0].env) && self.spec.containers[0].env.exists(e, e.name == 'LAGSCALE_DEAD_LETTER_TOPIC')))",message="the handler container of spec.template must not set LAGSCALE_DEAD_LETTER_TOPIC in env: lagscale injects it from the spec (the handler contract); change the spec field it comes from instead"
 	Template *corev1.PodTemplateSpec `json:"template,omitempty"`
 
+	// scaleTargetRef points at a workload the user deploys (a Deployment, a
+	// StatefulSet, or any resource with a scale subresource, such as an Argo
+	// Rollout), in the EventConsumer's namespace. lagscale then sets only
+	// its replicas, through the scale subresource, and injects nothing: the
+	// workload has its own configuration, so it must consume
+	// spec.consumerGroup from spec.topics and stop cleanly on SIGTERM
+	// (commit what it processed, leave the group). Exclusive with handler
+	// and template; deadLetterTopic cannot be set beside it. Nothing else
+	// may scale the target: an HorizontalPodAutoscaler on it (KEDA's
+	// included) makes the EventConsumer Ready=False, reason
+	// ScaleTargetConflict, and lagscale writes nothing until it is gone.
+	// Deleting the EventConsumer leaves the workload at its replicas.
+	// +optional
+	ScaleTargetRef *ScaleTargetRef `json:"scaleTargetRef,omitempty"`
+
 	// scaling configures lag-driven autoscaling.
 	// +optional
 	// +kubebuilder:default={}
 	Scaling ScalingSpec `json:"scaling,omitempty"`
 
 	// deadLetterTopic receives records the handler gives up on; passed to
-	// the handler as LAGSCALE_DEAD_LETTER_TOPIC.
+	// the handler as LAGSCALE_DEAD_LETTER_TOPIC. Not with scaleTargetRef.
 	// +optional
 	// +kubebuilder:validation:MaxLength=249
 	// +kubebuilder:validation:Pattern=`^[a-zA-Z0-9._-]{1,249}$`
@@ -572,11 +616,15 @@ type EventConsumerStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// replicas is the Deployment's current replica count.
+	// replicas is the workload's current replica count: the Deployment
+	// lagscale runs, or spec.scaleTargetRef's, read from its scale
+	// subresource.
 	// +optional
 	Replicas int32 `json:"replicas"`
 
-	// readyReplicas is the Deployment's ready replica count.
+	// readyReplicas is the workload's ready replica count. For a
+	// scaleTargetRef that is neither a Deployment nor a StatefulSet, whose
+	// scale subresource has no ready count, it is the group's members.
 	// +optional
 	ReadyReplicas int32 `json:"readyReplicas"`
 
@@ -589,9 +637,10 @@ type EventConsumerStatus struct {
 	// +kubebuilder:validation:MaxLength=32
 	ReadySummary string `json:"readySummary,omitempty"`
 
-	// selector is the label selector of the handler pods, for kubectl
+	// selector is the label selector of the handler pods (for
+	// scaleTargetRef, the one its scale subresource reports), for kubectl
 	// (kubectl get pods -l) and dashboards. The CRD has no scale
-	// subresource: lagscale itself owns the replica count.
+	// subresource: lagscale itself sets the replica count.
 	// +optional
 	// +kubebuilder:validation:MaxLength=1024
 	Selector string `json:"selector,omitempty"`

@@ -38,8 +38,9 @@ func runMigrate(args []string, stdin io.Reader, stdout, stderr io.Writer) error 
 	kubeconfig := fs.String("kubeconfig", "", "kubeconfig for --from-cluster (default: $KUBECONFIG or ~/.kube/config)")
 	sasl := fs.String("sasl", "", "KEDA sasl value (none, plaintext, scram_sha256, scram_sha512) when the trigger keeps it in a Secret, which migrate does not read")
 	tls := fs.String("tls", "", "KEDA tls value (enable, disable) when the trigger keeps it in a Secret")
+	own := fs.Bool("own", false, "move the scaled Deployment's pod template into spec.template, so lagscale replaces it with a Deployment it owns (default: the EventConsumer scales the workload as it is, through spec.scaleTargetRef)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: lagscale migrate -f FILE|- [-f FILE...] [--from-cluster] [--sasl MODE] [--tls MODE]")
+		fmt.Fprintln(stderr, "Usage: lagscale migrate -f FILE|- [-f FILE...] [--from-cluster] [--sasl MODE] [--tls MODE] [--own]")
 		fmt.Fprintln(stderr, "Writes EventConsumers (and shared KafkaClusters) for KEDA ScaledObjects with kafka or apache-kafka triggers to stdout,")
 		fmt.Fprintln(stderr, "and for every field whether it was mapped, approximated or is unsupported to stderr.")
 		fs.PrintDefaults()
@@ -71,7 +72,7 @@ func runMigrate(args []string, stdin io.Reader, stdout, stderr io.Writer) error 
 			return fmt.Errorf("migrate: --from-cluster: %w", err)
 		}
 	}
-	res, err := migrate.Convert(input, migrate.Options{SASL: *sasl, TLS: *tls})
+	res, err := migrate.Convert(input, migrate.Options{SASL: *sasl, TLS: *tls, Own: *own})
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}

@@ -84,8 +84,58 @@ func TestMigrateAppliesToAPIServer(t *testing.T) {
 	t.Cleanup(func() { _ = env.Stop() })
 	c := env.Client
 
+	t.Run("keeps the workload", func(t *testing.T) {
+		// The user's Deployment, as Helm installed it, and KEDA's
+		// ScaledObject on it.
+		ctx := context.Background()
+		if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "keep"}}); err != nil {
+			t.Fatal(err)
+		}
+		raw, err := readFile(testdata("plain.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw = strings.ReplaceAll(raw, "namespace: billing", "namespace: keep")
+		dep := &unstructured.Unstructured{}
+		if err := utilyaml.NewYAMLOrJSONDecoder(strings.NewReader(raw), 4096).Decode(&dep.Object); err != nil || dep.GetKind() != "Deployment" {
+			t.Fatalf("the first object of plain.yaml should be the Deployment: %v", err)
+		}
+		if err := c.Create(ctx, dep); err != nil {
+			t.Fatal(err)
+		}
+		before := &appsv1.Deployment{}
+		if err := c.Get(ctx, client.ObjectKey{Namespace: "keep", Name: "invoice-worker"}, before); err != nil {
+			t.Fatal(err)
+		}
+
+		out, report, err := migrateCLI(raw, "-f", "-")
+		if err != nil {
+			t.Fatalf("%v\n%s", err, report)
+		}
+		apply(t, c, out)
+		ec := getConsumer(t, c, "keep", "invoice-worker")
+		if r := ec.Spec.ScaleTargetRef; r == nil || r.APIVersion != "apps/v1" || r.Kind != "Deployment" || r.Name != "invoice-worker" {
+			t.Errorf("stored scaleTargetRef %+v, want apps/v1 Deployment invoice-worker", r)
+		}
+		if ec.Spec.Template != nil || ec.Spec.Handler != nil {
+			t.Errorf("stored EventConsumer carries a workload of its own: %+v", ec.Spec)
+		}
+		after := &appsv1.Deployment{}
+		if err := c.Get(ctx, client.ObjectKey{Namespace: "keep", Name: "invoice-worker"}, after); err != nil {
+			t.Fatal(err)
+		}
+		if after.ResourceVersion != before.ResourceVersion {
+			t.Errorf("applying the migration changed the Deployment (resourceVersion %s -> %s)", before.ResourceVersion, after.ResourceVersion)
+		}
+		for _, want := range []string{"Apply this EventConsumer, then delete the ScaledObject", "kubectl delete scaledobject -n keep invoice-worker"} {
+			if !strings.Contains(report, want) {
+				t.Errorf("report lacks %q:\n%s", want, report)
+			}
+		}
+	})
+
 	t.Run("plain", func(t *testing.T) {
-		out, report, err := migrateCLI("", "-f", testdata("plain.yaml"))
+		out, report, err := migrateCLI("", "-f", testdata("plain.yaml"), "--own")
 		if err != nil {
 			t.Fatalf("%v\n%s", err, report)
 		}
@@ -204,10 +254,10 @@ spec:
     - type: kafka
       metadata: {bootstrapServers: "kafka.payments.svc:9092", consumerGroup: payer, topic: payments}
 `
-		if _, report, err := migrateCLI(so, "-f", "-"); err == nil || !strings.Contains(report, "--from-cluster") {
+		if _, report, err := migrateCLI(so, "-f", "-", "--own"); err == nil || !strings.Contains(report, "--from-cluster") {
 			t.Fatalf("without --from-cluster: want a non-zero exit pointing to it, got %v\n%s", err, report)
 		}
-		out, report, err := migrateCLI(so, "-f", "-", "--from-cluster", "--kubeconfig", kubeconfig)
+		out, report, err := migrateCLI(so, "-f", "-", "--own", "--from-cluster", "--kubeconfig", kubeconfig)
 		if err != nil {
 			t.Fatalf("%v\n%s", err, report)
 		}

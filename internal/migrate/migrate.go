@@ -77,6 +77,11 @@ type Options struct {
 	SASL string
 	// TLS is the KEDA tls value (enable, disable) for the same case.
 	TLS string
+	// Own moves the scaled Deployment's pod template into spec.template,
+	// so that lagscale creates and owns a new Deployment in its place. By
+	// default the EventConsumer scales the workload as it is, through
+	// spec.scaleTargetRef, and nothing in it changes.
+	Own bool
 }
 
 // Result is the converted objects and the report of every ScaledObject.
@@ -198,7 +203,7 @@ func convertOne(so *ScaledObject, in *Input, o Options) (*v1alpha1.EventConsumer
 		return nil, rep
 	}
 
-	deploy, container := scaleTarget(so, in, rep)
+	deploy, container := scaleTarget(so, in, o.Own, rep)
 
 	params := map[string]param{}
 	for k, v := range trig.Metadata {
@@ -242,6 +247,10 @@ func convertOne(so *ScaledObject, in *Input, o Options) (*v1alpha1.EventConsumer
 		p, ok := get(name + "FromEnv")
 		if !ok {
 			return "", "", false
+		}
+		if deploy == nil {
+			rep.essential(p.from, "%s comes from the workload's environment variable %s: add the Deployment's manifest with -f, or use --from-cluster", name, p.value)
+			return "", p.from, false
 		}
 		v, ok := envValue(deploy, container, p.value)
 		if !ok {
@@ -303,11 +312,39 @@ func convertOne(so *ScaledObject, in *Input, o Options) (*v1alpha1.EventConsumer
 		rep.add(p.from, Unsupported, "parameter %q has no lagscale counterpart and is dropped", k)
 	}
 
-	mapScaledObject(so, ec, rep)
-	if deploy != nil {
+	mapScaledObject(so, ec, o.Own, rep)
+	switch {
+	case !o.Own:
+		keepWorkload(so, deploy, ec, rep)
+	case deploy != nil:
 		mapDeployment(so, deploy, container, ec, rep)
 	}
 	return ec, rep
+}
+
+// keepWorkload points the EventConsumer at the workload the ScaledObject
+// scales: lagscale then sets its replicas and nothing else, so the team
+// keeps deploying it as before.
+func keepWorkload(so *ScaledObject, d *appsv1.Deployment, ec *v1alpha1.EventConsumer, rep *Report) {
+	ref := so.Spec.ScaleTargetRef
+	if ref == nil || ref.Name == "" {
+		return // reported by scaleTarget
+	}
+	apiVersion, kind := ref.APIVersion, ref.Kind
+	if apiVersion == "" {
+		apiVersion = "apps/v1" // KEDA's default, written out
+	}
+	if kind == "" {
+		kind = "Deployment"
+	}
+	ec.Spec.ScaleTargetRef = &v1alpha1.ScaleTargetRef{APIVersion: apiVersion, Kind: kind, Name: ref.Name}
+	rep.add("spec.scaleTargetRef", Mapped, "spec.scaleTargetRef %s %s %s: lagscale sets its replicas through the scale subresource and changes nothing else in it. Apply this EventConsumer, then delete the ScaledObject: until the ScaledObject and its HPA are gone the EventConsumer is Ready=False ScaleTargetConflict and writes nothing, then it takes over by itself", apiVersion, kind, ref.Name)
+	if ref.EnvSourceContainerName != "" {
+		rep.add("spec.scaleTargetRef.envSourceContainerName", Mapped, "used only to read *FromEnv parameters from container %s; lagscale injects nothing into the workload", ref.EnvSourceContainerName)
+	}
+	if d != nil && d.Spec.Replicas != nil {
+		rep.add(fmt.Sprintf("Deployment %s spec.replicas", d.Name), Approximated, "lagscale sets replicas from now on: remove replicas from the manifest your deployment tool applies (Helm chart, Argo CD, Flux), as for an HPA, or it and lagscale take turns")
+	}
 }
 
 // mapTrigger maps the scaling parameters of the trigger.
@@ -627,11 +664,24 @@ func resolveAuth(so *ScaledObject, trig *Trigger, f string, in *Input, params ma
 
 // scaleTarget finds the Deployment the ScaledObject scales and the
 // container KEDA reads environment from.
-func scaleTarget(so *ScaledObject, in *Input, rep *Report) (*appsv1.Deployment, string) {
+//
+// Unless own, any kind can be scaled and the Deployment is needed only to
+// resolve *FromEnv parameters, so its absence is no error here.
+func scaleTarget(so *ScaledObject, in *Input, own bool, rep *Report) (*appsv1.Deployment, string) {
 	ref := so.Spec.ScaleTargetRef
 	if ref == nil || ref.Name == "" {
-		rep.essential("spec.scaleTargetRef", "missing: the Deployment becomes the handler's pod template")
+		rep.essential("spec.scaleTargetRef", "missing: name the workload the ScaledObject scales")
 		return nil, ""
+	}
+	if !own {
+		if (ref.Kind != "" && ref.Kind != "Deployment") || (ref.APIVersion != "" && ref.APIVersion != "apps/v1") {
+			return nil, ref.EnvSourceContainerName
+		}
+		d, ok := in.Deployments[so.Namespace+"/"+ref.Name]
+		if !ok && so.Namespace != "" {
+			d = in.Deployments["/"+ref.Name]
+		}
+		return d, ref.EnvSourceContainerName
 	}
 	if (ref.Kind != "" && ref.Kind != "Deployment") || (ref.APIVersion != "" && ref.APIVersion != "apps/v1") {
 		rep.essential("spec.scaleTargetRef", "%s %s: lagscale runs handlers as a Deployment it owns; only a Deployment can become an EventConsumer", ref.Kind, ref.Name)
@@ -668,7 +718,7 @@ func envValue(d *appsv1.Deployment, container, name string) (string, bool) {
 }
 
 // mapScaledObject maps the ScaledObject's own fields.
-func mapScaledObject(so *ScaledObject, ec *v1alpha1.EventConsumer, rep *Report) {
+func mapScaledObject(so *ScaledObject, ec *v1alpha1.EventConsumer, own bool, rep *Report) {
 	spec := so.Spec
 	s := &ec.Spec.Scaling
 
@@ -747,8 +797,11 @@ func mapScaledObject(so *ScaledObject, ec *v1alpha1.EventConsumer, rep *Report) 
 		}
 	}
 	if a := spec.Advanced; a != nil {
-		if a.RestoreToOriginalReplicaCount {
+		switch {
+		case a.RestoreToOriginalReplicaCount && own:
 			rep.add("spec.advanced.restoreToOriginalReplicaCount", Unsupported, "the EventConsumer owns its Deployment: deleting it deletes the Deployment")
+		case a.RestoreToOriginalReplicaCount:
+			rep.add("spec.advanced.restoreToOriginalReplicaCount", Approximated, "deleting the EventConsumer leaves the workload at its current replicas; it does not restore the count from before")
 		}
 		if a.ScalingModifiers.Formula != "" {
 			rep.essential("spec.advanced.scalingModifiers", "formulas over several metrics are not supported: lagscale scales on one group's lag")

@@ -65,7 +65,7 @@ func consumer(t *testing.T, res *Result, name string) *v1alpha1.EventConsumer {
 }
 
 func TestConvertPlain(t *testing.T) {
-	res := convertFile(t, "plain.yaml", Options{})
+	res := convertFile(t, "plain.yaml", Options{Own: true})
 	if res.Failed() || len(res.Consumers) != 1 || len(res.Clusters) != 0 {
 		t.Fatalf("failed=%t consumers=%d clusters=%d", res.Failed(), len(res.Consumers), len(res.Clusters))
 	}
@@ -218,8 +218,8 @@ spec:
 		{name: "MSK IAM token provider", doc: so(kafka + ", sasl: oauthbearer, saslTokenProvider: aws_msk_iam}\n"), field: "spec.triggers[0].metadata.saslTokenProvider", want: "MSK IAM"},
 		{name: "bad lagThreshold", doc: so(kafka + ", lagThreshold: lots}\n"), field: "spec.triggers[0].metadata.lagThreshold", want: "not a positive integer"},
 		{name: "two Kafka triggers", doc: so(kafka + "}\n" + kafka + "}\n"), field: "spec.triggers[1]", want: "one consumer group"},
-		{name: "StatefulSet target", doc: strings.Replace(so(kafka+"}\n"), "scaleTargetRef: {name: w}", "scaleTargetRef: {name: w, kind: StatefulSet}", 1), field: "spec.scaleTargetRef", want: "only a Deployment"},
-		{name: "Deployment missing", doc: strings.Replace(so(kafka+"}\n"), "scaleTargetRef: {name: w}", "scaleTargetRef: {name: other}", 1), field: "spec.scaleTargetRef", want: "--from-cluster"},
+		{name: "StatefulSet target", doc: strings.Replace(so(kafka+"}\n"), "scaleTargetRef: {name: w}", "scaleTargetRef: {name: w, kind: StatefulSet}", 1), opts: Options{Own: true}, field: "spec.scaleTargetRef", want: "only a Deployment"},
+		{name: "Deployment missing", doc: strings.Replace(so(kafka+"}\n"), "scaleTargetRef: {name: w}", "scaleTargetRef: {name: other}", 1), opts: Options{Own: true}, field: "spec.scaleTargetRef", want: "--from-cluster"},
 		{name: "scaling modifiers", doc: strings.Replace(so(kafka+"}\n"), "  triggers:", "  advanced: {scalingModifiers: {formula: \"a + b\"}}\n  triggers:", 1), field: "spec.advanced.scalingModifiers", want: "formulas"},
 		{name: "credentials under other keys", doc: `
 apiVersion: keda.sh/v1alpha1
@@ -318,7 +318,7 @@ spec:
       metadata: {bootstrapServersFromEnv: BROKERS, consumerGroup: g, topic: t, scaleToZeroOnInvalidOffset: "true", ensureEvenDistributionOfPartitions: "true", limitToPartitionsWithLag: "true", madeUp: x}
       metricType: Value
 `
-	res, err := convertString(t, doc, Options{})
+	res, err := convertString(t, doc, Options{Own: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -389,7 +389,7 @@ items:
         metadata: {labels: {app: a}}
         spec: {containers: [{name: a, image: a:1}]}
 `
-	res, err := convertString(t, doc, Options{})
+	res, err := convertString(t, doc, Options{Own: true})
 	if err != nil {
 		t.Fatal(err)
 	}

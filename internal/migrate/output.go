@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 
 	"sigs.k8s.io/yaml"
@@ -75,5 +76,38 @@ func WriteReport(w io.Writer, res *Result) error {
 			fmt.Fprintf(tw, "  %s\t%s\t%s\n", o, l.Field, l.Detail)
 		}
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return writeSwitch(w, res)
+}
+
+// writeSwitch says how to switch a workload that stays where it is from
+// KEDA to lagscale: the order matters, since the EventConsumer waits for
+// the ScaledObject's HPA to go rather than fight it.
+func writeSwitch(w io.Writer, res *Result) error {
+	var deletes []string
+	for _, ec := range res.Consumers {
+		if ec.Spec.ScaleTargetRef == nil {
+			continue
+		}
+		ns := ""
+		if ec.Namespace != "" {
+			ns = " -n " + ec.Namespace
+		}
+		// The EventConsumer has the ScaledObject's name and namespace.
+		deletes = append(deletes, fmt.Sprintf("     kubectl delete scaledobject%s %s", ns, ec.Name))
+	}
+	if len(deletes) == 0 {
+		return nil
+	}
+	_, err := fmt.Fprintf(w, `
+Next, without redeploying anything:
+  1. kubectl apply -f <the EventConsumers above>
+     Each is Ready=False, reason ScaleTargetConflict, and writes nothing while the ScaledObject's HPA exists.
+  2. Delete the ScaledObjects; each EventConsumer then takes its workload over by itself:
+%s
+  3. Remove replicas from the workloads' manifests (Helm chart, Argo CD, Flux), as for an HPA.
+`, strings.Join(deletes, "\n"))
+	return err
 }

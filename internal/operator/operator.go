@@ -103,6 +103,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	rec := &controllers.EventConsumerReconciler{
 		Client:              mgr.GetClient(),
 		APIReader:           mgr.GetAPIReader(),
+		WatchNamespaces:     o.WatchNamespaces,
 		Recorder:            mgr.GetEventRecorder("lagscale"),
 		DefaultPollInterval: o.DefaultPollInterval,
 		StatusInterval:      o.StatusInterval,

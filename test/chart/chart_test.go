@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 	appsv1 "k8s.io/api/apps/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -242,12 +244,51 @@ func TestSchemaRejectsBadValues(t *testing.T) {
 		{"unknown top-level key", "replica=2", "additional properties 'replica' not allowed"},
 		{"bad log format", "log.format=xml", "/log/format"},
 		{"crds.enabled as a string", "crds.enabled=yes", "/crds/enabled"},
+		{"scaleTargets by wildcard", "scaleTargets[0].group=*,scaleTargets[0].resource=rollouts", "/scaleTargets/0/group"},
+		{"scaleTargets without a resource", "scaleTargets[0].group=argoproj.io", "missing property 'resource'"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			out, err := helm(t, "template", "x", chartDir(), "--kube-version", testenv.KubernetesVersion, "--set", tt.set)
 			if err == nil || !strings.Contains(out, tt.want) {
 				t.Fatalf("helm accepted %s or said something else: %v\n%s", tt.set, err, out)
+			}
+		})
+	}
+}
+
+// TestScaleTargetsValue: each scaleTargets entry grants get and update on
+// its scale subresource and list and watch on the kind, by name, in the
+// ClusterRole or in each watched namespace's Role.
+func TestScaleTargetsValue(t *testing.T) {
+	set := []string{"--set", "scaleTargets[0].group=argoproj.io", "--set", "scaleTargets[0].resource=rollouts"}
+	want := map[string]bool{"argoproj.io/rollouts/scale:get": true, "argoproj.io/rollouts/scale:update": true,
+		"argoproj.io/rollouts:list": true, "argoproj.io/rollouts:watch": true}
+	for name, tc := range map[string]struct {
+		args []string
+		kind string
+	}{
+		"cluster-wide":    {set, "ClusterRole"},
+		"watchNamespaces": {append([]string{"--set", "watchNamespaces={team-a}"}, set...), "Role"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			got := map[string]bool{}
+			for _, o := range find(render(t, tc.args...), tc.kind) {
+				if strings.HasSuffix(o.GetName(), "-leader-election") {
+					continue
+				}
+				var role struct {
+					Rules []rbacv1.PolicyRule `json:"rules"`
+				}
+				typed(t, o, &role)
+				for _, g := range grantsOf(tc.kind, role.Rules) {
+					if g.group == "argoproj.io" {
+						got[g.group+"/"+g.resource+":"+g.verb] = true
+					}
+				}
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("%s grants %v for the Rollout entry, want %v", tc.kind, got, want)
 			}
 		})
 	}
@@ -357,7 +398,77 @@ const (
 	checkLeaseRenewed = "a renewed Lease"
 	checkLeaderEvent  = "the leader election Event (core) on the Lease"
 	checkEventSeries  = "the repeated Waiting event counted as a series (patched)"
+	checkScaledDeploy = "a user's Deployment scaled through spec.scaleTargetRef (deployments/scale)"
+	checkScaledSts    = "a user's StatefulSet scaled through spec.scaleTargetRef (statefulsets/scale)"
 )
+
+// scaleTargetsOf creates, as a user would, a Deployment and a StatefulSet
+// of one replica, and EventConsumers that scale them through
+// spec.scaleTargetRef on a kfake broker where 80 records of lag ask for 4
+// replicas. It returns the checks that they were scaled.
+func scaleTargetsOf(t *testing.T, c client.Client, ns string) map[string]func() bool {
+	t.Helper()
+	ctx := context.Background()
+	kafka, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, "scaled-deploy", "scaled-sts"))
+	if err != nil {
+		t.Fatalf("start kfake: %v", err)
+	}
+	t.Cleanup(kafka.Close)
+	prod, err := kgo.NewClient(kgo.SeedBrokers(kafka.ListenAddrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	for _, topic := range []string{"scaled-deploy", "scaled-sts"} {
+		for p := int32(0); p < 4; p++ {
+			for i := 0; i < 20; i++ {
+				if err := prod.ProduceSync(ctx, &kgo.Record{Topic: topic, Partition: p, Value: []byte("x")}).FirstErr(); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	one := int32(1)
+	labels := map[string]string{"app": "scaled"}
+	tmpl := corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "c:1"}}}}
+	dep := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "scaled-deploy"}, Spec: appsv1.DeploymentSpec{
+		Replicas: &one, Selector: &metav1.LabelSelector{MatchLabels: labels}, Template: tmpl}}
+	sts := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "scaled-sts"}, Spec: appsv1.StatefulSetSpec{
+		Replicas: &one, Selector: &metav1.LabelSelector{MatchLabels: labels}, Template: tmpl}}
+	objs := []client.Object{dep, sts}
+	for _, w := range []struct{ kind, name string }{{"Deployment", dep.Name}, {"StatefulSet", sts.Name}} {
+		objs = append(objs, &v1alpha1.EventConsumer{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: w.name}, Spec: v1alpha1.EventConsumerSpec{
+			Topics: []string{w.name}, ConsumerGroup: w.name,
+			Kafka:          v1alpha1.KafkaConnection{BootstrapServers: kafka.ListenAddrs()},
+			ScaleTargetRef: &v1alpha1.ScaleTargetRef{APIVersion: "apps/v1", Kind: w.kind, Name: w.name},
+			Scaling: v1alpha1.ScalingSpec{Policy: v1alpha1.PolicyLagThreshold, LagThreshold: ptrTo[int64](25), PollIntervalSeconds: ptrTo[int32](1),
+				OffsetResetPolicy: v1alpha1.OffsetResetEarliest},
+		}})
+	}
+	for _, o := range objs {
+		if err := c.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	scaled := func(o client.Object) func() bool {
+		return func() bool {
+			cur := o.DeepCopyObject().(client.Object)
+			if c.Get(ctx, client.ObjectKeyFromObject(o), cur) != nil {
+				return false
+			}
+			switch w := cur.(type) {
+			case *appsv1.Deployment:
+				return *w.Spec.Replicas == 4
+			case *appsv1.StatefulSet:
+				return *w.Spec.Replicas == 4
+			}
+			return false
+		}
+	}
+	return map[string]func() bool{checkScaledDeploy: scaled(dep), checkScaledSts: scaled(sts)}
+}
+
+func ptrTo[T any](v T) *T { return &v }
 
 // rbacScenario runs the operator with cfg and walks one EventConsumer
 // through everything it does with the API server: it waits for a missing
@@ -383,6 +494,7 @@ func rbacScenario(t *testing.T, env *testenv.Env, cfg *rest.Config, watch []stri
 			t.Fatal(err)
 		}
 	}
+	targets := scaleTargetsOf(t, c, ns)
 
 	opctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
@@ -468,6 +580,9 @@ func rbacScenario(t *testing.T, env *testenv.Env, cfg *rest.Config, watch []stri
 			return false
 		},
 	}
+	for k, f := range targets {
+		checks[k] = f
+	}
 	deadline := time.Now().Add(wait)
 	var missing []string
 	phase := func(names ...string) {
@@ -490,7 +605,7 @@ func rbacScenario(t *testing.T, env *testenv.Env, cfg *rest.Config, watch []stri
 	if err := c.Create(ctx, secret); err != nil {
 		t.Fatal(err)
 	}
-	phase(checkDeployment, checkStatus, checkClusterStat, checkLeaseRenewed, checkLeaderEvent)
+	phase(checkDeployment, checkStatus, checkClusterStat, checkLeaseRenewed, checkLeaderEvent, checkScaledDeploy, checkScaledSts)
 	if err := c.Delete(ctx, secret); err != nil {
 		t.Fatal(err)
 	}
@@ -530,6 +645,15 @@ var neededBy = map[string]string{
 	"Role coordination.k8s.io/leases:create":               checkDeployment,
 	"Role coordination.k8s.io/leases:update":               checkLeaseRenewed,
 	"Role /events:create":                                  checkLeaderEvent,
+	// spec.scaleTargetRef: replicas through the scale subresource, the
+	// StatefulSets watched in the target cache (a cache that cannot sync
+	// stops the controller), HPAs listed before every write.
+	"ClusterRole apps/deployments/scale:get":                      checkScaledDeploy,
+	"ClusterRole apps/deployments/scale:update":                   checkScaledDeploy,
+	"ClusterRole apps/statefulsets/scale:get":                     checkScaledSts,
+	"ClusterRole apps/statefulsets/scale:update":                  checkScaledSts,
+	"ClusterRole apps/statefulsets:list+watch":                    checkScaledSts,
+	"ClusterRole autoscaling/horizontalpodautoscalers:list+watch": checkScaledDeploy,
 }
 
 // grant is one verb on one resource in the chart's ClusterRole or Role.

@@ -51,8 +51,19 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 {{- end -}}
 
+{{- /* The generated rules, then for every scaleTargets entry the kind's scale
+     subresource (get, update) and the kind itself (list, watch), for
+     spec.scaleTargetRef. Named one by one: nothing by wildcard. */}}
 {{- define "lagscale.rules" -}}
-{{- include "lagscale.rulesOf" (list . "ClusterRole") -}}
+{{- include "lagscale.rulesOf" (list . "ClusterRole") }}
+{{- range .Values.scaleTargets }}
+- apiGroups: [{{ .group | quote }}]
+  resources: [{{ printf "%s/scale" .resource | quote }}]
+  verbs: [get, update]
+- apiGroups: [{{ .group | quote }}]
+  resources: [{{ .resource | quote }}]
+  verbs: [list, watch]
+{{- end }}
 {{- end -}}
 
 {{- define "lagscale.leaderRules" -}}
