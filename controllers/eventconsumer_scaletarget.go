@@ -193,7 +193,7 @@ func trimMeta(m metav1.ObjectMeta) metav1.ObjectMeta {
 	out := metav1.ObjectMeta{Name: m.Name, Namespace: m.Namespace, UID: m.UID, ResourceVersion: m.ResourceVersion, Generation: m.Generation}
 	for _, e := range m.ManagedFields {
 		if ownsReplicas(e) {
-			e.FieldsV1 = &metav1.FieldsV1{Raw: []byte(`{"f:spec":{"f:replicas":{}}}`)}
+			e.FieldsV1 = metav1.NewFieldsV1(`{"f:spec":{"f:replicas":{}}}`)
 			out.ManagedFields = append(out.ManagedFields, e)
 		}
 	}
@@ -208,7 +208,7 @@ func ownsReplicas(e metav1.ManagedFieldsEntry) bool {
 	var f struct {
 		Spec map[string]json.RawMessage `json:"f:spec"`
 	}
-	if err := json.Unmarshal(e.FieldsV1.Raw, &f); err != nil {
+	if err := json.Unmarshal(e.FieldsV1.GetRawBytes(), &f); err != nil {
 		return false
 	}
 	_, ok := f.Spec["f:replicas"]

@@ -83,7 +83,7 @@ func applyAsUser(t *testing.T, obj client.Object) {
 	unstructured.RemoveNestedField(u.Object, "metadata", "creationTimestamp")
 	unstructured.RemoveNestedField(u.Object, "spec", "template", "metadata", "creationTimestamp")
 	unstructured.RemoveNestedField(u.Object, "status")
-	if err := env.Client.Patch(context.Background(), u, client.Apply, client.FieldOwner(userManager), client.ForceOwnership); err != nil {
+	if err := env.Client.Apply(context.Background(), client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(userManager), client.ForceOwnership); err != nil {
 		t.Fatalf("apply %s %s: %v", u.GetKind(), u.GetName(), err)
 	}
 }
@@ -460,7 +460,7 @@ func TestScaleTargetOtherFieldManager(t *testing.T) {
 	if err := unstructured.SetNestedField(sync.Object, int64(2), "spec", "replicas"); err != nil {
 		t.Fatal(err)
 	}
-	if err := env.Client.Patch(ctx, sync, client.Apply, client.FieldOwner("argocd-controller"), client.ForceOwnership); err != nil {
+	if err := env.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(sync), client.FieldOwner("argocd-controller"), client.ForceOwnership); err != nil {
 		t.Fatal(err)
 	}
 	e := findEvent(t, ns, v1alpha1.EventReplicasOverridden, "argocd-controller", "from 4 to 2")
@@ -598,7 +598,7 @@ func TestScaleTargetCustomResource(t *testing.T) {
 	if err := unstructured.SetNestedField(ro.Object, int64(1), "spec", "replicas"); err != nil {
 		t.Fatal(err)
 	}
-	if err := env.Client.Patch(ctx, ro, client.Apply, client.FieldOwner(userManager)); err != nil {
+	if err := env.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(ro), client.FieldOwner(userManager)); err != nil {
 		t.Fatal(err)
 	}
 	createConsumer(t, ns, "rollout", targetConsumer(addrs, "rollout-topic", "rollouts.test.lagscale.dev/v1alpha1", "Rollout", ro.GetName()))
@@ -614,7 +614,7 @@ func TestScaleTargetCustomResource(t *testing.T) {
 	if err := unstructured.SetNestedField(js.Object, int64(1), "spec", "replicas"); err != nil {
 		t.Fatal(err)
 	}
-	if err := env.Client.Patch(ctx, js, client.Apply, client.FieldOwner(userManager)); err != nil {
+	if err := env.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(js), client.FieldOwner(userManager)); err != nil {
 		t.Fatal(err)
 	}
 	createConsumer(t, ns, "jobset", targetConsumer(addrs, "jobset-topic", "rollouts.test.lagscale.dev/v1alpha1", "JobSet", "batch"))
@@ -752,7 +752,7 @@ func TestWriteReplicas(t *testing.T) {
 // TestReplicaManagers reads who owns spec.replicas from managed fields.
 func TestReplicaManagers(t *testing.T) {
 	entry := func(manager, fields string) metav1.ManagedFieldsEntry {
-		return metav1.ManagedFieldsEntry{Manager: manager, FieldsV1: &metav1.FieldsV1{Raw: []byte(fields)}}
+		return metav1.ManagedFieldsEntry{Manager: manager, FieldsV1: metav1.NewFieldsV1(fields)}
 	}
 	tests := []struct {
 		name    string

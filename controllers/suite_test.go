@@ -150,7 +150,6 @@ func readManifests(t *testing.T, path string) []*unstructured.Unstructured {
 	}
 }
 
-
 // createConsumer creates an EventConsumer with spec in namespace ns and
 // fails the test if the API server refuses it.
 func createConsumer(t *testing.T, ns, name string, spec v1alpha1.EventConsumerSpec) *v1alpha1.EventConsumer {

@@ -718,4 +718,3 @@ type EventConsumerList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []EventConsumer `json:"items"`
 }
-

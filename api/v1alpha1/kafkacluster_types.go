@@ -80,4 +80,3 @@ type KafkaClusterList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []KafkaCluster `json:"items"`
 }
-

@@ -21,12 +21,12 @@ import (
 type Outcome string
 
 const (
-	// Mapped: lagscale does the same thing.
+	// Mapped means lagscale does the same thing.
 	Mapped Outcome = "mapped"
-	// Approximated: lagscale does something close; the line says how it
+	// Approximated means lagscale does something close; the line says how it
 	// differs.
 	Approximated Outcome = "approximated"
-	// Unsupported: lagscale has nothing for it; the field is dropped.
+	// Unsupported means lagscale has nothing for it; the field is dropped.
 	Unsupported Outcome = "unsupported"
 )
 
