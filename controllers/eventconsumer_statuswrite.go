@@ -48,12 +48,13 @@ func (b *StatusBudget) allow(now time.Time) bool {
 	return b == nil || b.lim.AllowN(now, 1)
 }
 
-// spend takes a token for a write that goes whatever the budget: a change
-// of state. The budget may go below zero, which holds live figures back a
-// little longer.
+// spend takes a token, when there is one, for a write that goes whatever
+// the budget: a change of state. It never borrows: after a burst of state
+// changes (thousands of consumers synced at once) the live figures would
+// otherwise wait out the whole debt.
 func (b *StatusBudget) spend(now time.Time) {
 	if b != nil {
-		b.lim.ReserveN(now, 1)
+		b.lim.AllowN(now, 1)
 	}
 }
 
