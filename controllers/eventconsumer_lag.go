@@ -174,6 +174,7 @@ func applyLagStatus(st *reconcileState) {
 		})
 	}
 	ls.Unreadable = unreadable(s)
+	ls.TimestampsUnreadable = truncate(s.TimestampsUnreadable, 1024)
 	st.ec.Status.Lag = ls
 	st.ec.Status.Partitions = int32(s.PartitionCount)
 }
