@@ -1,6 +1,7 @@
 package lag
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -21,7 +23,8 @@ import (
 // fetches from that commit (the same READ_COMMITTED Fetch, one per leader,
 // that settles transaction markers in markers.go, so the first reading is
 // settled too). Other groups' commits on the partition interpolate between
-// that timestamp and the history, and a commit that stays put is read
+// that timestamp and the history until later cycles read them too, one
+// offset per partition per cycle, and a commit that stays put is read
 // exactly when its markers are settled.
 
 // stamp is what one read learned of a partition: a consumer resuming at any
@@ -125,18 +128,41 @@ func producedAtStamped(ends *series, stamps []stamp, off int64, rate float64) (i
 	return lo.t + int64(f*float64(hiT-lo.t)), true
 }
 
-// batchRecordTime is the timestamp of the record at off in batch b, whose
-// first offset is base. The first record's is exact; a later one's is
-// interpolated between the batch's first and largest timestamps, which a
-// producer writes within one linger, so that a compressed batch need not
-// be decompressed for it. With LogAppendTime every record has the batch's.
+// decompressor unpacks the records of a compressed batch.
+var decompressor = kgo.DefaultDecompressor()
+
+// batchRecordTime is the timestamp, in unix nanoseconds, of the first record
+// at or after off in batch b, whose first offset is base. With
+// LogAppendTime every record has the batch's. Otherwise the records are
+// walked to the one at off; should they not decode, the timestamp is
+// interpolated between the batch's first and largest ones, which a
+// producer writes within one linger.
 func batchRecordTime(b *kmsg.RecordBatch, base, off int64) int64 {
 	if b.Attributes&0x08 != 0 {
 		return b.MaxTimestamp * int64(time.Millisecond)
 	}
+	if off <= base {
+		return b.FirstTimestamp * int64(time.Millisecond)
+	}
+	if raw, err := decompressor.Decompress(b.Records, kgo.CompressionCodecType(b.Attributes&0x07)); err == nil {
+		for range b.NumRecords {
+			l, n := binary.Varint(raw)
+			if n <= 0 || l < 0 || int64(len(raw)-n) < l {
+				break
+			}
+			var r kmsg.Record
+			if r.ReadFrom(raw[:n+int(l)]) != nil {
+				break
+			}
+			raw = raw[n+int(l):]
+			if base+int64(r.OffsetDelta) >= off {
+				return (b.FirstTimestamp + r.TimestampDelta64) * int64(time.Millisecond)
+			}
+		}
+	}
 	ts := b.FirstTimestamp
-	if off > base && b.LastOffsetDelta > 0 && b.MaxTimestamp > ts {
-		ts += (b.MaxTimestamp - ts) * (off - base) / int64(b.LastOffsetDelta)
+	if b.LastOffsetDelta > 0 && b.MaxTimestamp > ts {
+		ts += (b.MaxTimestamp - ts) * min(off-base, int64(b.LastOffsetDelta)) / int64(b.LastOffsetDelta)
 	}
 	return ts * int64(time.Millisecond)
 }
@@ -147,13 +173,14 @@ func refusesReads(err error) bool {
 	return errors.Is(err, kerr.TopicAuthorizationFailed) || errors.Is(err, kerr.ClusterAuthorizationFailed)
 }
 
-// wantStamps adds to want, for every partition whose lowest resume offset
-// over the cycle's commits needs a timestamp (needsStamp), that offset.
-// It drops from want every partition whose reads were refused within
+// wantStamps adds to want, for every partition, the lowest resume offset
+// over the cycle's commits that needs a timestamp (needsStamp): the lowest
+// commit on the first poll, then, cycle by cycle, the other groups' commits
+// that still lie before the history, whether they stay or move. It drops from want every partition whose reads were refused within
 // stampRetry: a marker read there would be refused alike. Joined with the
 // marker reads, it costs at most one Fetch per leader per cycle.
 func (c *cluster) wantStamps(d *pollData, want map[tp]int64) {
-	lowest := make(map[tp]int64)
+	positions := make(map[tp][]int64)
 	for _, gc := range d.commits {
 		if gc.err != nil {
 			continue
@@ -170,9 +197,7 @@ func (c *cluster) wantStamps(d *pollData, want map[tp]int64) {
 			if pos >= end.offset {
 				continue
 			}
-			if l, ok := lowest[key]; !ok || pos < l {
-				lowest[key] = pos
-			}
+			positions[key] = append(positions[key], pos)
 		}
 	}
 	now := c.e.opts.Now().UnixNano()
@@ -184,18 +209,25 @@ func (c *cluster) wantStamps(d *pollData, want map[tp]int64) {
 			delete(want, key)
 		}
 	}
-	for key, pos := range lowest {
+	for key, ps := range positions {
 		st := c.parts[key]
 		if st == nil {
 			st = &partState{ends: newSeries(c.e.opts.HistorySize)}
 			c.parts[key] = st
 		}
-		st.stamps = pruneStamps(st.stamps, pos)
-		if refused(st) || !needsStamp(st, pos) {
+		slices.Sort(ps)
+		st.stamps = pruneStamps(st.stamps, ps[0])
+		if refused(st) {
 			continue
 		}
-		if w, ok := want[key]; !ok || pos < w {
-			want[key] = pos
+		for _, pos := range ps {
+			if !needsStamp(st, pos) {
+				continue
+			}
+			if w, ok := want[key]; !ok || pos < w {
+				want[key] = pos
+			}
+			break
 		}
 	}
 }

@@ -184,3 +184,52 @@ func TestProducedAtStamped(t *testing.T) {
 		})
 	}
 }
+
+// TestOtherGroupsRefinedInLaterCycles: two groups on one partition. The
+// first poll reads the timestamp at the lower commit; the other group's
+// commit, older than the history and moving, is read in a later cycle
+// rather than left interpolated.
+func TestOtherGroupsRefinedInLaterCycles(t *testing.T) {
+	kf := newKafka(t, kfake.SeedTopics(1, "orders"))
+	addrs := kf.ListenAddrs()
+	prod := producer(t, addrs)
+	now := time.Now()
+	var recs []*kgo.Record
+	for i := range 30 {
+		age := 10 * time.Minute // offsets 0-19
+		if i >= 20 {
+			age = 5 * time.Minute // offsets 20-29
+		}
+		recs = append(recs, &kgo.Record{Topic: "orders", Value: []byte("v"), Timestamp: now.Add(-age)})
+	}
+	if err := prod.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	adm := kadm.NewClient(newClient(t, addrs))
+	commit := func(group string, at int64) {
+		t.Helper()
+		offs := make(kadm.Offsets)
+		offs.AddOffset("orders", 0, at, -1)
+		if err := adm.CommitAllOffsets(context.Background(), group, offs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	commit("slow", 0)
+	commit("fast", 20)
+
+	e := newEngine(t, Options{})
+	slow, fast := subscription("slow", addrs, "slow", "orders"), subscription("fast", addrs, "fast", "orders")
+	e.Register(slow)
+	e.Register(fast)
+	mustPoll(t, e, slow)
+	if s := mustSnapshot(t, e, slow.Consumer); s.TimeLagSeconds < 590 || s.TimeLagSeconds > 660 {
+		t.Fatalf("slow group: first time lag %.1fs, want about 600s", s.TimeLagSeconds)
+	}
+	// The fast group consumes one record: its commit moves, so no marker
+	// read is due for it, but it still lies before the history.
+	commit("fast", 21)
+	mustPoll(t, e, slow)
+	if s := mustSnapshot(t, e, fast.Consumer); s.TimeLagSeconds < 290 || s.TimeLagSeconds > 360 {
+		t.Fatalf("fast group after a second cycle: time lag %.1fs, want about 300s (the record at its commit)", s.TimeLagSeconds)
+	}
+}
