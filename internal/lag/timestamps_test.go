@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
 )
 
 // backlogAged writes n records to each of the topic's partitions, all
@@ -231,5 +232,54 @@ func TestOtherGroupsRefinedInLaterCycles(t *testing.T) {
 	mustPoll(t, e, slow)
 	if s := mustSnapshot(t, e, fast.Consumer); s.TimeLagSeconds < 290 || s.TimeLagSeconds > 360 {
 		t.Fatalf("fast group after a second cycle: time lag %.1fs, want about 300s (the record at its commit)", s.TimeLagSeconds)
+	}
+}
+
+// TestTimeLagWithoutReadACL is the fallback against the broker's own ACL
+// check: a user allowed to describe the topic and the group (all that lag
+// needs) but not to read the topic gets TOPIC_AUTHORIZATION_FAILED on the
+// Fetch; the lag stays exact and the time lag falls back, saying why.
+func TestTimeLagWithoutReadACL(t *testing.T) {
+	describe := func(res kmsg.ACLResourceType, name string) kfake.ACL {
+		return kfake.ACL{Resource: res, Name: name, Pattern: kmsg.ACLResourcePatternTypeLiteral, Operation: kmsg.ACLOperationDescribe, Allow: true}
+	}
+	kf := newKafka(t, kfake.SeedTopics(2, "orders"), kfake.EnableSASL(), kfake.EnableACLs(),
+		kfake.Superuser(MechanismPlain, "admin", "admin-secret"),
+		kfake.User(MechanismPlain, "lagscale", "lagscale-secret",
+			describe(kmsg.ACLResourceTypeTopic, "orders"), describe(kmsg.ACLResourceTypeGroup, "workers")))
+	addrs := kf.ListenAddrs()
+	admin := kgo.SASL(plain.Auth{User: "admin", Pass: "admin-secret"}.AsMechanism())
+	prod := newClient(t, addrs, admin, kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerLinger(0))
+	old := time.Now().Add(-10 * time.Minute)
+	for p := range int32(2) {
+		recs := make([]*kgo.Record, 20)
+		for i := range recs {
+			recs[i] = &kgo.Record{Topic: "orders", Partition: p, Value: []byte("v"), Timestamp: old}
+		}
+		if err := prod.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+			t.Fatalf("producing: %v", err)
+		}
+	}
+	offs := make(kadm.Offsets)
+	offs.AddOffset("orders", 0, 0, -1)
+	offs.AddOffset("orders", 1, 0, -1)
+	if err := kadm.NewClient(newClient(t, addrs, admin)).CommitAllOffsets(context.Background(), "workers", offs); err != nil {
+		t.Fatalf("commit: %v", err)
+	}
+
+	e := newEngine(t, Options{})
+	sub := subscription("c", addrs, "workers", "orders")
+	sub.Cluster.SASL = &SASLConfig{Mechanism: MechanismPlain, Username: "lagscale", Password: "lagscale-secret"}
+	e.Register(sub)
+	mustPoll(t, e, sub)
+	s := mustSnapshot(t, e, sub.Consumer)
+	if s.Stale || s.TotalLag != 40 {
+		t.Fatalf("snapshot %+v: want fresh, lag 40 (describe is all lag needs)", s)
+	}
+	if !strings.Contains(s.TimestampsUnreadable, "TOPIC_AUTHORIZATION_FAILED") || strings.Contains(s.TimestampsUnreadable, "lagscale-secret") {
+		t.Fatalf("TimestampsUnreadable = %q, want the broker's refusal (and no password)", s.TimestampsUnreadable)
+	}
+	if s.TimeLagSeconds > 5 {
+		t.Fatalf("time lag %.1fs without READ, want the estimate from the offsets' history (about 0 on the first poll)", s.TimeLagSeconds)
 	}
 }
