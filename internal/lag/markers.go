@@ -239,3 +239,39 @@ func firstDelivered(batches []byte, from int64, aborted []kmsg.FetchResponseTopi
 	}
 	return next, false, 0
 }
+
+// settled reports whether s's snapshot may be stored. A group's first
+// reading waits until every commit below the end has been read past its
+// markers and aborted records (or the read was refused): shown unsettled,
+// a finished transactional group would read as lag for a cycle and could
+// scale up for nothing. The read of the lowest commit of each partition
+// happens in the first cycle (timestamps.go), another group's commit in
+// the next, so the first snapshot waits one cycle at most: from its second
+// poll on, a group's snapshot is always stored.
+func (c *cluster) settled(s Subscription, d *pollData) bool {
+	gs := c.groups[s.Group]
+	if gs == nil || gs.polls >= 2 || gs.err != nil {
+		return true
+	}
+	for _, t := range s.Topics {
+		for _, p := range d.parts[t] {
+			key := tp{t, p}
+			st, gp := c.parts[key], gs.parts[key]
+			if st == nil || !st.known || gp == nil || !gp.hasCommit || st.stampErr != nil {
+				continue
+			}
+			pos := max(gp.committed, st.logStart)
+			if pos >= st.end {
+				continue
+			}
+			if _, ok := c.skips[skipKey{key, gp.committed}]; ok {
+				continue
+			}
+			if _, ok := stampFor(st.stamps, pos); ok {
+				continue
+			}
+			return false
+		}
+	}
+	return true
+}

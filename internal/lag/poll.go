@@ -172,6 +172,9 @@ func (c *cluster) cycle(ctx context.Context) error {
 		c.failures = 0
 		c.update(now, data, groupTopics, types)
 		for k, s := range subs {
+			if !c.settled(s, data) {
+				continue // a first reading waits for its markers (markers.go)
+			}
 			snaps[k] = c.snapshot(s, now, window, data)
 		}
 		e.mu.Lock()
