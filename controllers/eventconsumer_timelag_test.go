@@ -53,6 +53,7 @@ func TestFirstStatusTimeLagFromRecordTimestamps(t *testing.T) {
 		}
 		return nil
 	})
+	t.Logf("first lag status: total %d, seconds %.1f", first.Total, first.Seconds)
 	if first.Total != 90 || first.Seconds < 590 || first.Seconds > 660 {
 		t.Fatalf("first lag status: total %d, seconds %.1f; want 90 and about 600 (the records' age)", first.Total, first.Seconds)
 	}

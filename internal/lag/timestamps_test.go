@@ -59,6 +59,7 @@ func TestFirstTimeLagFromRecordTimestamps(t *testing.T) {
 			t.Errorf("partition %d: first time lag %.1fs, want about 600s (the age of the record at the commit)", pl.Partition, pl.TimeLagSeconds)
 		}
 	}
+	t.Logf("first snapshot: time lag %.1fs", s.TimeLagSeconds)
 	if s.TimeLagSeconds < 590 || s.TimeLagSeconds > 660 {
 		t.Fatalf("first snapshot time lag %.1fs, want about 600s", s.TimeLagSeconds)
 	}
