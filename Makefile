@@ -27,7 +27,7 @@ help: ## Show this help.
 .PHONY: manifests
 manifests: ## Generate the CRDs (config/crd/bases) and RBAC (config/rbac) from the Go markers.
 	$(CONTROLLER_GEN) rbac:roleName=lagscale-manager crd:generateEmbeddedObjectMeta=true,allowDangerousTypes=true \
-		paths=./api/... paths=./controllers/... \
+		paths=./api/... paths=./controllers/... paths=./internal/operator/... \
 		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
 	go run ./hack/crdtrim config/crd/bases/lagscale.dev_eventconsumers.yaml
 
@@ -284,7 +284,7 @@ build: ## Build the operator and the CLI into bin/.
 
 .PHONY: run
 run: manifests ## Run the operator against the current kubeconfig (install the CRDs first: kubectl apply --server-side -f config/crd/bases).
-	go run ./cmd/manager --leader-elect=false --log-format text --metrics-bind-address :8080 --health-probe-bind-address :8081
+	go run ./cmd/manager --leader-elect=false --log-format text --metrics-bind-address :8443 --health-probe-bind-address :8081
 
 ##@ Images
 

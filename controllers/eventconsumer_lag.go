@@ -235,6 +235,7 @@ func lagStatusOf(s lag.Snapshot) *v1alpha1.LagStatus {
 	if d := s.DeadLetters; d != nil {
 		ls.DeadLetters = &v1alpha1.DeadLetterStatus{Topic: d.Topic, Missing: d.Missing, Records: d.Records, RatePerSecond: round1(d.Rate)}
 	}
+	ls.TimestampsUnreadable = truncate(s.TimestampsUnreadable, 1024)
 	return ls
 }
 

@@ -485,6 +485,14 @@ type LagStatus struct {
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=16
 	Unreadable []UnreadableLag `json:"unreadable,omitempty"`
+	// timestampsUnreadable says why the records' timestamps at the group's
+	// commits could not be read (the broker refused the Fetch, as it does
+	// without a READ permission on the topic). seconds is then estimated
+	// from when lagscale first saw the offsets, and reads low for a backlog
+	// older than that. Empty when seconds is the records' own age.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	TimestampsUnreadable string `json:"timestampsUnreadable,omitempty"`
 	// partitions are the 64 partitions with the largest time lag.
 	// +optional
 	// +listType=atomic

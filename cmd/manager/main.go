@@ -24,6 +24,8 @@ import (
 // options are the operator's command-line flags.
 type options struct {
 	metricsAddr         string
+	metricsSecure       bool
+	metricsCertDir      string
 	probeAddr           string
 	leaderElect         bool
 	leaderElectionID    string
@@ -40,7 +42,9 @@ type options struct {
 func parseFlags(args []string) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("manager", flag.ContinueOnError)
-	fs.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; 0 disables it.")
+	fs.StringVar(&o.metricsAddr, "metrics-bind-address", ":8443", "Address of the Prometheus metrics endpoint; 0 disables it.")
+	fs.BoolVar(&o.metricsSecure, "metrics-secure", true, "Serve the metrics over HTTPS, only to callers whose token the API server authenticates and authorizes for get on /metrics; false serves plain HTTP to anyone.")
+	fs.StringVar(&o.metricsCertDir, "metrics-cert-dir", "", "Directory with tls.crt and tls.key for the secure metrics endpoint; empty serves a self-signed certificate.")
 	fs.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address of /healthz and /readyz.")
 	fs.BoolVar(&o.leaderElect, "leader-elect", true, "Elect a leader with a Lease so that only one replica reconciles, also while a rolling update runs two at once.")
 	fs.StringVar(&o.leaderElectionID, "leader-election-id", "lagscale.lagscale.dev", "Name of the leader election Lease.")
@@ -94,6 +98,8 @@ func run(ctx context.Context, o options) error {
 	}
 	return operator.Run(ctx, cfg, operator.Options{
 		MetricsAddr:             o.metricsAddr,
+		MetricsSecure:           o.metricsSecure,
+		MetricsCertDir:          o.metricsCertDir,
 		ProbeAddr:               o.probeAddr,
 		LeaderElect:             o.leaderElect,
 		LeaderElectionID:        o.leaderElectionID,

@@ -18,7 +18,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -125,6 +124,16 @@ func run(manager string, n int, window, poll time.Duration, noise bool) error {
 			return err
 		}
 	}
+	// The manager serves its metrics securely, as the chart does: the
+	// benchmark scrapes them as Prometheus would, with a ServiceAccount
+	// token bound to a metrics-reader ClusterRole.
+	if err := env.EnsureClusterRole(ctx, "opbench-metrics-reader", testenv.MetricsReaderRules); err != nil {
+		return err
+	}
+	token, err := env.ServiceAccountToken(ctx, "noise", "opbench-scraper", "opbench-metrics-reader")
+	if err != nil {
+		return err
+	}
 	time.Sleep(3 * time.Second)
 	rssIdle := rss(pid)
 
@@ -166,12 +175,12 @@ func run(manager string, n int, window, poll time.Duration, noise bool) error {
 	time.Sleep(2 * poll)
 
 	phase := func(name string) error {
-		a, err := snapshot(cs, metricsAddr)
+		a, err := snapshot(cs, metricsAddr, token)
 		if err != nil {
 			return err
 		}
 		time.Sleep(window)
-		b, err := snapshot(cs, metricsAddr)
+		b, err := snapshot(cs, metricsAddr, token)
 		if err != nil {
 			return err
 		}
@@ -295,7 +304,7 @@ type metrics struct {
 }
 
 // snapshot reads the API server's and the manager's counters.
-func snapshot(cs *kubernetes.Clientset, managerAddr string) (metrics, error) {
+func snapshot(cs *kubernetes.Clientset, managerAddr, token string) (metrics, error) {
 	m := metrics{api: map[string]float64{}}
 	raw, err := cs.RESTClient().Get().AbsPath("/metrics").DoRaw(context.Background())
 	if err != nil {
@@ -308,24 +317,22 @@ func snapshot(cs *kubernetes.Clientset, managerAddr string) (metrics, error) {
 		}
 		m.api[key+" "+s.labels["verb"]] += s.value
 	}
-	resp, err := http.Get("http://" + managerAddr + "/metrics")
+	code, body, err := testenv.ScrapeMetrics(managerAddr, token)
+	if err == nil && code != http.StatusOK {
+		err = fmt.Errorf("answered %d: %s", code, body)
+	}
 	if err != nil {
 		return m, fmt.Errorf("manager metrics: %w", err)
 	}
-	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		return m, err
-	}
-	for _, s := range samples(string(body), "lagscale_kafka_requests_total") {
+	for _, s := range samples(body, "lagscale_kafka_requests_total") {
 		m.kafka += s.value
 	}
-	for _, s := range samples(string(body), "workqueue_queue_duration_seconds_sum") {
+	for _, s := range samples(body, "workqueue_queue_duration_seconds_sum") {
 		if s.labels["name"] == "eventconsumer" {
 			m.queueSum += s.value
 		}
 	}
-	for _, s := range samples(string(body), "workqueue_queue_duration_seconds_count") {
+	for _, s := range samples(body, "workqueue_queue_duration_seconds_count") {
 		if s.labels["name"] == "eventconsumer" {
 			m.queueCount += s.value
 		}

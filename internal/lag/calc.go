@@ -90,6 +90,14 @@ func (s *series) last() (point, bool) {
 	return s.pts[len(s.pts)-1], true
 }
 
+// first returns the oldest observation.
+func (s *series) first() (point, bool) {
+	if len(s.pts) == 0 {
+		return point{}, false
+	}
+	return s.pts[0], true
+}
+
 // covers reports whether the history reaches back to t.
 func (s *series) covers(t int64) bool {
 	return len(s.pts) > 0 && s.pts[0].t <= t
@@ -166,12 +174,13 @@ func (s *series) producedAt(off int64, rate float64) (int64, bool) {
 }
 
 // timeLagSeconds is how long before now the record at the group's position
-// was produced; zero when the group is at the end.
-func timeLagSeconds(ends *series, pos, end int64, productionRate float64, now time.Time) float64 {
+// was produced, from the records' timestamps read so far (stamps) and the
+// end-offset history; zero when the group is at the end.
+func timeLagSeconds(ends *series, stamps []stamp, pos, end int64, productionRate float64, now time.Time) float64 {
 	if pos >= end {
 		return 0
 	}
-	at, ok := ends.producedAt(pos, productionRate)
+	at, ok := producedAtStamped(ends, stamps, pos, productionRate)
 	if !ok {
 		return 0
 	}

@@ -136,7 +136,7 @@ func TestTimeLagSeconds(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := timeLagSeconds(tt.ends, tt.pos, tt.end, tt.rate, at(tt.now))
+			got := timeLagSeconds(tt.ends, nil, tt.pos, tt.end, tt.rate, at(tt.now))
 			if math.Abs(got-tt.want) > 0.01 {
 				t.Fatalf("timeLagSeconds = %v, want %v", got, tt.want)
 			}

@@ -313,6 +313,10 @@ func TestRequestsPerCycleIndependentOfGroups(t *testing.T) {
 	kf := newKafka(t, kfake.NumBrokers(brokers), kfake.SeedTopics(6, "shared"))
 	addrs := kf.ListenAddrs()
 	adm := kadm.NewClient(newClient(t, addrs))
+	prod := producer(t, addrs)
+	for p := range int32(6) {
+		produce(t, prod, "shared", p, 3)
+	}
 
 	// requestsFor registers n consumers with their own committed groups and
 	// returns the request count of a warm cycle.
@@ -332,14 +336,29 @@ func TestRequestsPerCycleIndependentOfGroups(t *testing.T) {
 			sub.PollInterval = time.Millisecond
 			e.Register(sub)
 		}
-		mustPoll(t, e, sub) // connects, finds coordinators
+		mustPoll(t, e, sub) // connects, finds coordinators, reads timestamps at 0
+		mustPoll(t, e, sub)
+		// Every group moves to offset 1, older than the end-offset
+		// history and not covered by the timestamps read at 0: the
+		// measured cycle reads the records' timestamps again, one Fetch
+		// per leader whatever the number of groups.
+		for i := range n {
+			offs := make(kadm.Offsets)
+			offs.AddOffset("shared", int32(i%6), 1, -1)
+			if err := adm.CommitAllOffsets(context.Background(), "group-"+itoa(n)+"-"+itoa(i), offs); err != nil {
+				t.Fatalf("commit: %v", err)
+			}
+		}
 		mustPoll(t, e, sub)
 		byAPI, total := e.LastCycleRequests(sub.Cluster.ID())
 		for i := range n {
 			s := mustSnapshot(t, e, key("c-"+itoa(i)))
-			if s.Stale || len(s.Partitions) != 6 || !s.Partitions[i%6].HasCommit {
+			if s.Stale || len(s.Partitions) != 6 || !s.Partitions[i%6].HasCommit || s.Partitions[i%6].CommittedOffset != 1 {
 				t.Fatalf("consumer %d snapshot = %+v", i, s)
 			}
+		}
+		if byAPI["Fetch"] == 0 {
+			t.Fatalf("%d groups: the measured cycle read no timestamps %v; the bound below would not count them", n, byAPI)
 		}
 		return byAPI, total
 	}
@@ -353,15 +372,17 @@ func TestRequestsPerCycleIndependentOfGroups(t *testing.T) {
 	// batch: nothing scales with the number of groups. These groups have no
 	// members, so each coordinator is also asked once with
 	// ConsumerGroupDescribe and once with ShareGroupDescribe whether it
-	// knows them under another type.
-	bound := 1 + 2*brokers + 2*brokers + 2*brokers + 1
+	// knows them under another type. The records' timestamps at the
+	// commits (and the transaction markers after them) are read with at
+	// most one Fetch per leader.
+	bound := 1 + 2*brokers + 2*brokers + 2*brokers + 1 + brokers
 	if total200 > bound {
 		t.Fatalf("200 groups: %d requests per cycle %v, bound %d", total200, byAPI200, bound)
 	}
 	if byAPI200["Metadata"] != 1 {
 		t.Fatalf("200 groups: %d Metadata requests per cycle, want exactly 1 %v", byAPI200["Metadata"], byAPI200)
 	}
-	if byAPI200["OffsetFetch"] > brokers || byAPI200["DescribeGroups"] > brokers || byAPI200["ConsumerGroupDescribe"] > brokers || byAPI200["ShareGroupDescribe"] > brokers || byAPI200["Metadata"] > 1 || byAPI200["ListOffsets"] > 2*brokers {
+	if byAPI200["OffsetFetch"] > brokers || byAPI200["DescribeGroups"] > brokers || byAPI200["ConsumerGroupDescribe"] > brokers || byAPI200["ShareGroupDescribe"] > brokers || byAPI200["Metadata"] > 1 || byAPI200["ListOffsets"] > 2*brokers || byAPI200["Fetch"] > brokers {
 		t.Fatalf("200 groups: per-API requests %v exceed the per-broker bounds", byAPI200)
 	}
 }

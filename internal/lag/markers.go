@@ -98,6 +98,7 @@ func (c *cluster) settleMarkers(ctx context.Context, d *pollData) {
 			delete(c.skips, sk)
 		}
 	}
+	c.wantStamps(d, want)
 	if len(want) == 0 {
 		return
 	}
@@ -154,16 +155,23 @@ func (c *cluster) settleMarkers(ctx context.Context, d *pollData) {
 				topic = names[rt.TopicID]
 			}
 			for _, rp := range rt.Partitions {
+				key := tp{topic, rp.Partition}
 				if err := kerr.ErrorForCode(rp.ErrorCode); err != nil {
 					c.countResponseError("Fetch", err)
+					if st := c.parts[key]; st != nil && refusesReads(err) {
+						st.stampErr, st.stampErrAt = err, c.e.opts.Now().UnixNano()
+					}
 					continue
 				}
-				key := tp{topic, rp.Partition}
 				from, ok := want[key]
 				if !ok {
 					continue
 				}
-				next, data := firstDelivered(rp.RecordBatches, from, rp.AbortedTransactions)
+				next, data, at := firstDelivered(rp.RecordBatches, from, rp.AbortedTransactions)
+				if st := c.parts[key]; st != nil && data && at != 0 {
+					st.stamps = addStamp(st.stamps, stamp{from: from, at: next, t: at})
+					st.stampErr = nil
+				}
 				// Every commit of a group waiting at an offset this read
 				// covered shares the answer.
 				for sk := range keep {
@@ -183,16 +191,17 @@ func (c *cluster) settleMarkers(ctx context.Context, d *pollData) {
 
 // firstDelivered walks the record batches of a READ_COMMITTED fetch from
 // offset from and returns the first offset that holds a record a consumer
-// is handed (data true), or, when the batches hold none, the offset after
-// the last batch read (data false). Control batches and the batches of
-// aborted transactions are skipped; aborted lists the aborted
+// is handed (data true) and that record's timestamp in unix nanoseconds (0
+// when the message format has none), or, when the batches hold none, the
+// offset after the last batch read (data false). Control batches and the
+// batches of aborted transactions are skipped; aborted lists the aborted
 // transactions' producers and first offsets, as the broker sends them.
-func firstDelivered(batches []byte, from int64, aborted []kmsg.FetchResponseTopicPartitionAbortedTransaction) (int64, bool) {
+func firstDelivered(batches []byte, from int64, aborted []kmsg.FetchResponseTopicPartitionAbortedTransaction) (next int64, data bool, at int64) {
 	slices.SortFunc(aborted, func(a, b kmsg.FetchResponseTopicPartitionAbortedTransaction) int {
 		return int(a.FirstOffset - b.FirstOffset)
 	})
 	aborting := make(map[int64]bool)
-	next := from
+	next = from
 	for len(batches) >= 17 {
 		base := int64(binary.BigEndian.Uint64(batches[0:8]))
 		length := int(int32(binary.BigEndian.Uint32(batches[8:12])))
@@ -202,7 +211,7 @@ func firstDelivered(batches []byte, from int64, aborted []kmsg.FetchResponseTopi
 		raw := batches[:12+length]
 		batches = batches[12+length:]
 		if raw[16] != 2 {
-			return max(base, from), true // old message formats have no transactions
+			return max(base, from), true, 0 // old message formats have no transactions
 		}
 		var b kmsg.RecordBatch
 		if err := b.ReadFrom(raw); err != nil {
@@ -224,9 +233,45 @@ func firstDelivered(batches []byte, from int64, aborted []kmsg.FetchResponseTopi
 			delete(aborting, b.ProducerID)
 		case transactional && aborting[b.ProducerID]:
 		default:
-			return max(base, from), true
+			return max(base, from), true, batchRecordTime(&b, base, max(base, from))
 		}
 		next = last + 1
 	}
-	return next, false
+	return next, false, 0
+}
+
+// settled reports whether s's snapshot may be stored. A group's first
+// reading waits until every commit below the end has been read past its
+// markers and aborted records (or the read was refused): shown unsettled,
+// a finished transactional group would read as lag for a cycle and could
+// scale up for nothing. The read of the lowest commit of each partition
+// happens in the first cycle (timestamps.go), another group's commit in
+// the next, so the first snapshot waits one cycle at most: from its second
+// poll on, a group's snapshot is always stored.
+func (c *cluster) settled(s Subscription, d *pollData) bool {
+	gs := c.groups[s.Group]
+	if gs == nil || gs.polls >= 2 || gs.err != nil {
+		return true
+	}
+	for _, t := range s.Topics {
+		for _, p := range d.parts[t] {
+			key := tp{t, p}
+			st, gp := c.parts[key], gs.parts[key]
+			if st == nil || !st.known || gp == nil || !gp.hasCommit || st.stampErr != nil {
+				continue
+			}
+			pos := max(gp.committed, st.logStart)
+			if pos >= st.end {
+				continue
+			}
+			if _, ok := c.skips[skipKey{key, gp.committed}]; ok {
+				continue
+			}
+			if _, ok := stampFor(st.stamps, pos); ok {
+				continue
+			}
+			return false
+		}
+	}
+	return true
 }

@@ -32,6 +32,12 @@ type partState struct {
 	end      int64
 	ends     *series
 	err      error // the last ListOffsets error, shown in PartitionLag.Error
+	// stamps are the records' timestamps read at commits (timestamps.go).
+	stamps []stamp
+	// stampErr is why the last read of a timestamp was refused, at
+	// stampErrAt (unix nanoseconds); nil once a read succeeds.
+	stampErr   error
+	stampErrAt int64
 }
 
 // groupState is the history of one consumer group on this cluster.
@@ -174,6 +180,9 @@ func (c *cluster) cycle(ctx context.Context) error {
 		}
 		c.update(now, data, groupTopics, types)
 		for k, s := range subs {
+			if !c.settled(s, data) {
+				continue // a first reading waits for its markers (markers.go)
+			}
 			snaps[k] = c.snapshot(s, now, window, data)
 		}
 		e.mu.Lock()
@@ -592,7 +601,8 @@ func (c *cluster) snapshot(s Subscription, now time.Time, window time.Duration, 
 		snap.Stale = true
 		snap.Error = joinNonEmpty(snap.Error, gs.mismatch)
 	}
-	var topicErrs []string
+	var topicErrs, unstamped []string
+	var stampErr error
 	for _, t := range topicsOf(s, d.streams[s.Group]) {
 		if d.missing[t] {
 			snap.MissingTopics = append(snap.MissingTopics, t)
@@ -633,12 +643,19 @@ func (c *cluster) snapshot(s Subscription, now time.Time, window time.Duration, 
 				// start offset that are already acknowledged.
 				pl.Lag = bl
 			}
+			if st.stampErr != nil && pl.Lag > 0 {
+				unstamped = append(unstamped, fmt.Sprintf("%s/%d", t, p))
+				stampErr = st.stampErr
+			}
 			snap.TotalLag += pl.Lag
 			snap.TimeLagSeconds = max(snap.TimeLagSeconds, pl.TimeLagSeconds)
 			snap.ProductionRate += pl.ProductionRate
 			snap.ConsumptionRate += pl.ConsumptionRate
 			snap.Partitions = append(snap.Partitions, pl)
 		}
+	}
+	if len(unstamped) > 0 {
+		snap.TimestampsUnreadable = unstampedMessage(unstamped, redact(stampErr, c.cfg))
 	}
 	if len(topicErrs) > 0 {
 		snap.Error = joinNonEmpty(snap.Error, "topic metadata: "+strings.Join(topicErrs, ", "))

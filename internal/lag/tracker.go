@@ -24,7 +24,7 @@ func partitionFigures(pl *PartitionLag, st *partState, gp *groupPart, from int64
 	pl.ProductionRate = st.ends.rate(window)
 	pos := position(st.logStart, st.end, from, pl.HasCommit, policy)
 	if pl.Lag > 0 {
-		pl.TimeLagSeconds = timeLagSeconds(st.ends, pos, st.end, pl.ProductionRate, now)
+		pl.TimeLagSeconds = timeLagSeconds(st.ends, st.stamps, pos, st.end, pl.ProductionRate, now)
 	}
 	if gp == nil {
 		return
@@ -61,6 +61,11 @@ type PartitionOffsets struct {
 	Committed int64
 	// HasCommit is whether the group has committed on the partition.
 	HasCommit bool
+	// CommittedTimestamp is when the record at Committed was produced, as
+	// the record's timestamp says; zero when unknown. The Tracker reads it
+	// where the Engine would fetch it: when the commit lies before the
+	// end-offset history and no earlier reading covers it.
+	CommittedTimestamp time.Time
 }
 
 // Tracker turns the offsets of one group, read at successive times, into
@@ -107,6 +112,12 @@ func (t *Tracker) Observe(now time.Time, offsets []PartitionOffsets, members int
 		if !ok {
 			st = &partState{ends: newSeries(DefaultHistorySize)}
 			t.parts[key] = st
+		}
+		if o.HasCommit && o.Committed < o.End && !o.CommittedTimestamp.IsZero() && needsStamp(st, o.Committed) {
+			st.stamps = addStamp(st.stamps, stamp{from: o.Committed, at: o.Committed, t: o.CommittedTimestamp.UnixNano()})
+		}
+		if o.HasCommit {
+			st.stamps = pruneStamps(st.stamps, o.Committed)
 		}
 		st.known, st.logStart, st.end = true, o.LogStart, o.End
 		st.ends.add(now, o.End)

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -82,9 +83,13 @@ func TestTransactionalLagAfterReadCommittedConsumer(t *testing.T) {
 	e := newEngine(t, Options{})
 	sub := subscription("c", addrs, "g", "tx")
 	e.Register(sub)
-	// The first cycle sees the commits; the second, seeing them unmoved,
-	// reads what follows them.
+	// The first cycle already reads what follows the commits (with the
+	// records' timestamps), so that the first reading is settled: no
+	// marker or aborted record is ever shown as lag.
 	mustPoll(t, e, sub)
+	if s := mustSnapshot(t, e, sub.Consumer); s.TotalLag != 0 {
+		t.Fatalf("first reading: total lag %d, want 0 (settled before it is shown): %+v", s.TotalLag, s.Partitions)
+	}
 	mustPoll(t, e, sub)
 	s := mustSnapshot(t, e, sub.Consumer)
 	p0, p1 := partitionOf(t, s, "tx", 0), partitionOf(t, s, "tx", 1)
@@ -113,5 +118,61 @@ func TestTransactionalLagAfterReadCommittedConsumer(t *testing.T) {
 	}
 	if p1 := partitionOf(t, s, "tx", 1); p1.Lag != 3 || p1.EndOffset != 19 {
 		t.Fatalf("after 2 more committed records on partition 1: %+v, want end 19, lag 3", p1)
+	}
+}
+
+// TestFirstReadingIsSettledForEveryGroup: two groups on one transactional
+// partition, one behind (at 0) and one finished (at 10, before a commit
+// marker, an aborted transaction and its marker). The first cycle reads
+// past the lower commit only; the finished group's first snapshot waits
+// until its own commit has been read, and never shows the markers and the
+// aborted records as lag.
+func TestFirstReadingIsSettledForEveryGroup(t *testing.T) {
+	kf := newKafka(t, kfake.SeedTopics(1, "tx"))
+	addrs := kf.ListenAddrs()
+	ctx := context.Background()
+	txp := newClient(t, addrs, kgo.TransactionalID("settle-tx"), kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerLinger(0))
+	txn := func(n int, commit bool) {
+		t.Helper()
+		if err := txp.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		for range n {
+			if err := txp.ProduceSync(ctx, &kgo.Record{Topic: "tx", Value: []byte("v")}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := txp.EndTransaction(ctx, kgo.TransactionEndTry(commit)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	txn(10, true) // records 0-9, marker 10
+	txn(4, false) // aborted 11-14, marker 15
+	adm := kadm.NewClient(newClient(t, addrs))
+	for group, at := range map[string]int64{"behind": 0, "finished": 10} {
+		offs := make(kadm.Offsets)
+		offs.AddOffset("tx", 0, at, -1)
+		if err := adm.CommitAllOffsets(ctx, group, offs); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	e := newEngine(t, Options{})
+	behind, finished := subscription("behind", addrs, "behind", "tx"), subscription("finished", addrs, "finished", "tx")
+	e.Register(behind)
+	e.Register(finished)
+	for cycle := 1; cycle <= 2; cycle++ {
+		mustPoll(t, e, behind)
+		if s, ok := e.Snapshot(finished.Consumer); ok && s.TotalLag != 0 {
+			t.Fatalf("cycle %d: the finished group reads lag %d, want 0: its first reading was written before its markers were read", cycle, s.TotalLag)
+		}
+		// Offsets 0-15: the markers and the aborted records after records
+		// still to consume count, as they do for any group behind.
+		if s := mustSnapshot(t, e, behind.Consumer); s.TotalLag != 16 {
+			t.Fatalf("cycle %d: the group behind reads lag %d, want 16", cycle, s.TotalLag)
+		}
+	}
+	if _, ok := e.Snapshot(finished.Consumer); !ok {
+		t.Fatal("no snapshot for the finished group after two cycles")
 	}
 }

@@ -264,6 +264,12 @@ type Snapshot struct {
 	// partitions are not in Partitions or the totals, so the snapshot is
 	// partial: it says nothing about their lag.
 	TopicErrors []TopicError
+	// TimestampsUnreadable says why the timestamps of the records at the
+	// group's commits could not be read (the broker refused the Fetch, as
+	// it does without a READ permission on the topic); empty when they were
+	// read. TimeLagSeconds is then estimated from when the engine first saw
+	// the offsets, and reads low for a backlog older than that.
+	TimestampsUnreadable string
 	// PartitionCount is the number of partitions over all existing topics.
 	PartitionCount int
 	// TotalLag is the sum of partition lags.

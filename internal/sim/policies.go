@@ -102,6 +102,11 @@ func (l *lagscalePolicy) observe(g *group, s int, now time.Time) lag.Snapshot {
 	for i := range g.parts {
 		p := &g.parts[i]
 		offs[i] = lag.PartitionOffsets{Topic: "sim", Partition: int32(i), End: p.end, Committed: p.committed, HasCommit: true}
+		if p.head < len(p.queue) {
+			// The record at the commit carries its production second as
+			// its timestamp, which the tracker reads as the engine would.
+			offs[i].CommittedTimestamp = epoch.Add(time.Duration(p.queue[p.head].second) * time.Second)
+		}
 	}
 	state := "Stable"
 	switch {

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -36,6 +37,7 @@ import (
 	"github.com/lagscale/lagscale/api/v1alpha1"
 	"github.com/lagscale/lagscale/internal/operator"
 	"github.com/lagscale/lagscale/internal/testenv"
+	"github.com/lagscale/lagscale/internal/testkit"
 )
 
 const releaseNS = "lagscale-system"
@@ -96,6 +98,25 @@ func render(t *testing.T, args ...string) []*unstructured.Unstructured {
 	}
 }
 
+// Names of the ClusterRoles the chart renders for release "ops".
+const (
+	managerRole       = "ops-lagscale"
+	metricsAuthRole   = "ops-lagscale-metrics-auth"
+	metricsReaderRole = "ops-lagscale-metrics-reader"
+)
+
+// named returns the object of kind named name, failing the test without it.
+func named(t *testing.T, objs []*unstructured.Unstructured, kind, name string) *unstructured.Unstructured {
+	t.Helper()
+	for _, o := range find(objs, kind) {
+		if o.GetName() == name {
+			return o
+		}
+	}
+	t.Fatalf("no %s %s rendered", kind, name)
+	return nil
+}
+
 func find(objs []*unstructured.Unstructured, kind string) []*unstructured.Unstructured {
 	var out []*unstructured.Unstructured
 	for _, o := range objs {
@@ -126,7 +147,9 @@ func TestHelmLint(t *testing.T) {
 
 func TestRenderDefaults(t *testing.T) {
 	objs := render(t)
-	want := map[string]int{"ServiceAccount": 1, "CustomResourceDefinition": 2, "ClusterRole": 1, "ClusterRoleBinding": 1, "Role": 1, "RoleBinding": 1, "Service": 1, "Deployment": 1}
+	// ClusterRoles: the manager's, the metrics endpoint's TokenReview and
+	// SubjectAccessReview, and metrics-reader for scrapers.
+	want := map[string]int{"ServiceAccount": 1, "CustomResourceDefinition": 2, "ClusterRole": 3, "ClusterRoleBinding": 2, "Role": 1, "RoleBinding": 1, "Service": 1, "Deployment": 1}
 	for kind, n := range want {
 		if got := len(find(objs, kind)); got != n {
 			t.Errorf("%d %s, want %d", got, kind, n)
@@ -157,11 +180,28 @@ func TestRenderDefaults(t *testing.T) {
 		t.Errorf("the leader election Role is in %q, want %q", r[0].GetNamespace(), releaseNS)
 	}
 	cr := &rbacv1.ClusterRole{}
-	typed(t, find(objs, "ClusterRole")[0], cr)
+	typed(t, named(t, objs, "ClusterRole", managerRole), cr)
 	for _, r := range cr.Rules {
 		if contains(r.APIGroups, "coordination.k8s.io") {
 			t.Errorf("the ClusterRole grants Leases cluster-wide: %+v", r)
 		}
+	}
+	// Metrics are served securely by default, with a role to read them.
+	if !contains(c.Args, "--metrics-secure=true") {
+		t.Errorf("metrics must be secure by default: %v", c.Args)
+	}
+	auth, reader := &rbacv1.ClusterRole{}, &rbacv1.ClusterRole{}
+	typed(t, named(t, objs, "ClusterRole", metricsAuthRole), auth)
+	typed(t, named(t, objs, "ClusterRole", metricsReaderRole), reader)
+	var reviews []string
+	for _, r := range auth.Rules {
+		reviews = append(reviews, strings.Join(r.Resources, ",")+":"+strings.Join(r.Verbs, ","))
+	}
+	if !reflect.DeepEqual(reviews, []string{"tokenreviews:create", "subjectaccessreviews:create"}) {
+		t.Errorf("metrics-auth ClusterRole grants %v, want create on tokenreviews and subjectaccessreviews only", reviews)
+	}
+	if !reflect.DeepEqual(reader.Rules, testenv.MetricsReaderRules) {
+		t.Errorf("metrics-reader ClusterRole %+v, want get on /metrics only", reader.Rules)
 	}
 	if c.ReadinessProbe.HTTPGet.Path != "/readyz" || c.LivenessProbe.HTTPGet.Path != "/healthz" {
 		t.Error("probes must use /readyz and /healthz")
@@ -189,8 +229,8 @@ func TestRenderDefaults(t *testing.T) {
 
 	// RBAC: the generated rules, without wildcards.
 	role := &rbacv1.ClusterRole{}
-	typed(t, find(objs, "ClusterRole")[0], role)
-	for _, r := range role.Rules {
+	typed(t, named(t, objs, "ClusterRole", managerRole), role)
+	for _, r := range append(role.Rules, auth.Rules...) {
 		for _, v := range append(append(r.Verbs, r.Resources...), r.APIGroups...) {
 			if v == "*" {
 				t.Errorf("wildcard in rule %+v", r)
@@ -215,6 +255,25 @@ func TestRenderOptions(t *testing.T) {
 	if !strings.HasSuffix(c.Image, "@sha256:"+strings.Repeat("a", 64)) || dep.Spec.Template.Spec.PriorityClassName != "system-cluster-critical" {
 		t.Errorf("image %s priorityClass %s", c.Image, dep.Spec.Template.Spec.PriorityClassName)
 	}
+	// The ServiceMonitor scrapes the secure endpoint with Prometheus's
+	// token.
+	sm := find(objs, "ServiceMonitor")[0]
+	ep, _, _ := unstructured.NestedSlice(sm.Object, "spec", "endpoints")
+	if len(ep) != 1 {
+		t.Fatalf("ServiceMonitor endpoints %v", ep)
+	}
+	e := ep[0].(map[string]any)
+	skip, _, _ := unstructured.NestedBool(e, "tlsConfig", "insecureSkipVerify")
+	if e["scheme"] != "https" || e["bearerTokenFile"] != "/var/run/secrets/kubernetes.io/serviceaccount/token" || !skip {
+		t.Errorf("ServiceMonitor endpoint %v: want https, the ServiceAccount token and the default tlsConfig", e)
+	}
+	if plain := find(render(t, "--set", "metrics.serviceMonitor.enabled=true", "--set", "metrics.secure=false"), "ServiceMonitor")[0]; plain != nil {
+		ep, _, _ := unstructured.NestedSlice(plain.Object, "spec", "endpoints")
+		if _, ok := ep[0].(map[string]any)["scheme"]; ok {
+			t.Errorf("metrics.secure=false still scrapes over https: %v", ep[0])
+		}
+	}
+
 	cm := &corev1.ConfigMap{}
 	typed(t, find(objs, "ConfigMap")[0], cm)
 	dash := cm.Data["lagscale.json"]
@@ -400,6 +459,7 @@ const (
 	checkEventSeries  = "the repeated Waiting event counted as a series (patched)"
 	checkScaledDeploy = "a user's Deployment scaled through spec.scaleTargetRef (deployments/scale)"
 	checkScaledSts    = "a user's StatefulSet scaled through spec.scaleTargetRef (statefulsets/scale)"
+	checkMetrics      = "the secure metrics served to a token bound to metrics-reader"
 )
 
 // scaleTargetsOf creates, as a user would, a Deployment and a StatefulSet
@@ -496,11 +556,23 @@ func rbacScenario(t *testing.T, env *testenv.Env, cfg *rest.Config, watch []stri
 	}
 	targets := scaleTargetsOf(t, c, ns)
 
+	// A scraper's token, bound to a role like the chart's metrics-reader:
+	// the operator checks it with its own TokenReview and
+	// SubjectAccessReview grants.
+	if err := env.EnsureClusterRole(ctx, "scenario-metrics-reader", testenv.MetricsReaderRules); err != nil {
+		t.Fatal(err)
+	}
+	token, err := env.ServiceAccountToken(ctx, ns, "scraper", "scenario-metrics-reader")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metricsAddr := testkit.FreeAddr(t)
+
 	opctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
 		done <- operator.Run(opctx, cfg, operator.Options{
-			MetricsAddr: "0", ProbeAddr: "0",
+			MetricsAddr: metricsAddr, MetricsSecure: true, ProbeAddr: "0",
 			LeaderElect: true, LeaderElectionID: leaseID, LeaderElectionNamespace: releaseNS,
 			WatchNamespaces: watch, MaxConcurrentReconciles: 2, DefaultPollInterval: time.Second,
 			Registry: prometheus.NewRegistry(), SkipNameValidation: true,
@@ -567,6 +639,10 @@ func rbacScenario(t *testing.T, env *testenv.Env, cfg *rest.Config, watch []stri
 			}
 			return l.Spec.RenewTime.After(l.Spec.AcquireTime.Time)
 		},
+		checkMetrics: func() bool {
+			code, body, err := testenv.ScrapeMetrics(metricsAddr, token)
+			return err == nil && code == http.StatusOK && strings.Contains(body, "workqueue_")
+		},
 		checkLeaderEvent: func() bool {
 			list := &corev1.EventList{}
 			if c.List(ctx, list, client.InNamespace(releaseNS)) != nil {
@@ -605,7 +681,7 @@ func rbacScenario(t *testing.T, env *testenv.Env, cfg *rest.Config, watch []stri
 	if err := c.Create(ctx, secret); err != nil {
 		t.Fatal(err)
 	}
-	phase(checkDeployment, checkStatus, checkClusterStat, checkLeaseRenewed, checkLeaderEvent, checkScaledDeploy, checkScaledSts)
+	phase(checkDeployment, checkStatus, checkClusterStat, checkLeaseRenewed, checkLeaderEvent, checkScaledDeploy, checkScaledSts, checkMetrics)
 	if err := c.Delete(ctx, secret); err != nil {
 		t.Fatal(err)
 	}
@@ -654,6 +730,9 @@ var neededBy = map[string]string{
 	"ClusterRole apps/statefulsets/scale:update":                  checkScaledSts,
 	"ClusterRole apps/statefulsets:list+watch":                    checkScaledSts,
 	"ClusterRole autoscaling/horizontalpodautoscalers:list+watch": checkScaledDeploy,
+	// The secure metrics endpoint's reviews, in their own ClusterRole.
+	"ClusterRole authentication.k8s.io/tokenreviews:create":        checkMetrics,
+	"ClusterRole authorization.k8s.io/subjectaccessreviews:create": checkMetrics,
 }
 
 // grant is one verb on one resource in the chart's ClusterRole or Role.
@@ -739,16 +818,23 @@ func rulesWithout(all []grant, kind string, skip unit) []rbacv1.PolicyRule {
 func TestChartRBACIsMinimal(t *testing.T) {
 	objs := render(t)
 	var all []grant
-	for _, kind := range []string{"ClusterRole", "Role"} {
-		found := find(objs, kind)
-		if len(found) != 1 {
-			t.Fatalf("%d %s rendered, want 1", len(found), kind)
+	// The operator's grants: its ClusterRole, the metrics endpoint's
+	// review ClusterRole (both cluster-wide, one kind here) and the leader
+	// election Role. metrics-reader is for scrapers, not the operator.
+	for _, role := range []struct{ kind, name string }{{"ClusterRole", managerRole}, {"ClusterRole", metricsAuthRole}, {"Role", ""}} {
+		var found *unstructured.Unstructured
+		if role.name != "" {
+			found = named(t, objs, role.kind, role.name)
+		} else if roles := find(objs, role.kind); len(roles) == 1 {
+			found = roles[0]
+		} else {
+			t.Fatalf("%d %s rendered, want 1", len(roles), role.kind)
 		}
 		var rules struct {
 			Rules []rbacv1.PolicyRule `json:"rules"`
 		}
-		typed(t, found[0], &rules)
-		all = append(all, grantsOf(kind, rules.Rules)...)
+		typed(t, found, &rules)
+		all = append(all, grantsOf(role.kind, rules.Rules)...)
 	}
 	units := unitsOf(all)
 	for _, u := range units {

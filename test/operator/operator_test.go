@@ -111,14 +111,13 @@ func startOperator(t *testing.T, cfg *rest.Config, o operator.Options) *running 
 	return r
 }
 
-func scrape(addr string) (string, error) {
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		return "", err
+// scrape reads the secure metrics endpoint with a token allowed to.
+func scrape(addr, token string) (string, error) {
+	code, body, err := testenv.ScrapeMetrics(addr, token)
+	if err == nil && code != http.StatusOK {
+		err = fmt.Errorf("/metrics answered %d: %s", code, body)
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return string(b), err
+	return body, err
 }
 
 // TestHelmInstalledOperatorEndToEnd installs the chart, runs the operator as
@@ -152,7 +151,7 @@ func TestHelmInstalledOperatorEndToEnd(t *testing.T) {
 
 	metricsAddr := testkit.FreeAddr(t)
 	op := startOperator(t, asServiceAccount(env), operator.Options{
-		MetricsAddr: metricsAddr, ProbeAddr: "0",
+		MetricsAddr: metricsAddr, MetricsSecure: true, ProbeAddr: "0",
 		LeaderElect: true, LeaderElectionID: "lagscale", LeaderElectionNamespace: releaseNS,
 		MaxConcurrentReconciles: 2, DefaultPollInterval: time.Second,
 	})
@@ -216,6 +215,37 @@ func TestHelmInstalledOperatorEndToEnd(t *testing.T) {
 		t.Fatalf("lease not taken: %v %+v", err, lease.Spec)
 	}
 
+	// The metrics are served over HTTPS to a token the chart's
+	// metrics-reader ClusterRole is bound to, the way Prometheus scrapes
+	// through the ServiceMonitor; the operator checks the token with the
+	// chart's metrics-auth grant.
+	reader, err := env.ServiceAccountToken(ctx, "monitoring", "prometheus", release+"-lagscale-metrics-reader")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stranger, err := env.ServiceAccountToken(ctx, "monitoring", "stranger", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		who, token string
+		want       int
+	}{{"no token", "", http.StatusUnauthorized}, {"a token without the metrics-reader role", stranger, http.StatusForbidden}} {
+		eventually(t, 30*time.Second, func() error {
+			code, body, err := testenv.ScrapeMetrics(metricsAddr, tc.token)
+			if err != nil {
+				return err
+			}
+			if code != tc.want {
+				return fmt.Errorf("%s: /metrics answered %d, want %d", tc.who, code, tc.want)
+			}
+			if strings.Contains(body, "lagscale_") {
+				return fmt.Errorf("%s: /metrics served series: %.200s", tc.who, body)
+			}
+			return nil
+		})
+	}
+
 	// /metrics carries the consumer's series with the right values.
 	want := []string{
 		`lagscale_consumer_lag_records{name="payments",namespace="payments"} 21`,
@@ -227,7 +257,7 @@ func TestHelmInstalledOperatorEndToEnd(t *testing.T) {
 		`lagscale_lag_poll_duration_seconds_bucket{`,
 	}
 	eventually(t, 30*time.Second, func() error {
-		body, err := scrape(metricsAddr)
+		body, err := scrape(metricsAddr, reader)
 		if err != nil {
 			return err
 		}
@@ -244,7 +274,7 @@ func TestHelmInstalledOperatorEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 30*time.Second, func() error {
-		body, err := scrape(metricsAddr)
+		body, err := scrape(metricsAddr, reader)
 		if err != nil {
 			return err
 		}
@@ -266,6 +296,14 @@ func TestChartRulesAreTheGeneratedRules(t *testing.T) {
 	if err := env.Client.Get(context.Background(), client.ObjectKey{Name: chartSA}, installed); err != nil {
 		t.Fatal(err)
 	}
+	// The metrics endpoint's reviews are cluster-scoped, so the chart
+	// keeps them in a ClusterRole of their own; together the two grant
+	// the generated ClusterRole.
+	reviews := &rbacv1.ClusterRole{}
+	if err := env.Client.Get(context.Background(), client.ObjectKey{Name: chartSA + "-metrics-auth"}, reviews); err != nil {
+		t.Fatal(err)
+	}
+	installed.Rules = append(installed.Rules, reviews.Rules...)
 	installedRole := &rbacv1.Role{}
 	if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: releaseNS, Name: chartSA + "-leader-election"}, installedRole); err != nil {
 		t.Fatal(err)
