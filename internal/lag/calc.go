@@ -82,25 +82,12 @@ func (s *series) add(t time.Time, v int64) (decreased bool) {
 	return false
 }
 
-// last returns the newest observation.
-func (s *series) last() (point, bool) {
-	if len(s.pts) == 0 {
-		return point{}, false
-	}
-	return s.pts[len(s.pts)-1], true
-}
-
 // first returns the oldest observation.
 func (s *series) first() (point, bool) {
 	if len(s.pts) == 0 {
 		return point{}, false
 	}
 	return s.pts[0], true
-}
-
-// covers reports whether the history reaches back to t.
-func (s *series) covers(t int64) bool {
-	return len(s.pts) > 0 && s.pts[0].t <= t
 }
 
 // valueAt interpolates the value at time t; before the oldest point it

@@ -29,9 +29,6 @@ const (
 	// both per 15 s, the larger of the two applying (selectPolicy Max).
 	hpaUpPods    = 4
 	hpaUpPercent = 100
-	// hpaPolicyPeriod is the period of the default scaling policies, in
-	// seconds.
-	hpaPolicyPeriod = 15
 )
 
 // KEDAConfig is one configuration of KEDA's Kafka scaler behind a

@@ -536,6 +536,21 @@ func ptrTo[T any](v T) *T { return &v }
 // both status subresources, takes and renews the Lease, and records the
 // repeated event when the Secret goes again. It returns what did not happen
 // within wait (one deadline for the whole walk).
+// leaderEventRecorded reports whether a LeaderElection event of the Lease
+// leaseID was recorded in the release namespace.
+func leaderEventRecorded(ctx context.Context, c client.Client, leaseID string) bool {
+	list := &corev1.EventList{}
+	if c.List(ctx, list, client.InNamespace(releaseNS)) != nil {
+		return false
+	}
+	for _, e := range list.Items {
+		if e.InvolvedObject.Kind == "Lease" && e.InvolvedObject.Name == leaseID && e.Reason == "LeaderElection" {
+			return true
+		}
+	}
+	return false
+}
+
 func rbacScenario(t *testing.T, env *testenv.Env, cfg *rest.Config, watch []string, ns, leaseID string, wait time.Duration, expectFailure bool) []string {
 	t.Helper()
 	ctx := context.Background()
@@ -643,18 +658,7 @@ func rbacScenario(t *testing.T, env *testenv.Env, cfg *rest.Config, watch []stri
 			code, body, err := testenv.ScrapeMetrics(metricsAddr, token)
 			return err == nil && code == http.StatusOK && strings.Contains(body, "workqueue_")
 		},
-		checkLeaderEvent: func() bool {
-			list := &corev1.EventList{}
-			if c.List(ctx, list, client.InNamespace(releaseNS)) != nil {
-				return false
-			}
-			for _, e := range list.Items {
-				if e.InvolvedObject.Kind == "Lease" && e.InvolvedObject.Name == leaseID && e.Reason == "LeaderElection" {
-					return true
-				}
-			}
-			return false
-		},
+		checkLeaderEvent: func() bool { return leaderEventRecorded(ctx, c, leaseID) },
 	}
 	for k, f := range targets {
 		checks[k] = f
