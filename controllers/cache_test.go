@@ -61,9 +61,10 @@ func TestForeignDeploymentIsNotTakenOver(t *testing.T) {
 	}
 }
 
-// secretGets is the API server's count of GET requests for Secrets, from its
-// own /metrics (apiserver_request_total), summed over every label set.
-func secretGets(t *testing.T) float64 {
+// apiserverRequests sums the API server's own apiserver_request_total
+// (from its /metrics) over the label sets whose line holds every one of
+// labels, such as `resource="secrets"` and `verb="GET"`.
+func apiserverRequests(t *testing.T, labels ...string) float64 {
 	t.Helper()
 	rc, err := rest.RESTClientFor(restConfigForMetrics(env.Admin))
 	if err != nil {
@@ -74,9 +75,15 @@ func secretGets(t *testing.T) float64 {
 		t.Fatal(err)
 	}
 	total := 0.0
+lines:
 	for _, line := range strings.Split(string(raw), "\n") {
-		if !strings.HasPrefix(line, "apiserver_request_total{") || !strings.Contains(line, `resource="secrets"`) || !strings.Contains(line, `verb="GET"`) {
+		if !strings.HasPrefix(line, "apiserver_request_total{") {
 			continue
+		}
+		for _, l := range labels {
+			if !strings.Contains(line, l) {
+				continue lines
+			}
 		}
 		f := strings.Fields(line)
 		v, err := strconv.ParseFloat(f[len(f)-1], 64)
@@ -86,6 +93,11 @@ func secretGets(t *testing.T) float64 {
 		total += v
 	}
 	return total
+}
+
+// secretGets is the API server's count of GET requests for Secrets.
+func secretGets(t *testing.T) float64 {
+	return apiserverRequests(t, `resource="secrets"`, `verb="GET"`)
 }
 
 func restConfigForMetrics(c *rest.Config) *rest.Config {

@@ -3,14 +3,10 @@ package controllers
 import (
 	"context"
 	"fmt"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"k8s.io/client-go/rest"
 
 	"github.com/lagscale/lagscale/api/v1alpha1"
 	"github.com/lagscale/lagscale/internal/lag"
@@ -152,29 +148,7 @@ func TestRestartReconcilesEveryConsumer(t *testing.T) {
 // statusPatches is the API server's count of status PATCH requests for
 // EventConsumers.
 func statusPatches(t *testing.T) float64 {
-	t.Helper()
-	rc, err := rest.RESTClientFor(restConfigForMetrics(env.Admin))
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := rc.Get().AbsPath("/metrics").DoRaw(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	total := 0.0
-	for _, line := range strings.Split(string(raw), "\n") {
-		if !strings.HasPrefix(line, "apiserver_request_total{") || !strings.Contains(line, `resource="eventconsumers"`) ||
-			!strings.Contains(line, `subresource="status"`) || !strings.Contains(line, `verb="PATCH"`) {
-			continue
-		}
-		f := strings.Fields(line)
-		v, err := strconv.ParseFloat(f[len(f)-1], 64)
-		if err != nil {
-			t.Fatalf("metric line %q: %v", line, err)
-		}
-		total += v
-	}
-	return total
+	return apiserverRequests(t, `resource="eventconsumers"`, `subresource="status"`, `verb="PATCH"`)
 }
 
 // TestStatusBudgetHolds: 40 consumers whose lag moves all the time, a
