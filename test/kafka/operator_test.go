@@ -66,26 +66,8 @@ func TestOperatorOnApacheKafka(t *testing.T) {
 	testkit.CreateTopics(t, a, 3, "orders")
 	produce(t, a, "orders", 3, 7)
 
-	env, err := testenv.Start()
-	if err != nil {
-		t.Fatalf("start control plane (run `make test-env`): %v", err)
-	}
-	t.Cleanup(func() { _ = env.Stop() })
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- operator.Run(ctx, env.Admin, operator.Options{
-			MetricsAddr: "0", ProbeAddr: "0", DefaultPollInterval: time.Second, SkipNameValidation: true,
-		})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("operator: %v", err)
-		}
-	})
-
-	c := env.Client
+	c := startOperatorWithControlPlane(t)
+	ctx := context.Background()
 	ns := "apache"
 	mustCreate(t, c, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
 	badPassword := "wrong-" + a.Password[:8] + "-pw"
@@ -267,3 +249,29 @@ func mustCreate(t *testing.T, c client.Client, obj client.Object) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// startOperatorWithControlPlane starts a control plane and the operator
+// against it, with a 1 s default poll, both stopped when the test ends,
+// and returns an admin client.
+func startOperatorWithControlPlane(t *testing.T) client.Client {
+	t.Helper()
+	env, err := testenv.Start()
+	if err != nil {
+		t.Fatalf("start control plane (run `make test-env`): %v", err)
+	}
+	t.Cleanup(func() { _ = env.Stop() })
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- operator.Run(ctx, env.Admin, operator.Options{
+			MetricsAddr: "0", ProbeAddr: "0", DefaultPollInterval: time.Second, SkipNameValidation: true,
+		})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("operator: %v", err)
+		}
+	})
+	return env.Client
+}

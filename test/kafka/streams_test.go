@@ -24,7 +24,6 @@ import (
 
 	"github.com/lagscale/lagscale/api/v1alpha1"
 	"github.com/lagscale/lagscale/internal/lag"
-	"github.com/lagscale/lagscale/internal/operator"
 	"github.com/lagscale/lagscale/internal/testenv"
 	"github.com/lagscale/lagscale/internal/testkit"
 )
@@ -401,25 +400,7 @@ func lastCounts(t *testing.T, a *testkit.Apache, topic string, done func(map[str
 func streamsOperator(t *testing.T, a *testkit.Apache, group string) (client.Client, *v1alpha1.EventConsumer) {
 	t.Helper()
 	setOperatorLogger()
-	env, err := testenv.Start()
-	if err != nil {
-		t.Fatalf("start control plane (run `make test-env`): %v", err)
-	}
-	t.Cleanup(func() { _ = env.Stop() })
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- operator.Run(ctx, env.Admin, operator.Options{
-			MetricsAddr: "0", ProbeAddr: "0", DefaultPollInterval: time.Second, SkipNameValidation: true,
-		})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("operator: %v", err)
-		}
-	})
-	c := env.Client
+	c := startOperatorWithControlPlane(t)
 	mustCreate(t, c, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "streams"}})
 	ec := &v1alpha1.EventConsumer{ObjectMeta: metav1.ObjectMeta{Namespace: "streams", Name: group}, Spec: v1alpha1.EventConsumerSpec{
 		ConsumerGroup: group, GroupType: v1alpha1.GroupTypeStreams,
