@@ -319,17 +319,3 @@ func Record(cfg Config, w Workload, at time.Time) Recording {
 func ceilReplicas(inflow, capacity float64) int {
 	return int(math.Ceil(inflow/capacity - 1e-9))
 }
-
-// Step is Look without the requeue, returning only the replicas, for the
-// open-loop twin test until it replays a closed-loop recording.
-func (d *Driver) Step(snap *lag.Snapshot, now time.Time, current, ready int32) int32 {
-	if snap == nil {
-		dec := d.sc.Decide(d.spec, current, ready, now)
-		if dec.Changed {
-			d.sc.Applied(dec.Replicas, 0)
-		}
-		return dec.Replicas
-	}
-	dec, _ := d.Look(snap, now, current, ready)
-	return dec.Replicas
-}
