@@ -10,8 +10,10 @@ import (
 // The family's two splits. Constants are tuned on train only; test is
 // reported with them frozen.
 const (
+	// SplitTrain is the split constants may be tuned on.
 	SplitTrain = "train"
-	SplitTest  = "test"
+	// SplitTest is the split results are reported on.
+	SplitTest = "test"
 )
 
 // FamilyShapes are the workload shapes the family draws from, in report

@@ -288,7 +288,9 @@ type Recording struct {
 
 // RecordedPoll is one snapshot the lag engine stored.
 type RecordedPoll struct {
-	Second   int
+	// Second is when the poll read the offsets.
+	Second int
+	// Snapshot is what the engine stored.
 	Snapshot lag.Snapshot
 	// Delivered is false when the figures equal the previous snapshot's:
 	// the engine sends no lag event for it.
