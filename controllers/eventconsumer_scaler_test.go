@@ -17,7 +17,6 @@ import (
 
 	"github.com/lagscale/lagscale/api/v1alpha1"
 	"github.com/lagscale/lagscale/internal/lag"
-	"github.com/lagscale/lagscale/internal/scaler"
 	"github.com/lagscale/lagscale/internal/sim"
 	"github.com/lagscale/lagscale/internal/testenv"
 )
@@ -248,107 +247,166 @@ func TestStaleCacheDoesNotUndoAScale(t *testing.T) {
 	}
 }
 
-// twinSnapshots records the lag engine's snapshots of a group through a
-// burst: 6 partitions, inflow 20/s each, 120/s from 60 s to 160 s, 0 from
-// 260 s, consumed at up to 60/s each.
-func twinSnapshots(poll, seconds int, epoch time.Time) map[int]lag.Snapshot {
-	tr := lag.NewTracker(time.Duration(poll)*time.Second, lag.ResetEarliest)
-	end := make([]float64, 6)
-	committed := make([]float64, 6)
-	out := map[int]lag.Snapshot{}
-	for s := range seconds {
-		rate := 20.0
-		switch {
-		case s >= 260:
-			rate = 0
-		case s >= 60 && s < 160:
-			rate = 120
-		}
-		for i := range end {
-			end[i] += rate
-			committed[i] = min(end[i]-rate/2, committed[i]+60)
-		}
-		if s%poll == 0 {
-			offs := make([]lag.PartitionOffsets, len(end))
-			for i := range end {
-				offs[i] = lag.PartitionOffsets{Topic: "t", Partition: int32(i), End: int64(end[i]), Committed: int64(committed[i]), HasCommit: true}
-			}
-			out[s] = tr.Observe(epoch.Add(time.Duration(s)*time.Second), offs, 3, "Stable")
+// twinWorkload is two bursts on 6 partitions: 20/s each, 40/s each (4.8
+// replicas' worth at 50/s a replica) from 60 s to 200 s, 10/s, 42/s each
+// from 400 s to 480 s, and silence from 480 s to 800 s: the snapshots stop
+// changing, the engine stops sending lag events, and only a requeue can
+// let the scale-down through once the stabilization window has passed.
+func twinWorkload() sim.Workload {
+	w := sim.Workload{Name: "twin", Partitions: 6, Duration: 800}
+	for _, step := range []struct {
+		at   int
+		rate float64
+	}{{0, 20}, {60, 40}, {200, 10}, {400, 42}, {480, 0}} {
+		for p := range 6 {
+			w.Rows = append(w.Rows, sim.TraceRow{Second: step.at, Partition: p, Rate: step.rate})
 		}
 	}
-	return out
+	return w
 }
 
-// TestTwinReconcilerAndSimulator feeds one recorded sequence of snapshots
-// to the reconciler, with several reconciles per snapshot (Deployment
-// churn, requeues), and to the simulator's driver; the replica sequences
-// must be identical.
-func TestTwinReconcilerAndSimulator(t *testing.T) {
-	const poll, seconds = 5, 360
+// TestTwinClosedLoop records a closed-loop simulator run (members follow
+// the replicas lagscale sets, each change of membership pauses the group,
+// one poll fails and one reads a partition with an error) and replays it
+// through the reconciler as the operator would meet it: each snapshot
+// stored when polled, a lag event a latency after each snapshot whose
+// figures changed and none for an identical one, a Deployment event a
+// latency after each change of its replicas or ready replicas, and a
+// requeue only when the reconcile asks for one. The reconciler must scale
+// at the same seconds, from and to the same counts, as the simulator.
+func TestTwinClosedLoop(t *testing.T) {
+	const latency = 2
+	// replayLatency is the latency of the replay; set it to another value
+	// than the recording's and the sequences part.
+	const replayLatency = latency
 	epoch := time.Now().Truncate(time.Second)
-	snaps := twinSnapshots(poll, seconds, epoch)
 	spec := v1alpha1.ScalingSpec{
-		MinReplicas: ptrTo[int32](1), MaxLagSeconds: ptrTo[int32](30), ThroughputPerReplica: ptrTo[int64](50),
-		ScaleDownStabilizationSeconds: ptrTo[int32](60), PollIntervalSeconds: ptrTo[int32](poll),
+		MinReplicas: ptrTo[int32](1), MaxLagSeconds: ptrTo[int32](30),
+		ScaleDownStabilizationSeconds: ptrTo[int32](60), PollIntervalSeconds: ptrTo[int32](5),
+	}
+	cfg := sim.Config{
+		Capacity: 50, Noise: 0.1, SLO: 30, Seed: 3, Rebalance: 5, Startup: 15, Poll: 5, InitialReplicas: 1,
+		ReconcileLatency: latency, Scaling: &spec, StalePolls: []int{150}, PartialPolls: []int{225},
+	}
+	rec := sim.Record(cfg, twinWorkload(), epoch)
+	var want []string
+	for _, e := range rec.Events {
+		want = append(want, fmt.Sprintf("%ds: %d -> %d", e.Second, e.From, e.To))
+	}
+	undelivered := 0
+	for _, p := range rec.Polls {
+		if !p.Delivered {
+			undelivered++
+		}
+	}
+	if p := polls(rec)[150]; !p.Snapshot.Stale {
+		t.Fatalf("the poll at 150 s is not stale: %+v", p)
+	}
+	if p := polls(rec)[225]; p.Snapshot.Partitions[0].Error == "" {
+		t.Fatalf("the poll at 225 s is not partial")
+	}
+	if len(want) < 3 || len(rec.Ready) < 4 || undelivered == 0 {
+		t.Fatalf("the recording scales %v with %d membership changes and %d identical snapshots: it exercises too little", want, len(rec.Ready), undelivered)
 	}
 
-	// The simulator's path.
-	drv := sim.NewDriver(scaler.Spec(spec, 0))
-	var simSeq []string
-	cur := int32(1)
-	for s := range seconds {
-		var snap *lag.Snapshot
-		if x, ok := snaps[s]; ok {
-			snap = &x
-		}
-		if n := drv.Step(snap, epoch.Add(time.Duration(s)*time.Second), cur, 0); n != cur {
-			simSeq = append(simSeq, fmt.Sprintf("%ds: %d -> %d", s, cur, n))
-			cur = n
-		}
-	}
-	if len(simSeq) < 3 {
-		t.Fatalf("the simulator's driver scaled only %v: the recording exercises too little", simSeq)
-	}
-
-	// The reconciler's path.
 	fake := &fakeLag{snaps: map[lag.ConsumerKey]lag.Snapshot{}}
 	c := &clock{t: epoch.Add(-time.Second)}
 	r := directReconciler(t, fake, c, nil)
+	// Status writes of live lag figures requeue on their own clock; they
+	// are left out so that the replay's requeues are decideReplicas' only.
+	r.StatusInterval = 24 * time.Hour
 	ns := namespace(t)
 	createConsumer(t, ns, "twin", v1alpha1.EventConsumerSpec{
-		Topics: []string{"t"}, ConsumerGroup: "twin",
+		Topics: []string{"sim"}, ConsumerGroup: "twin",
 		Kafka:   v1alpha1.KafkaConnection{BootstrapServers: []string{"k:9092"}},
 		Handler: &v1alpha1.HandlerSpec{Image: "handler:1"},
 		Scaling: spec,
 	})
 	key := lag.ConsumerKey{Namespace: ns, Name: "twin"}
 	reconcileOnce(t, r, ns, "twin") // creates the Deployment at 1 replica
-	var recSeq []string
-	cur = replicasOf(t, ns, "twin")
-	for s := range seconds {
+	cur := replicasOf(t, ns, "twin")
+	if cur != 1 {
+		t.Fatalf("the Deployment starts at %d replicas, the recording at 1", cur)
+	}
+	byPoll := polls(rec)
+	ready := map[int]int{}
+	for _, rc := range rec.Ready {
+		ready[rc.Second] = rc.Ready
+	}
+	due := map[int]bool{}
+	requeue := -1
+	var got []string
+	for s := range twinWorkload().Duration {
 		at := epoch.Add(time.Duration(s) * time.Second)
 		c.set(at)
-		if x, ok := snaps[s]; ok {
-			fake.set(key, x)
+		if p, ok := byPoll[s]; ok {
+			fake.set(key, p.Snapshot)
+			if p.Delivered {
+				due[s+replayLatency] = true
+			}
 		}
-		reconcileOnce(t, r, ns, "twin") // the lag event, or a requeue
-		churn(t, ns, "twin", s)
-		c.set(at.Add(300 * time.Millisecond))
-		reconcileOnce(t, r, ns, "twin") // the Deployment's status changed
-		c.set(at.Add(600 * time.Millisecond))
-		reconcileOnce(t, r, ns, "twin") // another requeue
-		if n := replicasOf(t, ns, "twin"); n != cur {
-			recSeq = append(recSeq, fmt.Sprintf("%ds: %d -> %d", s, cur, n))
-			cur = n
+		if n, ok := ready[s]; ok {
+			setReady(t, ns, "twin", int32(n))
+			if s > 0 {
+				due[s+replayLatency] = true
+			}
+		}
+		for range 3 {
+			if !due[s] && requeue != s {
+				break
+			}
+			delete(due, s)
+			if requeue == s {
+				requeue = -1
+			}
+			res, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: "twin"}})
+			if err != nil {
+				t.Fatalf("reconcile at %d s: %v", s, err)
+			}
+			if res.RequeueAfter > 0 {
+				// The work queue keeps the earlier of two delays.
+				next := s + int(res.RequeueAfter.Round(time.Second)/time.Second) + replayLatency
+				if requeue < 0 || next < requeue {
+					requeue = next
+				}
+			}
+			if n := replicasOf(t, ns, "twin"); n != cur {
+				got = append(got, fmt.Sprintf("%ds: %d -> %d", s, cur, n))
+				cur = n
+				due[s+replayLatency] = true // the Deployment's own change
+			}
 		}
 	}
-	if !reflect.DeepEqual(recSeq, simSeq) {
-		t.Fatalf("replica sequences differ\nreconciler: %v\nsimulator:  %v", recSeq, simSeq)
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("replica sequences differ\nreconciler: %v\nsimulator:  %v", got, want)
 	}
-	got := r.scalers.lookup(types.NamespacedName{Namespace: ns, Name: "twin"}).State()
-	if want := drv.State(); got.LearnedCapacity != want.LearnedCapacity || !reflect.DeepEqual(got.Recommendations, want.Recommendations) {
-		t.Fatalf("learned capacity %v with %d recommendations through the reconciler, %v with %d through the simulator",
-			got.LearnedCapacity, len(got.Recommendations), want.LearnedCapacity, len(want.Recommendations))
+	t.Logf("both paths: %v (%d polls, %d not delivered, %d looks)", want, len(rec.Polls), undelivered, len(rec.Looks))
+}
+
+// polls indexes a recording's polls by second.
+func polls(rec sim.Recording) map[int]sim.RecordedPoll {
+	m := map[int]sim.RecordedPoll{}
+	for _, p := range rec.Polls {
+		m[p.Second] = p
 	}
-	t.Logf("both paths: %v", simSeq)
+	return m
+}
+
+// setReady sets the Deployment's status as its controller would once n
+// pods are ready: the simulator's group members.
+func setReady(t *testing.T, ns, name string, n int32) {
+	t.Helper()
+	ctx := context.Background()
+	d := &appsv1.Deployment{}
+	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, d); err != nil {
+		t.Fatal(err)
+	}
+	st := client.MergeFrom(d.DeepCopy())
+	d.Status.ObservedGeneration = d.Generation
+	d.Status.Replicas = *d.Spec.Replicas
+	d.Status.ReadyReplicas = n
+	d.Status.AvailableReplicas = n
+	if err := env.Client.Status().Patch(ctx, d, st); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"io"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -27,6 +28,10 @@ func TestVerbsBadInputSayWhatToDo(t *testing.T) {
 	closed := ln.Addr().String()
 	ln.Close()
 	nosandbox := filepath.Join(t.TempDir(), "none")
+	manifest := filepath.Join(t.TempDir(), "ec.yaml")
+	if err := os.WriteFile(manifest, []byte("kind: EventConsumer\nspec:\n  scaling:\n    maxLagSecond: 5\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 
 	tests := []struct {
 		name string
@@ -43,6 +48,10 @@ func TestVerbsBadInputSayWhatToDo(t *testing.T) {
 		{"sandbox logs: no sandbox", []string{"sandbox", "logs", "--dir", nosandbox, "orders-abc"}, "no sandbox in " + nosandbox + ": start one with `lagscale sandbox up`"},
 		{"sandbox logs: flags after the pod", []string{"sandbox", "logs", "orders-abc", "--dir", nosandbox}, "after the flags: lagscale sandbox logs"},
 		{"sim: unknown scenario", []string{"sim", "--scenario", "bogus"}, `unknown scenario "bogus" (want one of`},
+		{"sim: unknown split", []string{"sim", "--family", "validation"}, `--family must be train or test, not "validation"`},
+		{"sim: latency not whole seconds", []string{"sim", "--reconcile-latency", "1500ms"}, "--reconcile-latency must be whole seconds"},
+		{"sim: no manifest", []string{"sim", "--consumer", nosandbox}, "reading --consumer"},
+		{"sim: a misspelt manifest field", []string{"sim", "--consumer", manifest}, `unknown field "maxLagSecond"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -44,6 +44,10 @@ func runSim(args []string, stdout io.Writer) error {
 		seeds      = fs.String("seeds", "1-10", "with --sweep: seeds, as a list (1,2,5) or a range (1-10)")
 		capacities = fs.String("capacities", "100,500", "with --sweep: replica capacities in records/s, comma-separated")
 		workers    = fs.Int("workers", 0, "with --sweep: runs at once (0: one per CPU)")
+		consumer   = fs.String("consumer", "", "EventConsumer manifest `FILE`: lagscale runs its spec.scaling and groupType with the API server's defaults; its maxLagSeconds is the SLO unless --slo is given; its pollIntervalSeconds, groupType and maxReplicas win over --poll, --share and --share-max-replicas")
+		prior      = fs.Float64("prior", 0, "give lagscale a throughputPerReplica of `X` times the true --capacity, where the consumer sets none (0: none, capacity is learned)")
+		latency    = fs.Duration("reconcile-latency", time.Second, "how long after a changed snapshot, a Deployment change or a requeue the operator reconciles (whole seconds)")
+		family     = fs.String("family", "", "run the randomized family's `SPLIT` (train or test) at --seeds: each seed draws a workload and an operating point")
 	)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -55,10 +59,43 @@ func runSim(args []string, stdout io.Writer) error {
 		return fmt.Errorf("--format must be table or json, not %q", *format)
 	}
 	secs := func(d time.Duration) int { return int(d.Round(time.Second) / time.Second) }
+	if *latency < 0 || *latency%time.Second != 0 {
+		return fmt.Errorf("--reconcile-latency must be whole seconds, not %s", *latency)
+	}
+	if *prior < 0 {
+		return fmt.Errorf("--prior must not be negative, not %g", *prior)
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	cfg := sim.Config{
 		Capacity: *capacity, Noise: *noise, SLO: slo.Seconds(), Seed: *seed,
 		Rebalance: secs(*rebalance), Startup: secs(*startup), Poll: max(1, secs(*poll)), KEDALagThreshold: *kedaLag,
-		Share: *share, ShareMaxReplicas: *shareMax,
+		Share: *share, ShareMaxReplicas: *shareMax, Prior: *prior, ReconcileLatency: secs(*latency),
+	}
+	if *consumer != "" {
+		data, err := os.ReadFile(*consumer)
+		if err != nil {
+			return fmt.Errorf("reading --consumer: %w", err)
+		}
+		ec, err := sim.ParseConsumer(data)
+		if err != nil {
+			return fmt.Errorf("--consumer %s: %w", *consumer, err)
+		}
+		cfg = sim.WithConsumer(cfg, ec, sim.Flags{SLO: set["slo"]})
+	}
+
+	if *family != "" {
+		if *family != sim.SplitTrain && *family != sim.SplitTest {
+			return fmt.Errorf("--family must be %s or %s, not %q", sim.SplitTrain, sim.SplitTest, *family)
+		}
+		if *consumer != "" {
+			return errors.New("--family draws each run's operating point; it cannot run with --consumer")
+		}
+		ss, err := parseSeeds(*seeds)
+		if err != nil {
+			return err
+		}
+		return runSweep(stdout, sim.SweepParams{Family: *family, Seeds: ss, Config: cfg, Workers: *workers}, *format)
 	}
 
 	if *sweep {
@@ -71,11 +108,9 @@ func runSim(args []string, stdout io.Writer) error {
 			return err
 		}
 		names := sim.Scenarios
-		fs.Visit(func(f *flag.Flag) {
-			if f.Name == "scenario" && *scenario != "all" {
-				names = strings.Split(*scenario, ",")
-			}
-		})
+		if set["scenario"] && *scenario != "all" {
+			names = strings.Split(*scenario, ",")
+		}
 		return runSweep(stdout, sim.SweepParams{Scenarios: names, Seeds: ss, Capacities: cs, Partitions: *partitions, Config: cfg, Workers: *workers}, *format)
 	}
 
@@ -159,8 +194,11 @@ func runSim(args []string, stdout io.Writer) error {
 // then keda-frontier.
 func printTable(out io.Writer, r sim.Result) {
 	c := r.Config
-	fmt.Fprintf(out, "scenario %s: %d partitions, %gs, capacity %g/s per replica, SLO %gs, rebalance %ds, startup %ds, poll %ds, seed %d\n",
-		r.Workload.Name, r.Workload.Partitions, float64(r.Workload.Duration), c.Capacity, c.SLO, c.Rebalance, c.Startup, c.Poll, c.Seed)
+	fmt.Fprintf(out, "scenario %s: %d partitions, %gs, capacity %g/s per replica, SLO %gs, rebalance %ds, startup %ds, poll %ds, reconcile latency %ds, seed %d, lagscale %s\n",
+		r.Workload.Name, r.Workload.Partitions, float64(r.Workload.Duration), c.Capacity, c.SLO, c.Rebalance, c.Startup, c.Poll, c.ReconcileLatency, c.Seed, priorNote(c))
+	if c.Share {
+		fmt.Fprintln(out, shareNote)
+	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "policy\tslo_attainment\tp99_lag_seconds\tmax_lag_seconds\treplica_seconds\tscale_events\trebalance_seconds\tkeda_parameters\t")
 	row := func(name string, m *sim.Metrics, params string) {
@@ -177,7 +215,7 @@ func printTable(out io.Writer, r sim.Result) {
 		case sim.PolicyKEDA:
 			params = kedaParams(r.KEDA)
 		case sim.PolicyKEDABest:
-			params = fmt.Sprintf("none of %d reaches 0.99", r.KEDAConfigs)
+			params = fmt.Sprintf("none of %d reaches 0.99 (best attainment %.4f)", r.KEDAConfigs, r.KEDABestAttainment)
 			if r.KEDABest != nil {
 				params = kedaParams(r.KEDABest.Parameters)
 			}
@@ -190,13 +228,28 @@ func printTable(out io.Writer, r sim.Result) {
 	tw.Flush()
 }
 
+// shareNote labels the KEDA rows of a share-group run: KEDA's Kafka scaler
+// reads consumer-group offsets and has no share-group support.
+const shareNote = "note: KEDA cannot scale share groups; keda-hpa, keda-best and the goals against them describe a hypothetical KEDA, capped at the partition count"
+
 // kedaParams is a KEDA configuration in one short cell.
 func kedaParams(c sim.KEDAConfig) string {
 	metric := "fresh"
 	if c.MetricCacheSeconds > 0 {
 		metric = fmt.Sprintf("cached %ds", c.MetricCacheSeconds)
 	}
-	return fmt.Sprintf("lagThreshold=%d metric=%s downWindow=%ds tolerance=%g", c.LagThreshold, metric, c.ScaleDownStabilizationSeconds, c.Tolerance)
+	return fmt.Sprintf("lagThreshold=%d metric=%s downWindow=%ds tolerance=%g up=%dpods/%d%%", c.LagThreshold, metric, c.ScaleDownStabilizationSeconds, c.Tolerance, c.ScaleUpPods, c.ScaleUpPercent)
+}
+
+// priorNote says what lagscale knows of the capacity.
+func priorNote(c sim.Config) string {
+	if sc := c.Scaling; sc != nil && sc.ThroughputPerReplica != nil {
+		return fmt.Sprintf("throughputPerReplica %d (the manifest's)", *sc.ThroughputPerReplica)
+	}
+	if c.Prior > 0 {
+		return fmt.Sprintf("throughputPerReplica %g x capacity", c.Prior)
+	}
+	return "without throughputPerReplica (capacity learned)"
 }
 
 // runSweep runs a sweep and prints its per-scenario medians and worst
@@ -245,20 +298,28 @@ func runSweep(out io.Writer, p sim.SweepParams, format string) error {
 			mode += "unbounded; "
 		}
 	}
-	fmt.Fprintf(out, "sweep: %d scenarios x seeds %s x capacities %s = %d runs; %s%d partitions, SLO %gs, noise %g, rebalance %ds, startup %ds, poll %ds; wall time %s\n",
-		len(p.Scenarios), joinSeeds(p.Seeds), joinFloats(p.Capacities), len(runs), mode, p.Partitions, c.SLO, c.Noise, c.Rebalance, c.Startup, c.Poll, wall.Round(100*time.Millisecond))
+	if p.Family != "" {
+		fmt.Fprintf(out, "family %s: seeds %s = %d runs, each drawing its workload shape and operating point; reconcile latency %ds, lagscale %s; wall time %s\n",
+			p.Family, joinSeeds(p.Seeds), len(runs), c.ReconcileLatency, priorNote(c), wall.Round(100*time.Millisecond))
+	} else {
+		fmt.Fprintf(out, "sweep: %d scenarios x seeds %s x capacities %s = %d runs; %s%d partitions, SLO %gs, noise %g, rebalance %ds, startup %ds, poll %ds, reconcile latency %ds, lagscale %s; wall time %s\n",
+			len(p.Scenarios), joinSeeds(p.Seeds), joinFloats(p.Capacities), len(runs), mode, p.Partitions, c.SLO, c.Noise, c.Rebalance, c.Startup, c.Poll, c.ReconcileLatency, priorNote(c), wall.Round(100*time.Millisecond))
+	}
+	if c.Share {
+		fmt.Fprintln(out, shareNote)
+	}
 	fmt.Fprintln(out, "median (worst) per scenario; cost = lagscale replica-seconds / the other's, events = lagscale scale events / keda-hpa's")
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "scenario\truns\tattainment\tcost/keda-best\tevents/keda-hpa\tcost/oracle\tcost/oracle-partitions\tkeda-best/oracle-partitions\tgoals held: attain, undominated, cost, events, all\t")
+	fmt.Fprintln(tw, "scenario\truns\tattainment\tcost/keda-best\tevents/keda-hpa\tcost/oracle\tcost/oracle-partitions\tkeda-best/oracle-partitions\tgoals held: attain, undominated, cost (of runs with keda-best)\tfallback (of runs without)\tevents, all\t")
 	for _, s := range sums {
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%d, %d, %d, %d, %d of %d\t\n", s.Scenario, s.Runs,
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%d, %d, %d of %d\t%d of %d\t%d, %d of %d\t\n", s.Scenario, s.Runs,
 			spreadCell(s.Attainment, 4), spreadCell(s.Cost, 3), spreadCell(s.Events, 2), spreadCell(s.Oracle, 2), spreadCell(s.OraclePartitions, 2), spreadCell(s.KEDABestOracle, 2),
-			s.Held.Attainment, s.Held.NotDominated, s.Held.Cost, s.Held.Events, s.Held.All, s.Runs)
+			s.Held.Attainment, s.Held.NotDominated, s.Held.Cost, s.Runs-s.NoKEDABest, s.Held.Fallback, s.NoKEDABest, s.Held.Events, s.Held.All, s.Runs)
 	}
 	tw.Flush()
 	for _, s := range sums {
 		if s.NoKEDABest > 0 {
-			fmt.Fprintf(out, "%s: no KEDA configuration reaches 0.99 on %d of %d runs (cost goal holds there)\n", s.Scenario, s.NoKEDABest, s.Runs)
+			fmt.Fprintf(out, "%s: no KEDA configuration reaches 0.99 on %d of %d runs (the fallback goal applies there)\n", s.Scenario, s.NoKEDABest, s.Runs)
 		}
 	}
 	if f := sim.Failures(runs); len(f) > 0 {

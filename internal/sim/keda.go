@@ -57,6 +57,12 @@ type KEDAConfig struct {
 	MinReplicas int `json:"min_replicas"`
 	// MaxReplicas is maxReplicaCount, the HPA's maxReplicas.
 	MaxReplicas int `json:"max_replicas"`
+	// ScaleUpPods and ScaleUpPercent are the HPA behavior's
+	// scaleUp.policies: at most this many pods, or this percent of the
+	// current replicas, more per 15 s, the larger applying (selectPolicy
+	// Max). The HPA's defaults are 4 pods and 100%; zero means the default.
+	ScaleUpPods    int `json:"scale_up_pods"`
+	ScaleUpPercent int `json:"scale_up_percent"`
 }
 
 // DefaultKEDA is a ScaledObject that sets only lagThreshold, minimum and
@@ -68,13 +74,19 @@ func DefaultKEDA(lagThreshold int64, minReplicas, maxReplicas int) KEDAConfig {
 		Tolerance:                     hpaTolerance,
 		MinReplicas:                   minReplicas,
 		MaxReplicas:                   maxReplicas,
+		ScaleUpPods:                   hpaUpPods,
+		ScaleUpPercent:                hpaUpPercent,
 	}
 }
 
 // Grid values of keda-best: the lagThreshold as a fraction of capacity x
 // SLO (the records one replica drains in the SLO), the metric's age, the
-// scale-down stabilization window and the tolerance.
+// scale-down stabilization window, the tolerance and the scale-up
+// policies (pods and percent per 15 s), the first knob a KEDA user turns
+// for bursts.
 var (
+	gridUpPods       = []int{hpaUpPods, 100}
+	gridUpPercents   = []int{hpaUpPercent, 900}
 	gridThresholds   = [][2]int64{{1, 1}, {3, 4}, {1, 2}, {3, 8}, {1, 4}, {1, 8}, {1, 16}, {1, 32}}
 	gridMetricCache  = []int{0, kedaPollingInterval}
 	gridDownWindows  = []int{0, 60, 120, 300}
@@ -92,9 +104,14 @@ func KEDAGrid(capacity, slo float64, minReplicas, maxReplicas int) []KEDAConfig 
 		for _, cache := range gridMetricCache {
 			for _, win := range gridDownWindows {
 				for _, tol := range gridTolerances {
-					c := DefaultKEDA(th, minReplicas, maxReplicas)
-					c.MetricCacheSeconds, c.ScaleDownStabilizationSeconds, c.Tolerance = cache, win, tol
-					out = append(out, c)
+					for _, pods := range gridUpPods {
+						for _, pct := range gridUpPercents {
+							c := DefaultKEDA(th, minReplicas, maxReplicas)
+							c.MetricCacheSeconds, c.ScaleDownStabilizationSeconds, c.Tolerance = cache, win, tol
+							c.ScaleUpPods, c.ScaleUpPercent = pods, pct
+							out = append(out, c)
+						}
+					}
 				}
 			}
 		}
@@ -110,8 +127,8 @@ func KEDAGrid(capacity, slo float64, minReplicas, maxReplicas int) []KEDAConfig 
 // KEDA's cache, and with the AverageValue target lagThreshold computes
 // ceil(lag / lagThreshold) unless lag / (lagThreshold x replicas) is within
 // the tolerance of 1. It stabilizes scale-down to the highest
-// recommendation within the window, limits scale-up to the larger of 4
-// pods and 100% per 15 s, and clamps to [minReplicas, maxReplicas]. At zero
+// recommendation within the window, limits scale-up to the larger of the
+// scale-up policies (4 pods and 100% per 15 s by default), and clamps to [minReplicas, maxReplicas]. At zero
 // replicas the HPA does nothing; KEDA itself wakes the Deployment when the
 // lag exceeds activationLagThreshold and, with minReplicaCount 0, puts it
 // to sleep after cooldownPeriod without activation.
@@ -192,7 +209,9 @@ func (k *kedaPolicy) step(g *group, s int) int {
 	// Rate limits. The policies' period equals the sync period, so the
 	// previous sync's change is outside it and the period starts at cur.
 	if want > cur {
-		up := max(cur+hpaUpPods, int(math.Ceil(float64(cur)*(1+hpaUpPercent/100.0))))
+		// Zero is a policy the ScaledObject leaves out: the HPA's default.
+		pods, pct := cmp.Or(k.c.ScaleUpPods, hpaUpPods), cmp.Or(k.c.ScaleUpPercent, hpaUpPercent)
+		up := max(cur+pods, int(math.Ceil(float64(cur)*(1+float64(pct)/100.0))))
 		want = min(want, up)
 	}
 	// The default scale-down policy, 100% per 15 s, limits nothing.

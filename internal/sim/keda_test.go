@@ -43,6 +43,8 @@ func TestKEDAHPA(t *testing.T) {
 		{"within the tolerance nothing changes", DefaultKEDA(100, 1, 24), 4, []int64{440, 360}, []int{4, 4}},
 		{"zero tolerance follows every change", KEDAConfig{LagThreshold: 100, MinReplicas: 1, MaxReplicas: 24}, 4, []int64{440, 360}, []int{5, 4}},
 		{"scale-up at most max(4 pods, 100%) per sync", DefaultKEDA(100, 1, 24), 1, []int64{5000, 5000, 5000}, []int{5, 10, 20}},
+		{"scale-up policy of 100 pods per sync", KEDAConfig{LagThreshold: 100, Tolerance: 0.1, MinReplicas: 1, MaxReplicas: 24, ScaleUpPods: 100, ScaleUpPercent: 100}, 1, []int64{5000}, []int{24}},
+		{"scale-up policy of 900% per sync", KEDAConfig{LagThreshold: 100, Tolerance: 0.1, MinReplicas: 1, MaxReplicas: 24, ScaleUpPods: 4, ScaleUpPercent: 900}, 2, []int64{5000, 5000}, []int{20, 24}},
 		{"metric capped at partitions x lagThreshold", DefaultKEDA(100, 1, 50), 8, []int64{100000}, []int{16}},
 		{"maxReplicas caps", DefaultKEDA(100, 1, 6), 4, []int64{2000}, []int{6}},
 		{"minReplicas floors", DefaultKEDA(100, 2, 24), 4, []int64{0}, []int{2}},
@@ -133,14 +135,19 @@ func TestFrontier(t *testing.T) {
 
 func TestKEDAGrid(t *testing.T) {
 	grid := KEDAGrid(100, 30, 1, 24)
-	if len(grid) != 8*2*4*3 {
-		t.Fatalf("%d configurations, want 192", len(grid))
+	if len(grid) != 8*2*4*3*2*2 {
+		t.Fatalf("%d configurations, want 768", len(grid))
 	}
 	seen := map[KEDAConfig]bool{}
 	ths := map[int64]bool{}
+	ups := map[[2]int]bool{}
 	for _, c := range grid {
 		seen[c] = true
 		ths[c.LagThreshold] = true
+		ups[[2]int{c.ScaleUpPods, c.ScaleUpPercent}] = true
+	}
+	if want := map[[2]int]bool{{4, 100}: true, {4, 900}: true, {100, 100}: true, {100, 900}: true}; !reflect.DeepEqual(ups, want) {
+		t.Errorf("scale-up policies %v, want %v", ups, want)
 	}
 	if len(seen) != len(grid) {
 		t.Errorf("%d distinct configurations of %d", len(seen), len(grid))

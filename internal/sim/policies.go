@@ -2,6 +2,8 @@ package sim
 
 import (
 	"math"
+	"reflect"
+	"slices"
 	"time"
 
 	"github.com/lagscale/lagscale/api/v1alpha1"
@@ -44,39 +46,79 @@ type point struct {
 	v int64
 }
 
-// lagscalePolicy is the operator's scaler (internal/scaler), fed every
-// poll with a snapshot that internal/lag's own arithmetic computes from the
-// simulated offsets, and asked for a decision every second, as reconciles
-// between polls do.
+// lagscalePolicy is the operator's scaler (internal/scaler) at the
+// operator's cadence. Every poll, internal/lag's own arithmetic turns the
+// simulated offsets into the snapshot the engine would store. The scaler is
+// looked at only when the operator would reconcile: a latency after a
+// snapshot whose figures changed (the engine sends no event for an
+// identical one), after a change of the Deployment (its own write, a pod
+// becoming ready or leaving) and after a requeue that decideReplicas asked
+// for. Each look reads the newest stored snapshot, as a reconcile does.
 type lagscalePolicy struct {
-	poll    int
-	tracker *lag.Tracker
-	drv     *Driver
+	poll, latency int
+	epoch         time.Time
+	stale         map[int]bool
+	partial       map[int]bool
+	tracker       *lag.Tracker
+	drv           *Driver
+
+	stored    *lag.Snapshot // the engine's newest snapshot
+	due       []int         // seconds at which a reconcile is queued
+	requeue   int           // second a requeue is due, -1 when none
+	lastReady int
+	why       string
+	rec       *Recording
 }
 
 func newLagscale(cfg Config) *lagscalePolicy {
-	return &lagscalePolicy{
-		poll:    cfg.Poll,
-		tracker: lag.NewTracker(time.Duration(cfg.Poll)*time.Second, lag.ResetEarliest),
-		drv:     NewDriver(LagscaleSpec(cfg)),
-	}
+	return newLagscaleAt(cfg, epoch)
 }
 
-// LagscaleSpec is the autoscale spec the simulator runs lagscale with: an
-// EventConsumer that sets only minReplicas 1, maxLagSeconds (the SLO) and
-// throughputPerReplica (the capacity), every other field at the API's
-// default, converted as the operator converts it.
+func newLagscaleAt(cfg Config, at time.Time) *lagscalePolicy {
+	l := &lagscalePolicy{
+		poll:      cfg.Poll,
+		latency:   max(0, cfg.ReconcileLatency),
+		epoch:     at,
+		stale:     map[int]bool{},
+		partial:   map[int]bool{},
+		tracker:   lag.NewTracker(time.Duration(cfg.Poll)*time.Second, lag.ResetEarliest),
+		drv:       NewDriver(LagscaleSpec(cfg)),
+		requeue:   -1,
+		lastReady: -1,
+	}
+	for _, s := range cfg.StalePolls {
+		l.stale[s] = true
+	}
+	for _, s := range cfg.PartialPolls {
+		l.partial[s] = true
+	}
+	return l
+}
+
+// LagscaleSpec is the autoscale spec the simulator runs lagscale with,
+// converted as the operator converts it (fields left empty get the API's
+// defaults). Without cfg.Scaling it is an EventConsumer that sets only
+// minReplicas 1 and maxLagSeconds (the SLO): no throughputPerReplica, so
+// the capacity is learned. cfg.Prior sets throughputPerReplica to Prior x
+// Capacity where the spec sets none.
 func LagscaleSpec(cfg Config) autoscale.Spec {
 	cfg = cfg.withDefaults()
-	sc := v1alpha1.ScalingSpec{
-		MinReplicas:          ptr(int32(1)),
-		MaxLagSeconds:        ptr(int32(math.Round(cfg.SLO))),
-		ThroughputPerReplica: ptr(int64(math.Round(cfg.Capacity))),
+	var sc v1alpha1.ScalingSpec
+	if cfg.Scaling != nil {
+		sc = *cfg.Scaling.DeepCopy()
+	} else {
+		sc = v1alpha1.ScalingSpec{
+			MinReplicas:   ptr(int32(1)),
+			MaxLagSeconds: ptr(int32(math.Round(cfg.SLO))),
+		}
+		if cfg.Share && cfg.ShareMaxReplicas > 0 {
+			// The API requires maxReplicas for groupType Share; the
+			// simulator lets 0 mean no bound, as Config says.
+			sc.MaxReplicas = ptr(int32(cfg.ShareMaxReplicas))
+		}
 	}
-	if cfg.Share && cfg.ShareMaxReplicas > 0 {
-		// The API requires maxReplicas for groupType Share; the simulator
-		// lets 0 mean no bound, as Config says.
-		sc.MaxReplicas = ptr(int32(cfg.ShareMaxReplicas))
+	if sc.ThroughputPerReplica == nil && cfg.Prior > 0 {
+		sc.ThroughputPerReplica = ptr(max(1, int64(math.Round(cfg.Prior*cfg.Capacity))))
 	}
 	spec := opscaler.Spec(sc, 0)
 	spec.Share = cfg.Share
@@ -85,19 +127,90 @@ func LagscaleSpec(cfg Config) autoscale.Spec {
 
 func ptr[T any](v T) *T { return &v }
 
+func (l *lagscalePolicy) reason() string { return l.why }
+
 func (l *lagscalePolicy) step(g *group, s int) int {
-	now := epoch.Add(time.Duration(s) * time.Second)
-	var snap *lag.Snapshot
+	now := l.epoch.Add(time.Duration(s) * time.Second)
 	if s%l.poll == 0 {
-		o := l.observe(g, s, now)
-		snap = &o
+		snap := l.observe(g, s, now)
+		delivered := l.stored == nil || !SameSnapshot(*l.stored, snap)
+		l.stored = &snap
+		if delivered {
+			l.due = append(l.due, s+l.latency)
+		}
+		if l.rec != nil {
+			l.rec.Polls = append(l.rec.Polls, RecordedPoll{Second: s, Snapshot: snap, Delivered: delivered})
+		}
 	}
-	return int(l.drv.Step(snap, now, int32(len(g.pods)), int32(g.ready())))
+	if r := g.ready(); r != l.lastReady {
+		if l.lastReady >= 0 {
+			// The Deployment's status changed: a watch event.
+			l.due = append(l.due, s+l.latency)
+		}
+		l.lastReady = r
+		if l.rec != nil {
+			l.rec.Ready = append(l.rec.Ready, ReadyChange{Second: s, Ready: r})
+		}
+	}
+	cur := int32(len(g.pods))
+	// Reconciles queued for the same second are one reconcile, as the
+	// work queue merges them; the one that writes queues another (its own
+	// Deployment change), looked at in this second only without latency.
+	for range 3 {
+		if !l.takeDue(s) {
+			break
+		}
+		if l.rec != nil {
+			l.rec.Looks = append(l.rec.Looks, s)
+		}
+		if l.stored == nil {
+			continue // no snapshot yet: the reconciler holds the replicas
+		}
+		d, requeue := l.drv.Look(l.stored, now, cur, int32(g.ready()))
+		if requeue {
+			// The work queue keeps the earlier of two delays.
+			if at := s + l.poll + l.latency; l.requeue < 0 || at < l.requeue {
+				l.requeue = at
+			}
+		}
+		if d.Replicas != cur {
+			l.why = d.Reason
+			cur = d.Replicas
+			l.due = append(l.due, s+l.latency)
+		}
+	}
+	return int(cur)
+}
+
+// takeDue removes every reconcile due by second s and reports whether
+// there was one.
+func (l *lagscalePolicy) takeDue(s int) bool {
+	found := false
+	if l.requeue >= 0 && l.requeue <= s {
+		l.requeue, found = -1, true
+	}
+	kept := l.due[:0]
+	for _, d := range l.due {
+		if d <= s {
+			found = true
+			continue
+		}
+		kept = append(kept, d)
+	}
+	l.due = kept
+	return found
 }
 
 // observe reads the group's offsets at the end of second s, as one poll of
-// the lag engine would.
+// the lag engine would. A failed poll (StalePolls) keeps the previous
+// snapshot marked stale, as the engine does; a partial one (PartialPolls)
+// has no offsets for partition 0.
 func (l *lagscalePolicy) observe(g *group, s int, now time.Time) lag.Snapshot {
+	if l.stale[s] && l.stored != nil {
+		prev := *l.stored
+		prev.Stale, prev.Reachable, prev.Error = true, false, "simulated poll failure"
+		return prev
+	}
 	offs := make([]lag.PartitionOffsets, len(g.parts))
 	for i := range g.parts {
 		p := &g.parts[i]
@@ -115,13 +228,28 @@ func (l *lagscalePolicy) observe(g *group, s int, now time.Time) lag.Snapshot {
 	case g.ready() == 0:
 		state = "Empty"
 	}
-	return l.tracker.Observe(now, offs, g.ready(), state)
+	snap := l.tracker.Observe(now, offs, g.ready(), state)
+	if l.partial[s] && len(snap.Partitions) > 0 {
+		snap.Partitions = slices.Clone(snap.Partitions)
+		snap.Partitions[0].Error = "offsets unknown"
+	}
+	return snap
 }
 
-// Driver runs one consumer's scaler the way the reconciler does: observe a
-// snapshot when a new one arrives, decide on every look. The simulator
-// drives lagscale through it, and the controllers' twin test checks that
-// the reconciler gives the same replicas on the same snapshots.
+// SameSnapshot reports whether two snapshots have the same figures: the
+// lag engine sends no event for a snapshot that is the same as the
+// previous one but for its read time and poll count.
+func SameSnapshot(a, b lag.Snapshot) bool {
+	a.Time, b.Time = time.Time{}, time.Time{}
+	a.Polls, b.Polls = 0, 0
+	return reflect.DeepEqual(a, b)
+}
+
+// Driver runs one consumer's scaler the way the reconciler's
+// decideReplicas does: observe the newest snapshot, decide, and ask for a
+// requeue when the decision holds back a change. The simulator drives
+// lagscale through it; the controllers' twin test replays a simulated run
+// through the reconciler and checks that it scales at the same seconds.
 type Driver struct {
 	spec autoscale.Spec
 	sc   *opscaler.Scaler
@@ -135,19 +263,64 @@ func NewDriver(spec autoscale.Spec) *Driver {
 // State returns the scaler's autoscale State, for tests.
 func (d *Driver) State() autoscale.State { return d.sc.State() }
 
-// Step observes snap when it is not nil, then decides at now for a group
-// with current replicas of which ready are ready, and returns the replicas
-// to run.
-func (d *Driver) Step(snap *lag.Snapshot, now time.Time, current, ready int32) int32 {
-	if snap != nil {
-		d.sc.Observe(*snap, now)
-	}
+// Look is one reconcile at now: it observes snap, decides for a group with
+// current replicas of which ready are ready, and reports whether the
+// reconciler would requeue (a change wanted but held back). The decision's
+// write always succeeds here, so it is committed at once.
+func (d *Driver) Look(snap *lag.Snapshot, now time.Time, current, ready int32) (autoscale.Decision, bool) {
+	d.sc.Observe(*snap, now)
 	dec := d.sc.Decide(d.spec, current, now)
 	d.sc.Commit(dec)
 	if dec.Changed {
 		d.sc.Applied(dec.Replicas, 0)
 	}
-	return dec.Replicas
+	return dec, dec.Recommendation != dec.Replicas || dec.Hold
+}
+
+// Recording is a closed-loop run of lagscale as the operator saw it: what
+// the lag engine stored at each poll, when the Deployment's ready replicas
+// changed, when the operator looked, and what it did.
+type Recording struct {
+	// Epoch is the time of second 0.
+	Epoch time.Time
+	// Polls are the engine's snapshots, one per poll.
+	Polls []RecordedPoll
+	// Ready are the changes of the ready replicas (group members).
+	Ready []ReadyChange
+	// Looks are the seconds at which the operator reconciled.
+	Looks []int
+	// Events are lagscale's scale events.
+	Events []ScaleEvent
+}
+
+// RecordedPoll is one snapshot the lag engine stored.
+type RecordedPoll struct {
+	// Second is when the poll read the offsets.
+	Second int
+	// Snapshot is what the engine stored.
+	Snapshot lag.Snapshot
+	// Delivered is false when the figures equal the previous snapshot's:
+	// the engine sends no lag event for it.
+	Delivered bool
+}
+
+// ReadyChange is the ready replica count from Second on.
+type ReadyChange struct {
+	Second, Ready int
+}
+
+// Record runs lagscale alone on w, closed loop (members follow the
+// replicas it sets), with second 0 at epoch, and records what the
+// operator saw and did.
+func Record(cfg Config, w Workload, at time.Time) Recording {
+	cfg = cfg.withDefaults()
+	rates := w.rates()
+	pol := newLagscaleAt(cfg, at)
+	rec := &Recording{Epoch: at}
+	pol.rec = rec
+	m, _, _ := run(cfg, w, rates, pol, initialReplicas(cfg, w, rates), -1)
+	rec.Events = m.Events
+	return *rec
 }
 
 // ceilReplicas is ceil(inflow/capacity), ignoring floating-point dust so

@@ -23,6 +23,9 @@ type Result struct {
 	KEDAFrontier []KEDAPoint
 	// KEDAConfigs is how many configurations the grid searched.
 	KEDAConfigs int
+	// KEDABestAttainment is the highest SLO attainment of any grid
+	// configuration when none reaches 0.99 (KEDABest is nil), else 0.
+	KEDABestAttainment float64
 	// Series maps a simulated policy name to its per-second trace (the
 	// oracles have none).
 	Series map[string]Series
@@ -32,14 +35,7 @@ type Result struct {
 func Run(cfg Config, w Workload) Result {
 	cfg = cfg.withDefaults()
 	rates := w.rates()
-	initial := cfg.InitialReplicas
-	if initial <= 0 && w.Duration > 0 {
-		in := 0.0
-		for _, r := range rates[0] {
-			in += r
-		}
-		initial = max(1, ceilReplicas(in, cfg.Capacity*w.capacityFactor(0)))
-	}
+	initial := initialReplicas(cfg, w, rates)
 	res := Result{Workload: w, Config: cfg, Metrics: map[string]*Metrics{}, Series: map[string]Series{}}
 
 	m, s, _ := run(cfg, w, rates, newLagscale(cfg), initial, -1)
@@ -66,12 +62,27 @@ func Run(cfg Config, w Workload) Result {
 	var meeting []KEDAPoint
 	var bestSeries Series
 	for _, c := range grid {
-		m, s, done := run(cfg, w, rates, newKEDA(c), initial, budget)
+		// A run that an SLO-meeting configuration already matches or beats
+		// on replica-seconds and scale events (both only grow) can be
+		// neither keda-best nor on the frontier: it stops there, which
+		// keeps a grid of 768 configurations affordable without changing
+		// either result.
+		front := res.KEDAFrontier
+		stop := func(m *Metrics) bool {
+			for i := range front {
+				if front[i].ReplicaSeconds <= m.ReplicaSeconds && front[i].ScaleEvents <= m.ScaleEvents {
+					return true
+				}
+			}
+			return false
+		}
+		m, s, done := runUntil(cfg, w, rates, newKEDA(c), initial, budget, stop)
 		if !done || m.SLOAttainment < attainmentTarget {
 			continue
 		}
 		p := KEDAPoint{Metrics: m, Parameters: c}
 		meeting = append(meeting, p)
+		res.KEDAFrontier = frontier(meeting)
 		if b := res.KEDABest; b == nil || m.ReplicaSeconds < b.ReplicaSeconds || m.ReplicaSeconds == b.ReplicaSeconds && m.ScaleEvents < b.ScaleEvents {
 			res.KEDABest, bestSeries = &p, s
 		}
@@ -81,14 +92,47 @@ func Run(cfg Config, w Workload) Result {
 		res.Metrics[PolicyKEDABest], res.Series[PolicyKEDABest] = &bm, bestSeries
 	} else {
 		res.Metrics[PolicyKEDABest] = nil
+		res.KEDABestAttainment = bestAttainment(cfg, w, rates, grid, initial)
 	}
-	res.KEDAFrontier = frontier(meeting)
 
 	om := oracle(cfg, w, rates, false)
 	res.Metrics[PolicyOracle] = &om
 	op := oracle(cfg, w, rates, true)
 	res.Metrics[PolicyOraclePartitions] = &op
 	return res
+}
+
+// bestAttainment is the highest SLO attainment of any configuration of
+// grid. Each run stops once it has missed the SLO as often as the best so
+// far, which cannot beat it.
+func bestAttainment(cfg Config, w Workload, rates [][]float64, grid []KEDAConfig, initial int) float64 {
+	best := 0.0
+	budget := w.Duration
+	for _, c := range grid {
+		m, _, done := run(cfg, w, rates, newKEDA(c), initial, budget-1)
+		if !done {
+			continue
+		}
+		if m.SLOAttainment > best {
+			best = m.SLOAttainment
+			budget = int(math.Round((1 - best) * float64(w.Duration)))
+		}
+	}
+	return best
+}
+
+// initialReplicas is cfg.InitialReplicas, or what the oracle needs at
+// second 0.
+func initialReplicas(cfg Config, w Workload, rates [][]float64) int {
+	initial := cfg.InitialReplicas
+	if initial <= 0 && w.Duration > 0 {
+		in := 0.0
+		for _, r := range rates[0] {
+			in += r
+		}
+		initial = max(1, ceilReplicas(in, cfg.Capacity*w.capacityFactor(0)))
+	}
+	return initial
 }
 
 // JSON is the result as `lagscale sim --format json` writes it: each
@@ -112,5 +156,10 @@ func (r Result) JSON() map[string]any {
 	}
 	out[PolicyKEDAFrontier] = f
 	out["keda_configurations"] = r.KEDAConfigs
+	if r.KEDABest == nil {
+		out["keda_best_attainment"] = r.KEDABestAttainment
+	}
+	out["slo_seconds"] = r.Config.SLO
+	out["reconcile_latency_seconds"] = r.Config.ReconcileLatency
 	return out
 }

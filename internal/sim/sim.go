@@ -4,7 +4,7 @@
 // rebalance on every membership change and new pods take time to start.
 // It runs lagscale's scaler (internal/scaler, the operator's own, measuring
 // with internal/lag's arithmetic), KEDA's Kafka scaler behind an HPA at
-// their defaults and over a grid of 192 configurations, and two oracles
+// their defaults and over a grid of 768 configurations, and two oracles
 // side by side on the same input, so that their SLO attainment and cost
 // can be compared; Sweep repeats that over seeds and capacities.
 //
@@ -17,6 +17,8 @@ import (
 	"cmp"
 	"math"
 	"slices"
+
+	"github.com/lagscale/lagscale/api/v1alpha1"
 )
 
 // Config holds the simulation knobs shared by every policy.
@@ -50,6 +52,24 @@ type Config struct {
 	// ShareMaxReplicas is lagscale's maxReplicas in Share mode; 0 leaves
 	// lagscale unbounded.
 	ShareMaxReplicas int
+	// Scaling is lagscale's spec.scaling, from a user's EventConsumer
+	// manifest (WithConsumer); nil is the built-in consumer: minReplicas 1,
+	// maxLagSeconds the SLO and no throughputPerReplica, so that capacity
+	// is learned as it is for a user who does not know it.
+	Scaling *v1alpha1.ScalingSpec
+	// Prior, when positive and Scaling sets no throughputPerReplica, gives
+	// lagscale a throughputPerReplica of Prior x Capacity: a user's guess,
+	// right at 1, wrong elsewhere.
+	Prior float64
+	// ReconcileLatency is how many seconds after a snapshot, a Deployment
+	// change or a requeue's due time the operator's reconcile looks at it:
+	// the work queue's latency. The CLI's default is 1 s; zero here is none.
+	ReconcileLatency int
+	// StalePolls and PartialPolls are poll seconds at which the lag
+	// engine's poll fails (the snapshot is the previous one marked stale)
+	// or reads one partition's offsets with an error, for tests of the
+	// operator's handling of both.
+	StalePolls, PartialPolls []int
 }
 
 // withDefaults fills zero fields.
@@ -87,6 +107,18 @@ type Metrics struct {
 	ScaleEvents int `json:"scale_events"`
 	// RebalanceSeconds is how many seconds the group was paused.
 	RebalanceSeconds int `json:"rebalance_seconds"`
+	// Events lists every change of the replica count, in order.
+	Events []ScaleEvent `json:"events"`
+}
+
+// ScaleEvent is one change of the Deployment's replicas, at the end of
+// Second.
+type ScaleEvent struct {
+	Second int `json:"second"`
+	From   int `json:"from"`
+	To     int `json:"to"`
+	// Reason is the autoscaler's reason, for lagscale only.
+	Reason string `json:"reason,omitempty"`
 }
 
 // Series is one policy's per-second trace, for plots and tests.
@@ -106,6 +138,11 @@ type scaler interface {
 	// step is called at the end of every second with what the cluster
 	// looks like; it returns the desired replica count.
 	step(g *group, second int) int
+}
+
+// reasoner is a policy that says why it made its last change.
+type reasoner interface {
+	reason() string
 }
 
 // bucket is the records produced in one second on one partition that are
@@ -484,6 +521,12 @@ func noise(seed, podID, second uint64) float64 {
 // seconds and reports done false: the caller only wanted runs that meet
 // the SLO.
 func run(cfg Config, w Workload, rates [][]float64, pol scaler, initial, missBudget int) (m Metrics, ser Series, done bool) {
+	return runUntil(cfg, w, rates, pol, initial, missBudget, nil)
+}
+
+// runUntil is run that also stops, done false, once stop says the metrics
+// so far are enough to rule the policy out.
+func runUntil(cfg Config, w Workload, rates [][]float64, pol scaler, initial, missBudget int, stop func(*Metrics) bool) (m Metrics, ser Series, done bool) {
 	g := newGroup(cfg, w, initial)
 	ser = Series{Inflow: make([]float64, w.Duration), LagSeconds: make([]float64, w.Duration), Replicas: make([]int, w.Duration)}
 	misses := 0
@@ -509,7 +552,15 @@ func run(cfg Config, w Workload, rates [][]float64, pol scaler, initial, missBud
 		m.ReplicaSeconds += int64(len(g.pods))
 		if want := pol.step(g, s); want != len(g.pods) {
 			m.ScaleEvents++
+			ev := ScaleEvent{Second: s, From: len(g.pods), To: want}
+			if r, ok := pol.(reasoner); ok {
+				ev.Reason = r.reason()
+			}
+			m.Events = append(m.Events, ev)
 			g.scaleTo(want, s)
+		}
+		if stop != nil && stop(&m) {
+			return m, ser, false
 		}
 	}
 	for i := range g.parts {

@@ -29,14 +29,48 @@ func TestSweepGoals(t *testing.T) {
 		{"dominated", result(1, 1200, 12, &best, front), Goals{Attainment: true, DominatedBy: &front[1], Cost: true}},
 		{"equal is not dominated", result(1, 1100, 12, &best, front), Goals{Attainment: true, NotDominated: true, Cost: true}},
 		{"cost above 1.25 x keda-best", result(1, 1251, 10, &best, front), Goals{Attainment: true, NotDominated: true, Events: true}},
-		{"no keda-best: cost holds", result(1, 5000, 10, nil, nil), Goals{Attainment: true, NotDominated: true, Cost: true, Events: true}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := summarize(tt.r).Goals
 			if got.Attainment != tt.want.Attainment || got.NotDominated != tt.want.NotDominated || got.Cost != tt.want.Cost || got.Events != tt.want.Events ||
-				(got.DominatedBy == nil) != (tt.want.DominatedBy == nil) {
+				(got.DominatedBy == nil) != (tt.want.DominatedBy == nil) || got.Fallback != nil {
 				t.Errorf("goals %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestSweepFallbackGoal: where no KEDA configuration meets the SLO, cost
+// and dominance have nothing to compare with, so the run is judged on
+// attainment >= 0.95 and >= the grid's best, not passed.
+func TestSweepFallbackGoal(t *testing.T) {
+	result := func(att, gridBest float64) Result {
+		return Result{Workload: Workload{Name: "s"}, Metrics: map[string]*Metrics{
+			PolicyLagscale:         {SLOAttainment: att, ReplicaSeconds: 5000, ScaleEvents: 5},
+			PolicyKEDA:             {ReplicaSeconds: 900, ScaleEvents: 20},
+			PolicyOracle:           {ReplicaSeconds: 500},
+			PolicyOraclePartitions: {ReplicaSeconds: 600},
+		}, KEDABestAttainment: gridBest}
+	}
+	tests := []struct {
+		name     string
+		att, kb  float64
+		fallback bool
+	}{
+		{"above 0.95 and the grid's best", 0.96, 0.90, true},
+		{"below the grid's best", 0.97, 0.98, false},
+		{"above the grid's best but below 0.95", 0.94, 0.50, false},
+		{"equal to the grid's best", 0.96, 0.96, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := summarize(result(tt.att, tt.kb)).Goals
+			if g.Fallback == nil {
+				t.Fatal("no fallback goal on a run without keda-best")
+			}
+			if *g.Fallback != tt.fallback || g.All() != tt.fallback {
+				t.Errorf("fallback %v, all %v; want %v", *g.Fallback, g.All(), tt.fallback)
 			}
 		})
 	}
