@@ -114,30 +114,9 @@ func runSim(args []string, stdout io.Writer) error {
 		return runSweep(stdout, sim.SweepParams{Scenarios: names, Seeds: ss, Capacities: cs, Partitions: *partitions, Config: cfg, Workers: *workers}, *format)
 	}
 
-	var workloads []sim.Workload
-	if *trace != "" {
-		f, err := os.Open(*trace)
-		if err != nil {
-			return fmt.Errorf("opening trace: %w", err)
-		}
-		w, err := sim.ReadTrace(f, *trace, *partitions, secs(*duration))
-		f.Close()
-		if err != nil {
-			return err
-		}
-		workloads = append(workloads, w)
-	} else {
-		names := []string{*scenario}
-		if *scenario == "all" {
-			names = sim.Scenarios
-		}
-		for _, name := range names {
-			w, err := sim.Scenario(name, sim.ScenarioParams{Partitions: *partitions, Capacity: *capacity, Duration: secs(*duration), Seed: *seed})
-			if err != nil {
-				return err
-			}
-			workloads = append(workloads, w)
-		}
+	workloads, err := simWorkloads(*trace, *scenario, sim.ScenarioParams{Partitions: *partitions, Capacity: *capacity, Duration: secs(*duration), Seed: *seed})
+	if err != nil {
+		return err
 	}
 	if *writeTrace != "" {
 		if len(workloads) != 1 {
@@ -426,4 +405,34 @@ func joinFloats(v []float64) string {
 		parts[i] = strconv.FormatFloat(f, 'g', -1, 64)
 	}
 	return "{" + strings.Join(parts, ", ") + "}"
+}
+
+// simWorkloads are the workloads of one `lagscale sim` run: the trace FILE
+// when one is given, else the named scenario, or every one for "all".
+func simWorkloads(trace, scenario string, p sim.ScenarioParams) ([]sim.Workload, error) {
+	if trace != "" {
+		f, err := os.Open(trace)
+		if err != nil {
+			return nil, fmt.Errorf("opening trace: %w", err)
+		}
+		defer f.Close()
+		w, err := sim.ReadTrace(f, trace, p.Partitions, p.Duration)
+		if err != nil {
+			return nil, err
+		}
+		return []sim.Workload{w}, nil
+	}
+	names := []string{scenario}
+	if scenario == "all" {
+		names = sim.Scenarios
+	}
+	var out []sim.Workload
+	for _, name := range names {
+		w, err := sim.Scenario(name, p)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, w)
+	}
+	return out, nil
 }
