@@ -1,7 +1,6 @@
 package controllers
 
 import (
-	"context"
 	"fmt"
 	"math"
 	"testing"
@@ -10,9 +9,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/config"
-	"sigs.k8s.io/controller-runtime/pkg/controller"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/lagscale/lagscale/api/v1alpha1"
 	"github.com/lagscale/lagscale/internal/lag"
@@ -29,40 +25,15 @@ type electedOperator struct {
 // short lease, so a test sees a failover in seconds. The manager does not
 // release the Lease when stopped: stopping it is a crash, and the other
 // manager takes over once the lease expires.
-func startElectedOperator(t *testing.T, id string, configure func(*EventConsumerReconciler)) *electedOperator {
+func startElectedOperator(t *testing.T, configure func(*EventConsumerReconciler)) *electedOperator {
 	t.Helper()
 	lease, renew, retry := 4*time.Second, 3*time.Second, 500*time.Millisecond
-	mgr, err := ctrl.NewManager(env.Operator, ctrl.Options{
-		Scheme:                  testenv.Scheme(),
-		Metrics:                 metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress:  "0",
-		Controller:              config.Controller{SkipNameValidation: ptrTo(true)},
-		Cache:                   CacheOptions(nil),
-		Client:                  ClientOptions(),
-		LeaderElection:          true,
-		LeaderElectionID:        "failover-test",
-		LeaderElectionNamespace: testenv.OperatorNamespace,
-		LeaseDuration:           &lease,
-		RenewDeadline:           &renew,
-		RetryPeriod:             &retry,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec := &EventConsumerReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("lagscale-" + id)}
-	configure(rec)
-	if err := rec.SetupWithManager(mgr, controller.Options{}); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	op := &operator{cancel: cancel, done: make(chan struct{}), rec: rec}
-	go func() {
-		defer close(op.done)
-		if err := mgr.Start(ctx); err != nil {
-			t.Logf("manager %s: %v", id, err)
-		}
-	}()
-	t.Cleanup(op.stop)
+	op, mgr := startManager(t, func(o *ctrl.Options) {
+		o.LeaderElection = true
+		o.LeaderElectionID = "failover-test"
+		o.LeaderElectionNamespace = testenv.OperatorNamespace
+		o.LeaseDuration, o.RenewDeadline, o.RetryPeriod = &lease, &renew, &retry
+	}, configure)
 	return &electedOperator{operator: op, elected: mgr.Elected()}
 }
 
@@ -96,7 +67,7 @@ func TestFailoverKeepsWhatWasLearned(t *testing.T) {
 		return s
 	}
 	fakeA := &fakeLag{snaps: map[lag.ConsumerKey]lag.Snapshot{key: busy()}}
-	a := startElectedOperator(t, "a", func(r *EventConsumerReconciler) { r.Lag = fakeA; r.MinScaleInterval = time.Second })
+	a := startElectedOperator(t, func(r *EventConsumerReconciler) { r.Lag = fakeA; r.MinScaleInterval = time.Second })
 	select {
 	case <-a.elected:
 	case <-time.After(wait):
@@ -132,7 +103,7 @@ func TestFailoverKeepsWhatWasLearned(t *testing.T) {
 	a.stop()
 
 	fakeB := &fakeLag{snaps: map[lag.ConsumerKey]lag.Snapshot{key: idle()}}
-	b := startElectedOperator(t, "b", func(r *EventConsumerReconciler) { r.Lag = fakeB; r.MinScaleInterval = time.Second })
+	b := startElectedOperator(t, func(r *EventConsumerReconciler) { r.Lag = fakeB; r.MinScaleInterval = time.Second })
 	select {
 	case <-b.elected:
 	case <-time.After(wait):

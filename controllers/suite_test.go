@@ -57,14 +57,28 @@ type operator struct {
 // until the test ends or stop is called.
 func startOperator(t *testing.T, configure func(*EventConsumerReconciler)) *operator {
 	t.Helper()
-	mgr, err := ctrl.NewManager(env.Operator, ctrl.Options{
+	op, _ := startManager(t, nil, configure)
+	return op
+}
+
+// startManager runs a manager with the EventConsumer and KafkaCluster
+// reconcilers as the RBAC-limited operator user, with the options the
+// operator uses and what options adds (leader election, say), until the
+// test ends or stop is called. It returns the manager too.
+func startManager(t *testing.T, options func(*ctrl.Options), configure func(*EventConsumerReconciler)) (*operator, ctrl.Manager) {
+	t.Helper()
+	o := ctrl.Options{
 		Scheme:                 testenv.Scheme(),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		Controller:             config.Controller{SkipNameValidation: ptrTo(true)},
 		Cache:                  CacheOptions(nil),
 		Client:                 ClientOptions(),
-	})
+	}
+	if options != nil {
+		options(&o)
+	}
+	mgr, err := ctrl.NewManager(env.Operator, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +101,7 @@ func startOperator(t *testing.T, configure func(*EventConsumerReconciler)) *oper
 		}
 	}()
 	t.Cleanup(op.stop)
-	return op
+	return op, mgr
 }
 
 func (o *operator) stop() {
