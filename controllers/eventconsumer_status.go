@@ -202,9 +202,13 @@ func limitOf(st *reconcileState) (reason, message string, ok bool) {
 		for _, t := range snap.MissingTopics {
 			what = append(what, fmt.Sprintf("%s (topic does not exist)", t))
 		}
+		unit := "partitions"
+		if st.ec.Spec.GroupType == v1alpha1.GroupTypeStreams {
+			unit = "tasks"
+		}
 		return v1alpha1.ReasonPartialLagData, truncate(fmt.Sprintf(
-			"lag of %s could not be read: replicas are not scaled down or bounded by the partition count until it can; check that the operator's Kafka user may describe these topics",
-			strings.Join(what, ", ")), 32768), true
+			"lag of %s could not be read: replicas are not scaled down until it can, and a scale-up is bounded by the %s last seen on complete data (or those that can be read); check that the operator's Kafka user may describe these topics",
+			strings.Join(what, ", "), unit), 32768), true
 	case d.Limited == autoscale.LimitMaxReplicas:
 		return v1alpha1.ReasonAtMaxReplicas, fmt.Sprintf(
 			"%s: the lag asks for %d replicas and maxReplicas is %d; raise maxReplicas, or make each replica faster (throughput per replica)",
