@@ -127,13 +127,16 @@ func (r *EventConsumerReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		if err != nil {
 			retErr = errors.Join(retErr, err)
 		}
-		r.leaveForArrivals(st)
 		if after > 0 && retErr == nil && (result.RequeueAfter == 0 || after < result.RequeueAfter) {
 			// Live lag figures held back by the status interval are
 			// written when due, even if lag stops moving.
 			result.RequeueAfter = after
 		}
 	}()
+
+	// Runs before the status patch above, and also when a step panics,
+	// so the consumer's scaler is never left locked.
+	defer r.leaveForArrivals(st)
 
 	conn, wait, err := r.resolveConnection(ctx, ec)
 	if err != nil {
