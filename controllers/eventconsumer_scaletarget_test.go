@@ -661,17 +661,7 @@ func TestScaleTargetRefValidation(t *testing.T) {
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m := validConsumer(fmt.Sprintf("bad-target-%d", i))
-			tt.mutate(m)
-			u := &unstructured.Unstructured{Object: m}
-			u.SetNamespace(ns)
-			err := env.Client.Create(ctx, u)
-			if err == nil {
-				t.Fatalf("the API server accepted an invalid manifest")
-			}
-			if !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("message %q does not contain %q", err.Error(), tt.want)
-			}
+			requireRefused(t, ns, fmt.Sprintf("bad-target-%d", i), tt.mutate, tt.want)
 		})
 	}
 

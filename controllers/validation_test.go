@@ -113,17 +113,7 @@ func TestInvalidManifestsAreRejected(t *testing.T) {
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m := validConsumer(fmt.Sprintf("bad-%d", i))
-			tt.mutate(m)
-			u := &unstructured.Unstructured{Object: m}
-			u.SetNamespace(ns)
-			err := env.Client.Create(ctx, u)
-			if err == nil {
-				t.Fatalf("the API server accepted an invalid manifest")
-			}
-			if !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("message %q does not contain %q", err.Error(), tt.want)
-			}
+			requireRefused(t, ns, fmt.Sprintf("bad-%d", i), tt.mutate, tt.want)
 		})
 	}
 
@@ -358,5 +348,22 @@ func TestGroupTypeDefault(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("no printer column for .spec.groupType")
+	}
+}
+
+// requireRefused creates the valid consumer name in ns, changed by mutate,
+// and requires the API server to refuse it with a message containing want.
+func requireRefused(t *testing.T, ns, name string, mutate func(map[string]any), want string) {
+	t.Helper()
+	m := validConsumer(name)
+	mutate(m)
+	u := &unstructured.Unstructured{Object: m}
+	u.SetNamespace(ns)
+	err := env.Client.Create(context.Background(), u)
+	if err == nil {
+		t.Fatalf("the API server accepted an invalid manifest")
+	}
+	if !strings.Contains(err.Error(), want) {
+		t.Fatalf("message %q does not contain %q", err.Error(), want)
 	}
 }
