@@ -39,10 +39,9 @@ const (
 	// rebalance and new pods start; 30 s lets one change settle and show in
 	// the lag before the next one is judged.
 	DefaultMinScaleInterval = 30 * time.Second
-	// DefaultBurstMemory is the API's default for Spec.BurstMemory (the
-	// zero value turns the memory off). Bursts in the simulator's spikes
-	// scenario come every 4 to 10 minutes.
-	DefaultBurstMemory = 15 * time.Minute
+	// DefaultBurstMemory is the API's default for Spec.BurstMemory:
+	// three times the longest period the detector looks for.
+	DefaultBurstMemory = 6 * time.Hour
 )
 
 // Spec is the scaling configuration of one consumer, already defaulted by
@@ -76,10 +75,11 @@ type Spec struct {
 	// the current replicas before replicas are removed.
 	ScaleDownStabilization time.Duration
 	// ExplicitStabilization is true when the user set
-	// ScaleDownStabilization. The window is then a floor that no mechanism
-	// cuts short: the burst memory's release, which may let a burst's
-	// replicas go one minimum interval after the load falls, applies only
-	// to the scaler's default window.
+	// ScaleDownStabilization: the window is then a floor for every policy.
+	// Left to the scaler, TimeLag's plan prices each change at its
+	// rebalance and asks only that its recommendations agree over one
+	// minimum interval, while LagThreshold keeps the window, as KEDA's HPA
+	// does.
 	ExplicitStabilization bool
 	// AllowIdleConsumers allows more replicas than partitions.
 	AllowIdleConsumers bool
@@ -88,27 +88,53 @@ type Spec struct {
 	// MinScaleInterval is the shortest time between replica changes; 0
 	// means DefaultMinScaleInterval.
 	MinScaleInterval time.Duration
-	// BurstMemory is how long TimeLag remembers recurring bursts; 0 turns
-	// the memory off. When load comes back within BurstMemory of a
-	// scale-down (the inflow alone needs more replicas than run, so the
-	// ones just removed are added again), the group is seeing bursts, not
-	// a level that changed: each scale-in and scale-out costs two
-	// rebalances and a cold start that the next burst waits for. Until
-	// BurstMemory has passed since the last recurrence, scale-in stops at
-	// what the highest inflow of the last BurstMemory needs, without its
-	// backlog, so a burst of the same size is absorbed without a change;
-	// such an absorbed burst (an inflow needing at least twice the
-	// quietest of the window) counts as a recurrence too. A single burst
-	// scales in as before. Keeping replicas has a price too: once a
-	// burst is over, the replicas kept for it are let go as soon as the
-	// inflow is back at its quiet level if keeping them for the median
-	// gap between the bursts of the memory (the memory's length while it
-	// holds one burst) costs more replica-seconds than scaling in and out
-	// again (two changes, each priced at the whole group's replicas over
-	// changeSpans targets). And while bursts recur,
-	// a new one is sized at once for the median burst of the memory, not
-	// for the part of it that the first poll saw.
+	// BurstMemory is how long TimeLag remembers a burst: the bursts of
+	// the last BurstMemory make the load's pattern, from which a period
+	// is found (at least recurrenceSeen bursts evenly spaced, between
+	// minPeriod and maxPeriod apart) and the next burst provisioned for
+	// one scale-up delay before it is due. 0 turns the pattern off: the
+	// scaler then reacts to every burst as it comes.
 	BurstMemory time.Duration
+	// Without turns mechanisms of the TimeLag plan off, for the
+	// simulator's ablation; the operator never sets it.
+	Without Mechanisms
+}
+
+// Mechanisms is a set of the TimeLag plan's mechanisms.
+type Mechanisms uint
+
+// The mechanisms an ablation can turn off.
+const (
+	// MechTrend is the forecast's trend.
+	MechTrend Mechanisms = 1 << iota
+	// MechGrowth is the inflow estimated from the lag's growth, which
+	// shows a burst at its first poll.
+	MechGrowth
+	// MechRecurrence is the recurrence detector.
+	MechRecurrence
+	// MechPacking is the hottest partitions packed ceil(P/r) to a
+	// consumer; without it load is taken as spread evenly.
+	MechPacking
+	// MechRebalanceCost is the rebalance pause in the prediction and the
+	// price of a change.
+	MechRebalanceCost
+	// MechLowSince is the wait for the load to have been low long enough
+	// to pay for two changes; without it a scale-down pays over the
+	// horizon.
+	MechLowSince
+	// MechBurstEnd is a burst in progress expected to end when the
+	// longest burst remembered would have.
+	MechBurstEnd
+	// MechQuietSpell is the low load's expected length capped at the
+	// median time between bursts.
+	MechQuietSpell
+)
+
+// MechanismNames are the names the simulator's --without flag takes.
+var MechanismNames = map[string]Mechanisms{
+	"trend": MechTrend, "growth": MechGrowth, "recurrence": MechRecurrence,
+	"packing": MechPacking, "rebalance-cost": MechRebalanceCost, "low-since": MechLowSince,
+	"burst-end": MechBurstEnd, "quiet-spell": MechQuietSpell,
 }
 
 // PartitionObs is one partition in an Observation.
@@ -201,49 +227,93 @@ type Recommendation struct {
 	Replicas int32
 }
 
-// State is what the caller keeps between two calls of Decide. It starts as
-// the zero value; after each call replace it with Decision.State.
+// State is what the caller keeps between two calls of Decide, grouped by
+// concern. It starts as the zero value; after each call that the caller
+// commits, replace it with Decision.State.
 type State struct {
+	// Model is what has been learned about the group.
+	Model Model
+	// Pattern is the load's bursts and their period.
+	Pattern Pattern
+	// Scale is the record of the replica changes made.
+	Scale ScaleRecord
 	// Recommendations are recent raw recommendations, oldest first, pruned
 	// to the stabilization window plus the one entry before it.
 	Recommendations []Recommendation
-	// LearnedCapacity is the measured per-replica capacity in records/s,
-	// 0 when not measured yet.
-	LearnedCapacity float64
-	// LastScaleTime is when the replica count last changed; zero if never.
-	LastScaleTime time.Time
-	// LastScaleDown is when replicas were last removed; zero if never.
-	LastScaleDown time.Time
-	// Recurred is when load last came back within Spec.BurstMemory of a
-	// scale-down, so that replicas had to be added again; zero if never.
-	Recurred time.Time
-	// InflowNeeds are the replicas the inflow alone needed (no backlog),
-	// at most one per 5 s, oldest first, pruned to Spec.BurstMemory.
-	InflowNeeds []Recommendation
-	// Decided is the time of the newest observation Decide learned from
-	// and made a recommendation for. A call whose newest observation is
-	// no newer learns nothing: it reuses Raw, Wanted and RawReason and
-	// only lets time-based holds (stabilization, minimum interval) expire.
-	Decided time.Time
-	// Raw is the recommendation made at Decided, after the partition cap.
-	Raw int32
-	// Wanted is the recommendation made at Decided before the partition
-	// cap: what the lag asks for.
-	Wanted int32
-	// RawReason is the reason text of Raw.
-	RawReason string
-	// ScaleUpDelay is the measured time from a scale-up until the group
-	// has that many members, moving average; 0 until measured.
-	ScaleUpDelay time.Duration
-	// JoiningSince is when the newest scale-up whose pods have not all
-	// joined the group was made, JoiningTo the replicas it asked for;
-	// zero when there is none.
-	JoiningSince time.Time
-	JoiningTo    int32
+	// Memo is the recommendation made for the newest observation: a call
+	// whose newest observation is no newer learns nothing and reuses it.
+	Memo Memo
 	// CompletePartitions is the partition count of the newest complete
 	// observation, 0 until one is seen. It bounds scale-ups while data is
 	// partial.
 	CompletePartitions int
+}
+
+// Model is the group as learned online from its observations.
+type Model struct {
+	// Capacity is a replica's capacity in records/s, 0 when nothing has
+	// been seen.
+	Capacity float64
+	// Saturated is true once Capacity comes from a saturated group; until
+	// then it is what the group was seen to consume, a lower bound.
+	Saturated bool
+	// ScaleUpDelay is the measured time from a scale-up until the group
+	// has that many members, 0 until measured.
+	ScaleUpDelay time.Duration
+	// RebalancePause is the measured time a membership change keeps the
+	// group rebalancing, 0 until measured.
+	RebalancePause time.Duration
+	// RebalancingSince is when the group was first seen rebalancing in the
+	// rebalance being measured; zero when none is.
+	RebalancingSince time.Time
+	// Level is the group's inflow in records/s, smoothed.
+	Level float64
+	// LevelAt is when Level was last updated.
+	LevelAt time.Time
+}
+
+// Pattern is what the scaler knows of the load's shape over time.
+type Pattern struct {
+	// Quiet is the inflow outside bursts, in records/s, smoothed.
+	Quiet float64
+	// QuietAt is when Quiet was last updated; zero before the first.
+	QuietAt time.Time
+	// Bursts are the recent bursts, oldest first, at most maxBursts.
+	Bursts []Burst
+	// Needs are, for every replica count, the last time the plan needed
+	// it, within maxHorizon: oldest first, counts decreasing.
+	Needs []Recommendation
+}
+
+// Burst is one run of inflow at burstFactor times the quiet level or more.
+type Burst struct {
+	// Start and End are the first and the last observation in the burst.
+	Start, End time.Time
+	// Peak is the highest inflow seen in it, records/s.
+	Peak float64
+	// Open is true while the burst goes on.
+	Open bool
+}
+
+// ScaleRecord is what the scaler remembers of its own changes.
+type ScaleRecord struct {
+	// LastScaleTime is when the replica count last changed; zero if never.
+	LastScaleTime time.Time
+	// JoiningSince is when the newest scale-up whose pods have not all
+	// joined the group was made, JoiningTo the replicas it asked for; zero
+	// when there is none.
+	JoiningSince time.Time
+	JoiningTo    int32
+}
+
+// Memo is the recommendation made at one observation.
+type Memo struct {
+	// Decided is the time of the newest observation learned from.
+	Decided time.Time
+	// Raw is the recommendation after the partition cap, Wanted before.
+	Raw, Wanted int32
+	// Reason is Raw's reason text.
+	Reason string
 }
 
 // Input is everything Decide looks at.

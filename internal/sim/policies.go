@@ -122,6 +122,7 @@ func LagscaleSpec(cfg Config) autoscale.Spec {
 	}
 	spec := opscaler.Spec(sc, 0)
 	spec.Share = cfg.Share
+	spec.Without = cfg.Without
 	return spec
 }
 

@@ -18,6 +18,8 @@ import (
 	"math"
 	"slices"
 
+	"github.com/lagscale/lagscale/internal/autoscale"
+
 	"github.com/lagscale/lagscale/api/v1alpha1"
 )
 
@@ -61,6 +63,8 @@ type Config struct {
 	// lagscale a throughputPerReplica of Prior x Capacity: a user's guess,
 	// right at 1, wrong elsewhere.
 	Prior float64
+	// Without turns mechanisms of lagscale's plan off, for an ablation.
+	Without autoscale.Mechanisms
 	// ReconcileLatency is how many seconds after a snapshot, a Deployment
 	// change or a requeue's due time the operator's reconcile looks at it:
 	// the work queue's latency. The CLI's default is 1 s; zero here is none.

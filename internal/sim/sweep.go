@@ -142,6 +142,7 @@ func Sweep(p SweepParams) ([]SweepRun, error) {
 				return nil, err
 			}
 			cfg.Prior, cfg.ReconcileLatency, cfg.KEDALagThreshold = p.Config.Prior, p.Config.ReconcileLatency, p.Config.KEDALagThreshold
+			cfg.Without = p.Config.Without
 			// The cost of a run grows with its partitions and length.
 			jobs = append(jobs, job{i: len(jobs), w: w, cfg: cfg, cost: w.Duration * (w.Partitions + 8), seed: seed})
 		}

@@ -1,0 +1,121 @@
+package autoscale
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestPlan(t *testing.T) {
+	spec := withDefaults(Spec{MinReplicas: 1, MaxLagSeconds: 30, ThroughputPerReplica: 100})
+	measured := Model{Capacity: 100, Saturated: true, ScaleUpDelay: 30 * time.Second, RebalancePause: 5 * time.Second}
+	steady := func(inflow float64, members int) (Observation, inflowForecast) {
+		o := uniform(600, 12, 0, 0, inflow, inflow, members)
+		return o, forecast(spec, State{}, []Observation{o}, at(600))
+	}
+	tests := []struct {
+		name     string
+		model    Model
+		inflow   float64
+		cur      int32
+		low      time.Duration
+		want     int32
+		contains string
+	}{
+		// 300/s at 90/s planned per replica: 4 replicas give 3 partitions
+		// each, 75/s; 3 give 4 each, 100/s, which falls behind.
+		{"the fewest replicas that keep up", measured, 300, 2, 0, 4, "-> 4 replicas"},
+		{"no change while the count keeps up", measured, 300, 4, 0, 4, "time lag at most"},
+		{"a lower count after an hour of low load", measured, 150, 6, time.Hour, 2, "-> 2 replicas"},
+		// Two fewer replicas save 2 x 10 s; two changes cost far more.
+		{"no scale-down just after the load fell", measured, 150, 6, 10 * time.Second, 6, "-> 6 replicas"},
+		// 3 replicas of 100/s on 4 partitions of 25/s each keep up exactly.
+		{"a lower bound is planned with as it is", Model{Capacity: 100}, 300, 4, time.Hour, 3, "at least, as consumed so far"},
+		{"no capacity seen keeps what starts", Model{}, 300, 3, 0, 3, "capacity not seen yet"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o, f := steady(tt.inflow, int(tt.cur))
+			low := func(int32) time.Duration { return tt.low }
+			sp := spec
+			if !tt.model.Saturated {
+				sp.ThroughputPerReplica = 0
+			}
+			r := plan(sp, tt.model, f, o, start{cur: tt.cur, members: int(tt.cur), hi: 12}, low)
+			if r.raw != tt.want || !strings.Contains(r.why, tt.contains) {
+				t.Errorf("plan = %d (%s), want %d containing %q", r.raw, r.why, tt.want, tt.contains)
+			}
+		})
+	}
+}
+
+// TestPlanPricesAChangeByItsRebalance: the same saving pays for a change
+// whose rebalance is short and not for one whose rebalance is long.
+func TestPlanPricesAChangeByItsRebalance(t *testing.T) {
+	spec := withDefaults(Spec{MinReplicas: 1, MaxLagSeconds: 300})
+	o := uniform(600, 12, 0, 0, 150, 150, 12)
+	f := forecast(spec, State{}, []Observation{o}, at(600))
+	low := func(int32) time.Duration { return 5 * time.Minute }
+	for _, tc := range []struct {
+		pause time.Duration
+		down  bool
+	}{{2 * time.Second, true}, {60 * time.Second, false}} {
+		m := Model{Capacity: 100, Saturated: true, ScaleUpDelay: 30 * time.Second, RebalancePause: tc.pause}
+		r := plan(spec, m, f, o, start{cur: 12, members: 12, hi: 12}, low)
+		if got := r.raw < 12; got != tc.down {
+			t.Errorf("rebalance %v: plan %d (%s), want scale-down %v", tc.pause, r.raw, r.why, tc.down)
+		}
+	}
+}
+
+// TestPlanPacksTheHottestPartitions: a consumer owns ceil(P/r)
+// partitions, so the count is set by the hottest ones, not the total.
+func TestPlanPacksTheHottestPartitions(t *testing.T) {
+	spec := withDefaults(Spec{MinReplicas: 1, MaxLagSeconds: 30})
+	o := uniform(600, 12, 0, 0, 170, 170, 2)
+	for i := range o.Partitions {
+		o.Partitions[i].ProductionRate, o.Partitions[i].ConsumptionRate = 10, 10
+	}
+	o.Partitions[0].ProductionRate, o.Partitions[0].ConsumptionRate = 60, 60
+	f := forecast(spec, State{}, []Observation{o}, at(600))
+	m := Model{Capacity: 100, Saturated: true, ScaleUpDelay: 30 * time.Second, RebalancePause: 5 * time.Second}
+	r := plan(spec, m, f, o, start{cur: 1, members: 1, hi: 12}, func(int32) time.Duration { return 0 })
+	// The total, 170/s, fits 2 replicas; the hottest 6 partitions (60 +
+	// 5 x 10 = 110/s) do not fit one at 90/s, so 3 (4 each: 90/s) are
+	// the fewest.
+	if r.raw != 3 {
+		t.Errorf("plan = %d (%s), want 3", r.raw, r.why)
+	}
+}
+
+func TestCounts(t *testing.T) {
+	g := &groupModel{lags: make([]float64, 12)}
+	got := g.counts(12)
+	want := []int32{1, 2, 3, 4, 6, 12}
+	if len(got) != len(want) {
+		t.Fatalf("counts %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("counts %v, want %v", got, want)
+		}
+	}
+	share := &groupModel{lags: make([]float64, 4), share: true}
+	if n := len(share.counts(1000)); n >= 1000 || n < 256 {
+		t.Errorf("share counts up to 1000: %d of them, want every count to 256 and 5%% steps after", n)
+	}
+}
+
+// TestPlanDrainsABacklogNoCountCanKeepUnder: 200 records at 1/s per
+// replica and a 2 s target cannot be met by any count, and all of them
+// drain it within the horizon; the count that drains it soonest, one
+// consumer per partition, is the one that misses the target least.
+func TestPlanDrainsABacklogNoCountCanKeepUnder(t *testing.T) {
+	spec := Spec{MinReplicas: 1, ThroughputPerReplica: 1, MaxLagSeconds: 2, MinScaleInterval: time.Second}
+	o := uniform(600, 4, 200, 5, 0, 0, 0)
+	o.GroupState = "Empty"
+	d := Decide(Input{Spec: spec, History: []Observation{o}, CurrentReplicas: 1, Now: at(600)})
+	if d.Replicas != 4 || !strings.Contains(d.Reason, "miss least") {
+		t.Fatalf("got %d replicas (%s), want 4: the soonest drain", d.Replicas, d.Reason)
+	}
+}
