@@ -48,6 +48,9 @@ type Learned struct {
 	// ScaleUpDelay is the measured time from a scale-up until its pods
 	// are members of the group, 0 when not measured.
 	ScaleUpDelay time.Duration
+	// RebalancePause is the measured time a membership change keeps the
+	// group rebalancing, 0 when not measured.
+	RebalancePause time.Duration
 	// Partitions is the partition count last seen on complete lag data, 0
 	// when none was seen.
 	Partitions int
@@ -59,9 +62,13 @@ type Learned struct {
 // of the consumer had learned.
 func New(lastScale time.Time, learned Learned) *Scaler {
 	return &Scaler{state: autoscale.State{
-		LastScaleTime:      lastScale,
-		LearnedCapacity:    max(learned.Capacity, 0),
-		ScaleUpDelay:       max(learned.ScaleUpDelay, 0),
+		Scale: autoscale.ScaleRecord{LastScaleTime: lastScale},
+		Model: autoscale.Model{
+			Capacity:       max(learned.Capacity, 0),
+			Saturated:      learned.Capacity > 0,
+			ScaleUpDelay:   max(learned.ScaleUpDelay, 0),
+			RebalancePause: max(learned.RebalancePause, 0),
+		},
 		CompletePartitions: max(learned.Partitions, 0),
 	}}
 }
@@ -69,7 +76,8 @@ func New(lastScale time.Time, learned Learned) *Scaler {
 // Learned returns the summary of what the Scaler has learned, as of its
 // last committed decision.
 func (s *Scaler) Learned() Learned {
-	return Learned{Capacity: s.state.LearnedCapacity, ScaleUpDelay: s.state.ScaleUpDelay, Partitions: s.state.CompletePartitions}
+	m := s.state.Model
+	return Learned{Capacity: m.Capacity, ScaleUpDelay: m.ScaleUpDelay, RebalancePause: m.RebalancePause, Partitions: s.state.CompletePartitions}
 }
 
 // Observe adds a snapshot to the history and reports whether it was new. A
@@ -200,10 +208,14 @@ func Observation(snap lag.Snapshot) autoscale.Observation {
 	return o
 }
 
-// Stuck reports whether a partition is stuck: its health is STALL or STOP
-// while the group has members, so the members hold it and do not move it.
+// Stuck reports whether a partition is stuck: its health is STALL while
+// the group has members, so the members hold it and its committed offset
+// does not move. STOP with members means the group has never committed
+// there: a consumer that has not reached the partition yet (one member
+// working through another partition's batch), not a sign that more
+// replicas cannot help, so it is sized like any other.
 func Stuck(p lag.PartitionLag, members int) bool {
-	return members > 0 && (p.Health == lag.HealthStall || p.Health == lag.HealthStop)
+	return members > 0 && p.Health == lag.HealthStall
 }
 
 // Spec converts the API's scaling spec into the autoscaler's. Fields the

@@ -163,6 +163,16 @@ func TestObservation(t *testing.T) {
 	if Observation(stop).Partitions[0].Stuck {
 		t.Error("STOP without members counted as stuck")
 	}
+	// With members, STOP is a partition never committed yet: the one
+	// member may still be working through another partition's batch.
+	stop.Members = 1
+	if Observation(stop).Partitions[0].Stuck {
+		t.Error("STOP with members (never committed) counted as stuck")
+	}
+	stop.Partitions[0].Health = lag.HealthStall
+	if !Observation(stop).Partitions[0].Stuck {
+		t.Error("STALL with members not counted as stuck")
+	}
 }
 
 func TestSpecDefaultsAreTheAPIs(t *testing.T) {
