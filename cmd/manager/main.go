@@ -37,6 +37,7 @@ type options struct {
 	defaultPollInterval time.Duration
 	statusInterval      time.Duration
 	statusWrites        float64
+	sharding            bool
 }
 
 func parseFlags(args []string) (options, error) {
@@ -56,6 +57,7 @@ func parseFlags(args []string) (options, error) {
 	fs.DurationVar(&o.defaultPollInterval, "default-poll-interval", time.Duration(v1alpha1.DefaultPollIntervalSeconds)*time.Second, "Lag poll interval for consumers that set none.")
 	fs.DurationVar(&o.statusInterval, "status-interval", controllers.DefaultStatusInterval, "Shortest time between two status writes of a consumer that change only its lag figures (live values are on /metrics).")
 	fs.Float64Var(&o.statusWrites, "status-writes-per-second", controllers.DefaultStatusWritesPerSecond, "Operator-wide budget of status writes per second that carry only lag figures; when it is short their interval stretches (state changes are always written).")
+	fs.BoolVar(&o.sharding, "sharding", false, "Split the EventConsumers between all replicas (a Lease each, consistent hashing of the consumer's UID) instead of one leader reconciling them all; leader election then elects the replica that assigns them.")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -109,6 +111,7 @@ func run(ctx context.Context, o options) error {
 		DefaultPollInterval:     o.defaultPollInterval,
 		StatusInterval:          o.statusInterval,
 		StatusWritesPerSecond:   o.statusWrites,
+		Sharding:                o.sharding,
 	})
 }
 

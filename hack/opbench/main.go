@@ -69,77 +69,131 @@ func run(manager string, n int, window, poll time.Duration, noise bool) error {
 		return err
 	}
 	defer kf.Close()
-
 	dir, err := os.MkdirTemp("", "opbench")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
+	m, err := startManager(manager, env, dir, poll)
+	if err != nil {
+		return err
+	}
+	defer m.stop()
+
+	ctx := context.Background()
+	b := &bench{c: env.Client, metricsAddr: m.metricsAddr, pid: m.pid, window: window, poll: poll}
+	if b.cs, err = kubernetes.NewForConfig(env.Admin); err != nil {
+		return err
+	}
+	if b.token, err = prepareCluster(ctx, env); err != nil {
+		return err
+	}
+	time.Sleep(3 * time.Second)
+	rssIdle := rss(m.pid)
+
+	start := time.Now()
+	broker := kf.ListenAddrs()
+	if err := createConsumers(ctx, env.Client, n, broker); err != nil {
+		return err
+	}
+	if err := waitReconciled(ctx, env.Client, n, start, m.log); err != nil {
+		return err
+	}
+	fmt.Printf("consumers=%d poll=%s window=%s manager=%s\n", n, poll, window, manager)
+	fmt.Printf("all reconciled with a lag reading after %s; manager RSS %.1f MiB before any consumer\n", time.Since(start).Round(time.Second), rssIdle)
+	time.Sleep(2 * poll)
+
+	if err := b.phase("lag unchanged"); err != nil {
+		return err
+	}
+	// Lag moves: a steady inflow on every partition the groups consume.
+	stopProd := produceSteadily(ctx, broker)
+	time.Sleep(2 * poll)
+	err = b.phase("lag moving")
+	stopProd()
+	if err != nil {
+		return err
+	}
+	if !noise {
+		return nil
+	}
+	return b.noiseGrowth(ctx)
+}
+
+// managerProc is the manager under measurement, run as its own process so
+// that its RSS is its alone.
+type managerProc struct {
+	cmd         *exec.Cmd
+	pid         int
+	metricsAddr string
+	log         string
+}
+
+// startManager runs the manager against env's API server, with its log in
+// dir/manager.log.
+func startManager(manager string, env *testenv.Env, dir string, poll time.Duration) (*managerProc, error) {
 	kubeconfig := filepath.Join(dir, "kubeconfig")
 	if err := env.WriteKubeconfig(kubeconfig); err != nil {
-		return err
+		return nil, err
 	}
 	metricsAddr, err := freeAddr()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	probeAddr, err := freeAddr()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	logf, err := os.Create(filepath.Join(dir, "manager.log"))
 	if err != nil {
-		return err
+		return nil, err
 	}
+	// The child has its own descriptor once started.
 	defer logf.Close()
 	cmd := exec.Command(manager, "--leader-elect=false", "--metrics-bind-address", metricsAddr,
 		"--health-probe-bind-address", probeAddr, "--default-poll-interval", poll.String(), "--log-level", "error")
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
-		return err
+		return nil, err
 	}
-	pid := cmd.Process.Pid
-	defer func() {
-		// Stopped by its PID, also when a step fails.
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	}()
+	return &managerProc{cmd: cmd, pid: cmd.Process.Pid, metricsAddr: metricsAddr, log: logf.Name()}, nil
+}
 
-	ctx := context.Background()
-	c := env.Client
-	cs, err := kubernetes.NewForConfig(env.Admin)
-	if err != nil {
-		return err
+// stop stops the manager by its PID, also when a step failed.
+func (m *managerProc) stop() {
+	_ = m.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = m.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		_ = m.cmd.Process.Kill()
+		<-done
 	}
+}
+
+// prepareCluster creates the bench and noise namespaces and returns a
+// token to scrape the manager's metrics with. The manager serves them
+// securely, as the chart does: the benchmark scrapes them as Prometheus
+// would, with a ServiceAccount token bound to a metrics-reader
+// ClusterRole.
+func prepareCluster(ctx context.Context, env *testenv.Env) (string, error) {
 	for _, ns := range []string{"bench", "noise"} {
-		if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
-			return err
+		if err := env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+			return "", err
 		}
 	}
-	// The manager serves its metrics securely, as the chart does: the
-	// benchmark scrapes them as Prometheus would, with a ServiceAccount
-	// token bound to a metrics-reader ClusterRole.
 	if err := env.EnsureClusterRole(ctx, "opbench-metrics-reader", testenv.MetricsReaderRules); err != nil {
-		return err
+		return "", err
 	}
-	token, err := env.ServiceAccountToken(ctx, "noise", "opbench-scraper", "opbench-metrics-reader")
-	if err != nil {
-		return err
-	}
-	time.Sleep(3 * time.Second)
-	rssIdle := rss(pid)
+	return env.ServiceAccountToken(ctx, "noise", "opbench-scraper", "opbench-metrics-reader")
+}
 
-	start := time.Now()
-	broker := kf.ListenAddrs()
-	if err := parallel(n, func(i int) error {
+// createConsumers creates n EventConsumers of topic orders, each with its
+// own group.
+func createConsumers(ctx context.Context, c client.Client, n int, broker []string) error {
+	return parallel(n, func(i int) error {
 		return c.Create(ctx, &v1alpha1.EventConsumer{
 			ObjectMeta: metav1.ObjectMeta{Namespace: "bench", Name: fmt.Sprintf("c%05d", i)},
 			Spec: v1alpha1.EventConsumerSpec{
@@ -148,9 +202,12 @@ func run(manager string, n int, window, poll time.Duration, noise bool) error {
 				Handler: &v1alpha1.HandlerSpec{Image: "handler:1"},
 			},
 		})
-	}); err != nil {
-		return err
-	}
+	})
+}
+
+// waitReconciled waits until all n consumers are reconciled with a lag
+// reading, for at most 20 minutes from start.
+func waitReconciled(ctx context.Context, c client.Client, n int, start time.Time, log string) error {
 	for {
 		list := &v1alpha1.EventConsumerList{}
 		if err := c.List(ctx, list, client.InNamespace("bench")); err != nil {
@@ -163,51 +220,18 @@ func run(manager string, n int, window, poll time.Duration, noise bool) error {
 			}
 		}
 		if ready == n {
-			break
+			return nil
 		}
 		if time.Since(start) > 20*time.Minute {
-			return fmt.Errorf("only %d of %d consumers reconciled with a lag reading after %s; see %s", ready, n, time.Since(start), logf.Name())
+			return fmt.Errorf("only %d of %d consumers reconciled with a lag reading after %s; see %s", ready, n, time.Since(start), log)
 		}
 		time.Sleep(5 * time.Second)
 	}
-	fmt.Printf("consumers=%d poll=%s window=%s manager=%s\n", n, poll, window, manager)
-	fmt.Printf("all reconciled with a lag reading after %s; manager RSS %.1f MiB before any consumer\n", time.Since(start).Round(time.Second), rssIdle)
-	time.Sleep(2 * poll)
+}
 
-	phase := func(name string) error {
-		a, err := snapshot(cs, metricsAddr, token)
-		if err != nil {
-			return err
-		}
-		time.Sleep(window)
-		b, err := snapshot(cs, metricsAddr, token)
-		if err != nil {
-			return err
-		}
-		secs := window.Seconds()
-		cycles := secs / poll.Seconds()
-		statusWrites := b.api["eventconsumers/status PATCH"] + b.api["eventconsumers/status PUT"] - a.api["eventconsumers/status PATCH"] - a.api["eventconsumers/status PUT"]
-		var apiAll float64
-		for k, v := range b.api {
-			if strings.HasSuffix(k, " WATCH") {
-				continue
-			}
-			apiAll += v - a.api[k]
-		}
-		qCount := b.queueCount - a.queueCount
-		qLat := 0.0
-		if qCount > 0 {
-			qLat = (b.queueSum - a.queueSum) / qCount
-		}
-		fmt.Printf("%-14s status writes/s %7.2f | API requests/cycle %8.1f | Kafka requests/cycle %6.1f | reconciles/s %7.1f | queue latency avg %6.1f ms | RSS %6.1f MiB\n",
-			name, statusWrites/secs, apiAll/cycles, (b.kafka-a.kafka)/cycles, qCount/secs, qLat*1000, rss(pid))
-		return nil
-	}
-	if err := phase("lag unchanged"); err != nil {
-		return err
-	}
-
-	// Lag moves: a steady inflow on every partition the groups consume.
+// produceSteadily produces 100 records a second to orders until the
+// returned function is called, which waits for the producer to stop.
+func produceSteadily(ctx context.Context, broker []string) (stop func()) {
 	prodCtx, stopProd := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -231,27 +255,66 @@ func run(manager string, n int, window, poll time.Duration, noise bool) error {
 			}
 		}
 	}()
-	time.Sleep(2 * poll)
-	err = phase("lag moving")
-	stopProd()
-	wg.Wait()
+	return func() { stopProd(); wg.Wait() }
+}
+
+// bench measures the running manager through the API server's and its own
+// metrics.
+type bench struct {
+	c           client.Client
+	cs          *kubernetes.Clientset
+	metricsAddr string
+	token       string
+	pid         int
+	window      time.Duration
+	poll        time.Duration
+}
+
+// phase measures one window and prints its line: status writes, API and
+// Kafka requests per poll cycle, reconciles, queue latency and RSS.
+func (b *bench) phase(name string) error {
+	before, err := snapshot(b.cs, b.metricsAddr, b.token)
 	if err != nil {
 		return err
 	}
-	if !noise {
-		return nil
+	time.Sleep(b.window)
+	after, err := snapshot(b.cs, b.metricsAddr, b.token)
+	if err != nil {
+		return err
 	}
+	secs := b.window.Seconds()
+	cycles := secs / b.poll.Seconds()
+	statusWrites := after.api["eventconsumers/status PATCH"] + after.api["eventconsumers/status PUT"] - before.api["eventconsumers/status PATCH"] - before.api["eventconsumers/status PUT"]
+	var apiAll float64
+	for k, v := range after.api {
+		if strings.HasSuffix(k, " WATCH") {
+			continue
+		}
+		apiAll += v - before.api[k]
+	}
+	qCount := after.queueCount - before.queueCount
+	qLat := 0.0
+	if qCount > 0 {
+		qLat = (after.queueSum - before.queueSum) / qCount
+	}
+	fmt.Printf("%-14s status writes/s %7.2f | API requests/cycle %8.1f | Kafka requests/cycle %6.1f | reconciles/s %7.1f | queue latency avg %6.1f ms | RSS %6.1f MiB\n",
+		name, statusWrites/secs, apiAll/cycles, (after.kafka-before.kafka)/cycles, qCount/secs, qLat*1000, rss(b.pid))
+	return nil
+}
 
-	before := rss(pid)
+// noiseGrowth prints the manager's RSS growth when 3,000 unrelated 6 KB
+// Secrets and 1,000 unrelated Deployments appear in another namespace.
+func (b *bench) noiseGrowth(ctx context.Context) error {
+	before := rss(b.pid)
 	value := []byte(strings.Repeat("s", 6*1024))
 	if err := parallel(3000, func(i int) error {
-		return c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "noise", Name: fmt.Sprintf("s%04d", i)}, Data: map[string][]byte{"blob": value}})
+		return b.c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "noise", Name: fmt.Sprintf("s%04d", i)}, Data: map[string][]byte{"blob": value}})
 	}); err != nil {
 		return err
 	}
 	if err := parallel(1000, func(i int) error {
 		labels := map[string]string{"app": fmt.Sprintf("d%04d", i)}
-		return c.Create(ctx, &appsv1.Deployment{
+		return b.c.Create(ctx, &appsv1.Deployment{
 			ObjectMeta: metav1.ObjectMeta{Namespace: "noise", Name: fmt.Sprintf("d%04d", i), Labels: labels},
 			Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](1), Selector: &metav1.LabelSelector{MatchLabels: labels},
 				Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
@@ -260,8 +323,8 @@ func run(manager string, n int, window, poll time.Duration, noise bool) error {
 	}); err != nil {
 		return err
 	}
-	time.Sleep(window)
-	after := rss(pid)
+	time.Sleep(b.window)
+	after := rss(b.pid)
 	fmt.Printf("unrelated 3,000 x 6 KB Secrets + 1,000 Deployments: RSS %.1f -> %.1f MiB (growth %.1f MiB)\n", before, after, after-before)
 	return nil
 }

@@ -1,0 +1,191 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	"github.com/lagscale/lagscale/api/v1alpha1"
+	"github.com/lagscale/lagscale/internal/shard"
+)
+
+// membershipCheck is how often the sharder looks at the Leases' times: a
+// Lease expires without an event, so its consumers move within this much
+// of its expiry.
+const membershipCheck = time.Second
+
+// conflictRetry is how soon a label patch that lost a race is retried,
+// once the cache has seen the other write.
+const conflictRetry = 200 * time.Millisecond
+
+// sharder keeps every EventConsumer's shard label on its owner among the
+// live members. It runs on the elected replica only, over a cache of its
+// own that holds every EventConsumer's metadata (not their specs) and the
+// membership Leases, and it writes nothing but the two labels.
+type sharder struct {
+	client client.Client
+	cache  cache.Cache
+	now    func() time.Time
+}
+
+// eventConsumerMetadata is the metadata-only form of an EventConsumer.
+func eventConsumerMetadata() *metav1.PartialObjectMetadata {
+	m := &metav1.PartialObjectMetadata{}
+	m.SetGroupVersionKind(v1alpha1.GroupVersion.WithKind("EventConsumer"))
+	return m
+}
+
+// setupSharder adds the sharder, its cache and its controller to mgr.
+func setupSharder(mgr ctrl.Manager, o ShardOptions) error {
+	co := cache.Options{
+		Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper(),
+		ByObject: map[client.Object]cache.ByObject{&coordinationv1.Lease{}: {
+			Namespaces: map[string]cache.Config{o.Namespace: {}}, Label: memberSelector(o.Group),
+		}},
+		DefaultTransform: stripForCache,
+	}
+	if len(o.WatchNamespaces) > 0 {
+		co.DefaultNamespaces = map[string]cache.Config{}
+		for _, n := range o.WatchNamespaces {
+			co.DefaultNamespaces[n] = cache.Config{}
+		}
+	}
+	c, err := cache.New(mgr.GetConfig(), co)
+	if err != nil {
+		return fmt.Errorf("create the sharder's cache: %w", err)
+	}
+	// Started on the elected replica only; added as a plain runnable, not
+	// as a cache, which every replica would start.
+	if err := mgr.Add(electedOnly{start: c.Start}); err != nil {
+		return fmt.Errorf("add the sharder's cache: %w", err)
+	}
+	s := &sharder{client: mgr.GetClient(), cache: c, now: time.Now}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("sharder").
+		WatchesRawSource(source.Kind(c, client.Object(eventConsumerMetadata()), &handler.EnqueueRequestForObject{})).
+		WatchesRawSource(source.Func(s.membershipChanges)).
+		Complete(s)
+}
+
+// electedOnly runs start on the elected replica only.
+type electedOnly struct{ start func(context.Context) error }
+
+func (e electedOnly) Start(ctx context.Context) error { return e.start(ctx) }
+func (e electedOnly) NeedLeaderElection() bool        { return true }
+
+// live returns the live members at now, from the Lease cache.
+func (s *sharder) live(ctx context.Context) ([]string, error) {
+	leases := &coordinationv1.LeaseList{}
+	if err := s.cache.List(ctx, leases); err != nil {
+		return nil, fmt.Errorf("list membership Leases: %w", err)
+	}
+	members := make([]shard.Member, 0, len(leases.Items))
+	for _, l := range leases.Items {
+		m := shard.Member{}
+		if h := l.Spec.HolderIdentity; h != nil {
+			m.Name = *h
+		}
+		if r := l.Spec.RenewTime; r != nil {
+			m.RenewTime = r.Time
+		}
+		if d := l.Spec.LeaseDurationSeconds; d != nil {
+			m.Duration = time.Duration(*d) * time.Second
+		}
+		members = append(members, m)
+	}
+	return shard.Live(members, s.now()), nil
+}
+
+// membershipChanges queues every EventConsumer when the set of live members
+// changes: a Lease appears, is released or expires.
+func (s *sharder) membershipChanges(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
+	go func() {
+		log := ctrl.LoggerFrom(ctx).WithName("sharder")
+		var last []string
+		t := time.NewTicker(membershipCheck)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			live, err := s.live(ctx)
+			if err != nil || slices.Equal(live, last) {
+				continue
+			}
+			log.Info("Shard members changed", "members", live, "before", last)
+			last = live
+			list := &metav1.PartialObjectMetadataList{}
+			list.SetGroupVersionKind(v1alpha1.GroupVersion.WithKind("EventConsumerList"))
+			if err := s.cache.List(ctx, list); err != nil {
+				log.Error(err, "Listing EventConsumers for a membership change failed")
+				continue
+			}
+			for i := range list.Items {
+				q.Add(reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+			}
+		}
+	}()
+	return nil
+}
+
+// Reconcile moves one EventConsumer's labels one step of shard.Next.
+func (s *sharder) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	live, err := s.live(ctx)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	ec := eventConsumerMetadata()
+	if err := s.cache.Get(ctx, req.NamespacedName, ec); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	owner := ec.GetLabels()[shard.LabelShard]
+	_, draining := ec.GetLabels()[shard.LabelDrain]
+	action, to := shard.Next(owner, draining, live, string(ec.GetUID()))
+	if action == shard.Keep {
+		return ctrl.Result{}, nil
+	}
+	orig := ec.DeepCopy()
+	l := ec.GetLabels()
+	if l == nil {
+		l = map[string]string{}
+	}
+	switch action {
+	case shard.Set:
+		l[shard.LabelShard] = to
+		delete(l, shard.LabelDrain)
+	case shard.Drain:
+		l[shard.LabelDrain] = to
+	}
+	ec.SetLabels(l)
+	// The lock fails the patch if the owner acknowledged a drain since the
+	// cache was read; the retry sees the acknowledgement.
+	if err := s.client.Patch(ctx, ec, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
+		switch {
+		case apierrors.IsConflict(err):
+			return ctrl.Result{RequeueAfter: conflictRetry}, nil
+		case apierrors.IsNotFound(err):
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, fmt.Errorf("label EventConsumer: %w", err)
+	}
+	ctrl.LoggerFrom(ctx).V(1).Info("Sharded", "eventConsumer", klog.KObj(ec), "action", action.String(), "from", owner, "to", to)
+	return ctrl.Result{}, nil
+}
+
+var _ manager.LeaderElectionRunnable = electedOnly{}

@@ -1,0 +1,450 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/lagscale/lagscale/api/v1alpha1"
+	"github.com/lagscale/lagscale/internal/lag"
+	"github.com/lagscale/lagscale/internal/shard"
+	"github.com/lagscale/lagscale/internal/testenv"
+)
+
+// writeLog records every status and Deployment write of the replicas, with
+// the consumer's shard label on the API server when the write was made.
+type writeLog struct {
+	mu     sync.Mutex
+	writes []write
+}
+
+type write struct {
+	replica, what string
+	consumer      types.NamespacedName
+	owner         string
+}
+
+// record makes a write (do) and, if it succeeds, records it with the
+// consumer's shard label read just before.
+func (l *writeLog) record(replica, what string, key types.NamespacedName, do func() error) error {
+	ec := &v1alpha1.EventConsumer{}
+	owner := "<unreadable>"
+	if err := env.Client.Get(context.Background(), key, ec); err == nil {
+		owner = ec.Labels[shard.LabelShard]
+	}
+	if err := do(); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	l.writes = append(l.writes, write{replica: replica, what: what, consumer: key, owner: owner})
+	l.mu.Unlock()
+	return nil
+}
+
+// byNonOwners returns the writes made by a replica that was not the
+// consumer's owner at the time, and the number of writes in all.
+func (l *writeLog) byNonOwners() ([]write, int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var bad []write
+	for _, w := range l.writes {
+		if w.owner != w.replica {
+			bad = append(bad, w)
+		}
+	}
+	return bad, len(l.writes)
+}
+
+// recordingClient is a replica's client that records each status and
+// Deployment write that succeeds. The shard label is read just before
+// the write: an owner cannot lose it in between, since only its own
+// acknowledgement (a later reconcile of the same consumer) or its own
+// Lease's expiry moves it.
+type recordingClient struct {
+	client.Client
+	replica string
+	log     *writeLog
+}
+
+func (c recordingClient) Apply(ctx context.Context, obj runtime.ApplyConfiguration, opts ...client.ApplyOption) error {
+	if d, ok := obj.(interface {
+		GetName() *string
+		GetNamespace() *string
+	}); ok && d.GetName() != nil && d.GetNamespace() != nil {
+		return c.log.record(c.replica, "Deployment", types.NamespacedName{Namespace: *d.GetNamespace(), Name: *d.GetName()}, func() error {
+			return c.Client.Apply(ctx, obj, opts...)
+		})
+	}
+	return c.Client.Apply(ctx, obj, opts...)
+}
+
+func (c recordingClient) Patch(ctx context.Context, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
+	if _, ok := obj.(*appsv1.Deployment); ok {
+		return c.log.record(c.replica, "Deployment", client.ObjectKeyFromObject(obj), func() error {
+			return c.Client.Patch(ctx, obj, patch, opts...)
+		})
+	}
+	return c.Client.Patch(ctx, obj, patch, opts...)
+}
+
+func (c recordingClient) Status() client.SubResourceWriter {
+	return recordingStatus{SubResourceWriter: c.Client.Status(), c: c}
+}
+
+type recordingStatus struct {
+	client.SubResourceWriter
+	c recordingClient
+}
+
+func (s recordingStatus) Patch(ctx context.Context, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
+	return s.c.log.record(s.c.replica, "status", client.ObjectKeyFromObject(obj), func() error {
+		return s.SubResourceWriter.Patch(ctx, obj, patch, opts...)
+	})
+}
+
+func (s recordingStatus) Update(ctx context.Context, obj client.Object, opts ...client.SubResourceUpdateOption) error {
+	return s.c.log.record(s.c.replica, "status", client.ObjectKeyFromObject(obj), func() error {
+		return s.SubResourceWriter.Update(ctx, obj, opts...)
+	})
+}
+
+// shardLag is a replica's lag engine: it notifies, every period, each
+// consumer the replica has subscribed (and not yet dropped) with a new
+// reading, as the real engine does while lag moves, so that the owner
+// keeps writing status and a write from a replica that lost a consumer
+// without noticing would show.
+type shardLag struct {
+	mu    sync.Mutex
+	subs  map[lag.ConsumerKey]bool
+	total int64
+}
+
+func (m *shardLag) Register(s lag.Subscription) {
+	m.mu.Lock()
+	m.subs[s.Consumer] = true
+	m.mu.Unlock()
+}
+
+func (m *shardLag) Unregister(k lag.ConsumerKey) {
+	m.mu.Lock()
+	delete(m.subs, k)
+	m.mu.Unlock()
+}
+
+func (m *shardLag) PollNow(lag.ConsumerKey)                        {}
+func (m *shardLag) ClusterStatus(string) (lag.ClusterStatus, bool) { return lag.ClusterStatus{}, false }
+
+func (m *shardLag) Snapshot(k lag.ConsumerKey) (lag.Snapshot, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.subs[k] {
+		return lag.Snapshot{}, false
+	}
+	total := m.total % 50
+	return lag.Snapshot{Time: time.Now(), Reachable: true, PartitionCount: 1, GroupState: "Stable", Members: 1, TotalLag: total,
+		Partitions: []lag.PartitionLag{{Topic: "t", Partition: 0, Lag: total, CommittedOffset: m.total, EndOffset: m.total + total, HasCommit: true, Health: lag.HealthOK}}}, true
+}
+
+// run moves the lag every period and tells rec, until ctx ends.
+func (m *shardLag) run(ctx context.Context, rec *EventConsumerReconciler, period time.Duration) {
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		m.mu.Lock()
+		m.total += 7
+		keys := make([]lag.ConsumerKey, 0, len(m.subs))
+		for k := range m.subs {
+			keys = append(keys, k)
+		}
+		m.mu.Unlock()
+		for _, k := range keys {
+			rec.LagChanged(k)
+		}
+	}
+}
+
+// replica is one manager of a sharded operator.
+type replica struct {
+	*operator
+	name  string
+	mgr   ctrl.Manager
+	shard *Shard
+}
+
+// startReplica runs a sharded replica as the operator does: a cache of its
+// own consumers, the reconciler on every replica, the sharder on the
+// elected one, all on short Leases so that a test sees a crash's effect in
+// seconds. Stopping it is a crash: neither Lease is released.
+func startReplica(t *testing.T, group, name string, log *writeLog) *replica {
+	t.Helper()
+	lease, renew, retry := 4*time.Second, 3*time.Second, 500*time.Millisecond
+	o := ctrl.Options{
+		Scheme:                  testenv.Scheme(),
+		Metrics:                 metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress:  "0",
+		Controller:              config.Controller{SkipNameValidation: ptrTo(true)},
+		Cache:                   ShardCacheOptions(CacheOptions(nil), name),
+		Client:                  ClientOptions(),
+		LeaderElection:          true,
+		LeaderElectionID:        group,
+		LeaderElectionNamespace: testenv.OperatorNamespace,
+		LeaseDuration:           &lease, RenewDeadline: &renew, RetryPeriod: &retry,
+	}
+	mgr, err := ctrl.NewManager(env.Operator, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	moving := &shardLag{subs: map[lag.ConsumerKey]bool{}}
+	rec := &EventConsumerReconciler{Client: recordingClient{Client: mgr.GetClient(), replica: name, log: log},
+		APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("lagscale"), Shard: name,
+		Lag: moving, StatusInterval: 200 * time.Millisecond}
+	if err := rec.SetupWithManager(mgr, controller.Options{NeedLeaderElection: ptrTo(false)}); err != nil {
+		t.Fatal(err)
+	}
+	sh, err := SetupSharding(mgr, ShardOptions{Identity: name, Namespace: testenv.OperatorNamespace, Group: group,
+		LeaseDuration: lease, RenewDeadline: renew, RenewPeriod: retry})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	op := &operator{cancel: cancel, done: make(chan struct{}), rec: rec}
+	go moving.run(ctx, rec, 300*time.Millisecond)
+	go func() {
+		defer close(op.done)
+		if err := mgr.Start(ctx); err != nil {
+			t.Errorf("replica %s: %v", name, err)
+		}
+	}()
+	t.Cleanup(op.stop)
+	return &replica{operator: op, name: name, mgr: mgr, shard: sh}
+}
+
+// labelMoves watches the consumers of ns and records every change of
+// their shard label, as the API server saw it.
+type labelMoves struct {
+	mu    sync.Mutex
+	moves []labelMove
+}
+
+type labelMove struct {
+	consumer string
+	from, to string
+	at       time.Time
+}
+
+func watchLabelMoves(t *testing.T, ns string) *labelMoves {
+	t.Helper()
+	wc, err := client.NewWithWatch(env.Admin, client.Options{Scheme: testenv.Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := wc.Watch(context.Background(), &v1alpha1.EventConsumerList{}, client.InNamespace(ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Stop)
+	m := &labelMoves{}
+	go func() {
+		last := map[string]string{}
+		for ev := range w.ResultChan() {
+			ec, ok := ev.Object.(*v1alpha1.EventConsumer)
+			if !ok || ev.Type == watch.Deleted {
+				continue
+			}
+			to := ec.Labels[shard.LabelShard]
+			if from := last[ec.Name]; from != to {
+				m.mu.Lock()
+				m.moves = append(m.moves, labelMove{consumer: ec.Name, from: from, to: to, at: time.Now()})
+				m.mu.Unlock()
+			}
+			last[ec.Name] = to
+		}
+	}()
+	return m
+}
+
+// check returns the moves from one live replica straight to another
+// (without the owner's acknowledgement), and the number of
+// acknowledgements (a label removed).
+func (m *labelMoves) check(dead string, killed time.Time) (direct []labelMove, acks int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, mv := range m.moves {
+		switch {
+		case mv.from != "" && mv.to == "":
+			acks++
+		case mv.from != "" && mv.to != "" && (mv.from != dead || mv.at.Before(killed)):
+			direct = append(direct, mv)
+		}
+	}
+	return direct, acks
+}
+
+// placement checks that every consumer of ns is labelled, not draining,
+// for the member shard.Assign gives it among members, and that its
+// Deployment carries the same label (its owner has written it).
+func placement(ctx context.Context, ns string, names []string, members []string) error {
+	for _, n := range names {
+		ec := &v1alpha1.EventConsumer{}
+		if err := env.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: n}, ec); err != nil {
+			return err
+		}
+		want := shard.Assign(string(ec.UID), members)
+		if got := ec.Labels[shard.LabelShard]; got != want {
+			return fmt.Errorf("%s is labelled for %q, want %q of %v (labels %v)", n, got, want, members, ec.Labels)
+		}
+		if d, ok := ec.Labels[shard.LabelDrain]; ok {
+			return fmt.Errorf("%s is still draining to %q", n, d)
+		}
+		dep := &appsv1.Deployment{}
+		if err := env.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: n}, dep); err != nil {
+			return fmt.Errorf("%s: %w", n, err)
+		}
+		if got := dep.Labels[shard.LabelShard]; got != want {
+			return fmt.Errorf("the Deployment of %s was last written by %q, want its owner %q", n, got, want)
+		}
+	}
+	return nil
+}
+
+// cached is what a replica's cache holds of ns: its EventConsumers and
+// Deployments, by name.
+func (r *replica) cached(ctx context.Context, ns string) (consumers, deployments []string, err error) {
+	ecs := &v1alpha1.EventConsumerList{}
+	if err := r.mgr.GetCache().List(ctx, ecs, client.InNamespace(ns)); err != nil {
+		return nil, nil, err
+	}
+	for _, ec := range ecs.Items {
+		consumers = append(consumers, ec.Name)
+	}
+	deps := &appsv1.DeploymentList{}
+	if err := r.mgr.GetCache().List(ctx, deps, client.InNamespace(ns)); err != nil {
+		return nil, nil, err
+	}
+	for _, d := range deps.Items {
+		deployments = append(deployments, d.Name)
+	}
+	sort.Strings(consumers)
+	sort.Strings(deployments)
+	return consumers, deployments, nil
+}
+
+// coveredOnce checks that the replicas' caches split the consumers and
+// their Deployments between them: each exactly once, each at its owner.
+func coveredOnce(ctx context.Context, ns string, names []string, replicas []*replica) error {
+	seen := map[string]string{}
+	for _, r := range replicas {
+		consumers, deployments, err := r.cached(ctx, ns)
+		if err != nil {
+			return err
+		}
+		if !slices.Equal(consumers, deployments) {
+			return fmt.Errorf("%s caches consumers %v but Deployments %v", r.name, consumers, deployments)
+		}
+		for _, c := range consumers {
+			if other, ok := seen[c]; ok {
+				return fmt.Errorf("%s is cached by %s and %s", c, other, r.name)
+			}
+			seen[c] = r.name
+		}
+	}
+	for _, n := range names {
+		if _, ok := seen[n]; !ok {
+			return fmt.Errorf("%s is cached by no replica", n)
+		}
+	}
+	return nil
+}
+
+func memberNames(rs []*replica) []string {
+	var out []string
+	for _, r := range rs {
+		out = append(out, r.name)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestShardedReplicas runs three sharded replicas in one process against the
+// real API server. Consumers created while one replica runs are handed to
+// two joining replicas through the drain and the owner's acknowledgement,
+// never straight from one live owner to another; every consumer is then
+// cached and written by exactly its owner; a crashed replica's consumers
+// move to the others once its Lease expires, and their new owners write
+// them. No status or Deployment write ever comes from a replica that did
+// not own the consumer at that moment.
+func TestShardedReplicas(t *testing.T) {
+	ctx := context.Background()
+	ns := namespace(t)
+	group := "shards-" + ns
+	moves := watchLabelMoves(t, ns)
+	writes := &writeLog{}
+	// Registered before the replicas, so it runs after they stopped, also
+	// when the test ends early.
+	t.Cleanup(func() {
+		bad, n := writes.byNonOwners()
+		for _, w := range bad {
+			t.Errorf("%s wrote the %s of %s while %q owned it", w.replica, w.what, w.consumer, w.owner)
+		}
+		t.Logf("%d status and Deployment writes, %d by a non-owner", n, len(bad))
+	})
+
+	a := startReplica(t, group, ns+"-a", writes)
+	var names []string
+	for i := range 24 {
+		n := fmt.Sprintf("c%02d", i)
+		names = append(names, n)
+		createConsumer(t, ns, n, v1alpha1.EventConsumerSpec{
+			Topics: []string{"t"}, ConsumerGroup: n,
+			Kafka:   v1alpha1.KafkaConnection{BootstrapServers: []string{"k:9092"}},
+			Handler: &v1alpha1.HandlerSpec{Image: "handler:1"},
+		})
+	}
+	eventually(t, 3*wait, func() error { return placement(ctx, ns, names, memberNames([]*replica{a})) })
+
+	b := startReplica(t, group, ns+"-b", writes)
+	c := startReplica(t, group, ns+"-c", writes)
+	all := []*replica{a, b, c}
+	eventually(t, 3*wait, func() error { return placement(ctx, ns, names, memberNames(all)) })
+	eventually(t, wait, func() error { return coveredOnce(ctx, ns, names, all) })
+	for _, r := range all {
+		own, _, _ := r.cached(ctx, ns)
+		t.Logf("%s owns %d of %d consumers", r.name, len(own), len(names))
+	}
+
+	// Crash the first replica, most likely the elected sharder too.
+	killed := time.Now()
+	a.stop()
+	rest := []*replica{b, c}
+	eventually(t, 3*wait, func() error { return placement(ctx, ns, names, memberNames(rest)) })
+	t.Logf("the crashed replica's consumers were written by their new owners %s after the crash", time.Since(killed).Round(100*time.Millisecond))
+	eventually(t, wait, func() error { return coveredOnce(ctx, ns, names, rest) })
+
+	direct, acks := moves.check(a.name, killed)
+	if len(direct) > 0 {
+		t.Errorf("%d consumers moved from a live owner to another without its acknowledgement, first %+v", len(direct), direct[0])
+	}
+	if acks == 0 {
+		t.Errorf("no owner acknowledged a hand-over: the joins moved nothing through a drain")
+	}
+	t.Logf("%d hand-overs acknowledged", acks)
+}
