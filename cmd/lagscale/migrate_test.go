@@ -84,167 +84,184 @@ func TestMigrateAppliesToAPIServer(t *testing.T) {
 	t.Cleanup(func() { _ = env.Stop() })
 	c := env.Client
 
-	t.Run("keeps the workload", func(t *testing.T) {
-		// The user's Deployment, as Helm installed it, and KEDA's
-		// ScaledObject on it.
-		ctx := context.Background()
-		if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "keep"}}); err != nil {
-			t.Fatal(err)
-		}
-		raw, err := readFile(testdata("plain.yaml"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw = strings.ReplaceAll(raw, "namespace: billing", "namespace: keep")
-		dep := &unstructured.Unstructured{}
-		if err := utilyaml.NewYAMLOrJSONDecoder(strings.NewReader(raw), 4096).Decode(&dep.Object); err != nil || dep.GetKind() != "Deployment" {
-			t.Fatalf("the first object of plain.yaml should be the Deployment: %v", err)
-		}
-		if err := c.Create(ctx, dep); err != nil {
-			t.Fatal(err)
-		}
-		before := &appsv1.Deployment{}
-		if err := c.Get(ctx, client.ObjectKey{Namespace: "keep", Name: "invoice-worker"}, before); err != nil {
-			t.Fatal(err)
-		}
+	t.Run("keeps the workload", func(t *testing.T) { migrateKeepsWorkload(t, c) })
+	t.Run("plain", func(t *testing.T) { migratePlainOwned(t, c) })
+	t.Run("sasl and tls from a Secret", func(t *testing.T) { migrateSASLAndTLSFromSecret(t, c) })
+	t.Run("shared brokers", func(t *testing.T) { migrateSharedBrokers(t, c) })
+	t.Run("from cluster", func(t *testing.T) { migrateFromCluster(t, env) })
+}
 
-		out, report, err := migrateCLI(raw, "-f", "-")
-		if err != nil {
-			t.Fatalf("%v\n%s", err, report)
-		}
-		apply(t, c, out)
-		ec := getConsumer(t, c, "keep", "invoice-worker")
-		if r := ec.Spec.ScaleTargetRef; r == nil || r.APIVersion != "apps/v1" || r.Kind != "Deployment" || r.Name != "invoice-worker" {
-			t.Errorf("stored scaleTargetRef %+v, want apps/v1 Deployment invoice-worker", r)
-		}
-		if ec.Spec.Template != nil || ec.Spec.Handler != nil {
-			t.Errorf("stored EventConsumer carries a workload of its own: %+v", ec.Spec)
-		}
-		after := &appsv1.Deployment{}
-		if err := c.Get(ctx, client.ObjectKey{Namespace: "keep", Name: "invoice-worker"}, after); err != nil {
-			t.Fatal(err)
-		}
-		if after.ResourceVersion != before.ResourceVersion {
-			t.Errorf("applying the migration changed the Deployment (resourceVersion %s -> %s)", before.ResourceVersion, after.ResourceVersion)
-		}
-		for _, want := range []string{"Apply this EventConsumer, then delete the ScaledObject", "kubectl delete scaledobject -n keep invoice-worker"} {
-			if !strings.Contains(report, want) {
-				t.Errorf("report lacks %q:\n%s", want, report)
-			}
-		}
-	})
+// migrateKeepsWorkload: a kept workload is scaled through scaleTargetRef, and applying the
+// migration leaves the Deployment untouched.
+func migrateKeepsWorkload(t *testing.T, c client.Client) {
+	// The user's Deployment, as Helm installed it, and KEDA's
+	// ScaledObject on it.
+	ctx := context.Background()
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "keep"}}); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := readFile(testdata("plain.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw = strings.ReplaceAll(raw, "namespace: billing", "namespace: keep")
+	dep := &unstructured.Unstructured{}
+	if err := utilyaml.NewYAMLOrJSONDecoder(strings.NewReader(raw), 4096).Decode(&dep.Object); err != nil || dep.GetKind() != "Deployment" {
+		t.Fatalf("the first object of plain.yaml should be the Deployment: %v", err)
+	}
+	if err := c.Create(ctx, dep); err != nil {
+		t.Fatal(err)
+	}
+	before := &appsv1.Deployment{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: "keep", Name: "invoice-worker"}, before); err != nil {
+		t.Fatal(err)
+	}
 
-	t.Run("plain", func(t *testing.T) {
-		out, report, err := migrateCLI("", "-f", testdata("plain.yaml"), "--own")
-		if err != nil {
-			t.Fatalf("%v\n%s", err, report)
+	out, report, err := migrateCLI(raw, "-f", "-")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, report)
+	}
+	apply(t, c, out)
+	ec := getConsumer(t, c, "keep", "invoice-worker")
+	if r := ec.Spec.ScaleTargetRef; r == nil || r.APIVersion != "apps/v1" || r.Kind != "Deployment" || r.Name != "invoice-worker" {
+		t.Errorf("stored scaleTargetRef %+v, want apps/v1 Deployment invoice-worker", r)
+	}
+	if ec.Spec.Template != nil || ec.Spec.Handler != nil {
+		t.Errorf("stored EventConsumer carries a workload of its own: %+v", ec.Spec)
+	}
+	after := &appsv1.Deployment{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: "keep", Name: "invoice-worker"}, after); err != nil {
+		t.Fatal(err)
+	}
+	if after.ResourceVersion != before.ResourceVersion {
+		t.Errorf("applying the migration changed the Deployment (resourceVersion %s -> %s)", before.ResourceVersion, after.ResourceVersion)
+	}
+	for _, want := range []string{"Apply this EventConsumer, then delete the ScaledObject", "kubectl delete scaledobject -n keep invoice-worker"} {
+		if !strings.Contains(report, want) {
+			t.Errorf("report lacks %q:\n%s", want, report)
 		}
-		apply(t, c, out)
-		ec := getConsumer(t, c, "billing", "invoice-worker")
-		s := ec.Spec.Scaling
-		checks := map[string]bool{
-			"consumerGroup invoices":                ec.Spec.ConsumerGroup == "invoices",
-			"topics [invoices.created]":             len(ec.Spec.Topics) == 1 && ec.Spec.Topics[0] == "invoices.created",
-			"two bootstrap servers":                 len(ec.Spec.Kafka.BootstrapServers) == 2,
-			"policy LagThreshold":                   s.Policy == v1alpha1.PolicyLagThreshold,
-			"lagThreshold 50":                       s.LagThreshold != nil && *s.LagThreshold == 50,
-			"activationLag 5":                       s.ActivationLag != nil && *s.ActivationLag == 5,
-			"minReplicas 0":                         s.MinReplicas != nil && *s.MinReplicas == 0,
-			"maxReplicas 12":                        s.MaxReplicas != nil && *s.MaxReplicas == 12,
-			"pollIntervalSeconds 15":                s.PollIntervalSeconds != nil && *s.PollIntervalSeconds == 15,
-			"scaleDownStabilizationSeconds 600":     s.ScaleDownStabilizationSeconds != nil && *s.ScaleDownStabilizationSeconds == 600,
-			"offsetResetPolicy earliest":            s.OffsetResetPolicy == v1alpha1.OffsetResetEarliest,
-			"allowIdleConsumers false":              !s.AllowIdleConsumers,
-			"template image from the Deployment":    ec.Spec.Template != nil && ec.Spec.Template.Spec.Containers[0].Image == "registry.example.com/invoice-worker:1.4.2",
-			"template args from the Deployment":     ec.Spec.Template != nil && len(ec.Spec.Template.Spec.Containers[0].Args) == 2,
-			"template labels from the Deployment":   ec.Spec.Template != nil && ec.Spec.Template.Labels["app"] == "invoice-worker",
-			"contract env dropped, LOG_LEVEL kept":  ec.Spec.Template != nil && len(ec.Spec.Template.Spec.Containers[0].Env) == 1,
-			"server defaults apply to the rest too": s.BurstMemorySeconds != nil,
-		}
-		for what, ok := range checks {
-			if !ok {
-				t.Errorf("stored EventConsumer: want %s; spec %+v", what, ec.Spec)
-			}
-		}
-		for _, want := range []string{"unsupported   spec.triggers[0].metadata.excludePersistentLag", "approximated  spec.cooldownPeriod", "mapped        spec.triggers[0].metadata.lagThreshold"} {
-			if !strings.Contains(report, want) {
-				t.Errorf("report lacks %q:\n%s", want, report)
-			}
-		}
-	})
+	}
+}
 
-	t.Run("sasl and tls from a Secret", func(t *testing.T) {
-		if _, report, err := migrateCLI("", "-f", testdata("sasl-tls.yaml")); err == nil || !strings.Contains(report, "pass --sasl") {
-			t.Fatalf("want a non-zero exit asking for --sasl, got %v\n%s", err, report)
+// migratePlainOwned: with --own every mapped field of plain.yaml is stored as mapped, the
+// Deployment's pod template included.
+func migratePlainOwned(t *testing.T, c client.Client) {
+	out, report, err := migrateCLI("", "-f", testdata("plain.yaml"), "--own")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, report)
+	}
+	apply(t, c, out)
+	ec := getConsumer(t, c, "billing", "invoice-worker")
+	s := ec.Spec.Scaling
+	checks := map[string]bool{
+		"consumerGroup invoices":                ec.Spec.ConsumerGroup == "invoices",
+		"topics [invoices.created]":             len(ec.Spec.Topics) == 1 && ec.Spec.Topics[0] == "invoices.created",
+		"two bootstrap servers":                 len(ec.Spec.Kafka.BootstrapServers) == 2,
+		"policy LagThreshold":                   s.Policy == v1alpha1.PolicyLagThreshold,
+		"lagThreshold 50":                       s.LagThreshold != nil && *s.LagThreshold == 50,
+		"activationLag 5":                       s.ActivationLag != nil && *s.ActivationLag == 5,
+		"minReplicas 0":                         s.MinReplicas != nil && *s.MinReplicas == 0,
+		"maxReplicas 12":                        s.MaxReplicas != nil && *s.MaxReplicas == 12,
+		"pollIntervalSeconds 15":                s.PollIntervalSeconds != nil && *s.PollIntervalSeconds == 15,
+		"scaleDownStabilizationSeconds 600":     s.ScaleDownStabilizationSeconds != nil && *s.ScaleDownStabilizationSeconds == 600,
+		"offsetResetPolicy earliest":            s.OffsetResetPolicy == v1alpha1.OffsetResetEarliest,
+		"allowIdleConsumers false":              !s.AllowIdleConsumers,
+		"template image from the Deployment":    ec.Spec.Template != nil && ec.Spec.Template.Spec.Containers[0].Image == "registry.example.com/invoice-worker:1.4.2",
+		"template args from the Deployment":     ec.Spec.Template != nil && len(ec.Spec.Template.Spec.Containers[0].Args) == 2,
+		"template labels from the Deployment":   ec.Spec.Template != nil && ec.Spec.Template.Labels["app"] == "invoice-worker",
+		"contract env dropped, LOG_LEVEL kept":  ec.Spec.Template != nil && len(ec.Spec.Template.Spec.Containers[0].Env) == 1,
+		"server defaults apply to the rest too": s.BurstMemorySeconds != nil,
+	}
+	for what, ok := range checks {
+		if !ok {
+			t.Errorf("stored EventConsumer: want %s; spec %+v", what, ec.Spec)
 		}
-		raw, err := readFile(testdata("sasl-tls.yaml"))
-		if err != nil {
-			t.Fatal(err)
+	}
+	for _, want := range []string{"unsupported   spec.triggers[0].metadata.excludePersistentLag", "approximated  spec.cooldownPeriod", "mapped        spec.triggers[0].metadata.lagThreshold"} {
+		if !strings.Contains(report, want) {
+			t.Errorf("report lacks %q:\n%s", want, report)
 		}
-		out, report, err := migrateCLI(raw, "-f", "-", "--sasl", "scram_sha512", "--tls", "enable")
-		if err != nil {
-			t.Fatalf("%v\n%s", err, report)
-		}
-		if strings.Contains(out, "not-a-real-password") || strings.Contains(out, "kind: Secret") {
-			t.Fatalf("the output copies the Secret:\n%s", out)
-		}
-		apply(t, c, out)
-		k := getConsumer(t, c, "ledger", "ledger-sync").Spec.Kafka
-		if k.SASL == nil || k.SASL.Mechanism != v1alpha1.SASLScramSHA512 || k.SASL.SecretRef.Name != "ledger-kafka" {
-			t.Errorf("stored sasl = %+v", k.SASL)
-		}
-		if k.TLS == nil || k.TLS.CASecretRef == nil || k.TLS.CASecretRef.Key != "ca" || k.TLS.CertSecretRef == nil || k.TLS.KeySecretRef == nil || k.TLS.KeySecretRef.Key != "key" {
-			t.Errorf("stored tls = %+v", k.TLS)
-		}
-	})
+	}
+}
 
-	t.Run("shared brokers", func(t *testing.T) {
-		out, report, err := migrateCLI("", "-f", testdata("shared.yaml"))
-		if err != nil {
-			t.Fatalf("%v\n%s", err, report)
-		}
-		apply(t, c, out)
-		kc := &v1alpha1.KafkaCluster{}
-		if err := c.Get(context.Background(), client.ObjectKey{Namespace: "shop", Name: "kafka-0-shop-svc"}, kc); err != nil {
-			t.Fatal(err)
-		}
-		if kc.Spec.SASL == nil || kc.Spec.SASL.Mechanism != v1alpha1.SASLScramSHA256 || kc.Spec.TLS == nil || kc.Spec.TLS.CASecretRef.Name != "shop-kafka-ca" {
-			t.Errorf("stored KafkaCluster = %+v", kc.Spec)
-		}
-		for _, name := range []string{"orders", "refunds"} {
-			ec := getConsumer(t, c, "shop", name)
-			if ec.Spec.Kafka.ClusterRef == nil || ec.Spec.Kafka.ClusterRef.Name != kc.Name {
-				t.Errorf("%s: kafka = %+v", name, ec.Spec.Kafka)
-			}
-		}
-	})
+// migrateSASLAndTLSFromSecret: SASL and TLS kept in a Secret need the flags, and the Secret's
+// values never reach the output.
+func migrateSASLAndTLSFromSecret(t *testing.T, c client.Client) {
+	if _, report, err := migrateCLI("", "-f", testdata("sasl-tls.yaml")); err == nil || !strings.Contains(report, "pass --sasl") {
+		t.Fatalf("want a non-zero exit asking for --sasl, got %v\n%s", err, report)
+	}
+	raw, err := readFile(testdata("sasl-tls.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, report, err := migrateCLI(raw, "-f", "-", "--sasl", "scram_sha512", "--tls", "enable")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, report)
+	}
+	if strings.Contains(out, "not-a-real-password") || strings.Contains(out, "kind: Secret") {
+		t.Fatalf("the output copies the Secret:\n%s", out)
+	}
+	apply(t, c, out)
+	k := getConsumer(t, c, "ledger", "ledger-sync").Spec.Kafka
+	if k.SASL == nil || k.SASL.Mechanism != v1alpha1.SASLScramSHA512 || k.SASL.SecretRef.Name != "ledger-kafka" {
+		t.Errorf("stored sasl = %+v", k.SASL)
+	}
+	if k.TLS == nil || k.TLS.CASecretRef == nil || k.TLS.CASecretRef.Key != "ca" || k.TLS.CertSecretRef == nil || k.TLS.KeySecretRef == nil || k.TLS.KeySecretRef.Key != "key" {
+		t.Errorf("stored tls = %+v", k.TLS)
+	}
+}
 
-	t.Run("from cluster", func(t *testing.T) {
-		// The ScaledObject alone in the file; its Deployment is in the
-		// cluster.
-		ctx := context.Background()
-		if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "payments"}}); err != nil {
-			t.Fatal(err)
+// migrateSharedBrokers: consumers on the same brokers, TLS and SASL share a stored
+// KafkaCluster.
+func migrateSharedBrokers(t *testing.T, c client.Client) {
+	out, report, err := migrateCLI("", "-f", testdata("shared.yaml"))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, report)
+	}
+	apply(t, c, out)
+	kc := &v1alpha1.KafkaCluster{}
+	if err := c.Get(context.Background(), client.ObjectKey{Namespace: "shop", Name: "kafka-0-shop-svc"}, kc); err != nil {
+		t.Fatal(err)
+	}
+	if kc.Spec.SASL == nil || kc.Spec.SASL.Mechanism != v1alpha1.SASLScramSHA256 || kc.Spec.TLS == nil || kc.Spec.TLS.CASecretRef.Name != "shop-kafka-ca" {
+		t.Errorf("stored KafkaCluster = %+v", kc.Spec)
+	}
+	for _, name := range []string{"orders", "refunds"} {
+		ec := getConsumer(t, c, "shop", name)
+		if ec.Spec.Kafka.ClusterRef == nil || ec.Spec.Kafka.ClusterRef.Name != kc.Name {
+			t.Errorf("%s: kafka = %+v", name, ec.Spec.Kafka)
 		}
-		labels := map[string]string{"app": "payer"}
-		d := &appsv1.Deployment{
-			ObjectMeta: metav1.ObjectMeta{Name: "payer", Namespace: "payments"},
-			Spec: appsv1.DeploymentSpec{
-				Selector: &metav1.LabelSelector{MatchLabels: labels},
-				Template: corev1.PodTemplateSpec{
-					ObjectMeta: metav1.ObjectMeta{Labels: labels},
-					Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "payer", Image: "registry.example.com/payer:3.1.0"}}},
-				},
+	}
+}
+
+// migrateFromCluster: --from-cluster reads the Deployment missing from the files.
+func migrateFromCluster(t *testing.T, env *testenv.Env) {
+	c := env.Client
+	// The ScaledObject alone in the file; its Deployment is in the
+	// cluster.
+	ctx := context.Background()
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "payments"}}); err != nil {
+		t.Fatal(err)
+	}
+	labels := map[string]string{"app": "payer"}
+	d := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "payer", Namespace: "payments"},
+		Spec: appsv1.DeploymentSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "payer", Image: "registry.example.com/payer:3.1.0"}}},
 			},
-		}
-		if err := c.Create(ctx, d); err != nil {
-			t.Fatal(err)
-		}
-		kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
-		if err := env.WriteKubeconfig(kubeconfig); err != nil {
-			t.Fatal(err)
-		}
-		so := `
+		},
+	}
+	if err := c.Create(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := env.WriteKubeconfig(kubeconfig); err != nil {
+		t.Fatal(err)
+	}
+	so := `
 apiVersion: keda.sh/v1alpha1
 kind: ScaledObject
 metadata: {name: payer, namespace: payments}
@@ -254,19 +271,18 @@ spec:
     - type: kafka
       metadata: {bootstrapServers: "kafka.payments.svc:9092", consumerGroup: payer, topic: payments}
 `
-		if _, report, err := migrateCLI(so, "-f", "-", "--own"); err == nil || !strings.Contains(report, "--from-cluster") {
-			t.Fatalf("without --from-cluster: want a non-zero exit pointing to it, got %v\n%s", err, report)
-		}
-		out, report, err := migrateCLI(so, "-f", "-", "--own", "--from-cluster", "--kubeconfig", kubeconfig)
-		if err != nil {
-			t.Fatalf("%v\n%s", err, report)
-		}
-		apply(t, c, out)
-		ec := getConsumer(t, c, "payments", "payer")
-		if ec.Spec.Template == nil || ec.Spec.Template.Spec.Containers[0].Image != "registry.example.com/payer:3.1.0" {
-			t.Errorf("template = %+v", ec.Spec.Template)
-		}
-	})
+	if _, report, err := migrateCLI(so, "-f", "-", "--own"); err == nil || !strings.Contains(report, "--from-cluster") {
+		t.Fatalf("without --from-cluster: want a non-zero exit pointing to it, got %v\n%s", err, report)
+	}
+	out, report, err := migrateCLI(so, "-f", "-", "--own", "--from-cluster", "--kubeconfig", kubeconfig)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, report)
+	}
+	apply(t, c, out)
+	ec := getConsumer(t, c, "payments", "payer")
+	if ec.Spec.Template == nil || ec.Spec.Template.Spec.Containers[0].Image != "registry.example.com/payer:3.1.0" {
+		t.Errorf("template = %+v", ec.Spec.Template)
+	}
 }
 
 // TestMigrateBadInput checks the CLI's exit and messages for input it

@@ -1,7 +1,6 @@
 package migrate
 
 import (
-	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
@@ -108,65 +107,6 @@ func TestConvertPlain(t *testing.T) {
 	}
 	if d := line(t, r, "spec.cooldownPeriod").Detail; !strings.Contains(d, "120s") || !strings.Contains(d, "600s") {
 		t.Errorf("cooldown explanation lacks both windows: %s", d)
-	}
-}
-
-func TestConvertSASLAndTLSFromSecret(t *testing.T) {
-	// sasl and tls are in the Secret: without the flags migrate cannot know
-	// them and must not guess.
-	res := convertFile(t, "sasl-tls.yaml", Options{})
-	if !res.Failed() || len(res.Consumers) != 0 {
-		t.Fatalf("want a failed migration without --sasl/--tls, got failed=%t consumers=%d", res.Failed(), len(res.Consumers))
-	}
-	l := line(t, res.Reports[0], "TriggerAuthentication ledger-kafka-auth spec.secretTargetRef[0] (sasl)")
-	if !l.Essential || !strings.Contains(l.Detail, "--sasl") {
-		t.Errorf("sasl line = %+v", l)
-	}
-
-	res = convertFile(t, "sasl-tls.yaml", Options{SASL: "scram_sha512", TLS: "enable"})
-	if res.Failed() {
-		t.Fatalf("failed with --sasl and --tls: %+v", res.Reports[0].Lines)
-	}
-	k := consumer(t, res, "ledger-sync").Spec.Kafka
-	if k.SASL == nil || k.SASL.Mechanism != v1alpha1.SASLScramSHA512 || k.SASL.SecretRef.Name != "ledger-kafka" {
-		t.Errorf("sasl = %+v", k.SASL)
-	}
-	if k.TLS == nil || *k.TLS.CASecretRef != (v1alpha1.SecretKeyRef{Name: "ledger-kafka", Key: "ca"}) ||
-		*k.TLS.CertSecretRef != (v1alpha1.SecretKeyRef{Name: "ledger-kafka", Key: "cert"}) ||
-		*k.TLS.KeySecretRef != (v1alpha1.SecretKeyRef{Name: "ledger-kafka", Key: "key"}) || k.TLS.InsecureSkipVerify {
-		t.Errorf("tls = %+v", k.TLS)
-	}
-	// By reference only: no value of the Secret in the file reaches the
-	// output.
-	var out bytes.Buffer
-	if err := WriteYAML(&out, res); err != nil {
-		t.Fatal(err)
-	}
-	for _, secret := range []string{"not-a-real-password", "ledger-consumer", "BEGIN"} {
-		if strings.Contains(out.String(), secret) {
-			t.Errorf("the output holds the Secret's value %q:\n%s", secret, out.String())
-		}
-	}
-}
-
-func TestConvertSharedBrokers(t *testing.T) {
-	res := convertFile(t, "shared.yaml", Options{})
-	if res.Failed() || len(res.Consumers) != 2 || len(res.Clusters) != 1 {
-		t.Fatalf("failed=%t consumers=%d clusters=%d", res.Failed(), len(res.Consumers), len(res.Clusters))
-	}
-	kc := res.Clusters[0]
-	if kc.Namespace != "shop" || kc.Spec.SASL == nil || kc.Spec.SASL.Mechanism != v1alpha1.SASLScramSHA256 || kc.Spec.SASL.SecretRef.Name != "shop-kafka-user" ||
-		kc.Spec.TLS == nil || kc.Spec.TLS.CASecretRef.Name != "shop-kafka-ca" || kc.Spec.TLS.CASecretRef.Key != "ca.crt" || len(kc.Spec.BootstrapServers) != 2 {
-		t.Errorf("KafkaCluster = %+v", kc.Spec)
-	}
-	for _, name := range []string{"orders", "refunds"} {
-		k := consumer(t, res, name).Spec.Kafka
-		if k.ClusterRef == nil || k.ClusterRef.Name != kc.Name || k.BootstrapServers != nil || k.SASL != nil || k.TLS != nil {
-			t.Errorf("%s: kafka = %+v", name, k)
-		}
-	}
-	if got := consumer(t, res, "orders").Spec.Topics; len(got) != 2 || got[1] != "orders.updated" {
-		t.Errorf("apache-kafka topic list = %q", got)
 	}
 }
 
@@ -365,35 +305,5 @@ spec:
 	}
 	if d := line(t, r, "spec.cooldownPeriod").Detail; !strings.Contains(d, "minReplicaCount 2 rules out") {
 		t.Errorf("cooldown with minReplicaCount 2 should say it does not apply: %s", d)
-	}
-}
-
-// TestDecodeList reads the List that `kubectl get -o yaml` prints.
-func TestDecodeList(t *testing.T) {
-	doc := `
-apiVersion: v1
-kind: List
-items:
-  - apiVersion: keda.sh/v1alpha1
-    kind: ScaledObject
-    metadata: {name: a, namespace: ns}
-    spec:
-      scaleTargetRef: {name: a}
-      triggers: [{type: kafka, metadata: {bootstrapServers: "k:9092", consumerGroup: g, topic: t}}]
-  - apiVersion: apps/v1
-    kind: Deployment
-    metadata: {name: a, namespace: ns}
-    spec:
-      selector: {matchLabels: {app: a}}
-      template:
-        metadata: {labels: {app: a}}
-        spec: {containers: [{name: a, image: a:1}]}
-`
-	res, err := convertString(t, doc, Options{Own: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.Failed() || len(res.Consumers) != 1 || res.Consumers[0].Spec.Template == nil {
-		t.Fatalf("failed=%t consumers=%d: %+v", res.Failed(), len(res.Consumers), res.Reports[0].Lines)
 	}
 }
