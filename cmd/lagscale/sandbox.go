@@ -15,7 +15,7 @@ import (
 )
 
 const sandboxUsage = `Usage:
-  lagscale sandbox up [--dir DIR] [--kafka kfake|apache] [--kafka-port 9092] [--api-port 6443] [--images FILE] [--demo [--keep]]
+  lagscale sandbox up [--dir DIR] [--kafka kfake|apache] [--kafka-port 9092] [--api-port 6443] [--images FILE] [--demo [--group-type streams] [--keep]]
   lagscale sandbox down [--dir DIR]
   lagscale sandbox logs [--dir DIR] [-f] POD
 
@@ -25,14 +25,22 @@ kube-scheduler and three kwok fake nodes (built from source by
 Kafka broker (kfake in process, data kept in DIR/kafka; or with --kafka apache
 Apache Kafka from the jars of 'make kafka', data in DIR/kafka-apache, log in
 DIR/logs/kafka.log), the lagscale operator, and a
-pod runner that runs each handler pod's image as a local process:
+pod runner that runs the image of each pod as a local process, whoever
+created the pod (an EventConsumer's Deployment, or a workload of your own
+that an EventConsumer scales through spec.scaleTargetRef):
   lagscale/example-handler:*       bin/example-handler
   lagscale/example-node-handler:*  node examples/node-handler/index.js
+  lagscale/example-java-handler:*  java -jar examples/java-handler/target/java-handler.jar
+  lagscale/example-java-streams-handler:*
+                                   java -jar examples/java-streams-handler/target/java-streams-handler.jar
 and others through --images FILE, a YAML map from image to command:
   ghcr.io/acme/orders: ["/home/me/orders/bin/handler"]
 It prints the kubeconfig to export and runs until Ctrl-C, which stops
 everything it started. --demo applies an example EventConsumer, drives a
-burst of load and prints what lagscale does about it.
+burst of load and prints what lagscale does about it; with --group-type
+streams (and --kafka apache) the EventConsumer is groupType Streams and the
+handler the Kafka Streams example, scaled up to its task count, and the demo
+checks that every input record is counted exactly once.
 
 down stops, by PID, everything a running 'up' in DIR started.
 logs prints a handler pod's output (POD or NAMESPACE/POD).
@@ -80,10 +88,14 @@ func sandboxUp(args []string, stdout io.Writer) error {
 	keep := fs.Bool("keep", false, "with --demo: keep the sandbox running after the demo until Ctrl-C")
 	noBuild := fs.Bool("no-build", false, "fail instead of running `make sandbox-tools` when a binary is missing")
 	chart := fs.String("chart", "", "with --demo: where to write the PNG chart (default DIR/demo.png)")
+	groupType := fs.String("group-type", "", "with --demo: streams runs the Kafka Streams phase (needs --kafka apache and `make java-streams-handler`)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
+		return err
+	}
+	if err := checkGroupTypeFlag(*groupType, *demo, *kafka); err != nil {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -113,8 +125,12 @@ func sandboxUp(args []string, stdout io.Writer) error {
 		if out == "" {
 			out = s.Dir() + "/demo.png"
 		}
-		if _, err := sandbox.RunDemo(ctx, s, sandbox.DemoOptions{Out: stdout, ChartPath: out}); err != nil {
+		res, err := sandbox.RunDemo(ctx, s, sandbox.DemoOptions{Out: stdout, ChartPath: out, GroupType: *groupType})
+		if err != nil {
 			return err
+		}
+		if res.Counts != nil && !res.Counts.ExactlyOnce() {
+			return fmt.Errorf("demo: the Streams application did not count every input record exactly once (see the summary)")
 		}
 		if !*keep {
 			return nil
@@ -128,6 +144,22 @@ func sandboxUp(args []string, stdout io.Writer) error {
 	case err := <-s.OperatorDone():
 		return fmt.Errorf("operator stopped: %v; see %s/logs/operator.log", err, s.Dir())
 	}
+}
+
+// checkGroupTypeFlag refuses --group-type where the demo cannot run it,
+// before anything starts.
+func checkGroupTypeFlag(groupType string, demo bool, kafka string) error {
+	switch {
+	case groupType == "":
+		return nil
+	case !demo:
+		return errors.New("sandbox up: --group-type goes with --demo")
+	case groupType != sandbox.DemoGroupStreams:
+		return fmt.Errorf("sandbox up: unknown --group-type %q: want %s", groupType, sandbox.DemoGroupStreams)
+	case kafka != sandbox.KafkaApache:
+		return errors.New("sandbox up: --group-type streams needs --kafka apache (kfake has no streams groups)")
+	}
+	return nil
 }
 
 func printStopped(w io.Writer, stopped []string) {

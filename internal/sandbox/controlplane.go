@@ -148,19 +148,36 @@ func waitHTTP(ctx context.Context, c *child, url string, client *http.Client, ti
 // startControlPlane starts etcd, kube-apiserver, kube-controller-manager,
 // kube-scheduler and kwok, waiting for each to be usable.
 func (s *Sandbox) startControlPlane(ctx context.Context) error {
-	k8s := filepath.Join(s.opts.BinDir, "k8s", KubernetesVersion)
-	etcdClient, err := freePort()
+	etcdURL, err := s.startEtcd(ctx)
 	if err != nil {
 		return err
 	}
+	if err := s.startAPIServer(ctx, etcdURL); err != nil {
+		return err
+	}
+	return s.startControllers(ctx)
+}
+
+// k8sBin is the path of a control plane binary built by `make test-env`.
+func (s *Sandbox) k8sBin(name string) string {
+	return filepath.Join(s.opts.BinDir, "k8s", KubernetesVersion, name)
+}
+
+// startEtcd starts etcd on two free ports and returns its client URL once
+// it is healthy.
+func (s *Sandbox) startEtcd(ctx context.Context) (string, error) {
+	etcdClient, err := freePort()
+	if err != nil {
+		return "", err
+	}
 	etcdPeer, err := freePort()
 	if err != nil {
-		return err
+		return "", err
 	}
 	etcdURL := "http://127.0.0.1:" + strconv.Itoa(etcdClient)
 	peerURL := "http://127.0.0.1:" + strconv.Itoa(etcdPeer)
 	s.progress("starting etcd")
-	etcd, err := s.startChild("etcd", filepath.Join(k8s, "etcd"),
+	etcd, err := s.startChild("etcd", s.k8sBin("etcd"),
 		"--name=sandbox",
 		"--data-dir="+s.layout.Etcd(),
 		"--listen-client-urls="+etcdURL,
@@ -172,15 +189,20 @@ func (s *Sandbox) startControlPlane(ctx context.Context) error {
 		"--log-level=warn",
 	)
 	if err != nil {
-		return err
+		return "", err
 	}
 	if err := waitHTTP(ctx, etcd, etcdURL+"/health", http.DefaultClient, 60*time.Second); err != nil {
-		return err
+		return "", err
 	}
+	return etcdURL, nil
+}
 
+// startAPIServer starts kube-apiserver on s.apiPort and, once it is ready,
+// writes the admin kubeconfig the other components and clients use.
+func (s *Sandbox) startAPIServer(ctx context.Context, etcdURL string) error {
 	s.progress("starting kube-apiserver")
 	apiURL := "https://127.0.0.1:" + strconv.Itoa(s.apiPort)
-	apiserver, err := s.startChild("kube-apiserver", filepath.Join(k8s, "kube-apiserver"),
+	apiserver, err := s.startChild("kube-apiserver", s.k8sBin("kube-apiserver"),
 		"--etcd-servers="+etcdURL,
 		"--bind-address=127.0.0.1",
 		"--advertise-address=127.0.0.1",
@@ -211,37 +233,34 @@ func (s *Sandbox) startControlPlane(ctx context.Context) error {
 	if err := waitHTTP(ctx, apiserver, apiURL+"/readyz", hc, 90*time.Second); err != nil {
 		return err
 	}
-	if err := os.WriteFile(s.layout.Kubeconfig(), kubeconfig(apiURL, s.pki), 0o600); err != nil {
-		return err
-	}
+	return os.WriteFile(s.layout.Kubeconfig(), kubeconfig(apiURL, s.pki), 0o600)
+}
 
+// startControllers starts kube-controller-manager, kube-scheduler and
+// kwok, and gives them a moment to fail on a bad flag, so that the error
+// names the component instead of a later timeout.
+func (s *Sandbox) startControllers(ctx context.Context) error {
 	s.progress("starting kube-controller-manager, kube-scheduler and kwok")
-	kcm, err := s.startChild("kube-controller-manager", filepath.Join(k8s, "kube-controller-manager"),
-		"--kubeconfig="+s.layout.Kubeconfig(),
-		"--authentication-kubeconfig="+s.layout.Kubeconfig(),
-		"--authorization-kubeconfig="+s.layout.Kubeconfig(),
+	kubeconfigFlags := []string{
+		"--kubeconfig=" + s.layout.Kubeconfig(),
+		"--authentication-kubeconfig=" + s.layout.Kubeconfig(),
+		"--authorization-kubeconfig=" + s.layout.Kubeconfig(),
 		"--bind-address=127.0.0.1",
 		"--secure-port=0",
 		"--leader-elect=false",
+	}
+	kcm, err := s.startChild("kube-controller-manager", s.k8sBin("kube-controller-manager"), append(kubeconfigFlags,
 		"--controllers=deployment-controller,replicaset-controller,garbage-collector-controller,node-lifecycle-controller,serviceaccount-controller,serviceaccount-token-controller,namespace-controller,root-ca-certificate-publisher-controller",
 		"--service-account-private-key-file="+s.pki.SAKey,
 		"--root-ca-file="+s.pki.CACert,
 		"--use-service-account-credentials=false",
 		"--node-monitor-grace-period=60s",
 		"--v=1",
-	)
+	)...)
 	if err != nil {
 		return err
 	}
-	sched, err := s.startChild("kube-scheduler", filepath.Join(k8s, "kube-scheduler"),
-		"--kubeconfig="+s.layout.Kubeconfig(),
-		"--authentication-kubeconfig="+s.layout.Kubeconfig(),
-		"--authorization-kubeconfig="+s.layout.Kubeconfig(),
-		"--bind-address=127.0.0.1",
-		"--secure-port=0",
-		"--leader-elect=false",
-		"--v=1",
-	)
+	sched, err := s.startChild("kube-scheduler", s.k8sBin("kube-scheduler"), append(kubeconfigFlags, "--v=1")...)
 	if err != nil {
 		return err
 	}
@@ -260,8 +279,6 @@ func (s *Sandbox) startControlPlane(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// Give them a moment to fail on a bad flag, so that the error names
-	// the component instead of a later timeout.
 	select {
 	case <-time.After(1500 * time.Millisecond):
 	case <-ctx.Done():

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -48,9 +49,16 @@ type DemoOptions struct {
 	// ScaleDownStabilizationSeconds [60] and PollIntervalSeconds [5].
 	ScaleDownStabilizationSeconds int32
 	PollIntervalSeconds           int32
+	// GroupType is "" for the Go example handler on a consumer group, or
+	// DemoGroupStreams for the Kafka Streams example on a streams group
+	// (Apache Kafka only), with defaults of its own (see streamsDefaults).
+	GroupType string
 }
 
 func (o *DemoOptions) defaults() {
+	if o.GroupType == DemoGroupStreams {
+		o.streamsDefaults()
+	}
 	if o.Out == nil {
 		o.Out = io.Discard
 	}
@@ -128,11 +136,23 @@ type DemoResult struct {
 	BurstEnd       time.Duration
 	LoadEnd        time.Duration
 	ChartPath      string
+	// Learned is the consumer's status.learned at the last sample: the
+	// demo sets no throughputPerReplica, so the capacity is measured.
+	Learned *v1alpha1.LearnedStatus
+	// ActiveTasks and MaxInstances are the streams group's tasks and the
+	// instances they keep busy (the scale bound), from the status; Counts
+	// compares the Streams phase's output with its input. Zero and nil
+	// for the other group types.
+	ActiveTasks, MaxInstances int32
+	Counts                    *StreamsCounts
 }
 
 // DemoConsumer is the demo's EventConsumer.
 func DemoConsumer(o DemoOptions, bootstrap string) *v1alpha1.EventConsumer {
 	o.defaults()
+	if o.GroupType == DemoGroupStreams {
+		return streamsConsumer(o, bootstrap)
+	}
 	return &v1alpha1.EventConsumer{
 		ObjectMeta: metav1.ObjectMeta{Name: o.Name, Namespace: o.Namespace},
 		Spec: v1alpha1.EventConsumerSpec{
@@ -235,33 +255,16 @@ func RunDemo(ctx context.Context, s *Sandbox, o DemoOptions) (*DemoResult, error
 	out := o.Out
 	bootstrap := s.KafkaAddr()
 	ec := DemoConsumer(o, bootstrap)
-	fmt.Fprintf(out, "== demo: EventConsumer %s/%s (image %s, WORK_MS=%d, %d partitions, maxLagSeconds 30, minReplicas 1)\n", o.Namespace, o.Name, ExampleHandlerImage, o.WorkMS, o.Partitions)
-	if err := CreateTopic(ctx, bootstrap, o.Topic, o.Partitions); err != nil {
+	if err := checkDemoGroupType(s, o); err != nil {
 		return nil, err
 	}
-	startCommitted, err := GroupCommitted(ctx, bootstrap, ec.Spec.ConsumerGroup, o.Topic)
+	fmt.Fprintf(out, "== demo: EventConsumer %s/%s (group type %s, image %s, %s=%d, %d partitions, maxLagSeconds 30, minReplicas 1)\n",
+		o.Namespace, o.Name, groupTypeOf(ec), ec.Spec.Handler.Image, ec.Spec.Handler.Env[0].Name, o.WorkMS, o.Partitions)
+	startCommitted, err := startDemoConsumer(ctx, s, o, ec)
 	if err != nil {
 		return nil, err
 	}
-	if err := applyConsumer(ctx, s.Client, ec); err != nil {
-		return nil, fmt.Errorf("apply the demo EventConsumer: %w", err)
-	}
-	fmt.Fprintln(out, "== waiting for the handler pod to run and join the group")
-	if err := waitFor(ctx, 90*time.Second, func() (bool, error) {
-		cur := &v1alpha1.EventConsumer{}
-		if err := s.Client.Get(ctx, client.ObjectKeyFromObject(ec), cur); err != nil {
-			return false, err
-		}
-		return cur.Status.ReadyReplicas >= 1 && cur.Status.Lag != nil && cur.Status.Lag.Members >= 1, nil
-	}); err != nil {
-		return nil, fmt.Errorf("the demo consumer did not start: %w (see %s/logs/operator.log and `lagscale sandbox logs`)", err, s.Dir())
-	}
 
-	profile := produce.Profile{Segments: []produce.Segment{
-		{Shape: produce.ShapeConstant, Duration: o.Steady, Factor: 1},
-		{Shape: produce.ShapeBurst, Duration: o.Burst, Factor: o.BurstFactor},
-		{Shape: produce.ShapeConstant, Duration: o.After, Factor: 1},
-	}}
 	loadLen := o.Steady + o.Burst + o.After
 	res := &DemoResult{
 		MaxLagSeconds: 30, MinReplicas: 1,
@@ -274,72 +277,11 @@ func RunDemo(ctx context.Context, s *Sandbox, o DemoOptions) (*DemoResult, error
 
 	loadCtx, stopLoad := context.WithCancel(ctx)
 	defer stopLoad()
-	type prodResult struct {
-		r   produce.Result
-		err error
-	}
-	prodDone := make(chan prodResult, 1)
 	start := time.Now()
-	go func() {
-		r, err := produce.Run(loadCtx, produce.Config{
-			Brokers: []string{bootstrap}, Topic: o.Topic, Rate: o.Rate, Profile: profile,
-			Duration: loadLen, Size: 100, Keys: produce.KeysRandom, ReportEvery: time.Hour,
-		}, io.Discard)
-		prodDone <- prodResult{r, err}
-	}()
-
-	var (
-		lastUpdated time.Time
-		lastDesired int32 = -1
-		produced    *prodResult
-	)
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return res, ctx.Err()
-		case p := <-prodDone:
-			produced = &p
-			if p.err != nil && !errors.Is(p.err, context.Canceled) {
-				return res, fmt.Errorf("produce: %w", p.err)
-			}
-		case <-tick.C:
-		}
-		el := time.Since(start)
-		cur := &v1alpha1.EventConsumer{}
-		if err := s.Client.Get(ctx, client.ObjectKeyFromObject(ec), cur); err != nil {
-			continue
-		}
-		st := cur.Status
-		if st.Lag == nil || st.Lag.Updated == nil || !st.Lag.Updated.After(lastUpdated) {
-			continue
-		}
-		lastUpdated = st.Lag.Updated.Time
-		smp := Sample{
-			At: el, Phase: phaseAt(el, o), Inflow: st.Lag.ProductionRate, Lag: st.Lag.Total,
-			LagSeconds: st.Lag.Seconds, DesiredReplicas: st.DesiredReplicas, Replicas: st.Replicas,
-			ReadyReplicas: st.ReadyReplicas, Health: health(cur),
-		}
-		res.Samples = append(res.Samples, smp)
-		fmt.Fprintf(out, "%5.0fs  %-6s %8.0f %8d %8.1fs %5d/%-3d  %s\n", el.Seconds(), smp.Phase, smp.Inflow, smp.Lag, smp.LagSeconds, smp.ReadyReplicas, smp.DesiredReplicas, smp.Health)
-		if lastDesired >= 0 && smp.DesiredReplicas != lastDesired {
-			res.ScaleEvents++
-		}
-		lastDesired = smp.DesiredReplicas
-		if el > res.BurstEnd && res.DrainTime < 0 && smp.LagSeconds <= float64(res.MaxLagSeconds)/6 {
-			res.DrainTime = el - res.BurstEnd
-		}
-		if produced != nil && el > loadLen {
-			if smp.DesiredReplicas <= res.MinReplicas && smp.Replicas <= res.MinReplicas && smp.Lag == 0 {
-				res.BackToMin = true
-				break
-			}
-			if el > loadLen+o.IdleMax {
-				fmt.Fprintf(out, "== replicas did not return to minReplicas within %s of idle\n", o.IdleMax)
-				break
-			}
-		}
+	prodDone := startDemoLoad(loadCtx, bootstrap, o)
+	produced, err := watchDemo(ctx, s, ec, o, res, start, prodDone)
+	if err != nil {
+		return res, err
 	}
 	res.TotalTime = time.Since(start)
 	if produced != nil {
@@ -350,8 +292,16 @@ func RunDemo(ctx context.Context, s *Sandbox, o DemoOptions) (*DemoResult, error
 		return res, err
 	}
 	res.Handled = end - startCommitted
+	if o.GroupType == DemoGroupStreams {
+		c, err := CheckStreamsCounts(ctx, bootstrap, o.Topic, streamsOutputTopic(o))
+		if err != nil {
+			return res, fmt.Errorf("read the counts: %w", err)
+		}
+		res.Counts = &c
+	}
 	res.summarise()
 	res.print(out)
+	res.printStreams(out, streamsOutputTopic(o))
 	if o.ChartPath != "" {
 		if err := WriteChart(o.ChartPath, res); err != nil {
 			return res, fmt.Errorf("write chart: %w", err)
@@ -359,6 +309,146 @@ func RunDemo(ctx context.Context, s *Sandbox, o DemoOptions) (*DemoResult, error
 		fmt.Fprintf(out, "chart:                 %s\n", o.ChartPath)
 	}
 	return res, nil
+}
+
+// startDemoConsumer creates the topic, applies the EventConsumer and waits
+// for its handler pod to join the group. It returns the group's committed
+// offsets before the load, so that a rerun counts only its own records.
+func startDemoConsumer(ctx context.Context, s *Sandbox, o DemoOptions, ec *v1alpha1.EventConsumer) (int64, error) {
+	bootstrap := s.KafkaAddr()
+	if err := CreateTopic(ctx, bootstrap, o.Topic, o.Partitions); err != nil {
+		return 0, err
+	}
+	if o.GroupType == DemoGroupStreams {
+		if err := CreateTopic(ctx, bootstrap, streamsOutputTopic(o), o.Partitions); err != nil {
+			return 0, err
+		}
+		if err := waitTransactionCoordinator(ctx, bootstrap); err != nil {
+			return 0, err
+		}
+	}
+	startCommitted, err := GroupCommitted(ctx, bootstrap, ec.Spec.ConsumerGroup, o.Topic)
+	if err != nil {
+		return 0, err
+	}
+	if err := applyConsumer(ctx, s.Client, ec); err != nil {
+		return 0, fmt.Errorf("apply the demo EventConsumer: %w", err)
+	}
+	fmt.Fprintln(o.Out, "== waiting for the handler pod to run and join the group")
+	if err := waitFor(ctx, 90*time.Second, func() (bool, error) {
+		cur := &v1alpha1.EventConsumer{}
+		if err := s.Client.Get(ctx, client.ObjectKeyFromObject(ec), cur); err != nil {
+			return false, err
+		}
+		return cur.Status.ReadyReplicas >= 1 && cur.Status.Lag != nil && cur.Status.Lag.Members >= 1 && tasksRunning(cur.Status.Lag), nil
+	}); err != nil {
+		return 0, fmt.Errorf("the demo consumer did not start: %w (see %s/logs/operator.log and `lagscale sandbox logs`)", err, s.Dir())
+	}
+	return startCommitted, nil
+}
+
+// prodResult is what the demo's producer did.
+type prodResult struct {
+	r   produce.Result
+	err error
+}
+
+// startDemoLoad produces the demo's load profile until it ends or ctx is
+// cancelled; the result arrives on the channel.
+func startDemoLoad(ctx context.Context, bootstrap string, o DemoOptions) <-chan prodResult {
+	profile := produce.Profile{Segments: []produce.Segment{
+		{Shape: produce.ShapeConstant, Duration: o.Steady, Factor: 1},
+		{Shape: produce.ShapeBurst, Duration: o.Burst, Factor: o.BurstFactor},
+		{Shape: produce.ShapeConstant, Duration: o.After, Factor: 1},
+	}}
+	prodDone := make(chan prodResult, 1)
+	go func() {
+		r, err := produce.Run(ctx, produce.Config{
+			Brokers: []string{bootstrap}, Topic: o.Topic, Rate: o.Rate, Profile: profile,
+			Duration: o.Steady + o.Burst + o.After, Size: 100, Keys: produce.KeysRandom, ReportEvery: time.Hour,
+		}, io.Discard)
+		prodDone <- prodResult{r, err}
+	}()
+	return prodDone
+}
+
+// watchDemo prints a line for every new lag poll in the consumer's status
+// and records it in res, until the replicas are back at minReplicas with
+// no lag after the load, or IdleMax of idle has passed. It returns what
+// the producer did, nil if it had not finished.
+func watchDemo(ctx context.Context, s *Sandbox, ec *v1alpha1.EventConsumer, o DemoOptions, res *DemoResult, start time.Time, prodDone <-chan prodResult) (*prodResult, error) {
+	var (
+		lastUpdated time.Time
+		lastDesired int32 = -1
+		produced    *prodResult
+	)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return produced, ctx.Err()
+		case p := <-prodDone:
+			produced = &p
+			if p.err != nil && !errors.Is(p.err, context.Canceled) {
+				return produced, fmt.Errorf("produce: %w", p.err)
+			}
+		case <-tick.C:
+		}
+		el := time.Since(start)
+		cur := &v1alpha1.EventConsumer{}
+		if err := s.Client.Get(ctx, client.ObjectKeyFromObject(ec), cur); err != nil {
+			continue
+		}
+		st := cur.Status
+		if st.Learned != nil {
+			res.Learned = st.Learned.DeepCopy()
+		}
+		if st.Lag != nil {
+			res.observeStreams(st.Lag.Streams)
+		}
+		if st.Lag == nil || st.Lag.Updated == nil || !st.Lag.Updated.After(lastUpdated) {
+			continue
+		}
+		lastUpdated = st.Lag.Updated.Time
+		smp := Sample{
+			At: el, Phase: phaseAt(el, o), Inflow: st.Lag.ProductionRate, Lag: st.Lag.Total,
+			LagSeconds: st.Lag.Seconds, DesiredReplicas: st.DesiredReplicas, Replicas: st.Replicas,
+			ReadyReplicas: st.ReadyReplicas, Health: health(cur),
+		}
+		fmt.Fprintf(o.Out, "%5.0fs  %-6s %8.0f %8d %8.1fs %5d/%-3d  %s\n", el.Seconds(), smp.Phase, smp.Inflow, smp.Lag, smp.LagSeconds, smp.ReadyReplicas, smp.DesiredReplicas, smp.Health)
+		res.record(smp, lastDesired)
+		lastDesired = smp.DesiredReplicas
+		if produced != nil && el > res.LoadEnd {
+			if res.atMin(smp) {
+				res.BackToMin = true
+				return produced, nil
+			}
+			if el > res.LoadEnd+o.IdleMax {
+				fmt.Fprintf(o.Out, "== replicas did not return to minReplicas within %s of idle\n", o.IdleMax)
+				return produced, nil
+			}
+		}
+	}
+}
+
+// record adds a sample: a scale event when the desired replicas changed
+// from lastDesired (-1 for the first sample), and the drain time when the
+// time lag first falls to a sixth of the target after the burst.
+func (r *DemoResult) record(smp Sample, lastDesired int32) {
+	r.Samples = append(r.Samples, smp)
+	if lastDesired >= 0 && smp.DesiredReplicas != lastDesired {
+		r.ScaleEvents++
+	}
+	if smp.At > r.BurstEnd && r.DrainTime < 0 && smp.LagSeconds <= float64(r.MaxLagSeconds)/6 {
+		r.DrainTime = smp.At - r.BurstEnd
+	}
+}
+
+// atMin reports whether a sample has the replicas back at minReplicas with
+// no lag.
+func (r *DemoResult) atMin(smp Sample) bool {
+	return smp.DesiredReplicas <= r.MinReplicas && smp.Replicas <= r.MinReplicas && smp.Lag == 0
 }
 
 func phaseAt(el time.Duration, o DemoOptions) string {
@@ -420,6 +510,52 @@ func (r *DemoResult) print(w io.Writer) {
 	fmt.Fprintf(w, "scale events:          %d\n", r.ScaleEvents)
 	fmt.Fprintf(w, "records:               %d produced, %d handled (committed by the group)\n", r.Produced, r.Handled)
 	fmt.Fprintf(w, "back to minReplicas:   %v\n", r.BackToMin)
+	fmt.Fprintf(w, "learned (no throughputPerReplica given): %s\n", learnedLine(r.Learned))
+}
+
+// learnedLine says what the autoscaler learned, from status.learned.
+func learnedLine(l *v1alpha1.LearnedStatus) string {
+	if l == nil {
+		return "nothing yet"
+	}
+	var parts []string
+	if l.CapacityPerReplica != nil {
+		parts = append(parts, fmt.Sprintf("capacity %.0f records/s per replica", *l.CapacityPerReplica))
+	}
+	if l.ScaleUpDelaySeconds != nil {
+		parts = append(parts, fmt.Sprintf("scale-up delay %.0fs", *l.ScaleUpDelaySeconds))
+	}
+	if l.RebalancePauseSeconds != nil {
+		parts = append(parts, fmt.Sprintf("rebalance pause %.0fs", *l.RebalancePauseSeconds))
+	}
+	if len(parts) == 0 {
+		return "nothing yet"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// checkDemoGroupType refuses a group type the sandbox's broker cannot run
+// before anything is applied.
+func checkDemoGroupType(s *Sandbox, o DemoOptions) error {
+	switch o.GroupType {
+	case "":
+		return nil
+	case DemoGroupStreams:
+		if s.KafkaKind() != KafkaApache {
+			return fmt.Errorf("the Streams demo needs Apache Kafka (kfake has no streams groups): run `make demo KAFKA=apache GROUP_TYPE=streams`, or `lagscale sandbox up --kafka apache --demo --group-type streams`")
+		}
+		return nil
+	}
+	return fmt.Errorf("unknown demo group type %q: want %q or none", o.GroupType, DemoGroupStreams)
+}
+
+// groupTypeOf is the consumer's group type as the spec says it, Classic
+// when it says none.
+func groupTypeOf(ec *v1alpha1.EventConsumer) v1alpha1.GroupType {
+	if ec.Spec.GroupType == "" {
+		return v1alpha1.GroupTypeClassic
+	}
+	return ec.Spec.GroupType
 }
 
 // waitFor polls cond every 500 ms until it holds, fails or timeout passes.

@@ -23,6 +23,11 @@ const (
 	// `java -jar examples/java-handler/target/java-handler.jar` for it
 	// (`make java-handler` builds the jar).
 	JavaHandlerImage = "lagscale/example-java-handler:dev"
+	// JavaStreamsHandlerImage is examples/java-streams-handler's image, a
+	// Kafka Streams application; the sandbox runs `java -jar
+	// examples/java-streams-handler/target/java-streams-handler.jar` for it
+	// (`make java-streams-handler` builds the jar).
+	JavaStreamsHandlerImage = "lagscale/example-java-streams-handler:dev"
 )
 
 // ImageMap maps container images to local commands. A key is a full image
@@ -35,14 +40,20 @@ func DefaultImageMap(root, binDir string) ImageMap {
 	goHandler := []string{filepath.Join(binDir, "example-handler")}
 	nodeHandler := []string{"node", filepath.Join(root, "examples", "node-handler", "index.js")}
 	javaHandler := []string{"java", "-Xmx256m", "-jar", filepath.Join(root, "examples", "java-handler", "target", "java-handler.jar")}
+	// A small heap, the serial collector and the C1 compiler only: several
+	// of these JVMs share a laptop (or two CI cores) with the broker.
+	streamsHandler := []string{"java", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-jar",
+		filepath.Join(root, "examples", "java-streams-handler", "target", "java-streams-handler.jar")}
 	return ImageMap{
-		"lagscale/example-handler":              goHandler,
-		"ghcr.io/lagscale/example-handler":      goHandler,
-		"docker.io/lagscale/example-handler":    goHandler,
-		"lagscale/example-node-handler":         nodeHandler,
-		"ghcr.io/lagscale/example-node-handler": nodeHandler,
-		"lagscale/example-java-handler":         javaHandler,
-		"ghcr.io/lagscale/example-java-handler": javaHandler,
+		"lagscale/example-handler":                      goHandler,
+		"ghcr.io/lagscale/example-handler":              goHandler,
+		"docker.io/lagscale/example-handler":            goHandler,
+		"lagscale/example-node-handler":                 nodeHandler,
+		"ghcr.io/lagscale/example-node-handler":         nodeHandler,
+		"lagscale/example-java-handler":                 javaHandler,
+		"ghcr.io/lagscale/example-java-handler":         javaHandler,
+		"lagscale/example-java-streams-handler":         streamsHandler,
+		"ghcr.io/lagscale/example-java-streams-handler": streamsHandler,
 	}
 }
 

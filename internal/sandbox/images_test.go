@@ -29,6 +29,7 @@ registry.local:5000/team/py: ["python3", "handler.py"]
 		{"example handler, digest", "lagscale/example-handler@sha256:abc", []string{"/repo/bin/example-handler"}},
 		{"node example", NodeHandlerImage, []string{"node", "/repo/examples/node-handler/index.js"}},
 		{"java example", JavaHandlerImage, []string{"java", "-Xmx256m", "-jar", "/repo/examples/java-handler/target/java-handler.jar"}},
+		{"java streams example", JavaStreamsHandlerImage, []string{"java", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-jar", "/repo/examples/java-streams-handler/target/java-streams-handler.jar"}},
 		{"mapped repository, any tag; relative path from the file", "ghcr.io/acme/orders:v1", []string{"/home/me/bin/orders", "--verbose"}},
 		{"full reference wins over repository", "ghcr.io/acme/orders:v2", []string{"/opt/orders-v2"}},
 		{"registry with a port", "registry.local:5000/team/py:3", []string{"python3", "handler.py"}},

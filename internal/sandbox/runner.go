@@ -22,8 +22,6 @@ import (
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
-
-	"github.com/lagscale/lagscale/internal/deploy"
 )
 
 // Event reasons the pod runner records on pods, after the kubelet's.
@@ -40,10 +38,12 @@ const (
 const restartDelay = 5 * time.Second
 
 // PodRunner plays the kubelet's part for handler pods: for each Running
-// pod of an EventConsumer's Deployment it runs the handler as a local
-// process with the pod's environment; when the pod is deleted it sends
-// SIGTERM, waits up to the pod's grace period, sends SIGKILL and then
-// removes the pod, as a kubelet does.
+// pod whose image the ImageMap maps to a local command, whoever created it
+// (an EventConsumer's Deployment, or a user's own workload scaled through
+// spec.scaleTargetRef), it runs that command as a local process with the
+// pod's environment; when the pod is deleted it sends SIGTERM, waits up to
+// the pod's grace period, sends SIGKILL and then removes the pod, as a
+// kubelet does.
 type PodRunner struct {
 	cs     kubernetes.Interface
 	images ImageMap
@@ -84,12 +84,13 @@ func NewPodRunner(cfg *rest.Config, images ImageMap, l layout, pids *pidFile, lo
 	}
 }
 
-// Start watches the handler pods until ctx ends.
+// Start watches every pod until ctx ends. It does not select lagscale's
+// label: a workload a user deploys and an EventConsumer scales through
+// spec.scaleTargetRef carries the user's labels, not lagscale's, and its
+// pods must run as a cluster's kubelets would run them.
 func (r *PodRunner) Start(ctx context.Context) error {
 	r.ctx = ctx
-	f := informers.NewSharedInformerFactoryWithOptions(r.cs, 0, informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-		o.LabelSelector = deploy.LabelConsumer
-	}))
+	f := informers.NewSharedInformerFactory(r.cs, 0)
 	inf := f.Core().V1().Pods()
 	r.lister = inf.Lister()
 	if _, err := inf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -210,6 +211,13 @@ func (r *PodRunner) start(pod *corev1.Pod) error {
 		r.fail(pod, EventImageNotMapped, msg)
 		return fmt.Errorf("%s", msg)
 	}
+	if jar := jarOf(argv); jar != "" {
+		if _, err := os.Stat(jar); err != nil {
+			msg := fmt.Sprintf("Jar %s for image %q not found: build it with `make %s`", jar, c.Image, filepath.Base(filepath.Dir(filepath.Dir(jar))))
+			r.fail(pod, EventImageNotMapped, msg)
+			return fmt.Errorf("%s", msg)
+		}
+	}
 	env, err := ResolveEnv(r.ctx, clientGetter{r.cs}, pod, c)
 	if err != nil {
 		r.fail(pod, EventConfigError, "Error: "+err.Error())
@@ -275,6 +283,16 @@ func (r *PodRunner) start(pod *corev1.Pod) error {
 		})
 	}()
 	return nil
+}
+
+// jarOf is the jar of a `java ... -jar FILE` command, or "".
+func jarOf(argv []string) string {
+	for i := 1; i+1 < len(argv); i++ {
+		if argv[i] == "-jar" {
+			return argv[i+1]
+		}
+	}
+	return ""
 }
 
 // fail reports a start failure on the pod once; r.mu is held.
@@ -415,7 +433,7 @@ func PodLogs(dir, name string) (string, error) {
 	matches, _ := filepath.Glob(filepath.Join(l.Pods(), "*", name+".log"))
 	switch len(matches) {
 	case 0:
-		return "", fmt.Errorf("no log for pod %q in %s: list the pods with `kubectl get pods -A -l %s`", name, l.Pods(), deploy.LabelConsumer)
+		return "", fmt.Errorf("no log for pod %q in %s: list the pods with `kubectl get pods -A`", name, l.Pods())
 	case 1:
 		return matches[0], nil
 	}

@@ -216,48 +216,8 @@ func Up(ctx context.Context, o Options) (_ *Sandbox, err error) {
 	start := time.Now()
 	s := &Sandbox{opts: o, layout: layout{Dir: o.Dir}}
 	s.pids = &pidFile{path: s.layout.PIDs()}
-	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
+	if err := s.preflight(ctx); err != nil {
 		return nil, err
-	}
-	if err := s.checkNotRunning(); err != nil {
-		return nil, err
-	}
-	if err := s.layout.checkVersion(); err != nil {
-		return nil, err
-	}
-	if o.Kafka == KafkaApache {
-		// Before anything starts: without a JDK or the jars nothing else
-		// is worth building or starting.
-		if _, err := kafkabroker.FindJava(); err != nil {
-			return nil, err
-		}
-		if _, err := kafkabroker.LibsDir(o.BinDir, kafkabroker.Version); err != nil {
-			return nil, err
-		}
-	}
-	if missing := missingBinaries(o.BinDir); len(missing) > 0 {
-		if !o.BuildMissing {
-			return nil, fmt.Errorf("missing %s in %s: run `make sandbox-tools` (the first build takes about 10 minutes)", strings.Join(missing, ", "), o.BinDir)
-		}
-		if err := buildTools(ctx, o.Root, o.Progress); err != nil {
-			return nil, err
-		}
-	}
-	if o.KafkaPort != 0 {
-		if err := checkPortFree(o.KafkaPort, "Kafka", "stop what listens there or pass --kafka-port with a free port"); err != nil {
-			return nil, err
-		}
-	}
-	s.apiPort = o.APIPort
-	if s.apiPort != 0 {
-		if err := checkPortFree(s.apiPort, "kube-apiserver", "stop what listens there or pass --api-port with a free port"); err != nil {
-			return nil, err
-		}
-	} else if s.apiPort, err = freePort(); err != nil {
-		return nil, err
-	}
-	if s.pki, err = ensurePKI(s.layout.PKI()); err != nil {
-		return nil, fmt.Errorf("create certificates: %w", err)
 	}
 	if err := s.pids.add("sandbox", os.Getpid()); err != nil {
 		return nil, err
@@ -271,13 +231,7 @@ func Up(ctx context.Context, o Options) (_ *Sandbox, err error) {
 	if err := s.startControlPlane(ctx); err != nil {
 		return s, err
 	}
-	cfg, err := clientcmd.BuildConfigFromFlags("", s.layout.Kubeconfig())
-	if err != nil {
-		return s, err
-	}
-	cfg.QPS, cfg.Burst = 50, 100
-	s.Config = cfg
-	if s.Client, err = client.New(cfg, client.Options{Scheme: scheme.New()}); err != nil {
+	if err := s.connect(); err != nil {
 		return s, err
 	}
 	s.progress("creating 3 kwok nodes, installing CRDs and the operator's RBAC")
@@ -288,45 +242,15 @@ func Up(ctx context.Context, o Options) (_ *Sandbox, err error) {
 	if err != nil {
 		return s, err
 	}
-
-	if o.Kafka == KafkaApache {
-		s.progress("starting Kafka (Apache Kafka %s, a JVM) with data in %s, log in %s", kafkabroker.Version, s.layout.KafkaApache(), s.kafkaLog())
-	} else {
-		s.progress("starting Kafka (kfake) with data in %s", s.layout.Kafka())
-	}
-	kafkaStart := time.Now()
-	if err := s.StartKafka(); err != nil {
+	if err := s.startBroker(); err != nil {
 		return s, err
 	}
-	if o.Kafka == KafkaApache {
-		s.progress("Apache Kafka %s ready on %s in %s (pid %d)", kafkabroker.Version, s.kafkaAddr, time.Since(kafkaStart).Round(100*time.Millisecond), s.apache.PID())
-	}
-
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	s.progress("starting the operator and the pod runner (logs in %s)", s.layout.Logs())
-	if err := s.setupOperatorLog(); err != nil {
+	if err := s.startOperator(runCtx, opCfg); err != nil {
 		return s, err
 	}
-	s.opDone = make(chan error, 1)
-	go func() {
-		s.opDone <- operator.Run(runCtx, opCfg, operator.Options{
-			MetricsAddr:             "0",
-			ProbeAddr:               "0",
-			MaxConcurrentReconciles: 4,
-			DefaultPollInterval:     o.DefaultPollInterval,
-			// The demo and `kubectl get -w` in the sandbox show every
-			// poll; a handful of consumers costs the local API server
-			// little.
-			StatusInterval: time.Second,
-		})
-	}()
-	images, err := LoadImageMap(o.Root, o.BinDir, o.ImagesFile)
-	if err != nil {
-		return s, err
-	}
-	s.runner = NewPodRunner(cfg, images, s.layout, s.pids, ctrl.Log.WithName("podrunner"))
-	if err := s.runner.Start(runCtx); err != nil {
+	if err := s.startPodRunner(runCtx); err != nil {
 		return s, err
 	}
 	if err := s.waitNodesReady(ctx, 3, 60*time.Second); err != nil {
@@ -334,6 +258,126 @@ func Up(ctx context.Context, o Options) (_ *Sandbox, err error) {
 	}
 	s.progress("sandbox up in %s", time.Since(start).Round(100*time.Millisecond))
 	return s, nil
+}
+
+// preflight checks, before anything starts, what would otherwise fail
+// late: another sandbox in the directory, a directory of another version,
+// Apache Kafka's JDK and jars, the binaries (built now with BuildMissing)
+// and the ports; then it picks the API server's port and makes the
+// certificates.
+func (s *Sandbox) preflight(ctx context.Context) (err error) {
+	o := s.opts
+	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
+		return err
+	}
+	if err := s.checkNotRunning(); err != nil {
+		return err
+	}
+	if err := s.layout.checkVersion(); err != nil {
+		return err
+	}
+	if o.Kafka == KafkaApache {
+		// Before anything starts: without a JDK or the jars nothing else
+		// is worth building or starting.
+		if _, err := kafkabroker.FindJava(); err != nil {
+			return err
+		}
+		if _, err := kafkabroker.LibsDir(o.BinDir, kafkabroker.Version); err != nil {
+			return err
+		}
+	}
+	if missing := missingBinaries(o.BinDir); len(missing) > 0 {
+		if !o.BuildMissing {
+			return fmt.Errorf("missing %s in %s: run `make sandbox-tools` (the first build takes about 10 minutes)", strings.Join(missing, ", "), o.BinDir)
+		}
+		if err := buildTools(ctx, o.Root, o.Progress); err != nil {
+			return err
+		}
+	}
+	if o.KafkaPort != 0 {
+		if err := checkPortFree(o.KafkaPort, "Kafka", "stop what listens there or pass --kafka-port with a free port"); err != nil {
+			return err
+		}
+	}
+	s.apiPort = o.APIPort
+	if s.apiPort != 0 {
+		if err := checkPortFree(s.apiPort, "kube-apiserver", "stop what listens there or pass --api-port with a free port"); err != nil {
+			return err
+		}
+	} else if s.apiPort, err = freePort(); err != nil {
+		return err
+	}
+	if s.pki, err = ensurePKI(s.layout.PKI()); err != nil {
+		return fmt.Errorf("create certificates: %w", err)
+	}
+	return nil
+}
+
+// connect makes the admin rest config and client from the kubeconfig the
+// control plane wrote.
+func (s *Sandbox) connect() error {
+	cfg, err := clientcmd.BuildConfigFromFlags("", s.layout.Kubeconfig())
+	if err != nil {
+		return err
+	}
+	cfg.QPS, cfg.Burst = 50, 100
+	s.Config = cfg
+	s.Client, err = client.New(cfg, client.Options{Scheme: scheme.New()})
+	return err
+}
+
+// startBroker starts the Kafka broker Options.Kafka names.
+func (s *Sandbox) startBroker() error {
+	if s.opts.Kafka == KafkaApache {
+		s.progress("starting Kafka (Apache Kafka %s, a JVM) with data in %s, log in %s", kafkabroker.Version, s.layout.KafkaApache(), s.kafkaLog())
+	} else {
+		s.progress("starting Kafka (kfake) with data in %s", s.layout.Kafka())
+	}
+	kafkaStart := time.Now()
+	if err := s.StartKafka(); err != nil {
+		return err
+	}
+	if s.opts.Kafka == KafkaApache {
+		s.progress("Apache Kafka %s ready on %s in %s (pid %d)", kafkabroker.Version, s.kafkaAddr, time.Since(kafkaStart).Round(100*time.Millisecond), s.apache.PID())
+	}
+	return nil
+}
+
+// startOperator runs the operator in this process until runCtx ends; its
+// error arrives on OperatorDone.
+func (s *Sandbox) startOperator(runCtx context.Context, opCfg *rest.Config) error {
+	s.progress("starting the operator and the pod runner (logs in %s)", s.layout.Logs())
+	if err := s.setupOperatorLog(); err != nil {
+		return err
+	}
+	s.opDone = make(chan error, 1)
+	go func() {
+		s.opDone <- operator.Run(runCtx, opCfg, operator.Options{
+			MetricsAddr:             "0",
+			ProbeAddr:               "0",
+			MaxConcurrentReconciles: 4,
+			DefaultPollInterval:     s.opts.DefaultPollInterval,
+			// The demo and `kubectl get -w` in the sandbox show every
+			// poll; a handful of consumers costs the local API server
+			// little.
+			StatusInterval: time.Second,
+			// Tests run one sandbox after another in one process, each
+			// with its own operator and its own controller names.
+			SkipNameValidation: true,
+		})
+	}()
+	return nil
+}
+
+// startPodRunner starts the pod runner, which plays the kubelet for the
+// handler pods, until runCtx ends.
+func (s *Sandbox) startPodRunner(runCtx context.Context) error {
+	images, err := LoadImageMap(s.opts.Root, s.opts.BinDir, s.opts.ImagesFile)
+	if err != nil {
+		return err
+	}
+	s.runner = NewPodRunner(s.Config, images, s.layout, s.pids, ctrl.Log.WithName("podrunner"))
+	return s.runner.Start(runCtx)
 }
 
 // OperatorDone is closed with the operator's error if it stops.

@@ -35,11 +35,23 @@ func root(t *testing.T) string {
 	return r
 }
 
-// requireTools fails (never skips) when the sandbox binaries are missing.
+// requireTools fails (never skips) when the sandbox binaries or the
+// Node.js example's dependencies are missing.
 func requireTools(t *testing.T, r string) {
 	t.Helper()
-	for _, f := range []string{"bin/lagscale", "bin/kwok", "bin/example-handler", "bin/k8s/" + sandbox.KubernetesVersion + "/kube-apiserver",
-		"examples/node-handler/node_modules/@lagscale/handler/package.json", "sdk/node/node_modules/@confluentinc/kafka-javascript/package.json"} {
+	requireGoTools(t, r)
+	for _, f := range []string{"bin/lagscale", "examples/node-handler/node_modules/@lagscale/handler/package.json", "sdk/node/node_modules/@confluentinc/kafka-javascript/package.json"} {
+		if _, err := os.Stat(filepath.Join(r, f)); err != nil {
+			t.Fatalf("%s is missing: run `make test-e2e` (it builds the sandbox tools and bin/lagscale first)", f)
+		}
+	}
+}
+
+// requireGoTools fails (never skips) when what an in-process sandbox
+// running the Go example handler needs is missing.
+func requireGoTools(t *testing.T, r string) {
+	t.Helper()
+	for _, f := range []string{"bin/kwok", "bin/kwok-stages/pod-ready.yaml", "bin/example-handler", "bin/k8s/" + sandbox.KubernetesVersion + "/kube-apiserver"} {
 		if _, err := os.Stat(filepath.Join(r, f)); err != nil {
 			t.Fatalf("%s is missing: run `make test-e2e` (it builds the sandbox tools and bin/lagscale first)", f)
 		}

@@ -40,46 +40,9 @@ func TestSandboxOnApacheKafka(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v (`make test-kafka` builds the sandbox tools first)", err)
 	}
-	seen := map[int]string{}
-	record := func() {
-		for pid, name := range recordedProcs(t, dir) {
-			seen[pid] = name
-		}
-	}
-	t.Cleanup(func() {
-		record()
-		for _, line := range s.Stop() {
-			t.Log("stopped", line)
-		}
-		for pid, name := range seen {
-			if pid != os.Getpid() && processAlive(pid) {
-				t.Errorf("%s (pid %d) still runs after Stop", name, pid)
-			}
-		}
-		if left, _ := sandbox.RecordedPIDs(dir); len(left) > 0 {
-			t.Errorf("DIR/pids still lists %v after Stop", left)
-		}
-		if t.Failed() {
-			b, _ := os.ReadFile(filepath.Join(dir, "logs", "kafka.log"))
-			t.Logf("Apache Kafka log:\n%s", tail(string(b), 100))
-		}
-	})
-	record()
-
-	// The broker is the Apache Kafka JVM, and DIR/pids has it.
-	kafkaPID := 0
-	for pid, name := range seen {
-		if name == "kafka" {
-			kafkaPID = pid
-		}
-	}
-	if kafkaPID == 0 {
-		t.Fatalf("DIR/pids has no kafka entry: %v", seen)
-	}
-	cmdline, _ := os.ReadFile("/proc/" + strconv.Itoa(kafkaPID) + "/cmdline")
-	if !strings.Contains(string(cmdline), "kafka.Kafka") || !strings.Contains(string(cmdline), filepath.Join("kafka", testkit.KafkaVersion, "libs")) {
-		t.Fatalf("pid %d recorded as kafka is not Apache Kafka %s: %q", kafkaPID, testkit.KafkaVersion, strings.ReplaceAll(string(cmdline), "\x00", " "))
-	}
+	procs := watchSandboxProcs(t, s, dir)
+	procs.record()
+	checkBrokerIsApacheKafka(t, procs.seen)
 
 	const ns, name, topic, parts, records = "default", "apache-demo", "apache-orders", 4, 600
 	bootstrap := s.KafkaAddr()
@@ -89,27 +52,9 @@ func TestSandboxOnApacheKafka(t *testing.T) {
 	if c, err := sandbox.GroupCommitted(ctx, bootstrap, name+"-handler", topic); err != nil || c != 0 {
 		t.Fatalf("a new group's commits on a fresh Apache Kafka: %d, %v; want 0, nil", c, err)
 	}
-	if err := sandbox.CreateTopic(ctx, bootstrap, topic, parts); err != nil {
-		t.Fatal(err)
-	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(bootstrap), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
-	td, err := adm.ListTopics(ctx, topic)
-	if err != nil || td[topic].Err != nil || len(td[topic].Partitions) != parts {
-		t.Fatalf("topic %s on Apache Kafka: %v %+v", topic, err, td[topic])
-	}
 	// The backlog is there before the consumer: its first lag reading
 	// cannot be 0.
-	for i := 0; i < records; i++ {
-		cl.Produce(ctx, &kgo.Record{Topic: topic, Value: []byte(strconv.Itoa(i))}, nil)
-	}
-	if err := cl.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
+	produceBacklog(ctx, t, bootstrap, topic, parts, records)
 	ec := sandbox.DemoConsumer(sandbox.DemoOptions{Namespace: ns, Name: name, Topic: topic, Partitions: parts, WorkMS: 10, PollIntervalSeconds: 2, ScaleDownStabilizationSeconds: 10}, bootstrap)
 	if err := s.Client.Create(ctx, ec); err != nil {
 		t.Fatal(err)
@@ -135,7 +80,7 @@ func TestSandboxOnApacheKafka(t *testing.T) {
 	}
 	t.Logf("first lag read from Apache Kafka: %d", first)
 	testkit.WaitFor(t, 3*time.Minute, "the handler pods drain the topic on Apache Kafka and the status shows lag 0", func() bool {
-		record()
+		procs.record()
 		cur := get()
 		return cur != nil && cur.Status.Lag != nil && cur.Status.Lag.Total == 0 && cur.Status.Lag.Members >= 1
 	})
@@ -143,7 +88,88 @@ func TestSandboxOnApacheKafka(t *testing.T) {
 	if err != nil || committed != records {
 		t.Fatalf("group %s committed %d on Apache Kafka (err %v), want %d", ec.Spec.ConsumerGroup, committed, err, records)
 	}
-	record()
+	procs.record()
+}
+
+// sandboxProcs are the processes a sandbox recorded in DIR/pids, by PID,
+// as far as the test has seen them.
+type sandboxProcs struct {
+	t    *testing.T
+	dir  string
+	seen map[int]string
+}
+
+// record adds what DIR/pids lists now.
+func (p *sandboxProcs) record() {
+	for pid, name := range recordedProcs(p.t, p.dir) {
+		p.seen[pid] = name
+	}
+}
+
+// watchSandboxProcs registers a cleanup that stops the sandbox and fails
+// the test if any process it saw still runs or DIR/pids still lists one.
+func watchSandboxProcs(t *testing.T, s *sandbox.Sandbox, dir string) *sandboxProcs {
+	p := &sandboxProcs{t: t, dir: dir, seen: map[int]string{}}
+	t.Cleanup(func() {
+		p.record()
+		for _, line := range s.Stop() {
+			t.Log("stopped", line)
+		}
+		for pid, name := range p.seen {
+			if pid != os.Getpid() && processAlive(pid) {
+				t.Errorf("%s (pid %d) still runs after Stop", name, pid)
+			}
+		}
+		if left, _ := sandbox.RecordedPIDs(dir); len(left) > 0 {
+			t.Errorf("DIR/pids still lists %v after Stop", left)
+		}
+		if t.Failed() {
+			b, _ := os.ReadFile(filepath.Join(dir, "logs", "kafka.log"))
+			t.Logf("Apache Kafka log:\n%s", tail(string(b), 100))
+		}
+	})
+	return p
+}
+
+// checkBrokerIsApacheKafka: the broker is the Apache Kafka JVM, and
+// DIR/pids has it.
+func checkBrokerIsApacheKafka(t *testing.T, seen map[int]string) {
+	kafkaPID := 0
+	for pid, name := range seen {
+		if name == "kafka" {
+			kafkaPID = pid
+		}
+	}
+	if kafkaPID == 0 {
+		t.Fatalf("DIR/pids has no kafka entry: %v", seen)
+	}
+	cmdline, _ := os.ReadFile("/proc/" + strconv.Itoa(kafkaPID) + "/cmdline")
+	if !strings.Contains(string(cmdline), "kafka.Kafka") || !strings.Contains(string(cmdline), filepath.Join("kafka", testkit.KafkaVersion, "libs")) {
+		t.Fatalf("pid %d recorded as kafka is not Apache Kafka %s: %q", kafkaPID, testkit.KafkaVersion, strings.ReplaceAll(string(cmdline), "\x00", " "))
+	}
+}
+
+// produceBacklog creates topic with parts partitions on the broker and
+// produces records records to it, round robin.
+func produceBacklog(ctx context.Context, t *testing.T, bootstrap, topic string, parts int32, records int) {
+	if err := sandbox.CreateTopic(ctx, bootstrap, topic, parts); err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(bootstrap), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	td, err := kadm.NewClient(cl).ListTopics(ctx, topic)
+	if err != nil || td[topic].Err != nil || len(td[topic].Partitions) != int(parts) {
+		t.Fatalf("topic %s on Apache Kafka: %v %+v", topic, err, td[topic])
+	}
+	for i := 0; i < records; i++ {
+		cl.Produce(ctx, &kgo.Record{Topic: topic, Value: []byte(strconv.Itoa(i))}, nil)
+	}
+	if err := cl.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // recordedProcs reads DIR/pids (NAME PID STARTTIME per line) into names

@@ -20,6 +20,7 @@ import org.apache.kafka.streams.Topology;
 import org.apache.kafka.streams.kstream.Consumed;
 import org.apache.kafka.streams.kstream.Grouped;
 import org.apache.kafka.streams.kstream.Produced;
+import org.apache.kafka.streams.kstream.Repartitioned;
 
 /**
  * A lagscale handler written with Kafka Streams, for an EventConsumer with
@@ -41,7 +42,10 @@ import org.apache.kafka.streams.kstream.Produced;
  * settings: STREAMS_INPUT_TOPIC (the input when KAFKA_TOPICS is empty,
  * which groupType Streams allows), STREAMS_OUTPUT_TOPIC (default
  * input + "-counts"), STREAMS_NUM_THREADS (num.stream.threads, default 1),
- * STREAMS_STATE_DIR (default a fresh temporary directory).
+ * STREAMS_STATE_DIR (default a fresh temporary directory), STREAMS_WORK_MS
+ * (simulated work per record in each subtopology, default 0, so that a
+ * burst builds a backlog that more instances drain faster, as with a
+ * CPU-bound application).
  *
  * <p>processing.guarantee is exactly_once_v2, so every input record is
  * counted once in the output. On SIGTERM it closes Kafka Streams, which
@@ -162,15 +166,46 @@ public final class StreamsHandler {
         return topics;
     }
 
+    /** STREAMS_WORK_MS: simulated work per record in each subtopology. */
+    long workMs() {
+        String v = env.getOrDefault("STREAMS_WORK_MS", "").trim();
+        if (v.isEmpty()) {
+            return 0;
+        }
+        try {
+            long ms = Long.parseLong(v);
+            if (ms >= 0) {
+                return ms;
+            }
+        } catch (NumberFormatException e) {
+            // reported below
+        }
+        throw new IllegalArgumentException("STREAMS_WORK_MS=\"" + v + "\": expected a non-negative integer");
+    }
+
+    private static void work(long ms) {
+        if (ms <= 0) {
+            return;
+        }
+        try {
+            Thread.sleep(ms);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
     /**
      * Two subtopologies: re-key by value (a repartition), then count per
-     * key into the output topic.
+     * key into the output topic; each spends workMs on every record.
      */
-    static Topology topology(String input, String output) {
+    static Topology topology(String input, String output, long workMs) {
         StreamsBuilder b = new StreamsBuilder();
         b.stream(input, Consumed.with(Serdes.String(), Serdes.String()))
+                .peek((k, v) -> work(workMs))
                 .map((k, v) -> KeyValue.pair(v == null ? "" : v, v))
-                .groupByKey(Grouped.<String, String>as("by-value").withKeySerde(Serdes.String()).withValueSerde(Serdes.String()))
+                .repartition(Repartitioned.<String, String>as("by-value").withKeySerde(Serdes.String()).withValueSerde(Serdes.String()))
+                .peek((k, v) -> work(workMs))
+                .groupByKey(Grouped.<String, String>as("by-value-grouped").withKeySerde(Serdes.String()).withValueSerde(Serdes.String()))
                 .count()
                 .toStream()
                 .mapValues(Object::toString)
@@ -185,7 +220,7 @@ public final class StreamsHandler {
         if (output.isEmpty()) {
             output = input + "-counts";
         }
-        KafkaStreams streams = new KafkaStreams(topology(input, output), config);
+        KafkaStreams streams = new KafkaStreams(topology(input, output, workMs()), config);
         CountDownLatch closed = new CountDownLatch(1);
         streams.setUncaughtExceptionHandler(e -> {
             System.err.println("stream thread failed: " + e);
