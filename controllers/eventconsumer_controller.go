@@ -74,6 +74,12 @@ type EventConsumerReconciler struct {
 	// cache is restricted; empty watches all namespaces.
 	WatchNamespaces []string
 
+	// Shard is this replica's name in a sharded operator (SetupSharding):
+	// the cache holds only the consumers labelled with it, a consumer
+	// marked to drain is handed over, and the handler Deployment carries
+	// the label too. Empty without sharding.
+	Shard string
+
 	secrets *secretCache
 	// cache is the manager's informer cache, where Secret metadata is
 	// read; nil (tests without a manager) reads it through Client.
@@ -94,7 +100,7 @@ type EventConsumerReconciler struct {
 // and records core Events in the operator's namespace only; the reconcilers
 // record events.k8s.io Events, patched when one repeats.
 //
-// +kubebuilder:rbac:groups=lagscale.dev,resources=eventconsumers,verbs=list;watch
+// +kubebuilder:rbac:groups=lagscale.dev,resources=eventconsumers,verbs=list;watch;patch
 // +kubebuilder:rbac:groups=lagscale.dev,resources=eventconsumers/status,verbs=patch
 // +kubebuilder:rbac:groups=lagscale.dev,resources=kafkaclusters,verbs=list;watch
 // +kubebuilder:rbac:groups=lagscale.dev,resources=kafkaclusters/status,verbs=patch
@@ -117,6 +123,10 @@ func (r *EventConsumerReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, fmt.Errorf("get EventConsumer: %w", err)
+	}
+	if r.draining(ec) {
+		// Before any write, and before the deferred status patch exists.
+		return ctrl.Result{}, r.handOver(ctx, ec)
 	}
 
 	st := &reconcileState{ec: ec, now: r.now()}

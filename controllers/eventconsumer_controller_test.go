@@ -100,7 +100,7 @@ func TestSamplesCreateDeployments(t *testing.T) {
 	// stabilization window has none: unset, the scaler chooses.
 	sc := ec.Spec.Scaling
 	if *sc.PollIntervalSeconds != 5 || *sc.LagThreshold != 1000 || sc.ScaleDownStabilizationSeconds != nil || sc.OffsetResetPolicy != v1alpha1.OffsetResetLatest ||
-		sc.BurstMemorySeconds == nil || *sc.BurstMemorySeconds != 900 {
+		sc.BurstMemorySeconds == nil || *sc.BurstMemorySeconds != v1alpha1.DefaultBurstMemorySeconds {
 		t.Errorf("defaults not applied: %+v", sc)
 	}
 

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"sync"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/lagscale/lagscale/api/v1alpha1"
 	"github.com/lagscale/lagscale/internal/deploy"
+	"github.com/lagscale/lagscale/internal/shard"
 )
 
 // applyDeployment builds the desired Deployment and server-side applies it
@@ -24,6 +26,13 @@ func (r *EventConsumerReconciler) applyDeployment(ctx context.Context, st *recon
 	desired, err := deploy.Build(ec, st.conn.Connection, st.desired)
 	if err != nil {
 		return &invalidSpecError{err: err}
+	}
+	if r.Shard != "" {
+		// On the Deployment only, not its pods: the owner's cache selects
+		// on it, and moving a consumer must not roll its pods.
+		l := maps.Clone(desired.Labels)
+		l[shard.LabelShard] = r.Shard
+		desired.Labels = l
 	}
 	ac, err := toApplyConfiguration(desired)
 	if err != nil {

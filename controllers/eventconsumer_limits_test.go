@@ -196,6 +196,9 @@ func TestHeldAtMaxReplicasSaysSo(t *testing.T) {
 		Scaling: v1alpha1.ScalingSpec{
 			MaxReplicas: ptrTo[int32](2), MaxLagSeconds: ptrTo[int32](2), PollIntervalSeconds: ptrTo[int32](1),
 			ScaleDownStabilizationSeconds: ptrTo[int32](1), OffsetResetPolicy: v1alpha1.OffsetResetEarliest,
+			// No pod consumes here: the prior is what tells the plan that
+			// 200 records need more than 2 replicas within the target.
+			ThroughputPerReplica: ptrTo[int64](1),
 		},
 	})
 	dep := waitDeployment(t, ns, "max", func(d *appsv1.Deployment) error {

@@ -193,12 +193,16 @@ func learnedStatus(prev *v1alpha1.LearnedStatus, l scaler.Learned, now time.Time
 	if l.ScaleUpDelay > 0 {
 		next.ScaleUpDelaySeconds = ptrTo(roundSignificant(l.ScaleUpDelay.Seconds(), 3))
 	}
-	if next.CapacityPerReplica == nil && next.ScaleUpDelaySeconds == nil && next.Partitions == 0 {
+	if l.RebalancePause > 0 {
+		next.RebalancePauseSeconds = ptrTo(roundSignificant(l.RebalancePause.Seconds(), 3))
+	}
+	if next.CapacityPerReplica == nil && next.ScaleUpDelaySeconds == nil && next.RebalancePauseSeconds == nil && next.Partitions == 0 {
 		return prev
 	}
 	if prev != nil && prev.Partitions == next.Partitions &&
 		!movedMaterially(prev.CapacityPerReplica, next.CapacityPerReplica) &&
-		!movedMaterially(prev.ScaleUpDelaySeconds, next.ScaleUpDelaySeconds) {
+		!movedMaterially(prev.ScaleUpDelaySeconds, next.ScaleUpDelaySeconds) &&
+		!movedMaterially(prev.RebalancePauseSeconds, next.RebalancePauseSeconds) {
 		return prev
 	}
 	next.Updated = ptrTo(metav1.NewTime(now))
@@ -228,6 +232,9 @@ func learnedFromStatus(s *v1alpha1.LearnedStatus) scaler.Learned {
 	}
 	if s.ScaleUpDelaySeconds != nil {
 		l.ScaleUpDelay = time.Duration(*s.ScaleUpDelaySeconds * float64(time.Second))
+	}
+	if s.RebalancePauseSeconds != nil {
+		l.RebalancePause = time.Duration(*s.RebalancePauseSeconds * float64(time.Second))
 	}
 	return l
 }

@@ -137,9 +137,9 @@ func TestReconcileStormLearnsNothing(t *testing.T) {
 		prior *int64
 		snap  lag.Snapshot
 	}{
-		// Capacity unknown and the target missed: a decision on new data
-		// doubles the replicas, and the new pods are not members yet.
-		{"doubling", nil, evenSnapshot(c.now(), 6, 100, 40, 60, 0, 1)},
+		// The target missed: a decision on new data scales up, and the
+		// new pods are not members yet.
+		{"scale-up", ptrTo[int64](20), evenSnapshot(c.now(), 6, 100, 40, 60, 0, 1)},
 		// A prior below what one member consumes: each sample raises the
 		// estimate.
 		{"learning", ptrTo[int64](10), evenSnapshot(c.now(), 6, 100, 40, 60, 100, 1)},
@@ -159,7 +159,7 @@ func TestReconcileStormLearnsNothing(t *testing.T) {
 			reconcileOnce(t, r, ns, tc.name) // the poll's lag event
 			replicas := replicasOf(t, ns, tc.name)
 			last := getConsumer(t, ns, tc.name).Status.LastScale
-			capacity := r.scalers.lookup(types.NamespacedName{Namespace: ns, Name: tc.name}).State().LearnedCapacity
+			capacity := r.scalers.lookup(types.NamespacedName{Namespace: ns, Name: tc.name}).State().Model.Capacity
 			if last == nil {
 				t.Fatalf("no scale on the first snapshot (replicas %d): the test sees nothing", replicas)
 			}
@@ -174,7 +174,7 @@ func TestReconcileStormLearnsNothing(t *testing.T) {
 			if got := getConsumer(t, ns, tc.name).Status.LastScale; !reflect.DeepEqual(got, last) {
 				t.Errorf("lastScale %+v after the storm, %+v before", got, last)
 			}
-			if got := r.scalers.lookup(types.NamespacedName{Namespace: ns, Name: tc.name}).State().LearnedCapacity; got != capacity {
+			if got := r.scalers.lookup(types.NamespacedName{Namespace: ns, Name: tc.name}).State().Model.Capacity; got != capacity {
 				t.Errorf("learned capacity %v after the storm, %v before", got, capacity)
 			}
 		})

@@ -99,7 +99,7 @@ func TestFailoverKeepsWhatWasLearned(t *testing.T) {
 		learned = *l.CapacityPerReplica
 		return nil
 	})
-	old := a.rec.scalers.lookup(types.NamespacedName{Namespace: ns, Name: "learns"}).State().LearnedCapacity
+	old := a.rec.scalers.lookup(types.NamespacedName{Namespace: ns, Name: "learns"}).State().Model.Capacity
 	a.stop()
 
 	fakeB := &fakeLag{snaps: map[lag.ConsumerKey]lag.Snapshot{key: idle()}}
@@ -116,7 +116,7 @@ func TestFailoverKeepsWhatWasLearned(t *testing.T) {
 		if sc == nil {
 			return fmt.Errorf("the new leader has not reconciled the consumer yet")
 		}
-		restored = sc.State().LearnedCapacity
+		restored = sc.State().Model.Capacity
 		return nil
 	})
 	if math.Abs(restored-old) > 0.1*old {

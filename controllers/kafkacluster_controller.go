@@ -32,6 +32,13 @@ type KafkaClusterReconciler struct {
 	// Lag is the lag engine; nil leaves Ready Unknown.
 	Lag LagSource
 
+	// Sharded counts the consumers from the API server, a page at a time:
+	// in a sharded operator this replica (the sharder's) caches only its
+	// own consumers.
+	Sharded bool
+	// APIReader reads from the API server; needed when Sharded.
+	APIReader client.Reader
+
 	secrets *secretCache
 	// cache is the manager's informer cache, where Secret metadata is read.
 	cache client.Reader
@@ -49,13 +56,17 @@ func (r *KafkaClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	}
 	orig := kc.DeepCopy()
 
-	consumers := &v1alpha1.EventConsumerList{}
-	if err := r.List(ctx, consumers, client.InNamespace(kc.Namespace), client.MatchingFields{indexClusterRef: kc.Name}); err != nil {
-		return ctrl.Result{}, fmt.Errorf("list EventConsumers: %w", err)
+	n, err := r.countConsumers(ctx, kc)
+	if err != nil {
+		return ctrl.Result{}, err
 	}
-	kc.Status.Consumers = int32(len(consumers.Items))
+	kc.Status.Consumers = n
 
 	status, reason, msg := metav1.ConditionUnknown, v1alpha1.ReasonWaitingForLag, "no EventConsumer uses this cluster yet, so it is not polled"
+	if r.Sharded && n > 0 {
+		// Reachability comes from this replica's own connections.
+		msg = "the replica that reports on KafkaClusters (the sharder) owns no EventConsumer of this cluster, so it does not poll it"
+	}
 	cs, wait, readErr := r.clusterStatus(ctx, kc)
 	switch {
 	case readErr != nil:
@@ -104,6 +115,37 @@ func (r *KafkaClusterReconciler) SetupWithManager(mgr ctrl.Manager, opts control
 		WithOptions(opts).
 		Named("kafkacluster").
 		Complete(r)
+}
+
+// consumerPage is how many EventConsumers a sharded count reads at once.
+const consumerPage = 500
+
+// countConsumers counts the EventConsumers that reference kc: from the
+// cache's index, or, sharded, from the API server page by page.
+func (r *KafkaClusterReconciler) countConsumers(ctx context.Context, kc *v1alpha1.KafkaCluster) (int32, error) {
+	if !r.Sharded {
+		consumers := &v1alpha1.EventConsumerList{}
+		if err := r.List(ctx, consumers, client.InNamespace(kc.Namespace), client.MatchingFields{indexClusterRef: kc.Name}); err != nil {
+			return 0, fmt.Errorf("list EventConsumers: %w", err)
+		}
+		return int32(len(consumers.Items)), nil
+	}
+	var n int32
+	var next string
+	for {
+		page := &v1alpha1.EventConsumerList{}
+		if err := r.APIReader.List(ctx, page, client.InNamespace(kc.Namespace), client.Limit(consumerPage), client.Continue(next)); err != nil {
+			return 0, fmt.Errorf("list EventConsumers: %w", err)
+		}
+		for i := range page.Items {
+			if ref := page.Items[i].Spec.Kafka.ClusterRef; ref != nil && ref.Name == kc.Name {
+				n++
+			}
+		}
+		if next = page.Continue; next == "" {
+			return n, nil
+		}
+	}
 }
 
 type clusterView struct {

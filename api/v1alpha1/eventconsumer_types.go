@@ -138,7 +138,7 @@ const (
 	// manifest never is.
 	DefaultScaleDownStabilizationSeconds int32 = 120
 	// DefaultBurstMemorySeconds is burstMemorySeconds' default.
-	DefaultBurstMemorySeconds int32 = 900
+	DefaultBurstMemorySeconds int32 = 21600
 	// DefaultPollIntervalSeconds is pollIntervalSeconds' default.
 	DefaultPollIntervalSeconds int32 = 5
 	// DefaultOffsetResetPolicy is offsetResetPolicy's default.
@@ -199,24 +199,23 @@ type ScalingSpec struct {
 	// scaleDownStabilizationSeconds is how long recommendations must stay
 	// lower before replicas are removed. A value set here is a floor that
 	// no part of the autoscaler cuts short. When unset the scaler chooses:
-	// it waits 120 seconds, except that with the TimeLag policy and
-	// burstMemorySeconds above 0 it may let the replicas added for a burst
-	// go once the inflow has been back at its quiet level for one minimum
-	// scale interval (30 seconds) and keeping them until the next burst
-	// would cost more replica-seconds than scaling in and out again.
+	// LagThreshold waits 120 seconds; TimeLag removes replicas once its
+	// plan, which prices each change at its rebalance, has recommended
+	// fewer for one minimum scale interval (30 seconds) and the replicas
+	// saved pay for the change.
 	// +optional
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=3600
 	ScaleDownStabilizationSeconds *int32 `json:"scaleDownStabilizationSeconds,omitempty"`
 
-	// burstMemorySeconds is how long the TimeLag policy remembers recurring
-	// bursts. When the inflow comes back within this time of a scale-down
-	// and needs the replicas just removed, scale-down stops at what the
-	// highest inflow of this window needs, so the next burst finds its
-	// replicas running, until no burst came for this long. 0 turns it off:
-	// the group then scales in after every burst.
+	// burstMemorySeconds is how long the TimeLag policy remembers a burst.
+	// Bursts seen within it make the load's pattern: three or more evenly
+	// spaced, 1 minute to 2 hours apart, are a period, and the next burst
+	// is provisioned one scale-up delay before it is due. A period whose
+	// burst does not come is forgotten. 0 turns the pattern off: every
+	// burst is then met as it comes.
 	// +optional
-	// +kubebuilder:default=900
+	// +kubebuilder:default=21600
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=86400
 	BurstMemorySeconds *int32 `json:"burstMemorySeconds,omitempty"`
@@ -592,6 +591,11 @@ type LearnedStatus struct {
 	// pods are members of the group; absent until measured.
 	// +optional
 	ScaleUpDelaySeconds *float64 `json:"scaleUpDelaySeconds,omitempty"`
+	// rebalancePauseSeconds is the measured time a membership change keeps
+	// the group rebalancing, as its state shows at the polls; absent until
+	// a rebalance has been seen.
+	// +optional
+	RebalancePauseSeconds *float64 `json:"rebalancePauseSeconds,omitempty"`
 	// partitions is the partition count last seen on complete lag data.
 	// While some topics cannot be read it bounds a scale-up.
 	// +optional

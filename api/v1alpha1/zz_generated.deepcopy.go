@@ -427,6 +427,11 @@ func (in *LearnedStatus) DeepCopyInto(out *LearnedStatus) {
 		*out = new(float64)
 		**out = **in
 	}
+	if in.RebalancePauseSeconds != nil {
+		in, out := &in.RebalancePauseSeconds, &out.RebalancePauseSeconds
+		*out = new(float64)
+		**out = **in
+	}
 	if in.Updated != nil {
 		in, out := &in.Updated, &out.Updated
 		*out = (*in).DeepCopy()

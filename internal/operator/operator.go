@@ -9,11 +9,14 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
+	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/config"
@@ -78,6 +81,14 @@ type Options struct {
 	// SkipNameValidation allows more than one operator in one process, as
 	// tests start several; a real deployment leaves it false.
 	SkipNameValidation bool
+	// Sharding splits the EventConsumers between every replica instead of
+	// electing one to reconcile them all: each replica holds a membership
+	// Lease in LeaderElectionNamespace, and the elected one (leader election
+	// stays on) runs the sharder, which labels each consumer with its owner.
+	Sharding bool
+	// ShardIdentity is this replica's name when sharding; empty uses the
+	// host name (the pod name).
+	ShardIdentity string
 	// OnElected, when set, is called once this instance leads (at once
 	// without leader election): tests use it to see which one reconciles.
 	OnElected func()
@@ -86,6 +97,7 @@ type Options struct {
 // Run runs the operator until ctx is cancelled.
 func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	log := ctrl.Log.WithName("setup")
+	var err error
 	mgrOpts := ctrl.Options{
 		Scheme:                        scheme.New(),
 		Metrics:                       metricsOptions(o),
@@ -103,6 +115,16 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	// client's limit only guards the API server against a runaway loop.
 	cfg = rest.CopyConfig(cfg)
 	cfg.QPS, cfg.Burst = clientQPS, clientBurst
+	var so *controllers.ShardOptions
+	if o.Sharding {
+		if so, err = shardOptions(o); err != nil {
+			return err
+		}
+		// Leader election elects the sharder; the reconcilers run on every
+		// replica, over the replica's own consumers.
+		mgrOpts.LeaderElection = true
+		mgrOpts.Cache = controllers.ShardCacheOptions(mgrOpts.Cache, so.Identity)
+	}
 	mgr, err := ctrl.NewManager(cfg, mgrOpts)
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)
@@ -132,10 +154,22 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		return fmt.Errorf("add lag engine: %w", err)
 	}
 	copts := controller.Options{MaxConcurrentReconciles: o.MaxConcurrentReconciles}
-	if err := rec.SetupWithManager(mgr, copts); err != nil {
+	kc := &controllers.KafkaClusterReconciler{Client: mgr.GetClient(), Lag: engine}
+	var member *controllers.Shard
+	if so != nil {
+		rec.Shard = so.Identity
+		kc.Sharded, kc.APIReader = true, mgr.GetAPIReader()
+		if member, err = controllers.SetupSharding(mgr, *so); err != nil {
+			return fmt.Errorf("set up sharding: %w", err)
+		}
+	}
+	ecOpts := copts
+	ecOpts.NeedLeaderElection = ptr.To(so == nil)
+	if err := rec.SetupWithManager(mgr, ecOpts); err != nil {
 		return fmt.Errorf("set up EventConsumer controller: %w", err)
 	}
-	if err := (&controllers.KafkaClusterReconciler{Client: mgr.GetClient(), Lag: engine}).SetupWithManager(mgr, copts); err != nil {
+	// KafkaClusters are reported by the elected replica, sharded or not.
+	if err := kc.SetupWithManager(mgr, copts); err != nil {
 		return fmt.Errorf("set up KafkaCluster controller: %w", err)
 	}
 
@@ -169,8 +203,42 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 			}
 		}()
 	}
-	log.Info("Starting operator", "watchNamespaces", o.WatchNamespaces, "leaderElection", o.LeaderElect)
-	return mgr.Start(ctx)
+	log.Info("Starting operator", "watchNamespaces", o.WatchNamespaces, "leaderElection", mgrOpts.LeaderElection, "sharding", o.Sharding)
+	err = mgr.Start(ctx)
+	// Every runnable has stopped, so nothing of this replica writes any
+	// more: its consumers may move at once instead of at the Lease's expiry.
+	release, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if rerr := member.Release(release); rerr != nil {
+		log.Error(rerr, "Releasing the membership Lease failed; its consumers move when it expires")
+	}
+	return err
+}
+
+// serviceAccountNamespace is where a pod finds its own namespace.
+const serviceAccountNamespace = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+// shardOptions are the sharding settings o asks for: the replica's name
+// (the host name unless given) and the namespace of the Leases (the leader
+// election namespace, else the pod's own).
+func shardOptions(o Options) (*controllers.ShardOptions, error) {
+	so := &controllers.ShardOptions{Identity: o.ShardIdentity, Namespace: o.LeaderElectionNamespace, Group: o.LeaderElectionID,
+		WatchNamespaces: o.WatchNamespaces}
+	if so.Identity == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return nil, fmt.Errorf("sharding: the replica's name: %w", err)
+		}
+		so.Identity = h
+	}
+	if so.Namespace == "" {
+		raw, err := os.ReadFile(serviceAccountNamespace)
+		if err != nil {
+			return nil, fmt.Errorf("sharding needs --leader-election-namespace outside a pod: %w", err)
+		}
+		so.Namespace = strings.TrimSpace(string(raw))
+	}
+	return so, nil
 }
 
 // The secure metrics endpoint asks the API server who a caller is and
