@@ -235,9 +235,13 @@ $(BIN)/lagscale:
 # instead of the in-process kfake.
 KAFKA ?= kfake
 
+# GROUP_TYPE=streams (with KAFKA=apache) runs the demo's Kafka Streams
+# phase: examples/java-streams-handler on a streams group.
+GROUP_TYPE ?=
+
 .PHONY: demo
-demo: demo-tools $(if $(filter apache,$(KAFKA)),kafka) ## Run the sandbox with the demo: a burst of load and lagscale scaling the handler (about 6 minutes once built); KAFKA=apache on Apache Kafka.
-	$(BIN)/lagscale sandbox up --demo --kafka $(KAFKA) $(DEMO_FLAGS)
+demo: demo-tools $(if $(filter apache,$(KAFKA)),kafka) $(if $(filter streams,$(GROUP_TYPE)),java-streams-handler) ## Run the sandbox with the demo: a burst of load and lagscale scaling the handler (about 6 minutes once built); KAFKA=apache on Apache Kafka; KAFKA=apache GROUP_TYPE=streams scales the Kafka Streams example.
+	$(BIN)/lagscale sandbox up --demo --kafka $(KAFKA) $(if $(GROUP_TYPE),--group-type $(GROUP_TYPE)) $(DEMO_FLAGS)
 
 .PHONY: bench
 bench: ## Run the benchmarks: the lag engine (1,000 groups), the Go and Node.js handler SDKs against bare loops on their clients, the autoscaler scenarios.
@@ -272,7 +276,7 @@ bench-node: node-deps ## Compare @lagscale/handler with a bare loop on the same 
 	cd sdk/node && LAGSCALE_KFAKE=$(BIN)/kfake node bench/ratio.js 200000 11 256
 
 .PHONY: bench-autoscale
-bench-autoscale: ## The simulator's randomized family, test split, seeds 1..100, with the honest defaults (capacity not given, reconcile latency 1 s): lagscale against KEDA's defaults, its best of 768 configurations, its frontier and two oracles (about 3 CPU-minutes: 2 min 51 s, 11 min 23 s of wall time on two cores shared with five other jobs).
+bench-autoscale: ## The simulator's randomized family, test split, seeds 1..100, with the honest defaults (capacity not given, reconcile latency 1 s): lagscale against KEDA's defaults, its best of 768 configurations, its frontier and two oracles (about 2.5 CPU-minutes; figures in docs/autoscaling.md).
 	go run ./cmd/lagscale sim --family test --seeds 1-100
 
 ##@ Build

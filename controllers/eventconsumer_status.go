@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -24,10 +23,10 @@ import (
 func (r *EventConsumerReconciler) finishStatus(ctx context.Context, st *reconcileState, retErr error) {
 	ec := st.ec
 	s := &ec.Status
-	prevReady := meta.FindStatusCondition(s.Conditions, v1alpha1.ConditionReady)
-	prevReason, prevStatus := "", metav1.ConditionUnknown
-	if prevReady != nil {
-		prevReason, prevStatus = prevReady.Reason, prevReady.Status
+	// A copy: SetStatusCondition changes the condition in place.
+	var prevReady *metav1.Condition
+	if p := meta.FindStatusCondition(s.Conditions, v1alpha1.ConditionReady); p != nil {
+		prevReady = p.DeepCopy()
 	}
 
 	dep := st.applied
@@ -48,45 +47,16 @@ func (r *EventConsumerReconciler) finishStatus(ctx context.Context, st *reconcil
 	}
 	applyLagStatus(st)
 
-	gen := ec.Generation
-	set := func(t string, status metav1.ConditionStatus, reason, msg string) {
-		meta.SetStatusCondition(&s.Conditions, metav1.Condition{
-			Type: t, Status: status, Reason: reason, Message: msg, ObservedGeneration: gen,
-		})
+	o := outcomeOf(st, retErr)
+	for _, c := range []metav1.Condition{
+		readyConditionFor(o, ec.Generation),
+		reconcilingConditionFor(o, ec.Generation),
+		stalledConditionFor(o, ec.Generation),
+	} {
+		meta.SetStatusCondition(&s.Conditions, c)
 	}
-
-	switch {
-	case st.wait != nil:
-		set(v1alpha1.ConditionReady, metav1.ConditionFalse, st.wait.reason, st.wait.message)
-		set(v1alpha1.ConditionReconciling, metav1.ConditionTrue, st.wait.reason, st.wait.message)
-		set(v1alpha1.ConditionStalled, metav1.ConditionFalse, st.wait.reason, "waiting, not stalled: lagscale continues when it appears")
-	case st.stalled != nil:
-		set(v1alpha1.ConditionReady, metav1.ConditionFalse, st.stalled.reason, st.stalled.message)
-		set(v1alpha1.ConditionReconciling, metav1.ConditionFalse, st.stalled.reason, "stalled until the spec or the cluster changes")
-		set(v1alpha1.ConditionStalled, metav1.ConditionTrue, st.stalled.reason, st.stalled.message)
-	case retErr != nil:
-		reason := v1alpha1.ReasonApplyFailed
-		wErr, tErr := (*deploymentWriteError)(nil), (*scaleTargetWriteError)(nil)
-		if errors.As(retErr, &wErr) || errors.As(retErr, &tErr) {
-			reason = v1alpha1.ReasonDeploymentWriteFailed
-		}
-		set(v1alpha1.ConditionReady, metav1.ConditionFalse, reason, truncate(retErr.Error(), 32768))
-		set(v1alpha1.ConditionReconciling, metav1.ConditionTrue, reason, "retrying with backoff")
-		set(v1alpha1.ConditionStalled, metav1.ConditionFalse, reason, "retrying with backoff")
-	default:
-		reason, msg, ready := readiness(st)
-		status := metav1.ConditionFalse
-		if ready {
-			status = metav1.ConditionTrue
-		}
-		set(v1alpha1.ConditionReady, status, reason, msg)
-		if ready {
-			set(v1alpha1.ConditionReconciling, metav1.ConditionFalse, v1alpha1.ReasonSucceeded, "up to date")
-		} else {
-			set(v1alpha1.ConditionReconciling, metav1.ConditionTrue, reason, msg)
-		}
-		set(v1alpha1.ConditionStalled, metav1.ConditionFalse, v1alpha1.ReasonSucceeded, "not stalled")
-		s.ObservedGeneration = gen
+	if o.succeeded() {
+		s.ObservedGeneration = ec.Generation
 	}
 	lagConditions(st)
 	r.scalingLimited(ctx, st)
@@ -99,15 +69,8 @@ func (r *EventConsumerReconciler) finishStatus(ctx context.Context, st *reconcil
 	}
 
 	newReady := meta.FindStatusCondition(s.Conditions, v1alpha1.ConditionReady)
-	if newReady.Reason != prevReason {
-		switch {
-		case st.stalled != nil:
-			r.event(ctx, ec, EventWarningType, v1alpha1.EventStalled, st.stalled.message)
-		case newReady.Reason == v1alpha1.ReasonDeploymentWriteFailed:
-			r.event(ctx, ec, EventWarningType, v1alpha1.EventDeploymentWriteFailed, newReady.Message)
-		case newReady.Status == metav1.ConditionTrue && prevStatus == metav1.ConditionFalse && prevReason != v1alpha1.ReasonProgressing:
-			r.event(ctx, ec, EventNormalType, v1alpha1.EventRecovered, fmt.Sprintf("Ready again after %s", prevReason))
-		}
+	if e := readyEvent(prevReady, *newReady, st.stalled); e != nil {
+		r.event(ctx, ec, e.eventType, e.reason, e.message)
 	}
 }
 
@@ -260,17 +223,11 @@ func (r *EventConsumerReconciler) scalingLimited(ctx context.Context, st *reconc
 	if p := meta.FindStatusCondition(s.Conditions, v1alpha1.ConditionScalingLimited); p != nil {
 		prev = p.DeepCopy()
 	}
-	c := metav1.Condition{Type: v1alpha1.ConditionScalingLimited, Status: metav1.ConditionFalse, Reason: v1alpha1.ReasonWithinBounds,
-		Message: "replicas follow the lag", ObservedGeneration: st.ec.Generation}
-	if reason, msg, ok := limitOf(st); ok {
-		c.Status, c.Reason, c.Message = metav1.ConditionTrue, reason, msg
-	}
+	reason, msg, limited := limitOf(st)
+	c := scalingLimitedConditionFor(reason, msg, limited, st.ec.Generation)
 	meta.SetStatusCondition(&s.Conditions, c)
-	switch {
-	case c.Status == metav1.ConditionTrue && (prev == nil || prev.Status != metav1.ConditionTrue || prev.Reason != c.Reason):
-		r.event(ctx, st.ec, EventWarningType, v1alpha1.EventScalingLimited, c.Reason+": "+c.Message)
-	case c.Status == metav1.ConditionFalse && prev != nil && prev.Status == metav1.ConditionTrue:
-		r.event(ctx, st.ec, EventNormalType, v1alpha1.EventScalingUnlimited, "replicas follow the lag again after "+prev.Reason)
+	if e := scalingLimitedEvent(prev, c); e != nil {
+		r.event(ctx, st.ec, e.eventType, e.reason, e.message)
 	}
 }
 

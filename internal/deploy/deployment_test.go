@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -45,36 +46,9 @@ func TestBuild(t *testing.T) {
 		check   func(t *testing.T, c corev1.Container, spec corev1.PodSpec)
 	}{
 		{
-			name: "plaintext contract",
-			ec:   consumer(nil),
-			check: func(t *testing.T, c corev1.Container, spec corev1.PodSpec) {
-				env := envMap(c)
-				want := map[string]string{
-					contract.EnvBootstrapServers: "k1:9092,k2:9092",
-					contract.EnvTopics:           "orders,refunds",
-					contract.EnvConsumerGroup:    "orders-handler",
-					contract.EnvSecurityProtocol: "PLAINTEXT",
-					contract.EnvAutoOffsetReset:  "latest",
-					contract.EnvGroupType:        "classic",
-					contract.EnvConsumer:         "shop/orders",
-				}
-				for k, v := range want {
-					if env[k].Value != v {
-						t.Errorf("%s = %q, want %q", k, env[k].Value, v)
-					}
-				}
-				for _, k := range []string{contract.EnvSASLUsername, contract.EnvTLSCAFile, contract.EnvDeadLetterTopic} {
-					if _, ok := env[k]; ok {
-						t.Errorf("%s set without being configured", k)
-					}
-				}
-				if c.Name != HandlerContainer || c.Image != "example/handler:1" {
-					t.Errorf("container = %s %s", c.Name, c.Image)
-				}
-				if len(spec.Volumes) != 0 {
-					t.Errorf("unexpected volumes %v", spec.Volumes)
-				}
-			},
+			name:  "plaintext contract",
+			ec:    consumer(nil),
+			check: checkPlaintextContract,
 		},
 		{
 			name: "sasl credentials are secret references, never values",
@@ -82,22 +56,7 @@ func TestBuild(t *testing.T) {
 				ec.Spec.Kafka.SASL = &v1alpha1.SASLConfig{Mechanism: v1alpha1.SASLScramSHA512, SecretRef: v1alpha1.LocalObjectRef{Name: "kafka-user"}}
 				ec.Spec.DeadLetterTopic = "orders.dlt"
 			}),
-			check: func(t *testing.T, c corev1.Container, _ corev1.PodSpec) {
-				env := envMap(c)
-				if env[contract.EnvSecurityProtocol].Value != "SASL_PLAINTEXT" || env[contract.EnvSASLMechanism].Value != "SCRAM-SHA-512" {
-					t.Errorf("protocol %q mechanism %q", env[contract.EnvSecurityProtocol].Value, env[contract.EnvSASLMechanism].Value)
-				}
-				for k, key := range map[string]string{contract.EnvSASLUsername: "username", contract.EnvSASLPassword: "password"} {
-					e := env[k]
-					if e.Value != "" || e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil ||
-						e.ValueFrom.SecretKeyRef.Name != "kafka-user" || e.ValueFrom.SecretKeyRef.Key != key {
-						t.Errorf("%s = %+v, want secretKeyRef kafka-user/%s", k, e, key)
-					}
-				}
-				if env[contract.EnvDeadLetterTopic].Value != "orders.dlt" {
-					t.Errorf("dead letter topic %q", env[contract.EnvDeadLetterTopic].Value)
-				}
-			},
+			check: checkSASLSecretRefs,
 		},
 		{
 			name: "tls material is a mounted projected volume",
@@ -109,46 +68,17 @@ func TestBuild(t *testing.T) {
 				}
 				ec.Spec.Kafka.SASL = &v1alpha1.SASLConfig{Mechanism: v1alpha1.SASLPlain, SecretRef: v1alpha1.LocalObjectRef{Name: "u"}}
 			}),
-			check: func(t *testing.T, c corev1.Container, spec corev1.PodSpec) {
-				env := envMap(c)
-				if env[contract.EnvSecurityProtocol].Value != "SASL_SSL" {
-					t.Errorf("protocol %q", env[contract.EnvSecurityProtocol].Value)
-				}
-				if env[contract.EnvTLSCAFile].Value != TLSMountPath+"/ca.crt" || env[contract.EnvTLSCertFile].Value != TLSMountPath+"/tls.crt" || env[contract.EnvTLSKeyFile].Value != TLSMountPath+"/tls.key" {
-					t.Errorf("tls files %v", env)
-				}
-				if len(spec.Volumes) != 1 || spec.Volumes[0].Projected == nil || len(spec.Volumes[0].Projected.Sources) != 3 {
-					t.Fatalf("volumes %+v", spec.Volumes)
-				}
-				got := map[string]string{}
-				for _, s := range spec.Volumes[0].Projected.Sources {
-					got[s.Secret.Items[0].Path] = s.Secret.Name + "/" + s.Secret.Items[0].Key
-				}
-				if got["ca.crt"] != "kafka-ca/ca.pem" || got["tls.crt"] != "client/cert.pem" || got["tls.key"] != "client/key.pem" {
-					t.Errorf("projection %v", got)
-				}
-				if len(c.VolumeMounts) != 1 || !c.VolumeMounts[0].ReadOnly || c.VolumeMounts[0].MountPath != TLSMountPath {
-					t.Errorf("mounts %+v", c.VolumeMounts)
-				}
-			},
+			check: checkTLSVolume,
 		},
 		{
-			name: "groupType Consumer is KAFKA_GROUP_TYPE=consumer",
-			ec:   consumer(func(ec *v1alpha1.EventConsumer) { ec.Spec.GroupType = v1alpha1.GroupTypeConsumer }),
-			check: func(t *testing.T, c corev1.Container, _ corev1.PodSpec) {
-				if got := envMap(c)[contract.EnvGroupType].Value; got != contract.GroupConsumer {
-					t.Errorf("%s = %q, want %q", contract.EnvGroupType, got, contract.GroupConsumer)
-				}
-			},
+			name:  "groupType Consumer is KAFKA_GROUP_TYPE=consumer",
+			ec:    consumer(func(ec *v1alpha1.EventConsumer) { ec.Spec.GroupType = v1alpha1.GroupTypeConsumer }),
+			check: checkGroupType(contract.GroupConsumer),
 		},
 		{
-			name: "groupType Share is KAFKA_GROUP_TYPE=share",
-			ec:   consumer(func(ec *v1alpha1.EventConsumer) { ec.Spec.GroupType = v1alpha1.GroupTypeShare }),
-			check: func(t *testing.T, c corev1.Container, _ corev1.PodSpec) {
-				if got := envMap(c)[contract.EnvGroupType].Value; got != contract.GroupShare {
-					t.Errorf("%s = %q, want %q", contract.EnvGroupType, got, contract.GroupShare)
-				}
-			},
+			name:  "groupType Share is KAFKA_GROUP_TYPE=share",
+			ec:    consumer(func(ec *v1alpha1.EventConsumer) { ec.Spec.GroupType = v1alpha1.GroupTypeShare }),
+			check: checkGroupType(contract.GroupShare),
 		},
 		{
 			name: "groupType Streams without topics is KAFKA_GROUP_TYPE=streams and an empty KAFKA_TOPICS",
@@ -156,15 +86,7 @@ func TestBuild(t *testing.T) {
 				ec.Spec.GroupType = v1alpha1.GroupTypeStreams
 				ec.Spec.Topics = nil
 			}),
-			check: func(t *testing.T, c corev1.Container, _ corev1.PodSpec) {
-				env := envMap(c)
-				if got := env[contract.EnvGroupType].Value; got != contract.GroupStreams {
-					t.Errorf("%s = %q, want %q", contract.EnvGroupType, got, contract.GroupStreams)
-				}
-				if v, ok := env[contract.EnvTopics]; !ok || v.Value != "" {
-					t.Errorf("%s = %+v (present %v), want present and empty: the topology names the topics", contract.EnvTopics, v, ok)
-				}
-			},
+			check: checkStreamsTopics,
 		},
 		{
 			name: "template: the container named handler gets the env, user env overrides by name",
@@ -181,21 +103,7 @@ func TestBuild(t *testing.T) {
 					}},
 				}
 			}),
-			check: func(t *testing.T, c corev1.Container, spec corev1.PodSpec) {
-				if c.Name != "handler" || c.Image != "tmpl/handler:2" {
-					t.Fatalf("container %s %s", c.Name, c.Image)
-				}
-				env := envMap(c)
-				if env["A"].Value != "1" || env["WORK_MS"].Value != "5" || env[contract.EnvAutoOffsetReset].Value != "earliest" {
-					t.Errorf("env %v", c.Env)
-				}
-				if c.Resources.Limits.Cpu().String() != "500m" {
-					t.Errorf("resources %v", c.Resources)
-				}
-				if len(spec.Containers[0].Env) != 0 {
-					t.Errorf("sidecar got env %v", spec.Containers[0].Env)
-				}
-			},
+			check: checkTemplateHandler,
 		},
 		{
 			name:    "template without containers and no image",
@@ -213,15 +121,7 @@ func TestBuild(t *testing.T) {
 					TLS:              &v1alpha1.TLSConfig{InsecureSkipVerify: true},
 				}})
 			},
-			check: func(t *testing.T, c corev1.Container, spec corev1.PodSpec) {
-				env := envMap(c)
-				if env[contract.EnvBootstrapServers].Value != "main-kafka:9093" || env[contract.EnvSecurityProtocol].Value != "SSL" || env[contract.EnvTLSInsecure].Value != "true" {
-					t.Errorf("env %v", c.Env)
-				}
-				if len(spec.Volumes) != 0 {
-					t.Errorf("no TLS files configured, got volumes %v", spec.Volumes)
-				}
-			},
+			check: checkClusterRefConnection,
 		},
 	}
 	for _, tt := range tests {
@@ -240,27 +140,156 @@ func TestBuild(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if *dep.Spec.Replicas != 3 {
-				t.Errorf("replicas %d", *dep.Spec.Replicas)
-			}
-			if dep.Name != "orders" || dep.Namespace != "shop" {
-				t.Errorf("name %s/%s", dep.Namespace, dep.Name)
-			}
-			or := dep.OwnerReferences
-			if len(or) != 1 || or[0].Kind != "EventConsumer" || or[0].UID != "uid-1" || !*or[0].Controller {
-				t.Errorf("owner %+v", or)
-			}
-			for k, v := range SelectorLabels(tt.ec) {
-				if dep.Spec.Template.Labels[k] != v {
-					t.Errorf("pod label %s missing", k)
-				}
-			}
-			if dep.Labels[LabelManagedBy] != ManagedBy || dep.Labels[LabelName] != "orders" {
-				t.Errorf("labels %v", dep.Labels)
-			}
+			checkDeploymentMeta(t, tt.ec, dep)
 			spec := dep.Spec.Template.Spec
 			tt.check(t, spec.Containers[handlerIndex(spec.Containers)], spec)
 		})
+	}
+}
+
+// checkPlaintextContract: without TLS or SASL the contract names the brokers,
+// topics, group and defaults, sets nothing that was not configured, and
+// mounts nothing.
+func checkPlaintextContract(t *testing.T, c corev1.Container, spec corev1.PodSpec) {
+	t.Helper()
+	env := envMap(c)
+	want := map[string]string{
+		contract.EnvBootstrapServers: "k1:9092,k2:9092",
+		contract.EnvTopics:           "orders,refunds",
+		contract.EnvConsumerGroup:    "orders-handler",
+		contract.EnvSecurityProtocol: "PLAINTEXT",
+		contract.EnvAutoOffsetReset:  "latest",
+		contract.EnvGroupType:        "classic",
+		contract.EnvConsumer:         "shop/orders",
+	}
+	for k, v := range want {
+		if env[k].Value != v {
+			t.Errorf("%s = %q, want %q", k, env[k].Value, v)
+		}
+	}
+	for _, k := range []string{contract.EnvSASLUsername, contract.EnvTLSCAFile, contract.EnvDeadLetterTopic} {
+		if _, ok := env[k]; ok {
+			t.Errorf("%s set without being configured", k)
+		}
+	}
+	if c.Name != HandlerContainer || c.Image != "example/handler:1" {
+		t.Errorf("container = %s %s", c.Name, c.Image)
+	}
+	if len(spec.Volumes) != 0 {
+		t.Errorf("unexpected volumes %v", spec.Volumes)
+	}
+}
+
+// checkSASLSecretRefs: SASL credentials are secret references, never
+// values.
+func checkSASLSecretRefs(t *testing.T, c corev1.Container, _ corev1.PodSpec) {
+	t.Helper()
+	env := envMap(c)
+	if env[contract.EnvSecurityProtocol].Value != "SASL_PLAINTEXT" || env[contract.EnvSASLMechanism].Value != "SCRAM-SHA-512" {
+		t.Errorf("protocol %q mechanism %q", env[contract.EnvSecurityProtocol].Value, env[contract.EnvSASLMechanism].Value)
+	}
+	for k, key := range map[string]string{contract.EnvSASLUsername: "username", contract.EnvSASLPassword: "password"} {
+		e := env[k]
+		if e.Value != "" || e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil ||
+			e.ValueFrom.SecretKeyRef.Name != "kafka-user" || e.ValueFrom.SecretKeyRef.Key != key {
+			t.Errorf("%s = %+v, want secretKeyRef kafka-user/%s", k, e, key)
+		}
+	}
+	if env[contract.EnvDeadLetterTopic].Value != "orders.dlt" {
+		t.Errorf("dead letter topic %q", env[contract.EnvDeadLetterTopic].Value)
+	}
+}
+
+// checkTLSVolume: TLS material is a read-only projected volume, and the
+// contract names its files.
+func checkTLSVolume(t *testing.T, c corev1.Container, spec corev1.PodSpec) {
+	t.Helper()
+	env := envMap(c)
+	if env[contract.EnvSecurityProtocol].Value != "SASL_SSL" {
+		t.Errorf("protocol %q", env[contract.EnvSecurityProtocol].Value)
+	}
+	if env[contract.EnvTLSCAFile].Value != TLSMountPath+"/ca.crt" || env[contract.EnvTLSCertFile].Value != TLSMountPath+"/tls.crt" || env[contract.EnvTLSKeyFile].Value != TLSMountPath+"/tls.key" {
+		t.Errorf("tls files %v", env)
+	}
+	if len(spec.Volumes) != 1 || spec.Volumes[0].Projected == nil || len(spec.Volumes[0].Projected.Sources) != 3 {
+		t.Fatalf("volumes %+v", spec.Volumes)
+	}
+	got := map[string]string{}
+	for _, s := range spec.Volumes[0].Projected.Sources {
+		got[s.Secret.Items[0].Path] = s.Secret.Name + "/" + s.Secret.Items[0].Key
+	}
+	if got["ca.crt"] != "kafka-ca/ca.pem" || got["tls.crt"] != "client/cert.pem" || got["tls.key"] != "client/key.pem" {
+		t.Errorf("projection %v", got)
+	}
+	if len(c.VolumeMounts) != 1 || !c.VolumeMounts[0].ReadOnly || c.VolumeMounts[0].MountPath != TLSMountPath {
+		t.Errorf("mounts %+v", c.VolumeMounts)
+	}
+}
+
+// checkStreamsTopics: a streams group without topics has an empty but
+// present KAFKA_TOPICS: the topology names the topics.
+func checkStreamsTopics(t *testing.T, c corev1.Container, _ corev1.PodSpec) {
+	t.Helper()
+	env := envMap(c)
+	if got := env[contract.EnvGroupType].Value; got != contract.GroupStreams {
+		t.Errorf("%s = %q, want %q", contract.EnvGroupType, got, contract.GroupStreams)
+	}
+	if v, ok := env[contract.EnvTopics]; !ok || v.Value != "" {
+		t.Errorf("%s = %+v (present %v), want present and empty: the topology names the topics", contract.EnvTopics, v, ok)
+	}
+}
+
+// checkTemplateHandler: in a template the container named handler gets
+// the env, and the user env overrides by name.
+func checkTemplateHandler(t *testing.T, c corev1.Container, spec corev1.PodSpec) {
+	t.Helper()
+	if c.Name != "handler" || c.Image != "tmpl/handler:2" {
+		t.Fatalf("container %s %s", c.Name, c.Image)
+	}
+	env := envMap(c)
+	if env["A"].Value != "1" || env["WORK_MS"].Value != "5" || env[contract.EnvAutoOffsetReset].Value != "earliest" {
+		t.Errorf("env %v", c.Env)
+	}
+	if c.Resources.Limits.Cpu().String() != "500m" {
+		t.Errorf("resources %v", c.Resources)
+	}
+	if len(spec.Containers[0].Env) != 0 {
+		t.Errorf("sidecar got env %v", spec.Containers[0].Env)
+	}
+}
+
+// checkGroupType: spec.groupType becomes KAFKA_GROUP_TYPE.
+func checkGroupType(want string) func(*testing.T, corev1.Container, corev1.PodSpec) {
+	return func(t *testing.T, c corev1.Container, _ corev1.PodSpec) {
+		t.Helper()
+		if got := envMap(c)[contract.EnvGroupType].Value; got != want {
+			t.Errorf("%s = %q, want %q", contract.EnvGroupType, got, want)
+		}
+	}
+}
+
+// checkDeploymentMeta: every built Deployment has the requested replicas,
+// the consumer's name, namespace and owner, the selector labels on its
+// pods and lagscale's labels.
+func checkDeploymentMeta(t *testing.T, ec *v1alpha1.EventConsumer, dep *appsv1.Deployment) {
+	t.Helper()
+	if *dep.Spec.Replicas != 3 {
+		t.Errorf("replicas %d", *dep.Spec.Replicas)
+	}
+	if dep.Name != "orders" || dep.Namespace != "shop" {
+		t.Errorf("name %s/%s", dep.Namespace, dep.Name)
+	}
+	or := dep.OwnerReferences
+	if len(or) != 1 || or[0].Kind != "EventConsumer" || or[0].UID != "uid-1" || !*or[0].Controller {
+		t.Errorf("owner %+v", or)
+	}
+	for k, v := range SelectorLabels(ec) {
+		if dep.Spec.Template.Labels[k] != v {
+			t.Errorf("pod label %s missing", k)
+		}
+	}
+	if dep.Labels[LabelManagedBy] != ManagedBy || dep.Labels[LabelName] != "orders" {
+		t.Errorf("labels %v", dep.Labels)
 	}
 }
 
@@ -283,5 +312,18 @@ func TestSecretNames(t *testing.T) {
 	}
 	if got := strings.Join(conn.SecretNames(), ","); got != "a,b" {
 		t.Fatalf("SecretNames = %s", got)
+	}
+}
+
+// checkClusterRefConnection: a cluster reference supplies the servers and
+// the TLS settings.
+func checkClusterRefConnection(t *testing.T, c corev1.Container, spec corev1.PodSpec) {
+	t.Helper()
+	env := envMap(c)
+	if env[contract.EnvBootstrapServers].Value != "main-kafka:9093" || env[contract.EnvSecurityProtocol].Value != "SSL" || env[contract.EnvTLSInsecure].Value != "true" {
+		t.Errorf("env %v", c.Env)
+	}
+	if len(spec.Volumes) != 0 {
+		t.Errorf("no TLS files configured, got volumes %v", spec.Volumes)
 	}
 }

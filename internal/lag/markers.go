@@ -64,8 +64,28 @@ func (c *cluster) settleMarkers(ctx context.Context, d *pollData) {
 	if c.skips == nil {
 		c.skips = make(map[skipKey]skip)
 	}
-	want := make(map[tp]int64) // one offset per partition per cycle
-	keep := make(map[skipKey]bool)
+	want, keep := c.markerReads(d)
+	c.wantStamps(d, want)
+	if len(want) == 0 {
+		return
+	}
+	for leader, keys := range byLeader(want, d.leaders) {
+		req := markerFetch(keys, want, d.topicIDs)
+		resp, err := req.RequestWith(ctx, c.client.Broker(int(leader)))
+		if err != nil {
+			continue // lag stays counted from the commit; next cycle retries
+		}
+		c.settleFetched(resp, want, keep, d.topicIDs)
+	}
+}
+
+// markerReads returns the offset to read from on each partition (the
+// lowest of its commits that did not move and are not settled yet), and
+// the commits still below the end, whose skips are kept; the skips of the
+// others are dropped.
+func (c *cluster) markerReads(d *pollData) (want map[tp]int64, keep map[skipKey]bool) {
+	want = make(map[tp]int64) // one offset per partition per cycle
+	keep = make(map[skipKey]bool)
 	for g, gc := range d.commits {
 		if gc.err != nil {
 			continue
@@ -98,18 +118,19 @@ func (c *cluster) settleMarkers(ctx context.Context, d *pollData) {
 			delete(c.skips, sk)
 		}
 	}
-	c.wantStamps(d, want)
-	if len(want) == 0 {
-		return
-	}
+	return want, keep
+}
 
-	byLeader := make(map[int32][]tp)
+// byLeader groups the partitions to read by their leader, each list sorted
+// by topic and partition; a partition without a known leader is left out.
+func byLeader(want map[tp]int64, leaders map[tp]int32) map[int32][]tp {
+	out := make(map[int32][]tp)
 	for key := range want {
-		if l, ok := d.leaders[key]; ok {
-			byLeader[l] = append(byLeader[l], key)
+		if l, ok := leaders[key]; ok {
+			out[l] = append(out[l], key)
 		}
 	}
-	for leader, keys := range byLeader {
+	for _, keys := range out {
 		slices.SortFunc(keys, func(a, b tp) int {
 			if a.topic != b.topic {
 				if a.topic < b.topic {
@@ -119,70 +140,79 @@ func (c *cluster) settleMarkers(ctx context.Context, d *pollData) {
 			}
 			return int(a.partition - b.partition)
 		})
-		req := kmsg.NewPtrFetchRequest()
-		req.ReplicaID = -1
-		req.MaxWaitMillis = 0
-		req.MinBytes = 1
-		req.MaxBytes = fetchPartitionBytes * int32(len(keys))
-		req.IsolationLevel = 1 // READ_COMMITTED: aborted transactions are listed
-		req.SessionEpoch = -1  // no fetch session
-		for _, key := range keys {
-			if n := len(req.Topics); n == 0 || req.Topics[n-1].Topic != key.topic {
-				rt := kmsg.NewFetchRequestTopic()
-				rt.Topic = key.topic
-				rt.TopicID = d.topicIDs[key.topic]
-				req.Topics = append(req.Topics, rt)
+	}
+	return out
+}
+
+// markerFetch is the READ_COMMITTED Fetch of one leader's partitions from
+// the wanted offsets, keys sorted by topic, without a fetch session.
+func markerFetch(keys []tp, want map[tp]int64, topicIDs map[string][16]byte) *kmsg.FetchRequest {
+	req := kmsg.NewPtrFetchRequest()
+	req.ReplicaID = -1
+	req.MaxWaitMillis = 0
+	req.MinBytes = 1
+	req.MaxBytes = fetchPartitionBytes * int32(len(keys))
+	req.IsolationLevel = 1 // READ_COMMITTED: aborted transactions are listed
+	req.SessionEpoch = -1  // no fetch session
+	for _, key := range keys {
+		if n := len(req.Topics); n == 0 || req.Topics[n-1].Topic != key.topic {
+			rt := kmsg.NewFetchRequestTopic()
+			rt.Topic = key.topic
+			rt.TopicID = topicIDs[key.topic]
+			req.Topics = append(req.Topics, rt)
+		}
+		rp := kmsg.NewFetchRequestTopicPartition()
+		rp.Partition = key.partition
+		rp.FetchOffset = want[key]
+		rp.CurrentLeaderEpoch = -1
+		rp.LogStartOffset = -1
+		rp.PartitionMaxBytes = fetchPartitionBytes
+		req.Topics[len(req.Topics)-1].Partitions = append(req.Topics[len(req.Topics)-1].Partitions, rp)
+	}
+	return req
+}
+
+// settleFetched records what a marker Fetch found: a time stamp for the
+// first delivered record, and for every commit waiting at an offset the
+// read covered whether records lie beyond it (skips).
+func (c *cluster) settleFetched(resp *kmsg.FetchResponse, want map[tp]int64, keep map[skipKey]bool, topicIDs map[string][16]byte) {
+	names := make(map[[16]byte]string, len(topicIDs))
+	for n, id := range topicIDs {
+		names[id] = n
+	}
+	for _, rt := range resp.Topics {
+		topic := rt.Topic
+		if topic == "" {
+			topic = names[rt.TopicID]
+		}
+		for _, rp := range rt.Partitions {
+			key := tp{topic, rp.Partition}
+			if err := kerr.ErrorForCode(rp.ErrorCode); err != nil {
+				c.countResponseError("Fetch", err)
+				if st := c.parts[key]; st != nil && refusesReads(err) {
+					st.stampErr, st.stampErrAt = err, c.e.opts.Now().UnixNano()
+				}
+				continue
 			}
-			rp := kmsg.NewFetchRequestTopicPartition()
-			rp.Partition = key.partition
-			rp.FetchOffset = want[key]
-			rp.CurrentLeaderEpoch = -1
-			rp.LogStartOffset = -1
-			rp.PartitionMaxBytes = fetchPartitionBytes
-			req.Topics[len(req.Topics)-1].Partitions = append(req.Topics[len(req.Topics)-1].Partitions, rp)
-		}
-		resp, err := req.RequestWith(ctx, c.client.Broker(int(leader)))
-		if err != nil {
-			continue // lag stays counted from the commit; next cycle retries
-		}
-		names := make(map[[16]byte]string, len(d.topicIDs))
-		for n, id := range d.topicIDs {
-			names[id] = n
-		}
-		for _, rt := range resp.Topics {
-			topic := rt.Topic
-			if topic == "" {
-				topic = names[rt.TopicID]
+			from, ok := want[key]
+			if !ok {
+				continue
 			}
-			for _, rp := range rt.Partitions {
-				key := tp{topic, rp.Partition}
-				if err := kerr.ErrorForCode(rp.ErrorCode); err != nil {
-					c.countResponseError("Fetch", err)
-					if st := c.parts[key]; st != nil && refusesReads(err) {
-						st.stampErr, st.stampErrAt = err, c.e.opts.Now().UnixNano()
-					}
-					continue
+			next, data, at := firstDelivered(rp.RecordBatches, from, rp.AbortedTransactions)
+			if st := c.parts[key]; st != nil && data && at != 0 {
+				st.stamps = addStamp(st.stamps, stamp{from: from, at: next, t: at})
+				st.stampErr = nil
+			}
+			// Every commit of a group waiting at an offset this read
+			// covered shares the answer.
+			for sk := range keep {
+				if sk.tp == key && sk.from <= next && sk.from >= from {
+					c.skips[sk] = skip{next: next, data: data}
 				}
-				from, ok := want[key]
-				if !ok {
-					continue
-				}
-				next, data, at := firstDelivered(rp.RecordBatches, from, rp.AbortedTransactions)
-				if st := c.parts[key]; st != nil && data && at != 0 {
-					st.stamps = addStamp(st.stamps, stamp{from: from, at: next, t: at})
-					st.stampErr = nil
-				}
-				// Every commit of a group waiting at an offset this read
-				// covered shares the answer.
-				for sk := range keep {
-					if sk.tp == key && sk.from <= next && sk.from >= from {
-						c.skips[sk] = skip{next: next, data: data}
-					}
-				}
-				for sk, s := range c.skips {
-					if sk.tp == key && !s.data && s.next == from && sk.from < from {
-						c.skips[sk] = skip{next: next, data: data}
-					}
+			}
+			for sk, s := range c.skips {
+				if sk.tp == key && !s.data && s.next == from && sk.from < from {
+					c.skips[sk] = skip{next: next, data: data}
 				}
 			}
 		}

@@ -418,7 +418,7 @@ func runUnderChartRBAC(t *testing.T, args []string, watch []string) {
 		t.Fatal(err)
 	}
 	ns := "team-a"
-	if missing := rbacScenario(t, env, user.Config(), watch, ns, "lagscale-test", 60*time.Second, false); len(missing) > 0 {
+	if missing := rbacScenario(t, env, user.Config(), watch, ns, "lagscale-test", false, 60*time.Second, false); len(missing) > 0 {
 		t.Fatalf("the operator could not do its work under the chart's RBAC: missing %v", missing)
 	}
 
@@ -551,10 +551,58 @@ func leaderEventRecorded(ctx context.Context, c client.Client, leaseID string) b
 	return false
 }
 
-func rbacScenario(t *testing.T, env *testenv.Env, cfg *rest.Config, watch []string, ns, leaseID string, wait time.Duration, expectFailure bool) []string {
+// rbacScenario runs the operator with cfg's permissions through a
+// scenario that needs every permission the generated RBAC grants, and
+// returns the checks that did not pass within wait: a consumer waits for
+// a Secret (a Waiting event), runs once it appears (Deployment, status,
+// KafkaCluster status, scale targets, Lease, leader event, metrics), and
+// waits again when it goes (an event series).
+func rbacScenario(t *testing.T, env *testenv.Env, cfg *rest.Config, watch []string, ns, leaseID string, sharded bool, wait time.Duration, expectFailure bool) []string {
 	t.Helper()
 	ctx := context.Background()
 	c := env.Client
+	kc, ec := createScenarioConsumer(ctx, t, c, ns)
+	targets := scaleTargetsOf(t, c, ns)
+	token := scenarioScraperToken(ctx, t, env, ns)
+	metricsAddr := testkit.FreeAddr(t)
+	stop := startScenarioOperator(ctx, t, cfg, operator.Options{
+		MetricsAddr: metricsAddr, MetricsSecure: true, ProbeAddr: "0",
+		LeaderElect: true, LeaderElectionID: leaseID, LeaderElectionNamespace: releaseNS,
+		WatchNamespaces: watch, MaxConcurrentReconciles: 2, DefaultPollInterval: time.Second,
+		Registry: prometheus.NewRegistry(), SkipNameValidation: true,
+		Sharding: sharded, ShardIdentity: leaseID,
+	}, expectFailure)
+	defer stop()
+
+	checks := scenarioChecks(ctx, c, kc, ec, leaseID, metricsAddr, token)
+	for k, f := range targets {
+		checks[k] = f
+	}
+	p := &scenarioPhases{checks: checks, deadline: time.Now().Add(wait)}
+	p.wait(checkWaitingEvent)
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "creds"}, StringData: map[string]string{"username": "u", "password": "p"}}
+	if err := c.Create(ctx, secret); err != nil {
+		t.Fatal(err)
+	}
+	p.wait(checkDeployment, checkStatus, checkClusterStat, checkLeaseRenewed, checkLeaderEvent, checkScaledDeploy, checkScaledSts, checkMetrics)
+	if err := c.Delete(ctx, secret); err != nil {
+		t.Fatal(err)
+	}
+	p.wait(checkEventSeries)
+	if len(p.missing) > 0 && !expectFailure {
+		list := &eventsv1.EventList{}
+		_ = c.List(ctx, list, client.InNamespace(ns))
+		for _, e := range list.Items {
+			t.Logf("event %s %s %q series=%+v", e.Name, e.Reason, e.Note, e.Series)
+		}
+	}
+	return p.missing
+}
+
+// createScenarioConsumer creates a KafkaCluster whose SASL Secret does not
+// exist yet and an EventConsumer that references it.
+func createScenarioConsumer(ctx context.Context, t *testing.T, c client.Client, ns string) (*v1alpha1.KafkaCluster, *v1alpha1.EventConsumer) {
+	t.Helper()
 	kc := &v1alpha1.KafkaCluster{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "main"}, Spec: v1alpha1.KafkaClusterSpec{
 		BootstrapServers: []string{"127.0.0.1:1"},
 		SASL:             &v1alpha1.SASLConfig{Mechanism: v1alpha1.SASLPlain, SecretRef: v1alpha1.LocalObjectRef{Name: "creds"}},
@@ -569,11 +617,14 @@ func rbacScenario(t *testing.T, env *testenv.Env, cfg *rest.Config, watch []stri
 			t.Fatal(err)
 		}
 	}
-	targets := scaleTargetsOf(t, c, ns)
+	return kc, ec
+}
 
-	// A scraper's token, bound to a role like the chart's metrics-reader:
-	// the operator checks it with its own TokenReview and
-	// SubjectAccessReview grants.
+// scenarioScraperToken is a scraper's token, bound to a role like the
+// chart's metrics-reader: the operator checks it with its own TokenReview
+// and SubjectAccessReview grants.
+func scenarioScraperToken(ctx context.Context, t *testing.T, env *testenv.Env, ns string) string {
+	t.Helper()
 	if err := env.EnsureClusterRole(ctx, "scenario-metrics-reader", testenv.MetricsReaderRules); err != nil {
 		t.Fatal(err)
 	}
@@ -581,22 +632,20 @@ func rbacScenario(t *testing.T, env *testenv.Env, cfg *rest.Config, watch []stri
 	if err != nil {
 		t.Fatal(err)
 	}
-	metricsAddr := testkit.FreeAddr(t)
+	return token
+}
 
+// startScenarioOperator runs the operator with cfg until the returned
+// function stops it. Without a permission the manager may fail on its own
+// (a cache that cannot sync); that is the expected outcome when
+// expectFailure.
+func startScenarioOperator(ctx context.Context, t *testing.T, cfg *rest.Config, o operator.Options, expectFailure bool) (stop func()) {
+	t.Helper()
 	opctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	go func() {
-		done <- operator.Run(opctx, cfg, operator.Options{
-			MetricsAddr: metricsAddr, MetricsSecure: true, ProbeAddr: "0",
-			LeaderElect: true, LeaderElectionID: leaseID, LeaderElectionNamespace: releaseNS,
-			WatchNamespaces: watch, MaxConcurrentReconciles: 2, DefaultPollInterval: time.Second,
-			Registry: prometheus.NewRegistry(), SkipNameValidation: true,
-		})
-	}()
-	defer func() {
+	go func() { done <- operator.Run(opctx, cfg, o) }()
+	return func() {
 		cancel()
-		// Without a permission the manager may fail on its own (a cache
-		// that cannot sync); that is the expected outcome then.
 		select {
 		case err := <-done:
 			if err != nil && !expectFailure {
@@ -609,8 +658,13 @@ func rbacScenario(t *testing.T, env *testenv.Env, cfg *rest.Config, watch []stri
 				t.Errorf("operator did not stop within 30s")
 			}
 		}
-	}()
+	}
+}
 
+// scenarioChecks are the scenario's checks by name, each true once what
+// it needs has happened.
+func scenarioChecks(ctx context.Context, c client.Client, kc *v1alpha1.KafkaCluster, ec *v1alpha1.EventConsumer, leaseID, metricsAddr, token string) map[string]func() bool {
+	ns := ec.Namespace
 	// waitingEvents are the Waiting events of the consumer: a repeat is
 	// patched into a series, or created anew when it races the first.
 	waitingEvents := func() []eventsv1.Event {
@@ -626,7 +680,7 @@ func rbacScenario(t *testing.T, env *testenv.Env, cfg *rest.Config, watch []stri
 		}
 		return out
 	}
-	checks := map[string]func() bool{
+	return map[string]func() bool{
 		checkWaitingEvent: func() bool { return len(waitingEvents()) > 0 },
 		checkEventSeries: func() bool {
 			for _, e := range waitingEvents() {
@@ -660,44 +714,31 @@ func rbacScenario(t *testing.T, env *testenv.Env, cfg *rest.Config, watch []stri
 		},
 		checkLeaderEvent: func() bool { return leaderEventRecorded(ctx, c, leaseID) },
 	}
-	for k, f := range targets {
-		checks[k] = f
-	}
-	deadline := time.Now().Add(wait)
-	var missing []string
-	phase := func(names ...string) {
-		for {
-			var left []string
-			for _, n := range names {
-				if !checks[n]() {
-					left = append(left, n)
-				}
+}
+
+// scenarioPhases waits for named checks until one deadline shared by all
+// phases, and collects those that never passed.
+type scenarioPhases struct {
+	checks   map[string]func() bool
+	deadline time.Time
+	missing  []string
+}
+
+// wait polls the named checks until all pass or the deadline passes.
+func (p *scenarioPhases) wait(names ...string) {
+	for {
+		var left []string
+		for _, n := range names {
+			if !p.checks[n]() {
+				left = append(left, n)
 			}
-			if len(left) == 0 || time.Now().After(deadline) {
-				missing = append(missing, left...)
-				return
-			}
-			time.Sleep(200 * time.Millisecond)
 		}
-	}
-	phase(checkWaitingEvent)
-	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "creds"}, StringData: map[string]string{"username": "u", "password": "p"}}
-	if err := c.Create(ctx, secret); err != nil {
-		t.Fatal(err)
-	}
-	phase(checkDeployment, checkStatus, checkClusterStat, checkLeaseRenewed, checkLeaderEvent, checkScaledDeploy, checkScaledSts, checkMetrics)
-	if err := c.Delete(ctx, secret); err != nil {
-		t.Fatal(err)
-	}
-	phase(checkEventSeries)
-	if len(missing) > 0 && !expectFailure {
-		list := &eventsv1.EventList{}
-		_ = c.List(ctx, list, client.InNamespace(ns))
-		for _, e := range list.Items {
-			t.Logf("event %s %s %q series=%+v", e.Name, e.Reason, e.Note, e.Series)
+		if len(left) == 0 || time.Now().After(p.deadline) {
+			p.missing = append(p.missing, left...)
+			return
 		}
+		time.Sleep(200 * time.Millisecond)
 	}
-	return missing
 }
 
 // neededBy names, for each verb the generated RBAC grants, the scenario
@@ -718,12 +759,14 @@ var neededBy = map[string]string{
 	"ClusterRole events.k8s.io/events:create":              checkWaitingEvent,
 	"ClusterRole events.k8s.io/events:patch":               checkEventSeries,
 	"ClusterRole lagscale.dev/eventconsumers:list+watch":   checkStatus,
+	"ClusterRole lagscale.dev/eventconsumers:patch":        checkDeployment,
 	"ClusterRole lagscale.dev/kafkaclusters:list+watch":    checkClusterStat,
 	"ClusterRole lagscale.dev/eventconsumers/status:patch": checkStatus,
 	"ClusterRole lagscale.dev/kafkaclusters/status:patch":  checkClusterStat,
 	"Role coordination.k8s.io/leases:get":                  checkDeployment,
 	"Role coordination.k8s.io/leases:create":               checkDeployment,
 	"Role coordination.k8s.io/leases:update":               checkLeaseRenewed,
+	"Role coordination.k8s.io/leases:list+watch":           checkDeployment,
 	"Role /events:create":                                  checkLeaderEvent,
 	// spec.scaleTargetRef: replicas through the scale subresource, the
 	// StatefulSets watched in the target cache (a cache that cannot sync
@@ -818,7 +861,11 @@ func rulesWithout(all []grant, kind string, skip unit) []rbacv1.PolicyRule {
 // TestChartRBACIsMinimal takes the chart's ClusterRole and Role apart verb
 // by verb. With everything granted the scenario succeeds; with any one verb
 // taken away, the check neededBy names for it fails. So every verb lagscale
-// asks for is shown to be needed, against the real API server.
+// asks for is shown to be needed, against the real API server. The operator
+// runs sharded (--sharding), whose grants are those of the default
+// leader-election mode plus the sharder's: patch on EventConsumers (their
+// shard labels) and list and watch on the membership Leases. The chart's
+// RBAC test runs the default mode under the same grants.
 func TestChartRBACIsMinimal(t *testing.T) {
 	objs := render(t)
 	var all []grant
@@ -897,7 +944,7 @@ func TestChartRBACIsMinimal(t *testing.T) {
 				}
 				// Each operator watches its own namespace only, so that no
 				// other case's operator does its work for it.
-				missing := rbacScenario(t, env, u.Config(), []string{user}, user, user, 45*time.Second, skip != nil)
+				missing := rbacScenario(t, env, u.Config(), []string{user}, user, user, true, 45*time.Second, skip != nil)
 				if skip == nil {
 					if len(missing) > 0 {
 						t.Fatalf("with every verb granted the scenario did not finish: missing %v", missing)

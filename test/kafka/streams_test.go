@@ -101,227 +101,284 @@ func describeWithAdmin(t *testing.T, jar string, a *testkit.Apache, group string
 // with their tasks. On Apache Kafka 3.9.1, which has no streams groups, the
 // engine names the missing protocol.
 func TestStreamsGroup(t *testing.T) {
-	t.Run(testkit.KafkaVersion, func(t *testing.T) {
-		jar := streamsHandlerJar(t)
-		a := testkit.StartApache(t, testkit.KafkaVersion)
-		const group, input, output = "wordcount", "sin", "sin-counts"
-		testkit.CreateTopics(t, a, 3, input, output)
-		produce(t, a, input, 3, 100)
+	t.Run(testkit.KafkaVersion, streamsGroupOnKIP1071)
+	t.Run(testkit.KafkaClassicVersion, streamsGroupUnsupported)
+}
 
-		env := append(os.Environ(),
-			"KAFKA_BOOTSTRAP_SERVERS="+a.Plain,
-			"KAFKA_TOPICS=",
-			"KAFKA_CONSUMER_GROUP="+group,
-			"KAFKA_SECURITY_PROTOCOL=PLAINTEXT",
-			"KAFKA_AUTO_OFFSET_RESET=earliest",
-			"KAFKA_GROUP_TYPE=streams",
-			"LAGSCALE_CONSUMER=compat/"+group,
-			"STREAMS_INPUT_TOPIC="+input,
-			"STREAMS_OUTPUT_TOPIC="+output,
-			"STREAMS_NUM_THREADS=2",
-			"STREAMS_STATE_DIR="+t.TempDir(),
-		)
-		cmd := exec.Command("java", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-jar", jar)
-		cmd.Env = env
-		app := testkit.Start(t, cmd)
+// The names of the word-count application's group and topics.
+const streamsGroup, streamsInput, streamsOutput = "wordcount", "sin", "sin-counts"
 
-		e := lag.NewEngine(lag.Options{})
-		sub := lag.Subscription{
-			Consumer:          lag.ConsumerKey{Namespace: "compat", Name: group},
-			Cluster:           lag.ClusterConfig{BootstrapServers: a.Bootstrap()},
-			Group:             group,
-			GroupType:         lag.GroupStreams,
-			OffsetResetPolicy: lag.ResetEarliest,
-			PollInterval:      time.Second,
+// streamsGroupOnKIP1071 runs the application on a broker with streams
+// groups, step by step: the engine reads the settled group, the operator
+// reads its topology, wrong spec.topics stall, a frozen backlog reads as
+// the Admin API says and is limited by the task count, and the counts
+// come out exactly once.
+func streamsGroupOnKIP1071(t *testing.T) {
+	r := startStreamsApp(t)
+	s := r.waitSettled(t)
+	c, ec := streamsOperator(t, r.a, streamsGroup)
+	checkOperatorReadsTopology(t, c, ec, s)
+	checkTopologyMismatchStalls(t, c, ec)
+	r.checkFrozenBacklog(t, c, ec)
+	r.drainAndStop(t)
+	checkCountedExactlyOnce(t, r.a)
+}
+
+// streamsApp is the running word-count application and the lag engine
+// that reads its group.
+type streamsApp struct {
+	jar  string
+	a    *testkit.Apache
+	app  *testkit.Proc
+	e    *lag.Engine
+	sub  lag.Subscription
+	snap lag.Snapshot // the last snapshot read, logged when the test fails
+}
+
+// startStreamsApp starts Apache Kafka with 300 records on the input topic,
+// the application with two stream threads, and a lag engine subscribed to
+// its group.
+func startStreamsApp(t *testing.T) *streamsApp {
+	r := &streamsApp{jar: streamsHandlerJar(t)}
+	r.a = testkit.StartApache(t, testkit.KafkaVersion)
+	testkit.CreateTopics(t, r.a, 3, streamsInput, streamsOutput)
+	produce(t, r.a, streamsInput, 3, 100)
+
+	env := append(os.Environ(),
+		"KAFKA_BOOTSTRAP_SERVERS="+r.a.Plain,
+		"KAFKA_TOPICS=",
+		"KAFKA_CONSUMER_GROUP="+streamsGroup,
+		"KAFKA_SECURITY_PROTOCOL=PLAINTEXT",
+		"KAFKA_AUTO_OFFSET_RESET=earliest",
+		"KAFKA_GROUP_TYPE=streams",
+		"LAGSCALE_CONSUMER=compat/"+streamsGroup,
+		"STREAMS_INPUT_TOPIC="+streamsInput,
+		"STREAMS_OUTPUT_TOPIC="+streamsOutput,
+		"STREAMS_NUM_THREADS=2",
+		"STREAMS_STATE_DIR="+t.TempDir(),
+	)
+	cmd := exec.Command("java", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-jar", r.jar)
+	cmd.Env = env
+	r.app = testkit.Start(t, cmd)
+
+	r.e = lag.NewEngine(lag.Options{})
+	r.sub = lag.Subscription{
+		Consumer:          lag.ConsumerKey{Namespace: "compat", Name: streamsGroup},
+		Cluster:           lag.ClusterConfig{BootstrapServers: r.a.Bootstrap()},
+		Group:             streamsGroup,
+		GroupType:         lag.GroupStreams,
+		OffsetResetPolicy: lag.ResetEarliest,
+		PollInterval:      time.Second,
+	}
+	r.e.Register(r.sub)
+	t.Cleanup(func() { r.e.Unregister(r.sub.Consumer) })
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("last snapshot: %+v; streams %+v", r.snap, r.snap.Streams)
 		}
-		e.Register(sub)
-		t.Cleanup(func() { e.Unregister(sub.Consumer) })
-		poll := func() lag.Snapshot {
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			defer cancel()
-			_ = e.Poll(ctx, sub.Cluster.ID())
-			s, _ := e.Snapshot(sub.Consumer)
-			return s
-		}
+	})
+	return r
+}
 
-		// The application starts, the broker creates the repartition
-		// topic and assigns all tasks, and everything produced so far is
-		// counted.
-		var snap lag.Snapshot
-		t.Cleanup(func() {
-			if t.Failed() {
-				t.Logf("last snapshot: %+v; streams %+v", snap, snap.Streams)
-			}
-		})
-		testkit.WaitFor(t, 3*time.Minute, "the streams group to settle with every task assigned and no lag", func() bool {
-			time.Sleep(time.Second)
-			snap = poll()
-			s := snap.Streams
-			return !snap.Stale && s != nil && len(s.Subtopologies) == 2 && s.ActiveTasks > 0 &&
-				s.AssignedActive == s.ActiveTasks && !snap.Rebalancing && snap.Members == 2 && snap.TotalLag == 0 &&
-				snap.PartitionCount > 0
-		})
+// poll runs one poll cycle and keeps the group's snapshot.
+func (r *streamsApp) poll() lag.Snapshot {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_ = r.e.Poll(ctx, r.sub.Cluster.ID())
+	r.snap, _ = r.e.Snapshot(r.sub.Consumer)
+	return r.snap
+}
+
+// waitSettled waits until the application has started, the broker has
+// created the repartition topic and assigned all tasks, and everything
+// produced so far is counted; then it checks the topology the engine read
+// and the requests of one cycle.
+func (r *streamsApp) waitSettled(t *testing.T) *lag.StreamsInfo {
+	testkit.WaitFor(t, 3*time.Minute, "the streams group to settle with every task assigned and no lag", func() bool {
+		time.Sleep(time.Second)
+		snap := r.poll()
 		s := snap.Streams
-		t.Logf("streams group: %d subtopologies, %d active tasks, input %v, repartition %v, %d members in %d processes",
-			len(s.Subtopologies), s.ActiveTasks, s.InputTopics, s.RepartitionTopics, snap.Members, s.Processes)
-		if !slices.Equal(s.InputTopics, []string{input}) || len(s.RepartitionTopics) != 1 {
-			t.Fatalf("input topics %v, repartition topics %v: want [%s] and one repartition topic", s.InputTopics, s.RepartitionTopics, input)
-		}
-		// 3 input partitions and a repartition topic of 3: 6 tasks; two
-		// threads in one instance keep at most 3 instances busy.
-		if s.ActiveTasks != 6 || s.ThreadsPerInstance != 2 || s.MaxInstances != 3 || s.Processes != 1 {
-			t.Fatalf("active tasks %d, threads per instance %d, max instances %d, processes %d: want 6, 2, 3, 1",
-				s.ActiveTasks, s.ThreadsPerInstance, s.MaxInstances, s.Processes)
-		}
-		if snap.GroupType != lag.GroupStreams {
-			t.Fatalf("group type %q, want streams", snap.GroupType)
-		}
-		// One StreamsGroupDescribe per coordinator per cycle, and the
-		// coordinator is remembered: no FindCoordinator once it is known.
-		snap = poll()
-		byAPI, total := e.LastCycleRequests(sub.Cluster.ID())
-		t.Logf("requests per cycle with one streams group: %d %v", total, byAPI)
-		if byAPI["StreamsGroupDescribe"] != 1 || byAPI["FindCoordinator"] != 0 {
-			t.Fatalf("requests per cycle %v: want one StreamsGroupDescribe and no FindCoordinator", byAPI)
-		}
+		return !snap.Stale && s != nil && len(s.Subtopologies) == 2 && s.ActiveTasks > 0 &&
+			s.AssignedActive == s.ActiveTasks && !snap.Rebalancing && snap.Members == 2 && snap.TotalLag == 0 &&
+			snap.PartitionCount > 0
+	})
+	snap := r.snap
+	s := snap.Streams
+	t.Logf("streams group: %d subtopologies, %d active tasks, input %v, repartition %v, %d members in %d processes",
+		len(s.Subtopologies), s.ActiveTasks, s.InputTopics, s.RepartitionTopics, snap.Members, s.Processes)
+	if !slices.Equal(s.InputTopics, []string{streamsInput}) || len(s.RepartitionTopics) != 1 {
+		t.Fatalf("input topics %v, repartition topics %v: want [%s] and one repartition topic", s.InputTopics, s.RepartitionTopics, streamsInput)
+	}
+	// 3 input partitions and a repartition topic of 3: 6 tasks; two
+	// threads in one instance keep at most 3 instances busy.
+	if s.ActiveTasks != 6 || s.ThreadsPerInstance != 2 || s.MaxInstances != 3 || s.Processes != 1 {
+		t.Fatalf("active tasks %d, threads per instance %d, max instances %d, processes %d: want 6, 2, 3, 1",
+			s.ActiveTasks, s.ThreadsPerInstance, s.MaxInstances, s.Processes)
+	}
+	if snap.GroupType != lag.GroupStreams {
+		t.Fatalf("group type %q, want streams", snap.GroupType)
+	}
+	// One StreamsGroupDescribe per coordinator per cycle, and the
+	// coordinator is remembered: no FindCoordinator once it is known.
+	r.poll()
+	byAPI, total := r.e.LastCycleRequests(r.sub.Cluster.ID())
+	t.Logf("requests per cycle with one streams group: %d %v", total, byAPI)
+	if byAPI["StreamsGroupDescribe"] != 1 || byAPI["FindCoordinator"] != 0 {
+		t.Fatalf("requests per cycle %v: want one StreamsGroupDescribe and no FindCoordinator", byAPI)
+	}
+	return s
+}
 
-		// The operator reads the same group from an EventConsumer without
-		// spec.topics.
-		c, ec := streamsOperator(t, a, group)
-		testenv.Eventually(t, 90*time.Second, func() error {
-			got := &v1alpha1.EventConsumer{}
-			if err := c.Get(context.Background(), client.ObjectKeyFromObject(ec), got); err != nil {
-				return err
-			}
-			want := append([]string{input}, s.RepartitionTopics...)
-			slices.Sort(want)
-			ls := got.Status.Lag
-			if !slices.Equal(got.Status.Topics, want) || ls == nil || ls.Streams == nil || ls.Streams.ActiveTasks != 6 ||
-				ls.Streams.Subtopologies != 2 || ls.Streams.ThreadsPerInstance != 2 || ls.GroupType != "Streams" {
-				return fmt.Errorf("status.topics %v (want %v), status.lag %+v", got.Status.Topics, want, ls)
-			}
-			return nil
-		})
-
-		// spec.topics other than the topology's source topics: Stalled,
-		// with both lists named.
-		wrong := ec.DeepCopy()
-		wrong.ObjectMeta = metav1.ObjectMeta{Namespace: ec.Namespace, Name: "wordcount-wrong-topics"}
-		wrong.Spec.Topics = []string{output}
-		mustCreate(t, c, wrong)
-		testenv.Eventually(t, 60*time.Second, func() error {
-			got := &v1alpha1.EventConsumer{}
-			if err := c.Get(context.Background(), client.ObjectKeyFromObject(wrong), got); err != nil {
-				return err
-			}
-			st := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionStalled)
-			if st == nil || st.Status != metav1.ConditionTrue || st.Reason != v1alpha1.ReasonTopologyMismatch ||
-				!strings.Contains(st.Message, "spec.topics ["+output+"] are not the source topics ["+input+"]") {
-				return fmt.Errorf("Stalled %+v, want True with reason TopologyMismatch naming both lists", st)
-			}
-			return nil
-		})
-
-		// Freeze the application (SIGSTOP keeps its members in the group
-		// until their session times out) and produce a backlog, so that
-		// the engine and the Admin API read the same still offsets.
-		app.Signal(t, syscall.SIGSTOP)
-		produce(t, a, input, 3, 50)
-		snap = poll()
-		admin := describeWithAdmin(t, jar, a, group)
-		snap = poll() // after the Admin read too: nothing moved between
-		compareWithAdmin(t, snap, admin)
-		if snap.Streams.InputLag != 150 || snap.Streams.RepartitionLag != 0 {
-			t.Fatalf("input lag %d, repartition lag %d: want 150 and 0", snap.Streams.InputLag, snap.Streams.RepartitionLag)
+// checkOperatorReadsTopology: the operator reads the same group from an
+// EventConsumer without spec.topics.
+func checkOperatorReadsTopology(t *testing.T, c client.Client, ec *v1alpha1.EventConsumer, s *lag.StreamsInfo) {
+	testenv.Eventually(t, 90*time.Second, func() error {
+		got := &v1alpha1.EventConsumer{}
+		if err := c.Get(context.Background(), client.ObjectKeyFromObject(ec), got); err != nil {
+			return err
 		}
-
-		// 150 records at 10 per replica ask for 15 replicas; 6 tasks over
-		// 2 threads per instance keep 3 busy, and the remedy says so.
-		testenv.Eventually(t, 40*time.Second, func() error {
-			got := &v1alpha1.EventConsumer{}
-			if err := c.Get(context.Background(), client.ObjectKeyFromObject(ec), got); err != nil {
-				return err
-			}
-			sl := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionScalingLimited)
-			if got.Status.DesiredReplicas != 3 || sl == nil || sl.Reason != v1alpha1.ReasonAtTaskCount ||
-				!strings.Contains(sl.Message, "num.stream.threads") || !strings.Contains(sl.Message, "6 active tasks") {
-				return fmt.Errorf("desired replicas %d, ScalingLimited %+v: want 3 and AtTaskCount", got.Status.DesiredReplicas, sl)
-			}
-			t.Logf("ScalingLimited %s: %s", sl.Reason, sl.Message)
-			return nil
-		})
-		app.Signal(t, syscall.SIGCONT)
-
-		testkit.WaitFor(t, 2*time.Minute, "the application to count the backlog", func() bool {
-			time.Sleep(time.Second)
-			snap = poll()
-			return !snap.Stale && snap.TotalLag == 0 && snap.Members == 2
-		})
-		app.Signal(t, syscall.SIGTERM)
-		if code := app.Wait(t); code != 0 {
-			t.Fatalf("exit code %d after SIGTERM, want 0", code)
+		want := append([]string{streamsInput}, s.RepartitionTopics...)
+		slices.Sort(want)
+		ls := got.Status.Lag
+		if !slices.Equal(got.Status.Topics, want) || ls == nil || ls.Streams == nil || ls.Streams.ActiveTasks != 6 ||
+			ls.Streams.Subtopologies != 2 || ls.Streams.ThreadsPerInstance != 2 || ls.GroupType != "Streams" {
+			return fmt.Errorf("status.topics %v (want %v), status.lag %+v", got.Status.Topics, want, ls)
 		}
+		return nil
+	})
+}
 
-		// Exactly once: the first 50 values of each partition were
-		// produced twice (100, then 50 more), the others once, and the
-		// last count of each key says so.
-		want := func(p, i int) string {
-			if i < 50 {
-				return "2"
-			}
-			return "1"
+// checkTopologyMismatchStalls: spec.topics other than the topology's
+// source topics make the consumer Stalled, with both lists named.
+func checkTopologyMismatchStalls(t *testing.T, c client.Client, ec *v1alpha1.EventConsumer) {
+	wrong := ec.DeepCopy()
+	wrong.ObjectMeta = metav1.ObjectMeta{Namespace: ec.Namespace, Name: "wordcount-wrong-topics"}
+	wrong.Spec.Topics = []string{streamsOutput}
+	mustCreate(t, c, wrong)
+	testenv.Eventually(t, 60*time.Second, func() error {
+		got := &v1alpha1.EventConsumer{}
+		if err := c.Get(context.Background(), client.ObjectKeyFromObject(wrong), got); err != nil {
+			return err
 		}
-		complete := func(counts map[string]string) bool {
-			for p := range 3 {
-				for i := range 100 {
-					if counts[strconv.Itoa(p)+"-"+strconv.Itoa(i)] != want(p, i) {
-						return false
-					}
-				}
-			}
-			return true
+		st := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionStalled)
+		if st == nil || st.Status != metav1.ConditionTrue || st.Reason != v1alpha1.ReasonTopologyMismatch ||
+			!strings.Contains(st.Message, "spec.topics ["+streamsOutput+"] are not the source topics ["+streamsInput+"]") {
+			return fmt.Errorf("Stalled %+v, want True with reason TopologyMismatch naming both lists", st)
 		}
-		counts := lastCounts(t, a, output, complete)
+		return nil
+	})
+}
+
+// checkFrozenBacklog freezes the application (SIGSTOP keeps its members
+// in the group until their session times out) and produces a backlog, so
+// that the engine and the Admin API read the same still offsets; the
+// operator then asks for 15 replicas and is limited to the 3 the tasks
+// keep busy, and says so. The application runs again afterwards.
+func (r *streamsApp) checkFrozenBacklog(t *testing.T, c client.Client, ec *v1alpha1.EventConsumer) {
+	r.app.Signal(t, syscall.SIGSTOP)
+	produce(t, r.a, streamsInput, 3, 50)
+	r.poll()
+	admin := describeWithAdmin(t, r.jar, r.a, streamsGroup)
+	snap := r.poll() // after the Admin read too: nothing moved between
+	compareWithAdmin(t, snap, admin)
+	if snap.Streams.InputLag != 150 || snap.Streams.RepartitionLag != 0 {
+		t.Fatalf("input lag %d, repartition lag %d: want 150 and 0", snap.Streams.InputLag, snap.Streams.RepartitionLag)
+	}
+
+	// 150 records at 10 per replica ask for 15 replicas; 6 tasks over
+	// 2 threads per instance keep 3 busy, and the remedy says so.
+	testenv.Eventually(t, 40*time.Second, func() error {
+		got := &v1alpha1.EventConsumer{}
+		if err := c.Get(context.Background(), client.ObjectKeyFromObject(ec), got); err != nil {
+			return err
+		}
+		sl := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionScalingLimited)
+		if got.Status.DesiredReplicas != 3 || sl == nil || sl.Reason != v1alpha1.ReasonAtTaskCount ||
+			!strings.Contains(sl.Message, "num.stream.threads") || !strings.Contains(sl.Message, "6 active tasks") {
+			return fmt.Errorf("desired replicas %d, ScalingLimited %+v: want 3 and AtTaskCount", got.Status.DesiredReplicas, sl)
+		}
+		t.Logf("ScalingLimited %s: %s", sl.Reason, sl.Message)
+		return nil
+	})
+	r.app.Signal(t, syscall.SIGCONT)
+}
+
+// drainAndStop waits for the application to count the backlog, then stops
+// it with SIGTERM, which it must answer with exit code 0.
+func (r *streamsApp) drainAndStop(t *testing.T) {
+	testkit.WaitFor(t, 2*time.Minute, "the application to count the backlog", func() bool {
+		time.Sleep(time.Second)
+		snap := r.poll()
+		return !snap.Stale && snap.TotalLag == 0 && snap.Members == 2
+	})
+	r.app.Signal(t, syscall.SIGTERM)
+	if code := r.app.Wait(t); code != 0 {
+		t.Fatalf("exit code %d after SIGTERM, want 0", code)
+	}
+}
+
+// checkCountedExactlyOnce: the first 50 values of each partition were
+// produced twice (100, then 50 more), the others once, and the last count
+// of each key says so.
+func checkCountedExactlyOnce(t *testing.T, a *testkit.Apache) {
+	want := func(p, i int) string {
+		if i < 50 {
+			return "2"
+		}
+		return "1"
+	}
+	complete := func(counts map[string]string) bool {
 		for p := range 3 {
 			for i := range 100 {
-				k := strconv.Itoa(p) + "-" + strconv.Itoa(i)
-				if counts[k] != want(p, i) {
-					t.Fatalf("count of %s is %q, want %s (%d keys counted)", k, counts[k], want(p, i), len(counts))
+				if counts[strconv.Itoa(p)+"-"+strconv.Itoa(i)] != want(p, i) {
+					return false
 				}
 			}
 		}
-	})
-
-	t.Run(testkit.KafkaClassicVersion, func(t *testing.T) {
-		a := testkit.StartApache(t, testkit.KafkaClassicVersion)
-		testkit.CreateTopics(t, a, 1, "sold")
-		e := lag.NewEngine(lag.Options{})
-		sub := lag.Subscription{
-			Consumer:  lag.ConsumerKey{Namespace: "compat", Name: "old"},
-			Cluster:   lag.ClusterConfig{BootstrapServers: a.Bootstrap()},
-			Group:     "old",
-			Topics:    []string{"sold"},
-			GroupType: lag.GroupStreams,
-		}
-		e.Register(sub)
-		t.Cleanup(func() { e.Unregister(sub.Consumer) })
-		var s lag.Snapshot
-		// A fresh broker answers COORDINATOR_NOT_AVAILABLE for a moment;
-		// after that the describe reaches the coordinator.
-		testkit.WaitFor(t, time.Minute, "the engine to read the group", func() bool {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			_ = e.Poll(ctx, sub.Cluster.ID())
-			s, _ = e.Snapshot(sub.Consumer)
-			if !s.StreamsUnsupported {
-				time.Sleep(500 * time.Millisecond)
+		return true
+	}
+	counts := lastCounts(t, a, streamsOutput, complete)
+	for p := range 3 {
+		for i := range 100 {
+			k := strconv.Itoa(p) + "-" + strconv.Itoa(i)
+			if counts[k] != want(p, i) {
+				t.Fatalf("count of %s is %q, want %s (%d keys counted)", k, counts[k], want(p, i), len(counts))
 			}
-			return s.StreamsUnsupported
-		})
-		if !s.StreamsUnsupported || !strings.Contains(s.Error, "StreamsGroupDescribe (API key 89)") || !strings.Contains(s.Error, "KIP-1071") {
-			t.Fatalf("StreamsUnsupported %v, error %q: want the missing protocol named", s.StreamsUnsupported, s.Error)
 		}
+	}
+}
+
+// streamsGroupUnsupported: on Apache Kafka 3.9.1, which has no streams
+// groups, the engine names the missing protocol.
+func streamsGroupUnsupported(t *testing.T) {
+	a := testkit.StartApache(t, testkit.KafkaClassicVersion)
+	testkit.CreateTopics(t, a, 1, "sold")
+	e := lag.NewEngine(lag.Options{})
+	sub := lag.Subscription{
+		Consumer:  lag.ConsumerKey{Namespace: "compat", Name: "old"},
+		Cluster:   lag.ClusterConfig{BootstrapServers: a.Bootstrap()},
+		Group:     "old",
+		Topics:    []string{"sold"},
+		GroupType: lag.GroupStreams,
+	}
+	e.Register(sub)
+	t.Cleanup(func() { e.Unregister(sub.Consumer) })
+	var s lag.Snapshot
+	// A fresh broker answers COORDINATOR_NOT_AVAILABLE for a moment;
+	// after that the describe reaches the coordinator.
+	testkit.WaitFor(t, time.Minute, "the engine to read the group", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = e.Poll(ctx, sub.Cluster.ID())
+		s, _ = e.Snapshot(sub.Consumer)
+		if !s.StreamsUnsupported {
+			time.Sleep(500 * time.Millisecond)
+		}
+		return s.StreamsUnsupported
 	})
+	if !s.StreamsUnsupported || !strings.Contains(s.Error, "StreamsGroupDescribe (API key 89)") || !strings.Contains(s.Error, "KIP-1071") {
+		t.Fatalf("StreamsUnsupported %v, error %q: want the missing protocol named", s.StreamsUnsupported, s.Error)
+	}
 }
 
 // compareWithAdmin checks the engine's snapshot against the Admin API's

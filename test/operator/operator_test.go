@@ -128,12 +128,52 @@ func TestHelmInstalledOperatorEndToEnd(t *testing.T) {
 	env := helmInstall(t)
 	ctx := context.Background()
 	c := env.Client
+	kafka := kfakeWithPayments(ctx, t)
 
+	metricsAddr := testkit.FreeAddr(t)
+	op := startOperator(t, asServiceAccount(env), operator.Options{
+		MetricsAddr: metricsAddr, MetricsSecure: true, ProbeAddr: "0",
+		LeaderElect: true, LeaderElectionID: "lagscale", LeaderElectionNamespace: releaseNS,
+		MaxConcurrentReconciles: 2, DefaultPollInterval: time.Second,
+	})
+	defer op.stop(t)
+
+	ec := createPaymentsConsumer(ctx, t, c, kafka.ListenAddrs())
+	checkScaledFromLag(ctx, t, c, ec)
+	// Lease taken.
+	lease := &coordinationv1.Lease{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: releaseNS, Name: "lagscale"}, lease); err != nil || lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity == "" {
+		t.Fatalf("lease not taken: %v %+v", err, lease.Spec)
+	}
+	reader := checkMetricsNeedTheReaderRole(ctx, t, env, metricsAddr)
+	checkConsumerSeries(t, metricsAddr, reader)
+
+	// Delete the consumer: its series go.
+	if err := c.Delete(ctx, ec); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, func() error {
+		body, err := scrape(metricsAddr, reader)
+		if err != nil {
+			return err
+		}
+		for _, line := range strings.Split(body, "\n") {
+			if strings.HasPrefix(line, "lagscale_consumer_") && strings.Contains(line, `name="payments"`) {
+				return fmt.Errorf("series of the deleted consumer remain: %s", line)
+			}
+		}
+		return nil
+	})
+}
+
+// kfakeWithPayments is a kfake broker with 7 records on each of the 3
+// partitions of payments, closed when the test ends.
+func kfakeWithPayments(ctx context.Context, t *testing.T) *kfake.Cluster {
 	kafka, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "payments"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer kafka.Close()
+	t.Cleanup(kafka.Close)
 	prod, err := kgo.NewClient(kgo.SeedBrokers(kafka.ListenAddrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	if err != nil {
 		t.Fatal(err)
@@ -148,30 +188,32 @@ func TestHelmInstalledOperatorEndToEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	return kafka
+}
 
-	metricsAddr := testkit.FreeAddr(t)
-	op := startOperator(t, asServiceAccount(env), operator.Options{
-		MetricsAddr: metricsAddr, MetricsSecure: true, ProbeAddr: "0",
-		LeaderElect: true, LeaderElectionID: "lagscale", LeaderElectionNamespace: releaseNS,
-		MaxConcurrentReconciles: 2, DefaultPollInterval: time.Second,
-	})
-	defer op.stop(t)
-
+// createPaymentsConsumer creates the payments namespace and an
+// EventConsumer of payments at 10 records of lag per replica.
+func createPaymentsConsumer(ctx context.Context, t *testing.T, c client.Client, brokers []string) *v1alpha1.EventConsumer {
 	ns := "payments"
 	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
 		t.Fatal(err)
 	}
 	ec := &v1alpha1.EventConsumer{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "payments"}, Spec: v1alpha1.EventConsumerSpec{
 		Topics: []string{"payments"}, ConsumerGroup: "payments-handler",
-		Kafka:   v1alpha1.KafkaConnection{BootstrapServers: kafka.ListenAddrs()},
+		Kafka:   v1alpha1.KafkaConnection{BootstrapServers: brokers},
 		Handler: &v1alpha1.HandlerSpec{Image: "handler:1"},
 		Scaling: v1alpha1.ScalingSpec{Policy: v1alpha1.PolicyLagThreshold, LagThreshold: ptr[int64](10), PollIntervalSeconds: ptr[int32](1), OffsetResetPolicy: v1alpha1.OffsetResetEarliest},
 	}}
 	if err := c.Create(ctx, ec); err != nil {
 		t.Fatal(err)
 	}
+	return ec
+}
 
-	// Deployment applied and scaled from lag: 21 records / 10 -> 3 replicas.
+// checkScaledFromLag: the Deployment is applied and scaled from lag (21
+// records / 10 -> 3 replicas), status and conditions are written, and a
+// ScaledUp event is recorded.
+func checkScaledFromLag(ctx context.Context, t *testing.T, c client.Client, ec *v1alpha1.EventConsumer) {
 	eventually(t, 60*time.Second, func() error {
 		d := &appsv1.Deployment{}
 		if err := c.Get(ctx, client.ObjectKeyFromObject(ec), d); err != nil {
@@ -182,7 +224,6 @@ func TestHelmInstalledOperatorEndToEnd(t *testing.T) {
 		}
 		return nil
 	})
-	// Status and conditions written.
 	eventually(t, 30*time.Second, func() error {
 		got := &v1alpha1.EventConsumer{}
 		if err := c.Get(ctx, client.ObjectKeyFromObject(ec), got); err != nil {
@@ -194,10 +235,9 @@ func TestHelmInstalledOperatorEndToEnd(t *testing.T) {
 		}
 		return nil
 	})
-	// Events recorded.
 	eventually(t, 30*time.Second, func() error {
 		list := &corev1.EventList{}
-		if err := c.List(ctx, list, client.InNamespace(ns)); err != nil {
+		if err := c.List(ctx, list, client.InNamespace(ec.Namespace)); err != nil {
 			return err
 		}
 		var reasons []string
@@ -209,16 +249,14 @@ func TestHelmInstalledOperatorEndToEnd(t *testing.T) {
 		}
 		return fmt.Errorf("no ScaledUp event among %v", reasons)
 	})
-	// Lease taken.
-	lease := &coordinationv1.Lease{}
-	if err := c.Get(ctx, client.ObjectKey{Namespace: releaseNS, Name: "lagscale"}, lease); err != nil || lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity == "" {
-		t.Fatalf("lease not taken: %v %+v", err, lease.Spec)
-	}
+}
 
-	// The metrics are served over HTTPS to a token the chart's
-	// metrics-reader ClusterRole is bound to, the way Prometheus scrapes
-	// through the ServiceMonitor; the operator checks the token with the
-	// chart's metrics-auth grant.
+// checkMetricsNeedTheReaderRole: the metrics are served over HTTPS to a
+// token the chart's metrics-reader ClusterRole is bound to, the way
+// Prometheus scrapes through the ServiceMonitor; the operator checks the
+// token with the chart's metrics-auth grant. No token, or one without the
+// role, gets no series. It returns a reader's token.
+func checkMetricsNeedTheReaderRole(ctx context.Context, t *testing.T, env *testenv.Env, metricsAddr string) string {
 	reader, err := env.ServiceAccountToken(ctx, "monitoring", "prometheus", release+"-lagscale-metrics-reader")
 	if err != nil {
 		t.Fatal(err)
@@ -245,8 +283,12 @@ func TestHelmInstalledOperatorEndToEnd(t *testing.T) {
 			return nil
 		})
 	}
+	return reader
+}
 
-	// /metrics carries the consumer's series with the right values.
+// checkConsumerSeries: /metrics carries the consumer's series with the
+// right values.
+func checkConsumerSeries(t *testing.T, metricsAddr, reader string) {
 	want := []string{
 		`lagscale_consumer_lag_records{name="payments",namespace="payments"} 21`,
 		`lagscale_consumer_replicas{kind="desired",name="payments",namespace="payments"} 3`,
@@ -264,23 +306,6 @@ func TestHelmInstalledOperatorEndToEnd(t *testing.T) {
 		for _, w := range want {
 			if !strings.Contains(body, w) {
 				return fmt.Errorf("/metrics lacks %s", w)
-			}
-		}
-		return nil
-	})
-
-	// Delete the consumer: its series go.
-	if err := c.Delete(ctx, ec); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, 30*time.Second, func() error {
-		body, err := scrape(metricsAddr, reader)
-		if err != nil {
-			return err
-		}
-		for _, line := range strings.Split(body, "\n") {
-			if strings.HasPrefix(line, "lagscale_consumer_") && strings.Contains(line, `name="payments"`) {
-				return fmt.Errorf("series of the deleted consumer remain: %s", line)
 			}
 		}
 		return nil
