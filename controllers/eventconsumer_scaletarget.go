@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
@@ -444,13 +445,22 @@ func (r *EventConsumerReconciler) resolveTarget(ctx context.Context, ec *v1alpha
 			"HorizontalPodAutoscaler %s%s scales %s too: lagscale writes nothing while it exists; delete it (for KEDA, delete the ScaledObject) and lagscale takes over by itself", hpa.Name, by, desc)}, nil
 	}
 	obj := targetObject(gvk)
-	if err := r.targets.cache.Get(ctx, client.ObjectKey{Namespace: ec.Namespace, Name: ref.Name}, obj); err == nil {
+	// A Get waits for the kind's informer to sync; bounded, so that an
+	// informer that cannot sync is an error with a condition and a
+	// backoff, not a reconcile worker held forever.
+	getCtx, cancel := context.WithTimeout(ctx, targetCacheWait)
+	defer cancel()
+	if err := r.targets.cache.Get(getCtx, client.ObjectKey{Namespace: ec.Namespace, Name: ref.Name}, obj); err == nil {
 		t.cached = obj
 	} else if !apierrors.IsNotFound(err) {
 		return nil, nil, fmt.Errorf("read %s from the target cache: %w", desc, err)
 	}
 	return t, nil, nil
 }
+
+// targetCacheWait bounds a read of the target cache, which waits for a
+// newly watched kind's informer to sync.
+const targetCacheWait = 10 * time.Second
 
 // hasScale reports whether a resource has a scale subresource, from
 // discovery. A miss is looked up once more after dropping the cached

@@ -260,11 +260,13 @@ func TestScaleTargetScalesUserWorkloads(t *testing.T) {
 
 			// The workload's own ready count reaches the status, which the
 			// scale subresource does not carry.
+			// A generous wait: on a loaded CI machine the first reconcile
+			// of a consumer can come late, and nothing here is a speed.
 			setWorkloadReady(t, tc.obj, 1)
-			eventually(t, wait, func() error {
+			eventually(t, 3*wait, func() error {
 				s := getConsumer(t, ns, ecName).Status
 				if s.ReadyReplicas != 1 || s.Replicas != 1 || !strings.Contains(s.Selector, "app="+tc.obj.GetName()) {
-					return fmt.Errorf("status replicas %d ready %d selector %q, want 1, 1, app=%s", s.Replicas, s.ReadyReplicas, s.Selector, tc.obj.GetName())
+					return fmt.Errorf("status replicas %d ready %d selector %q, want 1, 1, app=%s; conditions %s", s.Replicas, s.ReadyReplicas, s.Selector, tc.obj.GetName(), conditionsOf(s.Conditions))
 				}
 				return nil
 			})
@@ -792,4 +794,17 @@ func TestTargetKey(t *testing.T) {
 			}
 		})
 	}
+}
+
+// conditionsOf prints conditions for a failure message: what the
+// reconciler last said when a wait ends without the status a test expects.
+func conditionsOf(cs []metav1.Condition) string {
+	var b strings.Builder
+	for _, c := range cs {
+		fmt.Fprintf(&b, "[%s=%s %s: %s] ", c.Type, c.Status, c.Reason, c.Message)
+	}
+	if b.Len() == 0 {
+		return "none"
+	}
+	return b.String()
 }
