@@ -19,7 +19,11 @@ import (
 	"github.com/lagscale/lagscale/pkg/contract"
 )
 
-const wait = 20 * time.Second
+// wait bounds how long a test waits for an outcome. It is generous: with
+// go test running packages side by side on a loaded two-core CI machine, a
+// consumer's first reconcile has come after more than 20 s. No test
+// asserts a speed with it.
+const wait = 60 * time.Second
 
 func getDeployment(t *testing.T, ns, name string) func() (*appsv1.Deployment, error) {
 	return func() (*appsv1.Deployment, error) {

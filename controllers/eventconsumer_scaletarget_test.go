@@ -260,10 +260,8 @@ func TestScaleTargetScalesUserWorkloads(t *testing.T) {
 
 			// The workload's own ready count reaches the status, which the
 			// scale subresource does not carry.
-			// A generous wait: on a loaded CI machine the first reconcile
-			// of a consumer can come late, and nothing here is a speed.
 			setWorkloadReady(t, tc.obj, 1)
-			eventually(t, 3*wait, func() error {
+			eventually(t, wait, func() error {
 				s := getConsumer(t, ns, ecName).Status
 				if s.ReadyReplicas != 1 || s.Replicas != 1 || !strings.Contains(s.Selector, "app="+tc.obj.GetName()) {
 					return fmt.Errorf("status replicas %d ready %d selector %q, want 1, 1, app=%s; conditions %s", s.Replicas, s.ReadyReplicas, s.Selector, tc.obj.GetName(), conditionsOf(s.Conditions))
