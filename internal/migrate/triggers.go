@@ -209,37 +209,41 @@ func mapPartitionOptions(s *v1alpha1.ScalingSpec, tp *triggerParams) {
 		s.AllowIdleConsumers = b
 		rep.add(from, Mapped, "spec.scaling.allowIdleConsumers %t", b)
 	}
-	if b, from, ok := tp.boolean("excludePersistentLag"); ok {
-		if b {
-			rep.add(from, Unsupported, "lagscale counts all lag; its nearest match is the lag engine's stuck-partition health (STALL in status.lag.partitions), which shows a partition whose committed offset does not move but still counts its lag")
-		} else {
-			rep.add(from, Mapped, "false: lagscale counts persistent lag too")
-		}
-	}
+	tp.flag("excludePersistentLag",
+		verdict{Unsupported, "lagscale counts all lag; its nearest match is the lag engine's stuck-partition health (STALL in status.lag.partitions), which shows a partition whose committed offset does not move but still counts its lag"},
+		verdict{Mapped, "false: lagscale counts persistent lag too"})
 	if _, from, ok := tp.literal("partitionLimitation"); ok {
 		rep.add(from, Unsupported, "lagscale measures every partition of the topics; the limitation is dropped")
 	}
-	if b, from, ok := tp.boolean("scaleToZeroOnInvalidOffset"); ok {
-		if b {
-			rep.add(from, Approximated, "lagscale gives a partition without a committed offset the lag its offsetResetPolicy implies (none for latest, the whole log for earliest) instead of scaling to zero or one")
-		} else {
-			rep.add(from, Approximated, "false: KEDA counts such a partition as lag 1; lagscale counts the lag its offsetResetPolicy implies")
-		}
+	tp.flag("scaleToZeroOnInvalidOffset",
+		verdict{Approximated, "lagscale gives a partition without a committed offset the lag its offsetResetPolicy implies (none for latest, the whole log for earliest) instead of scaling to zero or one"},
+		verdict{Approximated, "false: KEDA counts such a partition as lag 1; lagscale counts the lag its offsetResetPolicy implies"})
+	tp.flag("limitToPartitionsWithLag",
+		verdict{Unsupported, "lagscale caps replicas at the partition count, not at the partitions with lag"},
+		verdict{Mapped, "false: replicas are capped at the partition count"})
+	tp.flag("ensureEvenDistributionOfPartitions",
+		verdict{Approximated, "lagscale's partition-aware steps already prefer replica counts that split the partitions evenly"},
+		verdict{Mapped, "false"})
+}
+
+// verdict is a report line's outcome and detail.
+type verdict struct {
+	outcome Outcome
+	detail  string
+}
+
+// flag reports a boolean trigger option that maps to no field: what
+// lagscale does instead when it is true, and when it is false.
+func (tp *triggerParams) flag(key string, onTrue, onFalse verdict) {
+	b, from, ok := tp.boolean(key)
+	if !ok {
+		return
 	}
-	if b, from, ok := tp.boolean("limitToPartitionsWithLag"); ok {
-		if b {
-			rep.add(from, Unsupported, "lagscale caps replicas at the partition count, not at the partitions with lag")
-		} else {
-			rep.add(from, Mapped, "false: replicas are capped at the partition count")
-		}
+	v := onFalse
+	if b {
+		v = onTrue
 	}
-	if b, from, ok := tp.boolean("ensureEvenDistributionOfPartitions"); ok {
-		if b {
-			rep.add(from, Approximated, "lagscale's partition-aware steps already prefer replica counts that split the partitions evenly")
-		} else {
-			rep.add(from, Mapped, "false")
-		}
-	}
+	tp.rep.add(from, v.outcome, "%s", v.detail)
 }
 
 // mapClientOptions maps the options of KEDA's own Kafka client, which
