@@ -150,7 +150,9 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		OnChange:   rec.LagChanged,
 	})
 	rec.Lag = engine
-	if err := mgr.Add(engine); err != nil {
+	// The lag engine runs where the EventConsumers are reconciled: on the
+	// elected replica, or, sharded, on every replica for its own consumers.
+	if err := mgr.Add(lagRunnable{Engine: engine, everyReplica: so != nil}); err != nil {
 		return fmt.Errorf("add lag engine: %w", err)
 	}
 	copts := controller.Options{MaxConcurrentReconciles: o.MaxConcurrentReconciles}
@@ -275,6 +277,16 @@ type cacheWarmer struct {
 // NeedLeaderElection implements manager.LeaderElectionRunnable.
 func (w *cacheWarmer) NeedLeaderElection() bool { return false }
 
+// lagRunnable runs the lag engine on the elected replica only, or on every
+// replica of a sharded operator, each of which polls its own consumers.
+type lagRunnable struct {
+	*lag.Engine
+	everyReplica bool
+}
+
+// NeedLeaderElection implements manager.LeaderElectionRunnable.
+func (l lagRunnable) NeedLeaderElection() bool { return !l.everyReplica }
+
 // Start implements manager.Runnable.
 func (w *cacheWarmer) Start(ctx context.Context) error {
 	for _, obj := range controllers.CachedObjects() {
@@ -289,4 +301,7 @@ func (w *cacheWarmer) Start(ctx context.Context) error {
 	return nil
 }
 
-var _ manager.LeaderElectionRunnable = &cacheWarmer{}
+var (
+	_ manager.LeaderElectionRunnable = &cacheWarmer{}
+	_ manager.LeaderElectionRunnable = lagRunnable{}
+)
