@@ -89,25 +89,62 @@ func (e electedOnly) NeedLeaderElection() bool        { return true }
 
 // live returns the live members at now, from the Lease cache.
 func (s *sharder) live(ctx context.Context) ([]string, error) {
+	leases, err := s.leases(ctx)
+	if err != nil {
+		return nil, err
+	}
+	members := make([]shard.Member, 0, len(leases))
+	for i := range leases {
+		members = append(members, memberOf(&leases[i]))
+	}
+	return shard.Live(members, s.now()), nil
+}
+
+func (s *sharder) leases(ctx context.Context) ([]coordinationv1.Lease, error) {
 	leases := &coordinationv1.LeaseList{}
 	if err := s.cache.List(ctx, leases); err != nil {
 		return nil, fmt.Errorf("list membership Leases: %w", err)
 	}
-	members := make([]shard.Member, 0, len(leases.Items))
-	for _, l := range leases.Items {
-		m := shard.Member{}
-		if h := l.Spec.HolderIdentity; h != nil {
-			m.Name = *h
-		}
-		if r := l.Spec.RenewTime; r != nil {
-			m.RenewTime = r.Time
-		}
-		if d := l.Spec.LeaseDurationSeconds; d != nil {
-			m.Duration = time.Duration(*d) * time.Second
-		}
-		members = append(members, m)
+	return leases.Items, nil
+}
+
+// memberOf is what membership needs of a Lease.
+func memberOf(l *coordinationv1.Lease) shard.Member {
+	m := shard.Member{}
+	if h := l.Spec.HolderIdentity; h != nil {
+		m.Name = *h
 	}
-	return shard.Live(members, s.now()), nil
+	if r := l.Spec.RenewTime; r != nil {
+		m.RenewTime = r.Time
+	}
+	if d := l.Spec.LeaseDurationSeconds; d != nil {
+		m.Duration = time.Duration(*d) * time.Second
+	}
+	return m
+}
+
+// collect deletes the membership Leases of replicas that are gone
+// (shard.Gone), so that a Deployment's rollouts, which name each pod anew,
+// do not leave a Lease per pod behind. The delete is conditional on the
+// version read: a Lease renewed meanwhile stays.
+func (s *sharder) collect(ctx context.Context) error {
+	leases, err := s.leases(ctx)
+	if err != nil {
+		return err
+	}
+	now := s.now()
+	for i := range leases {
+		l := &leases[i]
+		if !shard.Gone(memberOf(l), now) {
+			continue
+		}
+		rv := l.ResourceVersion
+		err := s.client.Delete(ctx, l, &client.DeleteOptions{Preconditions: &metav1.Preconditions{ResourceVersion: &rv}})
+		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			return fmt.Errorf("delete the Lease of gone replica %s: %w", l.Name, err)
+		}
+	}
+	return nil
 }
 
 // membershipChanges queues every EventConsumer when the set of live members
@@ -123,6 +160,9 @@ func (s *sharder) membershipChanges(ctx context.Context, q workqueue.TypedRateLi
 			case <-ctx.Done():
 				return
 			case <-t.C:
+			}
+			if err := s.collect(ctx); err != nil {
+				log.Error(err, "Deleting gone replicas' Leases failed")
 			}
 			live, err := s.live(ctx)
 			if err != nil || slices.Equal(live, last) {

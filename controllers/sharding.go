@@ -101,8 +101,9 @@ type shardMember struct {
 func leaseName(identity string) string { return "lagscale-shard-" + identity }
 
 // The membership Leases: each replica creates and renews its own, and the
-// sharder lists and watches them all (the operator's namespace only).
-// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=list;watch,namespace=lagscale-system
+// sharder lists and watches them all, and deletes those of replicas that
+// are gone (the operator's namespace only).
+// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=list;watch;delete,namespace=lagscale-system
 
 // NeedLeaderElection implements manager.LeaderElectionRunnable: every
 // replica is a member.

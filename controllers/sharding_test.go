@@ -10,6 +10,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
@@ -392,6 +393,28 @@ func memberNames(rs []*replica) []string {
 // move to the others once its Lease expires, and their new owners write
 // them. No status or Deployment write ever comes from a replica that did
 // not own the consumer at that moment.
+// membershipLeases checks that group's membership Leases are exactly those
+// of members.
+func membershipLeases(ctx context.Context, group string, members []string) error {
+	list := &coordinationv1.LeaseList{}
+	if err := env.Client.List(ctx, list, client.InNamespace(testenv.OperatorNamespace), client.MatchingLabels{shard.LabelMember: group}); err != nil {
+		return err
+	}
+	var got, want []string
+	for _, l := range list.Items {
+		got = append(got, l.Name)
+	}
+	for _, m := range members {
+		want = append(want, leaseName(m))
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		return fmt.Errorf("membership Leases %v, want %v", got, want)
+	}
+	return nil
+}
+
 func TestShardedReplicas(t *testing.T) {
 	ctx := context.Background()
 	ns := namespace(t)
@@ -438,6 +461,9 @@ func TestShardedReplicas(t *testing.T) {
 	eventually(t, 3*wait, func() error { return placement(ctx, ns, names, memberNames(rest)) })
 	t.Logf("the crashed replica's consumers were written by their new owners %s after the crash", time.Since(killed).Round(100*time.Millisecond))
 	eventually(t, wait, func() error { return coveredOnce(ctx, ns, names, rest) })
+	// Its membership Lease is deleted once it has been expired for another
+	// duration; the live replicas' stay.
+	eventually(t, wait, func() error { return membershipLeases(ctx, group, memberNames(rest)) })
 
 	direct, acks := moves.check(a.name, killed)
 	if len(direct) > 0 {

@@ -51,6 +51,18 @@ func Live(members []Member, now time.Time) []string {
 	return slices.Compact(out)
 }
 
+// Gone says whether a member's Lease can be deleted at now: it was
+// released (no holder), or it expired longer ago than its own duration, a
+// margin for the clocks of the member that renewed it and of the one that
+// looks. A replica that comes back under the same name creates its Lease
+// again; nothing else reads a Lease that is not live.
+func Gone(m Member, now time.Time) bool {
+	if m.Name == "" || m.RenewTime.IsZero() {
+		return true
+	}
+	return now.After(m.RenewTime.Add(2 * m.Duration))
+}
+
 // Assign returns the member that owns the object with uid: the one with
 // the highest hash of (member, uid), rendezvous hashing. When a member
 // joins, only the objects it wins move, all to it; when one leaves, only

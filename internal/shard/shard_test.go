@@ -32,6 +32,33 @@ func TestLive(t *testing.T) {
 	}
 }
 
+func TestGone(t *testing.T) {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	d := 15 * time.Second
+	tests := []struct {
+		name string
+		m    Member
+		want bool
+	}{
+		{name: "live", m: Member{Name: "a", RenewTime: now.Add(-5 * time.Second), Duration: d}, want: false},
+		{name: "just expired: its consumers move, the Lease stays", m: Member{Name: "a", RenewTime: now.Add(-d - time.Second), Duration: d}, want: false},
+		{name: "expired by exactly another duration", m: Member{Name: "a", RenewTime: now.Add(-2 * d), Duration: d}, want: false},
+		{name: "expired longer ago than another duration", m: Member{Name: "a", RenewTime: now.Add(-2*d - time.Second), Duration: d}, want: true},
+		{name: "released: no holder", m: Member{RenewTime: now, Duration: d}, want: true},
+		{name: "released: no renewal", m: Member{Name: "a", Duration: d}, want: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Gone(tt.m, now); got != tt.want {
+				t.Fatalf("Gone = %t, want %t", got, tt.want)
+			}
+			if tt.want && slices.Contains(Live([]Member{tt.m}, now), tt.m.Name) {
+				t.Fatalf("a gone member is live")
+			}
+		})
+	}
+}
+
 func uids(n int) []string {
 	out := make([]string, n)
 	for i := range out {

@@ -36,6 +36,7 @@ import (
 
 	"github.com/lagscale/lagscale/api/v1alpha1"
 	"github.com/lagscale/lagscale/internal/operator"
+	"github.com/lagscale/lagscale/internal/shard"
 	"github.com/lagscale/lagscale/internal/testenv"
 	"github.com/lagscale/lagscale/internal/testkit"
 )
@@ -460,6 +461,7 @@ const (
 	checkScaledDeploy = "a user's Deployment scaled through spec.scaleTargetRef (deployments/scale)"
 	checkScaledSts    = "a user's StatefulSet scaled through spec.scaleTargetRef (statefulsets/scale)"
 	checkMetrics      = "the secure metrics served to a token bound to metrics-reader"
+	checkGoneLease    = "a gone replica's membership Lease deleted (sharded)"
 )
 
 // scaleTargetsOf creates, as a user would, a Deployment and a StatefulSet
@@ -579,6 +581,10 @@ func rbacScenario(t *testing.T, env *testenv.Env, cfg *rest.Config, watch []stri
 		checks[k] = f
 	}
 	p := &scenarioPhases{checks: checks, deadline: time.Now().Add(wait)}
+	if sharded {
+		checks[checkGoneLease] = goneLeaseDeleted(ctx, t, c, leaseID)
+		p.wait(checkGoneLease)
+	}
 	p.wait(checkWaitingEvent)
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "creds"}, StringData: map[string]string{"username": "u", "password": "p"}}
 	if err := c.Create(ctx, secret); err != nil {
@@ -597,6 +603,20 @@ func rbacScenario(t *testing.T, env *testenv.Env, cfg *rest.Config, watch []stri
 		}
 	}
 	return p.missing
+}
+
+// goneLeaseDeleted creates the released membership Lease of a replica of
+// group that has gone, and returns the check that the sharder deleted it.
+func goneLeaseDeleted(ctx context.Context, t *testing.T, c client.Client, group string) func() bool {
+	t.Helper()
+	l := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: releaseNS, Name: "lagscale-shard-" + group + "-gone",
+		Labels: map[string]string{shard.LabelMember: group}}}
+	if err := c.Create(ctx, l); err != nil {
+		t.Fatal(err)
+	}
+	return func() bool {
+		return apierrors.IsNotFound(c.Get(ctx, client.ObjectKeyFromObject(l), &coordinationv1.Lease{}))
+	}
 }
 
 // createScenarioConsumer creates a KafkaCluster whose SASL Secret does not
@@ -767,6 +787,7 @@ var neededBy = map[string]string{
 	"Role coordination.k8s.io/leases:create":               checkDeployment,
 	"Role coordination.k8s.io/leases:update":               checkLeaseRenewed,
 	"Role coordination.k8s.io/leases:list+watch":           checkDeployment,
+	"Role coordination.k8s.io/leases:delete":               checkGoneLease,
 	"Role /events:create":                                  checkLeaderEvent,
 	// spec.scaleTargetRef: replicas through the scale subresource, the
 	// StatefulSets watched in the target cache (a cache that cannot sync
@@ -864,7 +885,7 @@ func rulesWithout(all []grant, kind string, skip unit) []rbacv1.PolicyRule {
 // asks for is shown to be needed, against the real API server. The operator
 // runs sharded (--sharding), whose grants are those of the default
 // leader-election mode plus the sharder's: patch on EventConsumers (their
-// shard labels) and list and watch on the membership Leases. The chart's
+// shard labels) and list, watch and delete on the membership Leases. The chart's
 // RBAC test runs the default mode under the same grants.
 func TestChartRBACIsMinimal(t *testing.T) {
 	objs := render(t)
