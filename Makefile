@@ -253,7 +253,7 @@ bench: ## Run the benchmarks: the lag engine (1,000 groups), the Go and Node.js 
 	$(MAKE) bench-operator
 
 .PHONY: bench-operator
-bench-operator: build ## Operator at scale on the real API server: status writes/s, API and Kafka requests per cycle, queue latency, RSS (BENCH_CONSUMERS=1000).
+bench-operator: build ## Operator at scale (real API server, 3 kfake brokers, 10 groups a topic, 20 probes): sync time, status writes/s, API and Kafka requests/cycle, decision and queue latency, RSS (BENCH_CONSUMERS=1000; BENCH_FLAGS=-replicas=3 runs it sharded).
 	go run ./hack/opbench -manager $(BIN)/manager -consumers $${BENCH_CONSUMERS:-1000} $(BENCH_FLAGS)
 
 # npm ci in examples/node-handler when its lockfile changed; its postinstall

@@ -38,6 +38,7 @@ type options struct {
 	statusInterval      time.Duration
 	statusWrites        float64
 	sharding            bool
+	shardIdentity       string
 }
 
 func parseFlags(args []string) (options, error) {
@@ -58,6 +59,7 @@ func parseFlags(args []string) (options, error) {
 	fs.DurationVar(&o.statusInterval, "status-interval", controllers.DefaultStatusInterval, "Shortest time between two status writes of a consumer that change only its lag figures (live values are on /metrics).")
 	fs.Float64Var(&o.statusWrites, "status-writes-per-second", controllers.DefaultStatusWritesPerSecond, "Operator-wide budget of status writes per second that carry only lag figures; when it is short their interval stretches (state changes are always written).")
 	fs.BoolVar(&o.sharding, "sharding", false, "Split the EventConsumers between all replicas (a Lease each, consistent hashing of the consumer's UID) instead of one leader reconciling them all; leader election then elects the replica that assigns them.")
+	fs.StringVar(&o.shardIdentity, "shard-identity", "", "This replica's name among the shards (its Lease and its consumers' label); default: the host name, which in a pod is the pod's name.")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -112,6 +114,7 @@ func run(ctx context.Context, o options) error {
 		StatusInterval:          o.statusInterval,
 		StatusWritesPerSecond:   o.statusWrites,
 		Sharding:                o.sharding,
+		ShardIdentity:           o.shardIdentity,
 	})
 }
 

@@ -1,38 +1,43 @@
 // Command opbench measures what the operator costs the API server and
 // itself at scale, against the real kube-apiserver (internal/testenv) and a
-// kfake broker: requests per lag-poll cycle, status writes per second (from
-// the API server's own apiserver_request_total), reconcile queue latency
-// (controller-runtime's workqueue metrics) and the manager's RSS, with lag
-// standing still and with lag moving; then the RSS growth when 3,000
-// unrelated 6 KB Secrets and 1,000 unrelated Deployments appear in another
-// namespace.
+// kfake cluster, on a topology like a large user's: topics of 8
+// partitions on 3 brokers, 10 consumer groups per topic, one record per
+// partition per second on every topic, and every group committing so that
+// its lag moves on every partition and stays small. Beside them, probe
+// consumers get a sudden backlog: the only ones whose lag asks for a
+// scale-up.
 //
-// It runs a manager binary as its own process, so that RSS is the
-// manager's alone: `make bench-operator` builds bin/manager and runs it;
-// pass -manager to measure another build (an older commit, for a before
-// and after).
+// It reports, for the initial sync of every consumer applied at once, for
+// lag moving and for lag standing still: status writes per second (from
+// the API server's own apiserver_request_total), API requests and Kafka
+// requests per 5 s poll cycle, decision latency (the manager's
+// lagscale_decision_latency_seconds, from a snapshot to the Deployment
+// write it caused, and the probes' time from the backlog's arrival to
+// their Deployment's write, seen by a watch), reconcile queue latency
+// (controller-runtime's workqueue metrics) and RSS. With -replicas > 1 it
+// runs a sharded operator and adds each replica's share of the consumers
+// and how long a killed replica's consumers take to be decided again by
+// the others. With -noise, the RSS growth when 3,000 unrelated 6 KB
+// Secrets and 1,000 unrelated Deployments appear in another namespace.
+//
+// Each manager is a process of its own, so that RSS is its alone: `make
+// bench-operator` builds bin/manager and runs it; pass -manager to measure
+// another build (an older commit, for a before and after).
 package main
 
 import (
-	"bufio"
 	"context"
 	"flag"
 	"fmt"
-	"net"
-	"net/http"
+	"math"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
-	"github.com/twmb/franz-go/pkg/kgo"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
@@ -42,145 +47,135 @@ import (
 	"github.com/lagscale/lagscale/internal/testenv"
 )
 
+type config struct {
+	manager        string
+	consumers      int
+	groupsPerTopic int
+	partitions     int
+	brokers        int
+	probes         int
+	backlog        int
+	replicas       int
+	window         time.Duration
+	poll           time.Duration
+	syncLimit      time.Duration
+	noise          bool
+}
+
 func main() {
-	manager := flag.String("manager", "bin/manager", "manager binary to measure")
-	consumers := flag.Int("consumers", 1000, "EventConsumers to create")
-	window := flag.Duration("window", 60*time.Second, "measurement window per phase")
-	poll := flag.Duration("poll", 5*time.Second, "lag poll interval (--default-poll-interval)")
-	noise := flag.Bool("noise", true, "also measure RSS growth with unrelated Secrets and Deployments")
+	var c config
+	flag.StringVar(&c.manager, "manager", "bin/manager", "manager binary to measure")
+	flag.IntVar(&c.consumers, "consumers", 1000, "EventConsumers to create, besides the probes")
+	flag.IntVar(&c.groupsPerTopic, "groups-per-topic", 10, "consumer groups (EventConsumers) per topic")
+	flag.IntVar(&c.partitions, "partitions", 8, "partitions per topic")
+	flag.IntVar(&c.brokers, "brokers", 3, "kfake brokers")
+	flag.IntVar(&c.probes, "probes", 20, "probe consumers that get a sudden backlog")
+	flag.IntVar(&c.backlog, "backlog", 1000, "records per partition of a probe's backlog")
+	flag.IntVar(&c.replicas, "replicas", 1, "operator replicas; more than 1 runs them sharded")
+	flag.DurationVar(&c.window, "window", 60*time.Second, "measurement window per phase")
+	flag.DurationVar(&c.poll, "poll", 5*time.Second, "lag poll interval (--default-poll-interval)")
+	flag.DurationVar(&c.syncLimit, "sync-limit", 20*time.Minute, "longest wait for every consumer's first status")
+	flag.BoolVar(&c.noise, "noise", false, "also measure RSS growth with unrelated Secrets and Deployments")
 	flag.Parse()
-	if err := run(*manager, *consumers, *window, *poll, *noise); err != nil {
+	if err := run(c); err != nil {
 		fmt.Fprintln(os.Stderr, "opbench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(manager string, n int, window, poll time.Duration, noise bool) error {
-	if _, err := os.Stat(manager); err != nil {
-		return fmt.Errorf("manager binary %s: %w: build it with `make build`", manager, err)
+func run(c config) error {
+	if _, err := os.Stat(c.manager); err != nil {
+		return fmt.Errorf("manager binary %s: %w: build it with `make build`", c.manager, err)
 	}
 	env, err := testenv.Start()
 	if err != nil {
 		return err
 	}
 	defer func() { _ = env.Stop() }()
-	kf, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(8, "orders"))
+	topo, err := newTopology(c.consumers, c.groupsPerTopic, c.probes, c.brokers, int32(c.partitions))
 	if err != nil {
 		return err
 	}
-	defer kf.Close()
+	defer topo.close()
 	dir, err := os.MkdirTemp("", "opbench")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	m, err := startManager(manager, env, dir, poll)
-	if err != nil {
-		return err
-	}
-	defer m.stop()
 
 	ctx := context.Background()
-	b := &bench{c: env.Client, metricsAddr: m.metricsAddr, pid: m.pid, window: window, poll: poll}
+	b := &bench{c: env.Client, cfg: c}
 	if b.cs, err = kubernetes.NewForConfig(env.Admin); err != nil {
 		return err
 	}
 	if b.token, err = prepareCluster(ctx, env); err != nil {
 		return err
 	}
+	for i := range c.replicas {
+		m, err := startManager(c.manager, env, dir, fmt.Sprintf("m%d", i), c.poll, c.replicas > 1)
+		if m != nil {
+			defer m.stop()
+		}
+		if err != nil {
+			return err
+		}
+		b.managers = append(b.managers, m)
+	}
+	// Lag moves from the start: the initial sync is measured under it.
+	tr, err := topo.startTraffic(ctx, c.consumers, 10*time.Second)
+	if err != nil {
+		return err
+	}
+	defer tr.close()
+	b.tr = tr
 	time.Sleep(3 * time.Second)
-	rssIdle := rss(m.pid)
+	fmt.Printf("consumers=%d (+%d probes) topics=%d x %d partitions on %d brokers, %d groups per topic, replicas=%d poll=%s window=%s manager=%s\n",
+		c.consumers, c.probes, len(topo.topics), c.partitions, c.brokers, c.groupsPerTopic, c.replicas, c.poll, c.window, c.manager)
+	fmt.Printf("manager RSS before any consumer: %s\n", b.rssLine())
 
-	start := time.Now()
-	broker := kf.ListenAddrs()
-	if err := createConsumers(ctx, env.Client, n, broker); err != nil {
+	if err := b.initialSync(ctx, topo); err != nil {
 		return err
 	}
-	if err := waitReconciled(ctx, env.Client, n, start, m.log); err != nil {
+	if err := b.movingWithProbes(ctx); err != nil {
 		return err
 	}
-	fmt.Printf("consumers=%d poll=%s window=%s manager=%s\n", n, poll, window, manager)
-	fmt.Printf("all reconciled with a lag reading after %s; manager RSS %.1f MiB before any consumer\n", time.Since(start).Round(time.Second), rssIdle)
-	time.Sleep(2 * poll)
-
-	if err := b.phase("lag unchanged"); err != nil {
+	tr.halt()
+	if err := tr.catchUp(ctx); err != nil {
+		return fmt.Errorf("commit every group at the end: %w", err)
+	}
+	if err := b.standingStill(); err != nil {
 		return err
 	}
-	// Lag moves: a steady inflow on every partition the groups consume.
-	stopProd := produceSteadily(ctx, broker)
-	time.Sleep(2 * poll)
-	err = b.phase("lag moving")
-	stopProd()
-	if err != nil {
-		return err
+	if c.replicas > 1 {
+		if err := b.killOne(ctx); err != nil {
+			return err
+		}
 	}
-	if !noise {
-		return nil
+	if c.noise {
+		return b.noiseGrowth(ctx)
 	}
-	return b.noiseGrowth(ctx)
+	return nil
 }
 
-// managerProc is the manager under measurement, run as its own process so
-// that its RSS is its alone.
-type managerProc struct {
-	cmd         *exec.Cmd
-	pid         int
-	metricsAddr string
-	log         string
+// bench measures the running managers through the API server's and their
+// own metrics.
+type bench struct {
+	c        client.Client
+	cs       *kubernetes.Clientset
+	cfg      config
+	token    string
+	managers []*managerProc
+	tr       *traffic
 }
 
-// startManager runs the manager against env's API server, with its log in
-// dir/manager.log.
-func startManager(manager string, env *testenv.Env, dir string, poll time.Duration) (*managerProc, error) {
-	kubeconfig := filepath.Join(dir, "kubeconfig")
-	if err := env.WriteKubeconfig(kubeconfig); err != nil {
-		return nil, err
-	}
-	metricsAddr, err := freeAddr()
-	if err != nil {
-		return nil, err
-	}
-	probeAddr, err := freeAddr()
-	if err != nil {
-		return nil, err
-	}
-	logf, err := os.Create(filepath.Join(dir, "manager.log"))
-	if err != nil {
-		return nil, err
-	}
-	// The child has its own descriptor once started.
-	defer logf.Close()
-	cmd := exec.Command(manager, "--leader-elect=false", "--metrics-bind-address", metricsAddr,
-		"--health-probe-bind-address", probeAddr, "--default-poll-interval", poll.String(), "--log-level", "error")
-	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	return &managerProc{cmd: cmd, pid: cmd.Process.Pid, metricsAddr: metricsAddr, log: logf.Name()}, nil
-}
-
-// stop stops the manager by its PID, also when a step failed.
-func (m *managerProc) stop() {
-	_ = m.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = m.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(20 * time.Second):
-		_ = m.cmd.Process.Kill()
-		<-done
-	}
-}
-
-// prepareCluster creates the bench and noise namespaces and returns a
-// token to scrape the manager's metrics with. The manager serves them
-// securely, as the chart does: the benchmark scrapes them as Prometheus
-// would, with a ServiceAccount token bound to a metrics-reader
-// ClusterRole.
+// prepareCluster creates the namespaces and returns a token to scrape the
+// managers' metrics with. They serve them securely, as the chart does: the
+// bench scrapes them as Prometheus would, with a ServiceAccount token
+// bound to a metrics-reader ClusterRole.
 func prepareCluster(ctx context.Context, env *testenv.Env) (string, error) {
-	for _, ns := range []string{"bench", "noise"} {
-		if err := env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+	for _, ns := range []string{"bench", "probes", "noise", shardNamespace} {
+		err := env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
+		if err != nil && !apierrors.IsAlreadyExists(err) {
 			return "", err
 		}
 	}
@@ -190,101 +185,205 @@ func prepareCluster(ctx context.Context, env *testenv.Env) (string, error) {
 	return env.ServiceAccountToken(ctx, "noise", "opbench-scraper", "opbench-metrics-reader")
 }
 
-// createConsumers creates n EventConsumers of topic orders, each with its
-// own group.
-func createConsumers(ctx context.Context, c client.Client, n int, broker []string) error {
+// initialSync applies every consumer at once and waits until each has a
+// Deployment and a first lag status.
+func (b *bench) initialSync(ctx context.Context, topo *topology) error {
+	before, err := snapshot(b.cs, b.managers, b.token)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	if err := createConsumers(ctx, b.c, b.cfg.consumers, topo); err != nil {
+		return err
+	}
+	if err := createProbes(ctx, b.c, topo); err != nil {
+		return err
+	}
+	applied := time.Since(start)
+	if err := b.waitSynced(ctx, start); err != nil {
+		return err
+	}
+	took := time.Since(start)
+	after, err := snapshot(b.cs, b.managers, b.token)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("initial sync (lag moving): %d consumers applied in %s; every one has a Deployment and a lag status after %s; status writes/s %.1f; RSS %s\n",
+		b.cfg.consumers+b.cfg.probes, applied.Round(time.Second), took.Round(time.Second), statusWrites(before, after)/took.Seconds(), b.rssLine())
+	time.Sleep(2 * b.cfg.poll)
+	return nil
+}
+
+// createConsumers creates one EventConsumer per group in namespace bench.
+func createConsumers(ctx context.Context, c client.Client, n int, topo *topology) error {
 	return parallel(n, func(i int) error {
 		return c.Create(ctx, &v1alpha1.EventConsumer{
 			ObjectMeta: metav1.ObjectMeta{Namespace: "bench", Name: fmt.Sprintf("c%05d", i)},
 			Spec: v1alpha1.EventConsumerSpec{
-				Topics: []string{"orders"}, ConsumerGroup: fmt.Sprintf("g%05d", i),
-				Kafka:   v1alpha1.KafkaConnection{BootstrapServers: broker},
+				Topics: []string{topo.groupTopic(i)}, ConsumerGroup: groupName(i),
+				Kafka:   v1alpha1.KafkaConnection{BootstrapServers: topo.brokers},
 				Handler: &v1alpha1.HandlerSpec{Image: "handler:1"},
 			},
 		})
 	})
 }
 
-// waitReconciled waits until all n consumers are reconciled with a lag
-// reading, for at most 20 minutes from start.
-func waitReconciled(ctx context.Context, c client.Client, n int, start time.Time, log string) error {
+// createProbes creates the probe consumers in namespace probes. A probe
+// says what one replica consumes, so the size its backlog asks for does
+// not depend on a capacity the bench's pod-less groups cannot show.
+func createProbes(ctx context.Context, c client.Client, topo *topology) error {
+	return parallel(len(topo.probes), func(i int) error {
+		return c.Create(ctx, &v1alpha1.EventConsumer{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "probes", Name: fmt.Sprintf("p%02d", i)},
+			Spec: v1alpha1.EventConsumerSpec{
+				Topics: []string{topo.probes[i]}, ConsumerGroup: probeGroup(i),
+				Kafka:   v1alpha1.KafkaConnection{BootstrapServers: topo.brokers},
+				Handler: &v1alpha1.HandlerSpec{Image: "handler:1"},
+				Scaling: v1alpha1.ScalingSpec{ThroughputPerReplica: ptr.To[int64](100), MaxReplicas: ptr.To(int32(topo.partitions))},
+			},
+		})
+	})
+}
+
+// waitSynced waits until every consumer has a Deployment and a lag status
+// for its generation, for at most the sync limit from start.
+func (b *bench) waitSynced(ctx context.Context, start time.Time) error {
+	want := b.cfg.consumers + b.cfg.probes
 	for {
-		list := &v1alpha1.EventConsumerList{}
-		if err := c.List(ctx, list, client.InNamespace("bench")); err != nil {
+		synced, err := b.countSynced(ctx)
+		if err != nil {
 			return err
 		}
-		ready := 0
-		for _, ec := range list.Items {
-			if ec.Status.ObservedGeneration == ec.Generation && ec.Status.Lag != nil {
-				ready++
-			}
-		}
-		if ready == n {
+		if synced == want {
 			return nil
 		}
-		if time.Since(start) > 20*time.Minute {
-			return fmt.Errorf("only %d of %d consumers reconciled with a lag reading after %s; see %s", ready, n, time.Since(start), log)
+		if time.Since(start) > b.cfg.syncLimit {
+			return fmt.Errorf("only %d of %d consumers have a Deployment and a lag status after %s; see the logs in %v", synced, want, time.Since(start).Round(time.Second), b.managers)
 		}
 		time.Sleep(5 * time.Second)
 	}
 }
 
-// produceSteadily produces 100 records a second to orders until the
-// returned function is called, which waits for the producer to stop.
-func produceSteadily(ctx context.Context, broker []string) (stop func()) {
-	prodCtx, stopProd := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		cl, err := kgo.NewClient(kgo.SeedBrokers(broker...), kgo.DefaultProduceTopic("orders"))
-		if err != nil {
-			return
+func (b *bench) countSynced(ctx context.Context) (int, error) {
+	deployments := map[string]bool{}
+	synced := 0
+	for _, ns := range []string{"bench", "probes"} {
+		ds := &appsv1.DeploymentList{}
+		if err := b.c.List(ctx, ds, client.InNamespace(ns)); err != nil {
+			return 0, err
 		}
-		defer cl.Close()
-		t := time.NewTicker(100 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-prodCtx.Done():
-				return
-			case <-t.C:
-				for range 10 {
-					cl.Produce(prodCtx, &kgo.Record{Value: []byte("x")}, nil)
-				}
+		for _, d := range ds.Items {
+			deployments[ns+"/"+d.Name] = true
+		}
+		list := &v1alpha1.EventConsumerList{}
+		if err := b.c.List(ctx, list, client.InNamespace(ns)); err != nil {
+			return 0, err
+		}
+		for _, ec := range list.Items {
+			if ec.Status.ObservedGeneration == ec.Generation && ec.Status.Lag != nil && deployments[ns+"/"+ec.Name] {
+				synced++
 			}
 		}
-	}()
-	return func() { stopProd(); wg.Wait() }
+	}
+	return synced, nil
 }
 
-// bench measures the running manager through the API server's and its own
-// metrics.
-type bench struct {
-	c           client.Client
-	cs          *kubernetes.Clientset
-	metricsAddr string
-	token       string
-	pid         int
-	window      time.Duration
-	poll        time.Duration
-}
-
-// phase measures one window and prints its line: status writes, API and
-// Kafka requests per poll cycle, reconciles, queue latency and RSS.
-func (b *bench) phase(name string) error {
-	before, err := snapshot(b.cs, b.metricsAddr, b.token)
+// movingWithProbes measures a window with lag moving everywhere; a
+// quarter into it every probe gets its backlog, and the time from each
+// backlog's arrival to its Deployment's scale-up is taken from a watch.
+func (b *bench) movingWithProbes(ctx context.Context) error {
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	scaled, err := watchScaleUps(watchCtx, b.cs, "probes")
 	if err != nil {
 		return err
 	}
-	time.Sleep(b.window)
-	after, err := snapshot(b.cs, b.metricsAddr, b.token)
+	before, err := snapshot(b.cs, b.managers, b.token)
 	if err != nil {
 		return err
 	}
-	secs := b.window.Seconds()
-	cycles := secs / b.poll.Seconds()
-	statusWrites := after.api["eventconsumers/status PATCH"] + after.api["eventconsumers/status PUT"] - before.api["eventconsumers/status PATCH"] - before.api["eventconsumers/status PUT"]
+	start := time.Now()
+	time.Sleep(b.cfg.window / 4)
+	arrived := make([]time.Time, b.cfg.probes)
+	if err := parallel(b.cfg.probes, func(i int) error {
+		if err := b.tr.backlog(ctx, i, b.cfg.backlog); err != nil {
+			return err
+		}
+		arrived[i] = time.Now()
+		return nil
+	}); err != nil {
+		return fmt.Errorf("produce the probes' backlog: %w", err)
+	}
+	time.Sleep(b.cfg.window - time.Since(start))
+	after, err := snapshot(b.cs, b.managers, b.token)
+	if err != nil {
+		return err
+	}
+	b.printPhase("lag moving", before, after, b.cfg.window)
+
+	// The probes' scale-ups, waited for up to a minute past the window.
+	deadline := time.Now().Add(time.Minute)
+	var lat []float64
+	missing := 0
+	for i := range b.cfg.probes {
+		at, ok := scaled.first(fmt.Sprintf("p%02d", i), deadline)
+		if !ok {
+			missing++
+			continue
+		}
+		lat = append(lat, at.Sub(arrived[i]).Seconds())
+	}
+	fmt.Printf("probes: %d of %d scaled up; backlog arrival to Deployment write p50 %.1f s, p99 %.1f s, worst %.1f s\n",
+		len(lat), b.cfg.probes, percentile(lat, 50), percentile(lat, 99), percentile(lat, 100))
+	if missing > 0 {
+		return fmt.Errorf("%d probe consumers were not scaled up within a minute of the window's end", missing)
+	}
+	return nil
+}
+
+// standingStill waits, once the traffic has stopped and every group has
+// caught up, until a whole poll
+// cycle passes without a status write (the figures that moved last are
+// written once more, under the budget), then measures a window.
+func (b *bench) standingStill() error {
+	stopped := time.Now()
+	for {
+		before, err := snapshot(b.cs, b.managers, b.token)
+		if err != nil {
+			return err
+		}
+		time.Sleep(2 * b.cfg.poll)
+		after, err := snapshot(b.cs, b.managers, b.token)
+		if err != nil {
+			return err
+		}
+		n := statusWrites(before, after)
+		if n == 0 {
+			break
+		}
+		fmt.Printf("  %s after the lag stopped: %.0f status writes in %s\n", time.Since(stopped).Round(time.Second), n, 2*b.cfg.poll)
+		if time.Since(stopped) > 10*time.Minute {
+			return fmt.Errorf("status writes went on for 10 minutes after the lag stopped moving")
+		}
+	}
+	fmt.Printf("lag stopped moving: the last moved figures were written within %s\n", time.Since(stopped).Round(time.Second))
+	before, err := snapshot(b.cs, b.managers, b.token)
+	if err != nil {
+		return err
+	}
+	time.Sleep(b.cfg.window)
+	after, err := snapshot(b.cs, b.managers, b.token)
+	if err != nil {
+		return err
+	}
+	b.printPhase("lag unchanged", before, after, b.cfg.window)
+	return nil
+}
+
+// printPhase prints one window's line.
+func (b *bench) printPhase(name string, before, after metrics, window time.Duration) {
+	secs := window.Seconds()
+	cycles := secs / b.cfg.poll.Seconds()
 	var apiAll float64
 	for k, v := range after.api {
 		if strings.HasSuffix(k, " WATCH") {
@@ -292,20 +391,45 @@ func (b *bench) phase(name string) error {
 		}
 		apiAll += v - before.api[k]
 	}
-	qCount := after.queueCount - before.queueCount
-	qLat := 0.0
-	if qCount > 0 {
-		qLat = (after.queueSum - before.queueSum) / qCount
-	}
-	fmt.Printf("%-14s status writes/s %7.2f | API requests/cycle %8.1f | Kafka requests/cycle %6.1f | reconciles/s %7.1f | queue latency avg %6.1f ms | RSS %6.1f MiB\n",
-		name, statusWrites/secs, apiAll/cycles, (after.kafka-before.kafka)/cycles, qCount/secs, qLat*1000, rss(b.pid))
-	return nil
+	q := after.queue.since(before.queue)
+	d := after.decision.since(before.decision)
+	fmt.Printf("%-13s status writes/s %6.2f | API requests/cycle %7.1f | Kafka requests/cycle %5.1f | reconciles/s %6.1f | queue latency p50 %s p99 %s mean %s | decision latency p50 %s p99 %s (%d decisions) | RSS %s\n",
+		name, statusWrites(before, after)/secs, apiAll/cycles, (after.kafka-before.kafka)/cycles, q.count/secs,
+		ms(q.quantile(0.5)), ms(q.quantile(0.99)), ms(q.mean()), ms(d.quantile(0.5)), ms(d.quantile(0.99)), int(d.count), b.rssLine())
 }
 
-// noiseGrowth prints the manager's RSS growth when 3,000 unrelated 6 KB
-// Secrets and 1,000 unrelated Deployments appear in another namespace.
+func statusWrites(before, after metrics) float64 {
+	return after.api["eventconsumers/status PATCH"] + after.api["eventconsumers/status PUT"] -
+		before.api["eventconsumers/status PATCH"] - before.api["eventconsumers/status PUT"]
+}
+
+func ms(s float64) string {
+	if math.IsNaN(s) {
+		return "-"
+	}
+	if s >= 1 {
+		return fmt.Sprintf("%.2f s", s)
+	}
+	return fmt.Sprintf("%.0f ms", s*1000)
+}
+
+// rssLine is each live manager's RSS.
+func (b *bench) rssLine() string {
+	var parts []string
+	for _, m := range b.managers {
+		if m.exited() {
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%.0f MiB", rss(m.pid)))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// noiseGrowth prints the first manager's RSS growth when 3,000 unrelated
+// 6 KB Secrets and 1,000 unrelated Deployments appear in another namespace.
 func (b *bench) noiseGrowth(ctx context.Context) error {
-	before := rss(b.pid)
+	pid := b.managers[0].pid
+	before := rss(pid)
 	value := []byte(strings.Repeat("s", 6*1024))
 	if err := parallel(3000, func(i int) error {
 		return b.c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "noise", Name: fmt.Sprintf("s%04d", i)}, Data: map[string][]byte{"blob": value}})
@@ -323,8 +447,8 @@ func (b *bench) noiseGrowth(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	time.Sleep(b.window)
-	after := rss(b.pid)
+	time.Sleep(b.cfg.window)
+	after := rss(pid)
 	fmt.Printf("unrelated 3,000 x 6 KB Secrets + 1,000 Deployments: RSS %.1f -> %.1f MiB (growth %.1f MiB)\n", before, after, after-before)
 	return nil
 }
@@ -358,138 +482,4 @@ func parallel(n int, f func(int) error) error {
 	close(next)
 	wg.Wait()
 	return first
-}
-
-type metrics struct {
-	api                  map[string]float64 // "resource/subresource VERB" -> count
-	kafka                float64
-	queueSum, queueCount float64
-}
-
-// snapshot reads the API server's and the manager's counters.
-func snapshot(cs *kubernetes.Clientset, managerAddr, token string) (metrics, error) {
-	m := metrics{api: map[string]float64{}}
-	raw, err := cs.RESTClient().Get().AbsPath("/metrics").DoRaw(context.Background())
-	if err != nil {
-		return m, fmt.Errorf("API server metrics: %w", err)
-	}
-	for _, s := range samples(string(raw), "apiserver_request_total") {
-		key := s.labels["resource"]
-		if sub := s.labels["subresource"]; sub != "" {
-			key += "/" + sub
-		}
-		m.api[key+" "+s.labels["verb"]] += s.value
-	}
-	code, body, err := testenv.ScrapeMetrics(managerAddr, token)
-	if err == nil && code != http.StatusOK {
-		err = fmt.Errorf("answered %d: %s", code, body)
-	}
-	if err != nil {
-		return m, fmt.Errorf("manager metrics: %w", err)
-	}
-	for _, s := range samples(body, "lagscale_kafka_requests_total") {
-		m.kafka += s.value
-	}
-	for _, s := range samples(body, "workqueue_queue_duration_seconds_sum") {
-		if s.labels["name"] == "eventconsumer" {
-			m.queueSum += s.value
-		}
-	}
-	for _, s := range samples(body, "workqueue_queue_duration_seconds_count") {
-		if s.labels["name"] == "eventconsumer" {
-			m.queueCount += s.value
-		}
-	}
-	return m, nil
-}
-
-type sample struct {
-	labels map[string]string
-	value  float64
-}
-
-// samples parses the Prometheus text format lines of one metric name.
-func samples(text, name string) []sample {
-	var out []sample
-	sc := bufio.NewScanner(strings.NewReader(text))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, name) {
-			continue
-		}
-		rest := line[len(name):]
-		s := sample{labels: map[string]string{}}
-		if strings.HasPrefix(rest, "{") {
-			end := strings.LastIndex(rest, "}")
-			if end < 0 {
-				continue
-			}
-			for _, kv := range splitLabels(rest[1:end]) {
-				k, v, _ := strings.Cut(kv, "=")
-				s.labels[k] = strings.Trim(v, `"`)
-			}
-			rest = rest[end+1:]
-		} else if !strings.HasPrefix(rest, " ") {
-			continue
-		}
-		f := strings.Fields(rest)
-		if len(f) == 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(f[0], 64)
-		if err != nil {
-			continue
-		}
-		s.value = v
-		out = append(out, s)
-	}
-	return out
-}
-
-// splitLabels splits `a="x",b="y,z"` at the commas outside quotes.
-func splitLabels(s string) []string {
-	var out []string
-	inQ, start := false, 0
-	for i := 0; i < len(s); i++ {
-		switch s[i] {
-		case '"':
-			if i == 0 || s[i-1] != '\\' {
-				inQ = !inQ
-			}
-		case ',':
-			if !inQ {
-				out = append(out, s[start:i])
-				start = i + 1
-			}
-		}
-	}
-	if start < len(s) {
-		out = append(out, s[start:])
-	}
-	return out
-}
-
-// rss is the process's resident set in MiB, from /proc.
-func rss(pid int) float64 {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return -1
-	}
-	for _, line := range strings.Split(string(raw), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
-			kb, _ := strconv.ParseFloat(f[1], 64)
-			return kb / 1024
-		}
-	}
-	return -1
-}
-
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
 }
