@@ -196,13 +196,44 @@ type healthInput struct {
 }
 
 // lagGrew reports whether a partition's lag grew over the health window by
-// more than commit timing alone explains. Lag wobbles by up to one poll
-// interval's worth of production between commits, so only growth beyond
-// that (and beyond 10% of where it was) means the group falls behind: WARN
-// is for a trend, not for one late commit.
-func lagGrew(lagNow, lagThen, productionRate float64, interval time.Duration) bool {
-	slack := max(productionRate*interval.Seconds(), 0.1*lagThen, 1)
+// more than commit timing alone explains. A group that keeps up still shows
+// the records it has processed but not yet committed as lag: up to one
+// commit interval's worth of production, or one poll interval's when it
+// commits more often than it is polled. Only growth beyond that (and beyond
+// 10% of where it was) means the group falls behind: WARN is for a trend,
+// not for the saw-tooth of periodic commits.
+func lagGrew(lagNow, lagThen, productionRate float64, interval, commitEvery time.Duration) bool {
+	slack := max(productionRate*max(interval, commitEvery).Seconds(), 0.1*lagThen, 1)
 	return lagNow > lagThen+slack
+}
+
+// moveInterval is the mean time between two moves of s's value, over the
+// gaps of at most longest (a longer gap is a stall, which health reports as
+// such, not a cadence); 0 when the value never moved. The stretch from the
+// first point to the first move counts as a gap: it is a lower bound of
+// one, and it gives a cadence from the first move on. For a
+// committed-offset history it is the group's commit interval as the polls
+// see it.
+func (s *series) moveInterval(longest time.Duration) time.Duration {
+	if len(s.pts) == 0 {
+		return 0
+	}
+	var sum, n int64
+	last := s.pts[0].t
+	for i := 1; i < len(s.pts); i++ {
+		if s.pts[i].v == s.pts[i-1].v {
+			continue
+		}
+		if gap := s.pts[i].t - last; gap <= int64(longest) {
+			sum += gap
+			n++
+		}
+		last = s.pts[i].t
+	}
+	if n == 0 {
+		return 0
+	}
+	return time.Duration(sum / n)
 }
 
 // classifyHealth judges a partition over the window. The order matters:

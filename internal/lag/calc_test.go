@@ -225,6 +225,7 @@ func TestLagGrew(t *testing.T) {
 	tests := []struct {
 		name            string
 		now, then, rate float64
+		commitEvery     time.Duration
 		want            bool
 	}{
 		{name: "wobble within one poll of production", now: 48, then: 10, rate: 8, want: false},
@@ -233,12 +234,67 @@ func TestLagGrew(t *testing.T) {
 		{name: "large backlog growing by more than 10%", now: 11500, then: 10000, rate: 50, want: true},
 		{name: "no production, one record more", now: 3, then: 2, rate: 0, want: false},
 		{name: "no production, lag shrinking", now: 1, then: 5, rate: 0, want: false},
+		{name: "saw-tooth of commits every 10 s", now: 10, then: 0, rate: 1, commitEvery: 10 * time.Second, want: false},
+		{name: "growth beyond one commit interval of production", now: 25, then: 0, rate: 1, commitEvery: 10 * time.Second, want: true},
+		{name: "commits more often than polls: the poll interval", now: 6, then: 0, rate: 1, commitEvery: time.Second, want: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := lagGrew(tt.now, tt.then, tt.rate, 5*time.Second); got != tt.want {
-				t.Fatalf("lagGrew(%v, %v, %v/s, 5s) = %v, want %v", tt.now, tt.then, tt.rate, got, tt.want)
+			if got := lagGrew(tt.now, tt.then, tt.rate, 5*time.Second, tt.commitEvery); got != tt.want {
+				t.Fatalf("lagGrew(%v, %v, %v/s, 5s, %s) = %v, want %v", tt.now, tt.then, tt.rate, tt.commitEvery, got, tt.want)
 			}
 		})
+	}
+}
+
+func TestMoveInterval(t *testing.T) {
+	at := func(sec int) time.Time { return time.Unix(1_700_000_000+int64(sec), 0) }
+	// polls every 5 s; the value is what each poll read.
+	build := func(vals ...int64) *series {
+		s := newSeries(64)
+		for i, v := range vals {
+			s.add(at(5*i), v)
+		}
+		return s
+	}
+	tests := []struct {
+		name string
+		s    *series
+		want time.Duration
+	}{
+		{"a move every poll", build(0, 5, 10, 15, 20), 5 * time.Second},
+		{"a move every other poll", build(0, 0, 10, 10, 20, 20, 30), 10 * time.Second},
+		{"a stall longer than the window is no cadence", build(0, 5, 10, 10, 10, 10, 10, 10, 10, 15, 20), 5 * time.Second},
+		{"one move: the stretch before it", build(0, 0, 10, 10), 10 * time.Second},
+		{"no move", build(7, 7, 7), 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.s.moveInterval(25 * time.Second); got != tt.want {
+				t.Fatalf("moveInterval = %s, want %s", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestPeriodicCommitsAreHealthy: a group that keeps up but commits every
+// 15 s, polled every 5 s, shows a saw-tooth of lag (0 after a commit, 10
+// records two polls later). That is no trend: every partition stays OK at
+// every poll, so the status does not flap between OK and WARN.
+func TestPeriodicCommitsAreHealthy(t *testing.T) {
+	const poll = 5 * time.Second
+	tr := NewTracker(poll, ResetLatest)
+	start := time.Unix(1_700_000_000, 0)
+	var committed int64
+	for i := range 60 {
+		now := start.Add(time.Duration(i) * poll)
+		end := int64(i * 5) // 1 record/s
+		if i%3 == 0 {
+			committed = end
+		}
+		snap := tr.Observe(now, []PartitionOffsets{{Topic: "t", Partition: 0, End: end, Committed: committed, HasCommit: true}}, 1, "Stable")
+		if h := snap.Partitions[0].Health; h != HealthOK {
+			t.Fatalf("poll %d (lag %d): health %s, want OK", i, snap.Partitions[0].Lag, h)
+		}
 	}
 }

@@ -43,7 +43,7 @@ func partitionFigures(pl *PartitionLag, st *partState, gp *groupPart, from int64
 		in.CommitMoved = gp.commits.valueAt(winStart) < float64(gp.committed)
 		lagThen := st.ends.valueAt(winStart) - gp.commits.valueAt(winStart)
 		interval := window / time.Duration(max(healthWindow, 1))
-		in.LagGrew = lagGrew(float64(pl.Lag), lagThen, pl.ProductionRate, interval)
+		in.LagGrew = lagGrew(float64(pl.Lag), lagThen, pl.ProductionRate, interval, gp.commits.moveInterval(window))
 	}
 	pl.Health = classifyHealth(in)
 }
