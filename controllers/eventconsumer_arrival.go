@@ -31,47 +31,79 @@ const (
 	priorityStatusDue = -200
 )
 
+// work is what arrive asks of the reconcile: a reconcile at priority,
+// after a delay.
+type work struct {
+	priority int
+	after    time.Duration
+}
+
 // arrive decides on the consumer's newest snapshot as it arrives from the
-// lag engine, and says whether a reconcile is needed and at what
-// priority. A decision that changes nothing is committed here: the
-// scaler learns from every snapshot whether or not a reconcile follows. A
-// decision that changes replicas is left to the reconcile, which decides
-// again on the same snapshot and commits once the Deployment write has
-// succeeded. It never waits: a consumer whose reconcile holds its scaler,
-// or that has not been reconciled yet, is simply queued.
-func (r *EventConsumerReconciler) arrive(key types.NamespacedName) (priority int, queue bool) {
+// lag engine, and says whether a reconcile is needed, at what priority and
+// when. changed is false for a snapshot that only has a new time: it is
+// looked at only when the last decision wanted a later look (a change held
+// back by a window) or lag figures wait to be written. A decision that
+// changes nothing is committed here: the scaler learns from every snapshot
+// whether or not a reconcile follows. A decision that changes replicas is
+// left to the reconcile, which decides again on the same snapshot and
+// commits once the Deployment write has succeeded. It never waits: a
+// consumer whose reconcile holds its scaler, or that has not been
+// reconciled yet, is simply queued (a snapshot that did not change is left
+// to the next poll).
+func (r *EventConsumerReconciler) arrive(key types.NamespacedName, changed bool) (work, bool) {
 	e := r.scalers.entry(key)
 	if e == nil || !e.mu.TryLock() {
-		return priorityState, true
+		return work{priority: priorityState}, changed
 	}
 	defer e.mu.Unlock()
 	if !e.known {
-		return priorityState, true
+		return work{priority: priorityState}, changed
+	}
+	if !changed && !e.revisit && !e.unwritten.Load() {
+		return work{}, false
 	}
 	snap, ok := r.Lag.Snapshot(consumerKey(key))
 	if !ok || snap.Time.IsZero() {
 		// No reading to decide on (a cluster never reached, say): what
 		// it says goes to the conditions by the reconcile.
-		return priorityState, true
+		return work{priority: priorityState}, changed
 	}
 	now := r.now()
-	if r.Metrics != nil {
+	if changed && r.Metrics != nil {
 		r.Metrics.ObserveLag(key, lagStatusOf(snap))
 		r.Metrics.Stalled(key, stuckCount(snap))
 	}
 	e.sc.Observe(snap, now)
 	d := e.sc.Decide(e.spec, e.current, now)
+	e.revisit = wantsLook(&d)
 	if d.Changed {
-		return priorityScale, true
+		return work{priority: priorityScale}, true
 	}
 	if stateSignature(snap, &d) != e.state {
-		return priorityState, true
+		return work{priority: priorityState}, true
 	}
 	e.sc.Commit(d)
-	if now.Sub(e.looked) >= r.statusInterval() {
-		return priorityStatusDue, true
+	if (changed || e.unwritten.Load()) && !e.booked && now.Sub(e.looked) >= r.statusInterval() {
+		// Live figures are due: book their write in the operator-wide
+		// budget. When it is booked a whole interval ahead, a later
+		// snapshot tries again; /metrics has the figures meanwhile.
+		after, ok := r.StatusBudget.book(now, r.statusInterval())
+		if !ok {
+			e.unwritten.Store(true)
+			return work{}, false
+		}
+		e.booked = true
+		return work{priority: priorityStatusDue, after: after}, true
 	}
-	return 0, false
+	return work{}, false
+}
+
+// wantsLook reports whether a decision holds back a change that time alone
+// may let through (a stabilization window, the minimum interval), or
+// holds the replicas without a recommendation: the consumer is decided on
+// again at the next poll even if its lag does not move.
+func wantsLook(d *autoscale.Decision) bool {
+	return d.Recommendation != d.Replicas || d.Hold
 }
 
 // leaveForArrivals records, at the end of a reconcile, what arrive compares
@@ -96,6 +128,7 @@ func (r *EventConsumerReconciler) leaveForArrivals(st *reconcileState) {
 	if st.lag != nil {
 		snap = st.lag.snap
 	}
+	e.revisit = st.lag != nil && !snap.Time.IsZero() && wantsLook(st.decision)
 	e.state = stateSignature(snap, st.decision)
 	e.looked = st.now
 }

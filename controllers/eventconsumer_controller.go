@@ -59,6 +59,11 @@ type EventConsumerReconciler struct {
 
 	// StatusBudget limits status writes operator-wide; nil limits nothing.
 	StatusBudget *StatusBudget
+	// LagRevisits says that the lag source calls LagUnchanged after every
+	// poll, so that a decision held back by time and live figures due in
+	// the status are taken up by the next poll rather than by a requeue
+	// of every consumer.
+	LagRevisits bool
 
 	// MinScaleInterval is the shortest time between two replica changes;
 	// 0 uses the autoscaler's default (30s).
@@ -133,9 +138,17 @@ func (r *EventConsumerReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	orig := ec.DeepCopy()
 	defer func() {
 		r.finishStatus(ctx, st, retErr)
-		after, err := r.patchStatus(ctx, orig, ec, st.now)
+		after, err := r.patchStatus(ctx, orig, ec, st.now, st.paid)
 		if err != nil {
 			retErr = errors.Join(retErr, err)
+		}
+		if st.written != nil {
+			st.written.unwritten.Store(after > 0)
+			if r.LagRevisits {
+				// The lag engine's polls bring the figures' write when
+				// it is due and the budget has room (arrive).
+				after = 0
+			}
 		}
 		if after > 0 && retErr == nil && (result.RequeueAfter == 0 || after < result.RequeueAfter) {
 			// Live lag figures held back by the status interval are
@@ -251,6 +264,12 @@ type reconcileState struct {
 	// entry is the consumer's scaler entry, locked by decideReplicas
 	// until Reconcile returns.
 	entry *scalerEntry
+	// written is the same entry, kept after its release for the status
+	// write to say whether live figures were left unwritten.
+	written *scalerEntry
+	// paid is true when arrive booked this reconcile's write of live
+	// figures in the status budget.
+	paid bool
 	lag   *lagView
 	// targetSelector is the pod selector a scale target reports, nil
 	// for a Deployment lagscale builds.

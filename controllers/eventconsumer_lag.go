@@ -55,30 +55,37 @@ type lagQueue struct {
 	pending map[types.NamespacedName]int
 }
 
-// notify queues a reconcile of nn at priority, where the queue has
-// priorities (controller-runtime's default queue does).
-func (l *lagQueue) notify(nn types.NamespacedName, priority int) {
+// notify queues a reconcile of nn at w's priority, where the queue has
+// priorities (controller-runtime's default queue does), after w's delay.
+func (l *lagQueue) notify(nn types.NamespacedName, w work) {
 	l.mu.Lock()
 	q := l.queue
 	if q == nil {
 		if l.pending == nil {
 			l.pending = map[types.NamespacedName]int{}
 		}
-		if p, ok := l.pending[nn]; !ok || priority > p {
-			l.pending[nn] = priority
+		// Before the controller starts, every consumer is reconciled
+		// at once anyway: the delay is dropped.
+		if p, ok := l.pending[nn]; !ok || w.priority > p {
+			l.pending[nn] = w.priority
 		}
 	}
 	l.mu.Unlock()
 	if q != nil {
-		add(q, nn, priority)
+		add(q, nn, w)
 	}
 }
 
-// add queues nn at priority, or plainly on a queue without priorities.
-func add(q workqueue.TypedRateLimitingInterface[reconcile.Request], nn types.NamespacedName, priority int) {
+// add queues nn at w's priority after w's delay, or plainly on a queue
+// without priorities.
+func add(q workqueue.TypedRateLimitingInterface[reconcile.Request], nn types.NamespacedName, w work) {
 	req := reconcile.Request{NamespacedName: nn}
 	if pq, ok := q.(priorityqueue.PriorityQueue[reconcile.Request]); ok {
-		pq.AddWithOpts(priorityqueue.AddOpts{Priority: &priority}, req)
+		pq.AddWithOpts(priorityqueue.AddOpts{Priority: &w.priority, After: w.after}, req)
+		return
+	}
+	if w.after > 0 {
+		q.AddAfter(req, w.after)
 		return
 	}
 	q.Add(req)
@@ -91,7 +98,7 @@ func (l *lagQueue) source() source.Source {
 		defer l.mu.Unlock()
 		l.queue = q
 		for nn, p := range l.pending {
-			add(q, nn, p)
+			add(q, nn, work{priority: p})
 		}
 		l.pending = nil
 		return nil
@@ -104,8 +111,20 @@ func (l *lagQueue) source() source.Source {
 // never blocks.
 func (r *EventConsumerReconciler) LagChanged(key lag.ConsumerKey) {
 	nn := types.NamespacedName{Namespace: key.Namespace, Name: key.Name}
-	if p, ok := r.arrive(nn); ok {
-		r.lagQ.notify(nn, p)
+	if w, ok := r.arrive(nn, true); ok {
+		r.lagQ.notify(nn, w)
+	}
+}
+
+// LagUnchanged is the lag engine's OnUnchanged callback: a poll found the
+// consumer's lag as it was. It decides again only when the last decision
+// wants a look with time (a stabilization window) or lag figures wait to be
+// written, and queues a reconcile only for work for the API server. With
+// it wired, set LagRevisits. It never blocks.
+func (r *EventConsumerReconciler) LagUnchanged(key lag.ConsumerKey) {
+	nn := types.NamespacedName{Namespace: key.Namespace, Name: key.Name}
+	if w, ok := r.arrive(nn, false); ok {
+		r.lagQ.notify(nn, w)
 	}
 }
 

@@ -59,7 +59,8 @@ func produceN(t *testing.T, cl *kgo.Client, topic string, partition int32, n int
 // withEngine starts a real lag engine for the operator under test.
 func withEngine(t *testing.T) func(*EventConsumerReconciler) {
 	return func(r *EventConsumerReconciler) {
-		e := lag.NewEngine(lag.Options{Logger: logr.Discard(), OnChange: r.LagChanged})
+		e := lag.NewEngine(lag.Options{Logger: logr.Discard(), OnChange: r.LagChanged, OnUnchanged: r.LagUnchanged})
+		r.LagRevisits = true
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() { defer close(done); _ = e.Start(ctx) }()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -49,6 +50,17 @@ type scalerEntry struct {
 	state string
 	// looked is when a reconcile last computed the status.
 	looked time.Time
+	// revisit is true when the last decision wants a look at the next
+	// poll even if the lag does not move (see wantsLook).
+	revisit bool
+	// booked is true while a write of live figures is booked in the
+	// status budget for the reconcile to come.
+	booked bool
+	// unwritten is true when the status holds older live figures than
+	// the last reconcile computed (their interval had not passed, or the
+	// budget was short). It is set after the scaler is released, by the
+	// status write.
+	unwritten atomic.Bool
 }
 
 func newScalers() *scalers {
@@ -119,7 +131,8 @@ func (r *EventConsumerReconciler) decideReplicas(st *reconcileState) time.Durati
 	ec := st.ec
 	e := r.scalers.get(ec)
 	e.mu.Lock()
-	st.entry = e
+	st.entry, st.written = e, e
+	st.paid, e.booked = e.booked, false
 	sc := e.sc
 	st.scaler = sc
 	cached, generation := initialReplicas(ec), int64(0)
@@ -139,10 +152,11 @@ func (r *EventConsumerReconciler) decideReplicas(st *reconcileState) time.Durati
 	st.desired = d.Replicas
 	st.decision = &d
 	// A change the autoscaler wants but holds back (stabilization window,
-	// minimum interval) needs a look later even if the lag stays the same.
-	// Without a lag reading the lag engine's first snapshot brings the
-	// next look.
-	if hasLag && (d.Recommendation != d.Replicas || d.Hold) {
+	// minimum interval) needs a look later even if the lag stays the same:
+	// the lag engine's next poll brings it (arrive), or, from a lag
+	// source that does not call LagUnchanged, a requeue. Without a lag
+	// reading the lag engine's first snapshot brings the next look.
+	if hasLag && wantsLook(&d) && !r.LagRevisits {
 		return r.pollInterval(ec)
 	}
 	return 0

@@ -189,3 +189,56 @@ func (f *fakeLag) Snapshot(k lag.ConsumerKey) (lag.Snapshot, bool) {
 	return s, ok
 }
 func (f *fakeLag) ClusterStatus(string) (lag.ClusterStatus, bool) { return lag.ClusterStatus{}, false }
+
+// TestHeldScaleDownIsTakenByThePolls: a scale-down held by a stabilization
+// window longer than the lag engine's rate window is applied when the
+// window has run out, although by then the snapshots no longer change: the
+// engine's unchanged polls bring the consumer back to its decision
+// (LagUnchanged), in place of a requeue of every held consumer at every
+// poll.
+func TestHeldScaleDownIsTakenByThePolls(t *testing.T) {
+	kafka := startKafka(t, kfake.SeedTopics(4, "held"))
+	addrs := kafka.ListenAddrs()
+	startOperator(t, func(r *EventConsumerReconciler) {
+		withEngine(t)(r)
+		r.MinScaleInterval = time.Second
+	})
+	ns := namespace(t)
+	createConsumer(t, ns, "held", v1alpha1.EventConsumerSpec{
+		Topics: []string{"held"}, ConsumerGroup: "held-group",
+		Kafka:   v1alpha1.KafkaConnection{BootstrapServers: addrs},
+		Handler: &v1alpha1.HandlerSpec{Image: "handler:1"},
+		Scaling: v1alpha1.ScalingSpec{
+			Policy:                        v1alpha1.PolicyLagThreshold,
+			LagThreshold:                  ptrTo[int64](10),
+			PollIntervalSeconds:           ptrTo[int32](1),
+			ScaleDownStabilizationSeconds: ptrTo[int32](15),
+			OffsetResetPolicy:             v1alpha1.OffsetResetEarliest,
+		},
+	})
+	markReady(t, waitDeployment(t, ns, "held", nil))
+	prod := kafkaClient(t, addrs, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	for p := int32(0); p < 4; p++ {
+		produceN(t, prod, "held", p, 20)
+	}
+	waitDeployment(t, ns, "held", func(d *appsv1.Deployment) error {
+		if *d.Spec.Replicas != 4 {
+			return fmt.Errorf("replicas %d, want 4", *d.Spec.Replicas)
+		}
+		return nil
+	})
+	adm := kadm.NewClient(kafkaClient(t, addrs))
+	ends, err := adm.ListEndOffsets(context.Background(), "held")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adm.CommitOffsets(context.Background(), "held-group", ends.Offsets()); err != nil {
+		t.Fatal(err)
+	}
+	waitDeployment(t, ns, "held", func(d *appsv1.Deployment) error {
+		if *d.Spec.Replicas != 1 {
+			return fmt.Errorf("replicas %d, want 1 once the 15 s window has passed", *d.Spec.Replicas)
+		}
+		return nil
+	})
+}

@@ -113,8 +113,9 @@ func readiness(st *reconcileState) (reason, message string, ready bool) {
 
 // patchStatus writes the status once per reconcile, and not at all when it
 // did not change or when only live lag figures changed within the status
-// interval (see statusWrite); it then returns when those become due.
-func (r *EventConsumerReconciler) patchStatus(ctx context.Context, orig, ec *v1alpha1.EventConsumer, now time.Time) (time.Duration, error) {
+// interval (see statusWrite); it then returns when those become due. paid
+// says that arrive booked the write in the status budget.
+func (r *EventConsumerReconciler) patchStatus(ctx context.Context, orig, ec *v1alpha1.EventConsumer, now time.Time, paid bool) (time.Duration, error) {
 	interval := r.StatusInterval
 	if interval <= 0 {
 		interval = DefaultStatusInterval
@@ -123,13 +124,16 @@ func (r *EventConsumerReconciler) patchStatus(ctx context.Context, orig, ec *v1a
 	if !write {
 		return after, nil
 	}
-	if onlyLiveLag(&orig.Status, &ec.Status) {
+	switch {
+	case paid:
+		// arrive booked this write in the budget.
+	case onlyLiveLag(&orig.Status, &ec.Status):
 		if !r.StatusBudget.allow(now) {
 			// The budget is short: the figures wait another interval,
 			// /metrics has them meanwhile.
 			return interval, nil
 		}
-	} else {
+	default:
 		r.StatusBudget.spend(now)
 	}
 	if err := r.Status().Patch(ctx, ec, client.MergeFrom(orig)); err != nil {

@@ -48,6 +48,25 @@ func (b *StatusBudget) allow(now time.Time) bool {
 	return b == nil || b.lim.AllowN(now, 1)
 }
 
+// book reserves a write of live figures in the budget, and returns how
+// long the write must wait for its turn. ok is false, and nothing is
+// reserved, when the turn is more than within away: the budget is booked
+// that far ahead, and a later attempt comes first to the next free turn.
+func (b *StatusBudget) book(now time.Time, within time.Duration) (after time.Duration, ok bool) {
+	if b == nil {
+		return 0, true
+	}
+	res := b.lim.ReserveN(now, 1)
+	if !res.OK() {
+		return 0, false
+	}
+	if after = res.DelayFrom(now); after > within {
+		res.CancelAt(now)
+		return 0, false
+	}
+	return after, true
+}
+
 // spend takes a token, when there is one, for a write that goes whatever
 // the budget: a change of state. It never borrows: after a burst of state
 // changes (thousands of consumers synced at once) the live figures would

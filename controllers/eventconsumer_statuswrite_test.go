@@ -164,3 +164,32 @@ func TestLagPollsDoNotWriteStatus(t *testing.T) {
 		}
 	}
 }
+
+// TestStatusBudgetBooking: writes of live figures are booked in turn, and
+// a turn further away than the caller waits is refused without being
+// reserved, so the next attempt gets it.
+func TestStatusBudgetBooking(t *testing.T) {
+	b := NewStatusBudget(2) // 2 a second, a burst of 2
+	now := time.Unix(1_700_000_000, 0)
+	var got []time.Duration
+	for range 3 {
+		after, ok := b.book(now, time.Second)
+		if !ok {
+			t.Fatalf("booking %d refused, want a turn within 1s", len(got)+1)
+		}
+		got = append(got, after)
+	}
+	if got[0] != 0 || got[1] != 0 || got[2] != 500*time.Millisecond {
+		t.Fatalf("turns %v, want [0s 0s 500ms]", got)
+	}
+	if _, ok := b.book(now, 800*time.Millisecond); ok {
+		t.Fatal("a turn 1s away booked within 800ms")
+	}
+	if after, ok := b.book(now, time.Second); !ok || after != time.Second {
+		t.Fatalf("after a refusal: %v, %v; want the turn the refusal did not take, 1s", after, ok)
+	}
+	var none *StatusBudget
+	if after, ok := none.book(now, 0); !ok || after != 0 {
+		t.Fatalf("no budget: %v, %v; want at once", after, ok)
+	}
+}

@@ -27,6 +27,11 @@ type Options struct {
 	// changed in anything but its Time. It must not block for long; it is
 	// called from the cluster's poll goroutine without engine locks held.
 	OnChange func(ConsumerKey)
+	// OnUnchanged is called after a cycle for every consumer polled whose
+	// snapshot did not change but its Time, so that a decision that
+	// depends on time (a stabilization window running out) is taken
+	// without a reconcile per poll. The same rules as OnChange apply.
+	OnUnchanged func(ConsumerKey)
 	// Now is the clock stamped on snapshots; nil means time.Now.
 	Now func() time.Time
 	// HistorySize bounds the points kept per partition history; default 64.
@@ -262,11 +267,10 @@ func (e *Engine) Poll(ctx context.Context, id string) error {
 
 // setSnapshots stores the snapshots of a cycle for the subscriptions that
 // are still registered unchanged on c, and returns the consumers whose
-// snapshot changed.
-func (e *Engine) setSnapshots(c *cluster, snaps map[ConsumerKey]Snapshot, used map[ConsumerKey]Subscription) []ConsumerKey {
+// snapshot changed and those whose snapshot did not.
+func (e *Engine) setSnapshots(c *cluster, snaps map[ConsumerKey]Snapshot, used map[ConsumerKey]Subscription) (changed, unchanged []ConsumerKey) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	var changed []ConsumerKey
 	for key, s := range snaps {
 		cur, ok := c.subs[key]
 		if !ok || !reflect.DeepEqual(cur, used[key]) {
@@ -276,12 +280,16 @@ func (e *Engine) setSnapshots(c *cluster, snaps map[ConsumerKey]Snapshot, used m
 		e.snaps[key] = s
 		if !had || !sameSnapshot(old, s) {
 			changed = append(changed, key)
+		} else {
+			unchanged = append(unchanged, key)
 		}
 	}
-	slices.SortFunc(changed, func(a, b ConsumerKey) int {
+	byKey := func(a, b ConsumerKey) int {
 		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
-	})
-	return changed
+	}
+	slices.SortFunc(changed, byKey)
+	slices.SortFunc(unchanged, byKey)
+	return changed, unchanged
 }
 
 // sameSnapshot compares everything but the read time and the poll count,

@@ -204,10 +204,15 @@ func (c *cluster) cycle(ctx context.Context) error {
 	e.mu.Unlock()
 	e.metrics.pollDuration.WithLabelValues(c.name).Observe(time.Since(started).Seconds())
 
-	changed := e.setSnapshots(c, snaps, subs)
+	changed, unchanged := e.setSnapshots(c, snaps, subs)
 	if e.opts.OnChange != nil {
 		for _, k := range changed {
 			e.opts.OnChange(k)
+		}
+	}
+	if e.opts.OnUnchanged != nil {
+		for _, k := range unchanged {
+			e.opts.OnUnchanged(k)
 		}
 	}
 	return err

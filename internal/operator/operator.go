@@ -57,6 +57,8 @@ type Options struct {
 	MetricsCertDir string
 	// ProbeAddr serves /healthz and /readyz; "0" disables it.
 	ProbeAddr string
+	// PprofAddr serves Go's /debug/pprof profiles; empty disables them.
+	PprofAddr string
 	// LeaderElect elects a leader with a Lease named LeaderElectionID.
 	LeaderElect             bool
 	LeaderElectionID        string
@@ -102,6 +104,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		Scheme:                        scheme.New(),
 		Metrics:                       metricsOptions(o),
 		HealthProbeBindAddress:        o.ProbeAddr,
+		PprofBindAddress:              o.PprofAddr,
 		LeaderElection:                o.LeaderElect,
 		LeaderElectionID:              o.LeaderElectionID,
 		LeaderElectionNamespace:       o.LeaderElectionNamespace,
@@ -143,11 +146,13 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		StatusInterval:      o.StatusInterval,
 		StatusBudget:        controllers.NewStatusBudget(o.StatusWritesPerSecond),
 		Metrics:             controllers.NewMetrics(reg),
+		LagRevisits:         true,
 	}
 	engine := lag.NewEngine(lag.Options{
-		Logger:     ctrl.Log.WithName("lag"),
-		Registerer: reg,
-		OnChange:   rec.LagChanged,
+		Logger:      ctrl.Log.WithName("lag"),
+		Registerer:  reg,
+		OnChange:    rec.LagChanged,
+		OnUnchanged: rec.LagUnchanged,
 	})
 	rec.Lag = engine
 	// The lag engine runs where the EventConsumers are reconciled: on the
