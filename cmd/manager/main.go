@@ -39,6 +39,7 @@ type options struct {
 	statusWrites        float64
 	sharding            bool
 	shardIdentity       string
+	pprofAddr           string
 }
 
 func parseFlags(args []string) (options, error) {
@@ -48,6 +49,7 @@ func parseFlags(args []string) (options, error) {
 	fs.BoolVar(&o.metricsSecure, "metrics-secure", true, "Serve the metrics over HTTPS, only to callers whose token the API server authenticates and authorizes for get on /metrics; false serves plain HTTP to anyone.")
 	fs.StringVar(&o.metricsCertDir, "metrics-cert-dir", "", "Directory with tls.crt and tls.key for the secure metrics endpoint; empty serves a self-signed certificate.")
 	fs.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address of /healthz and /readyz.")
+	fs.StringVar(&o.pprofAddr, "pprof-bind-address", "", "Address of Go's /debug/pprof profiles, for diagnosis; empty disables them. Unauthenticated: bind it to localhost.")
 	fs.BoolVar(&o.leaderElect, "leader-elect", true, "Elect a leader with a Lease so that only one replica reconciles, also while a rolling update runs two at once.")
 	fs.StringVar(&o.leaderElectionID, "leader-election-id", "lagscale.lagscale.dev", "Name of the leader election Lease.")
 	fs.StringVar(&o.leaderElectionNS, "leader-election-namespace", "", "Namespace of the Lease; default: the pod's namespace.")
@@ -105,6 +107,7 @@ func run(ctx context.Context, o options) error {
 		MetricsSecure:           o.metricsSecure,
 		MetricsCertDir:          o.metricsCertDir,
 		ProbeAddr:               o.probeAddr,
+		PprofAddr:               o.pprofAddr,
 		LeaderElect:             o.leaderElect,
 		LeaderElectionID:        o.leaderElectionID,
 		LeaderElectionNamespace: o.leaderElectionNS,

@@ -60,6 +60,7 @@ type config struct {
 	poll           time.Duration
 	syncLimit      time.Duration
 	noise          bool
+	heapProfile    string
 }
 
 func main() {
@@ -76,6 +77,7 @@ func main() {
 	flag.DurationVar(&c.poll, "poll", 5*time.Second, "lag poll interval (--default-poll-interval)")
 	flag.DurationVar(&c.syncLimit, "sync-limit", 20*time.Minute, "longest wait for every consumer's first status")
 	flag.BoolVar(&c.noise, "noise", false, "also measure RSS growth with unrelated Secrets and Deployments")
+	flag.StringVar(&c.heapProfile, "heap-profile", "", "write the first manager's heap profile to this file at the end of the lag-moving window (read it with `go tool pprof`)")
 	flag.Parse()
 	if err := run(c); err != nil {
 		fmt.Fprintln(os.Stderr, "opbench:", err)
@@ -101,7 +103,9 @@ func run(c config) error {
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
+	if os.Getenv("LAGSCALE_DEBUG") == "" {
+		defer os.RemoveAll(dir)
+	}
 
 	ctx := context.Background()
 	b := &bench{c: env.Client, cfg: c}
@@ -112,7 +116,7 @@ func run(c config) error {
 		return err
 	}
 	for i := range c.replicas {
-		m, err := startManager(c.manager, env, dir, fmt.Sprintf("m%d", i), c.poll, c.replicas > 1)
+		m, err := startManager(c.manager, env, dir, fmt.Sprintf("m%d", i), c.poll, c.replicas > 1, c.heapProfile != "")
 		if m != nil {
 			defer m.stop()
 		}
@@ -138,6 +142,12 @@ func run(c config) error {
 	}
 	if err := b.movingWithProbes(ctx); err != nil {
 		return err
+	}
+	if c.heapProfile != "" {
+		if err := b.managers[0].heapProfile(c.heapProfile); err != nil {
+			return err
+		}
+		fmt.Printf("heap profile of %s: %s\n", b.managers[0], c.heapProfile)
 	}
 	tr.halt()
 	if err := tr.catchUp(ctx); err != nil {

@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,13 +24,14 @@ type managerProc struct {
 	cmd         *exec.Cmd
 	pid         int
 	metricsAddr string
+	pprofAddr   string
 	log         string
 	done        chan struct{}
 }
 
 // startManager runs a manager against env's API server, with its log in
 // dir/<name>.log. Sharded, it is one member among others, named name.
-func startManager(bin string, env *testenv.Env, dir, name string, poll time.Duration, sharded bool) (*managerProc, error) {
+func startManager(bin string, env *testenv.Env, dir, name string, poll time.Duration, sharded, pprof bool) (*managerProc, error) {
 	kubeconfig := filepath.Join(dir, "kubeconfig")
 	if _, err := os.Stat(kubeconfig); err != nil {
 		if err := env.WriteKubeconfig(kubeconfig); err != nil {
@@ -56,15 +59,47 @@ func startManager(bin string, env *testenv.Env, dir, name string, poll time.Dura
 	} else {
 		args = append(args, "--leader-elect=false")
 	}
+	var pprofAddr string
+	if pprof {
+		if pprofAddr, err = freeAddr(); err != nil {
+			return nil, err
+		}
+		args = append(args, "--pprof-bind-address", pprofAddr)
+	}
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	m := &managerProc{name: name, cmd: cmd, pid: cmd.Process.Pid, metricsAddr: metricsAddr, log: logf.Name(), done: make(chan struct{})}
+	m := &managerProc{name: name, cmd: cmd, pid: cmd.Process.Pid, metricsAddr: metricsAddr, pprofAddr: pprofAddr, log: logf.Name(), done: make(chan struct{})}
 	go func() { _ = cmd.Wait(); close(m.done) }()
 	return m, nil
+}
+
+// heapProfile writes the manager's heap profile (its /debug/pprof/heap)
+// to path.
+func (m *managerProc) heapProfile(path string) error {
+	if m.pprofAddr == "" {
+		return fmt.Errorf("%s was started without --pprof-bind-address", m)
+	}
+	resp, err := http.Get("http://" + m.pprofAddr + "/debug/pprof/heap")
+	if err != nil {
+		return fmt.Errorf("heap profile of %s: %w", m, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("heap profile of %s: %s", m, resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // exited says whether the process has ended.
