@@ -61,6 +61,7 @@ type config struct {
 	syncLimit      time.Duration
 	noise          bool
 	heapProfile    string
+	keepLogs       bool
 }
 
 func main() {
@@ -77,6 +78,7 @@ func main() {
 	flag.DurationVar(&c.poll, "poll", 5*time.Second, "lag poll interval (--default-poll-interval)")
 	flag.DurationVar(&c.syncLimit, "sync-limit", 20*time.Minute, "longest wait for every consumer's first status")
 	flag.BoolVar(&c.noise, "noise", false, "also measure RSS growth with unrelated Secrets and Deployments")
+	flag.BoolVar(&c.keepLogs, "keep-logs", false, "keep the managers' logs, and print where")
 	flag.StringVar(&c.heapProfile, "heap-profile", "", "write the first manager's heap profile to this file at the end of the lag-moving window (read it with `go tool pprof`)")
 	flag.Parse()
 	if err := run(c); err != nil {
@@ -103,7 +105,9 @@ func run(c config) error {
 	if err != nil {
 		return err
 	}
-	if os.Getenv("LAGSCALE_DEBUG") == "" {
+	if c.keepLogs {
+		fmt.Printf("managers' logs in %s (kept)\n", dir)
+	} else {
 		defer os.RemoveAll(dir)
 	}
 
