@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -107,11 +108,7 @@ func (m *Metrics) ObserveLag(key types.NamespacedName, l *v1alpha1.LagStatus) {
 
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for _, p := range m.partitionsSeen[key] {
-		m.partitionLag.DeleteLabelValues(ns, name, p[0], p[1])
-		m.partitionLagS.DeleteLabelValues(ns, name, p[0], p[1])
-	}
-	var seen [][2]string
+	seen := make([][2]string, 0, min(len(l.Partitions), maxPartitionSeries))
 	for i, p := range l.Partitions {
 		if i == maxPartitionSeries {
 			break
@@ -120,6 +117,14 @@ func (m *Metrics) ObserveLag(key types.NamespacedName, l *v1alpha1.LagStatus) {
 		m.partitionLag.WithLabelValues(ns, name, p.Topic, part).Set(float64(p.Lag))
 		m.partitionLagS.WithLabelValues(ns, name, p.Topic, part).Set(p.Seconds)
 		seen = append(seen, [2]string{p.Topic, part})
+	}
+	// Only the series of partitions that left the list go: the others are
+	// set in place, so a poll allocates no series anew.
+	for _, p := range m.partitionsSeen[key] {
+		if !slices.Contains(seen, p) {
+			m.partitionLag.DeleteLabelValues(ns, name, p[0], p[1])
+			m.partitionLagS.DeleteLabelValues(ns, name, p[0], p[1])
+		}
 	}
 	m.partitionsSeen[key] = seen
 }

@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"strconv"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -36,6 +37,20 @@ func TestMetricsBoundedAndForgotten(t *testing.T) {
 	// Per-partition series are bounded per consumer.
 	if n := testutil.CollectAndCount(m.partitionLag); n != 2*maxPartitionSeries {
 		t.Errorf("%d partition series, want %d", n, 2*maxPartitionSeries)
+	}
+	// Another partition enters the top ones: the one that left goes, the
+	// others stay.
+	shifted := *status.Lag
+	shifted.Partitions = status.Lag.Partitions[1 : maxPartitionSeries+1]
+	m.ObserveLag(b, &shifted)
+	if n := testutil.CollectAndCount(m.partitionLag); n != 2*maxPartitionSeries {
+		t.Errorf("%d partition series after a shift, want %d", n, 2*maxPartitionSeries)
+	}
+	if got := testutil.ToFloat64(m.partitionLag.WithLabelValues("ns", "b", "t", strconv.Itoa(maxPartitionSeries))); got != maxPartitionSeries {
+		t.Errorf("the partition that entered: lag %v, want %d", got, maxPartitionSeries)
+	}
+	if m.partitionLag.DeleteLabelValues("ns", "b", "t", "0") {
+		t.Error("the partition that left the top ones still has a series")
 	}
 	// Fewer partitions later: the old series go.
 	status.Lag.Partitions = status.Lag.Partitions[:2]
