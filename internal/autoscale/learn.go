@@ -234,3 +234,17 @@ func sum(vs []float64) float64 {
 	}
 	return t
 }
+
+// PartitionsSince is the time before which Decide reads no per-partition
+// data of history but that of the one observation just before it: the
+// learning span and the lag engine's rate window back from the newest
+// observation, and two polls more. A caller that keeps a long history may
+// drop the partitions of older observations; their totals stay in use.
+func PartitionsSince(history []Observation) time.Time {
+	n := len(history)
+	if n == 0 {
+		return time.Time{}
+	}
+	poll := pollInterval(history)
+	return history[n-1].Time.Add(-max(learnWindow, RateWindowPolls*poll) - 2*poll)
+}

@@ -112,6 +112,21 @@ func (s *Scaler) add(o autoscale.Observation) {
 	if len(s.history) > MaxHistory {
 		s.history = slices.Delete(s.history, 0, len(s.history)-MaxHistory)
 	}
+	// The autoscaler reads per-partition data over a short span only;
+	// older observations keep their totals. At 10,000 consumers the
+	// partitions of a full history would hold most of the operator's
+	// memory.
+	since := autoscale.PartitionsSince(s.history)
+	last := -1
+	for i := range s.history {
+		if !s.history[i].Time.Before(since) {
+			break
+		}
+		last = i
+	}
+	for i := 0; i < last; i++ {
+		s.history[i].Partitions = nil
+	}
 }
 
 // Decide returns the replica count for now, given the replicas the

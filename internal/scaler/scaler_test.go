@@ -195,3 +195,55 @@ func TestSpecDefaultsAreTheAPIs(t *testing.T) {
 		t.Errorf("lag engine default poll interval %s, API default %ds", lag.DefaultPollInterval, v1alpha1.DefaultPollIntervalSeconds)
 	}
 }
+
+// TestOlderPartitionsDropped: the per-partition data of observations older
+// than the autoscaler reads is dropped, and decisions are those on the
+// full history. The load ramps, bursts and drains with a gap (an outage)
+// on the way, so that capacity, growth and saturation all read the
+// partitions.
+func TestOlderPartitionsDropped(t *testing.T) {
+	s := New(time.Time{}, Learned{})
+	var full []autoscale.Observation
+	spec := Spec(v1alpha1.ScalingSpec{Policy: v1alpha1.PolicyTimeLag}, time.Second)
+	replicas := int32(2)
+	sec := 0
+	for i := range 3 * MaxHistory {
+		sec += 5
+		if i == 150 {
+			sec += 120 // an outage: no observation for two minutes
+		}
+		lagPer := int64(10 + 40*(i%60))
+		snap := snapAt(sec, lagPer)
+		for p := range snap.Partitions {
+			snap.Partitions[p].TimeLagSeconds = float64(lagPer) / 20
+			snap.Partitions[p].ProductionRate = float64(20 + i%60)
+			snap.Partitions[p].ConsumptionRate = 20
+		}
+		snap.TimeLagSeconds = float64(lagPer) / 20
+		snap.ProductionRate, snap.ConsumptionRate = float64(4*(20+i%60)), 80
+		now := snap.Time
+		if !s.Observe(snap, now) {
+			t.Fatalf("observation %d not new", i)
+		}
+		full = append(full, Observation(snap))
+		if len(full) > MaxHistory {
+			full = full[len(full)-MaxHistory:]
+		}
+		got := s.Decide(spec, replicas, now)
+		want := autoscale.Decide(autoscale.Input{Spec: spec, History: full, State: s.state, CurrentReplicas: replicas, Now: now})
+		if got.Replicas != want.Replicas || got.Reason != want.Reason {
+			t.Fatalf("observation %d: %d (%s) on the trimmed history, %d (%s) on the full one", i, got.Replicas, got.Reason, want.Replicas, want.Reason)
+		}
+		s.Commit(got)
+		replicas = got.Replicas
+	}
+	kept := 0
+	for _, o := range s.history {
+		if len(o.Partitions) > 0 {
+			kept++
+		}
+	}
+	if kept == len(s.history) || kept > 16 {
+		t.Fatalf("%d of %d observations keep their partitions, want only the last few", kept, len(s.history))
+	}
+}
