@@ -317,6 +317,7 @@ func (b *bench) movingWithProbes(ctx context.Context) error {
 		return err
 	}
 	start := time.Now()
+	commits := b.tr.commits.Load()
 	time.Sleep(b.cfg.window / 4)
 	arrived := make([]time.Time, b.cfg.probes)
 	if err := parallel(b.cfg.probes, func(i int) error {
@@ -334,6 +335,11 @@ func (b *bench) movingWithProbes(ctx context.Context) error {
 		return err
 	}
 	b.printPhase("lag moving", before, after, b.cfg.window)
+	// The topology holds only if every group commits at its cadence: a
+	// committer that falls behind makes lag grow and stall, which the
+	// operator rightly reports as state.
+	want := float64(b.cfg.consumers) / b.tr.commitEvery.Seconds()
+	fmt.Printf("  group commits/s %.0f of the %.0f the topology asks for\n", float64(b.tr.commits.Load()-commits)/time.Since(start).Seconds(), want)
 
 	// The probes' scale-ups, waited for up to a minute past the window.
 	deadline := time.Now().Add(time.Minute)
