@@ -46,7 +46,7 @@ func runSim(args []string, stdout io.Writer) error {
 		capacities = fs.String("capacities", "100,500", "with --sweep: replica capacities in records/s, comma-separated")
 		workers    = fs.Int("workers", 0, "with --sweep: runs at once (0: one per CPU)")
 		consumer   = fs.String("consumer", "", "EventConsumer manifest `FILE`: lagscale runs its spec.scaling and groupType with the API server's defaults; its maxLagSeconds is the SLO unless --slo is given; its pollIntervalSeconds, groupType and maxReplicas win over --poll, --share and --share-max-replicas")
-		without    = fs.String("without", "", "turn mechanisms of lagscale's plan off, comma-separated, for an ablation: trend, growth, recurrence, packing, rebalance-cost, low-since, burst-end, quiet-spell")
+		without    = fs.String("without", "", "turn mechanisms of lagscale's plan off, comma-separated, for an ablation: trend, growth, recurrence, packing, rebalance-cost, low-since")
 		prior      = fs.Float64("prior", 0, "give lagscale a throughputPerReplica of `X` times the true --capacity, where the consumer sets none (0: none, capacity is learned)")
 		latency    = fs.Duration("reconcile-latency", time.Second, "how long after a changed snapshot, a Deployment change or a requeue the operator reconciles (whole seconds)")
 		family     = fs.String("family", "", "run the randomized family's `SPLIT` (train or test) at --seeds: each seed draws a workload and an operating point")
@@ -74,7 +74,7 @@ func runSim(args []string, stdout io.Writer) error {
 		}
 		m, ok := autoscale.MechanismNames[name]
 		if !ok {
-			return fmt.Errorf("--without: unknown mechanism %q (want trend, growth, recurrence, packing, rebalance-cost, low-since, burst-end or quiet-spell)", name)
+			return fmt.Errorf("--without: unknown mechanism %q (want trend, growth, recurrence, packing, rebalance-cost or low-since)", name)
 		}
 		off |= m
 	}

@@ -81,9 +81,6 @@ const (
 	// start from its expected time and still count as the same period;
 	// the lag engine sees a start only to within one poll as well.
 	periodTolerance = 0.1
-	// burstEndSeen is how many bursts must have ended before one in
-	// progress is expected to end as they did.
-	burstEndSeen = 1
 )
 
 // The plan (plan.go).

@@ -3,7 +3,6 @@ package autoscale
 import (
 	"fmt"
 	"math"
-	"slices"
 	"time"
 )
 
@@ -23,14 +22,6 @@ type inflowForecast struct {
 	// pulseFrom and pulseTo are the seconds from now between which the
 	// next recurring burst is expected.
 	pulseFrom, pulseTo float64
-	// falls is true when the burst in progress is expected to end
-	// fallAt seconds from now, the inflow then returning to quiet.
-	falls  bool
-	fallAt float64
-	quiet  float64
-	// spell is the median time between two bursts, 0 when fewer than two
-	// such gaps were seen.
-	spell float64
 	// poll is the interval between two observations, the resolution at
 	// which the group is seen.
 	poll time.Duration
@@ -54,13 +45,6 @@ func forecast(spec Spec, st State, history []Observation, now time.Time) inflowF
 	if spec.BurstMemory <= 0 {
 		return f
 	}
-	if spec.Without&MechBurstEnd == 0 {
-		f.fallAt, f.falls = burstEnd(st.Pattern, now, f.poll)
-		f.quiet = st.Pattern.Quiet
-	}
-	if spec.Without&MechQuietSpell == 0 {
-		f.spell = quietSpell(st.Pattern)
-	}
 	if spec.Without&MechRecurrence != 0 {
 		return f
 	}
@@ -81,9 +65,6 @@ func forecast(spec Spec, st State, history []Observation, now time.Time) inflowF
 // at is the total inflow expected t seconds from now.
 func (f inflowForecast) at(t float64) float64 {
 	v := f.total + f.slope*t
-	if f.falls && t >= f.fallAt {
-		v = min(v, f.quiet)
-	}
 	if f.recurring != nil && t >= f.pulseFrom && t < f.pulseTo {
 		v = max(v, f.recurring.peak)
 	}
@@ -106,45 +87,7 @@ func (f inflowForecast) describe() string {
 	if f.slope > 0 {
 		s += fmt.Sprintf(", rising %s/s per minute", num(60*f.slope))
 	}
-	if f.falls {
-		s += fmt.Sprintf(", back to %s/s by %s as the longest burst seen", num(f.quiet), f.now.Add(time.Duration(f.fallAt*float64(time.Second))).UTC().Format("15:04:05"))
-	}
 	return s
-}
-
-// burstEnd is when, in seconds from now, the burst in progress is
-// expected to end: when the longest of the bursts remembered would have
-// (their ends are seen a poll late at most). ok is false outside a burst,
-// with fewer than burstEndSeen bursts to go by, and once the burst has
-// outlasted them all, since then its end is not known.
-func burstEnd(p Pattern, now time.Time, poll time.Duration) (float64, bool) {
-	n := len(p.Bursts)
-	if n == 0 || !p.Bursts[n-1].Open || n-1 < burstEndSeen {
-		return 0, false
-	}
-	var longest time.Duration
-	for _, b := range p.Bursts[:n-1] {
-		longest = max(longest, b.End.Sub(b.Start))
-	}
-	left := longest + poll - now.Sub(p.Bursts[n-1].Start)
-	if left <= 0 {
-		return 0, false
-	}
-	return left.Seconds(), true
-}
-
-// quietSpell is the median time from a burst's end to the next one's
-// start, in seconds; 0 with fewer than two.
-func quietSpell(p Pattern) float64 {
-	var gaps []float64
-	for i := 1; i < len(p.Bursts); i++ {
-		gaps = append(gaps, p.Bursts[i].Start.Sub(p.Bursts[i-1].End).Seconds())
-	}
-	if len(gaps) < 2 {
-		return 0
-	}
-	slices.Sort(gaps)
-	return gaps[len(gaps)/2]
 }
 
 // trend is the least-squares slope of the group's inflow (its smoothed

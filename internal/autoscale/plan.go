@@ -343,8 +343,6 @@ func (g *groupModel) choose(s start, low func(int32) time.Duration) (c candidate
 		}
 		if g.f.recurring != nil {
 			span = min(span, max(0, g.f.pulseFrom-g.delay-g.pause))
-		} else if g.f.spell > 0 {
-			span = min(span, g.f.spell)
 		}
 		// Two changes: this one and the one that adds the replicas back,
 		// whose pods are paid while they start.
@@ -399,7 +397,7 @@ func (g *groupModel) most(cur int32) int32 {
 // forecastTime is the time at which the forecast's trend is read for t:
 // no later than react.
 func (g *groupModel) forecastTime(t float64) float64 {
-	if g.f.recurring != nil && t >= g.f.pulseFrom || g.f.falls && t >= g.f.fallAt {
+	if g.f.recurring != nil && t >= g.f.pulseFrom {
 		return t
 	}
 	return min(t, g.react)

@@ -122,19 +122,12 @@ const (
 	// to pay for two changes; without it a scale-down pays over the
 	// horizon.
 	MechLowSince
-	// MechBurstEnd is a burst in progress expected to end when the
-	// longest burst remembered would have.
-	MechBurstEnd
-	// MechQuietSpell is the low load's expected length capped at the
-	// median time between bursts.
-	MechQuietSpell
 )
 
 // MechanismNames are the names the simulator's --without flag takes.
 var MechanismNames = map[string]Mechanisms{
 	"trend": MechTrend, "growth": MechGrowth, "recurrence": MechRecurrence,
 	"packing": MechPacking, "rebalance-cost": MechRebalanceCost, "low-since": MechLowSince,
-	"burst-end": MechBurstEnd, "quiet-spell": MechQuietSpell,
 }
 
 // PartitionObs is one partition in an Observation.
