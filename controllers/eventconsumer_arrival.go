@@ -1,16 +1,16 @@
 package controllers
 
 import (
+	"encoding/json"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/lagscale/lagscale/api/v1alpha1"
 	"github.com/lagscale/lagscale/internal/autoscale"
 	"github.com/lagscale/lagscale/internal/lag"
-	"github.com/lagscale/lagscale/internal/scaler"
 )
 
 // Work queue priorities. controller-runtime's priority queue puts the
@@ -92,7 +92,7 @@ func (r *EventConsumerReconciler) arrive(key types.NamespacedName, changed bool)
 			e.unwritten.Store(true)
 			return work{}, false
 		}
-		e.booked = true
+		e.booked, e.turn = true, now.Add(after)
 		return work{priority: priorityStatusDue, after: after}, true
 	}
 	return work{}, false
@@ -135,26 +135,19 @@ func (r *EventConsumerReconciler) leaveForArrivals(st *reconcileState) {
 
 // stateSignature sums up what of a snapshot and its decision ends up in
 // the status as state a person acts on rather than as a live figure: the
-// conditions' inputs (reachability, staleness, missing or unreadable
-// topics, the group's type, state and members, limits and stuck
-// partitions) and the health of every partition that is not OK. Two
-// snapshots with one signature differ only in figures that the status
-// interval and /metrics carry.
+// snapshot's lag status without its live figures (withoutLiveLag, the
+// same rule the status write applies), the conditions' inputs that are not
+// in it (reachability, the error, unreadable topics, the partition count)
+// and the decision's limits. Two snapshots with one signature differ only
+// in figures that the status interval and /metrics carry.
 func stateSignature(snap lag.Snapshot, d *autoscale.Decision) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%t|%t|%s|%s|%s|%d|%t|%d|%d|%q|%q", snap.Reachable, snap.Stale, snap.Error, snap.GroupState, snap.GroupType,
-		snap.Members, snap.Rebalancing, snap.GroupEpoch-snap.AssignmentEpoch, snap.PartitionCount, snap.MissingTopics, snap.TypeMismatch)
-	for _, t := range snap.TopicErrors {
-		fmt.Fprintf(&b, "|%s:%s", t.Topic, t.Error)
+	fmt.Fprintf(&b, "%t|%s|%d|%q|%q|%d", snap.Reachable, snap.Error, snap.PartitionCount, snap.TypeMismatch, snap.TopicErrors, snap.GroupEpoch-snap.AssignmentEpoch)
+	state := withoutLiveLag(&v1alpha1.EventConsumerStatus{Lag: lagStatusOf(snap)}).Lag
+	if raw, err := json.Marshal(state); err == nil {
+		b.WriteByte('|')
+		b.Write(raw)
 	}
-	var unhealthy []string
-	for _, p := range snap.Partitions {
-		if p.Error != "" || (p.Health != "" && p.Health != lag.HealthOK) || scaler.Stuck(p, snap.Members) {
-			unhealthy = append(unhealthy, fmt.Sprintf("%s/%d:%s:%s", p.Topic, p.Partition, p.Health, p.Error))
-		}
-	}
-	slices.Sort(unhealthy)
-	fmt.Fprintf(&b, "|%q", unhealthy)
 	if d != nil {
 		fmt.Fprintf(&b, "|%t|%s|%t|%q", d.Hold, d.Limited, d.Partial, d.Stuck)
 	}

@@ -116,6 +116,14 @@ func withoutLiveLag(s *v1alpha1.EventConsumerStatus) *v1alpha1.EventConsumerStat
 	c := s.DeepCopy()
 	if l := c.Lag; l != nil {
 		l.Total, l.Seconds, l.ProductionRate, l.ConsumptionRate, l.DrainSeconds, l.Updated = 0, 0, 0, 0, nil, nil
+		// The epochs count rebalances: a rebalance in progress is state
+		// (rebalancingMembers), the epochs' values are figures.
+		l.GroupEpoch, l.AssignmentEpoch = nil, nil
+		// That dead letters arrive is state; how many and how fast are
+		// figures.
+		if d := l.DeadLetters; d != nil {
+			l.DeadLetters = &v1alpha1.DeadLetterStatus{Topic: d.Topic, Missing: d.Missing, Records: min(d.Records, 1)}
+		}
 		// The 64 partitions shown are the ones with the largest time lag,
 		// so which of them are shown, and in what order, is a live figure
 		// too: in a group of more partitions a healthy one enters or

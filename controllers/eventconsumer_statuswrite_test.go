@@ -72,12 +72,25 @@ func TestStatusWriteDecision(t *testing.T) {
 			s.Lag.Partitions[0].Partition, s.Lag.Partitions[0].Health = 70, "STOP"
 			return s
 		}, t0.Add(10 * time.Second), true, 0},
+		{"the first dead letter", func() *v1alpha1.EventConsumerStatus {
+			s := base(5, t0.Add(10*time.Second))
+			s.Lag.DeadLetters = &v1alpha1.DeadLetterStatus{Topic: "t-dlt", Records: 2, RatePerSecond: 0.2}
+			return s
+		}, t0.Add(10 * time.Second), true, 0},
+		{"more dead letters within the interval", func() *v1alpha1.EventConsumerStatus {
+			s := base(5, t0.Add(10*time.Second))
+			s.Lag.DeadLetters = &v1alpha1.DeadLetterStatus{Topic: "t-dlt", Records: 9, RatePerSecond: 0.7}
+			return s
+		}, t0.Add(10 * time.Second), false, 20 * time.Second},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			orig := base(5, t0)
-			if tt.name == "first lag reading" {
+			switch tt.name {
+			case "first lag reading":
 				orig.Lag = nil
+			case "more dead letters within the interval":
+				orig.Lag.DeadLetters = &v1alpha1.DeadLetterStatus{Topic: "t-dlt", Records: 2, RatePerSecond: 0.2}
 			}
 			write, after := statusWrite(orig, tt.next(), tt.now, DefaultStatusInterval)
 			if write != tt.write || after != tt.wantAfter {
