@@ -54,8 +54,9 @@ type scalerEntry struct {
 	// poll even if the lag does not move (see wantsLook).
 	revisit bool
 	// booked is true while a write of live figures is booked in the
-	// status budget for the reconcile to come.
+	// status budget for the reconcile to come at turn.
 	booked bool
+	turn   time.Time
 	// unwritten is true when the status holds older live figures than
 	// the last reconcile computed (their interval had not passed, or the
 	// budget was short). It is set after the scaler is released, by the
@@ -132,7 +133,16 @@ func (r *EventConsumerReconciler) decideReplicas(st *reconcileState) time.Durati
 	e := r.scalers.get(ec)
 	e.mu.Lock()
 	st.entry, st.written = e, e
-	st.paid, e.booked = e.booked, false
+	// A write of live figures booked in the status budget is this
+	// reconcile's only from its turn on: a reconcile that comes earlier
+	// for another reason leaves it, and looks again at the turn, so the
+	// budget's pace holds.
+	var turnIn time.Duration
+	if e.booked {
+		if turnIn = e.turn.Sub(st.now); turnIn <= 0 {
+			st.paid, e.booked, turnIn = true, false, 0
+		}
+	}
 	sc := e.sc
 	st.scaler = sc
 	cached, generation := initialReplicas(ec), int64(0)
@@ -156,10 +166,14 @@ func (r *EventConsumerReconciler) decideReplicas(st *reconcileState) time.Durati
 	// the lag engine's next poll brings it (arrive), or, from a lag
 	// source that does not call LagUnchanged, a requeue. Without a lag
 	// reading the lag engine's first snapshot brings the next look.
+	var requeue time.Duration
 	if hasLag && wantsLook(&d) && !r.LagRevisits {
-		return r.pollInterval(ec)
+		requeue = r.pollInterval(ec)
 	}
-	return 0
+	if turnIn > 0 && (requeue == 0 || turnIn < requeue) {
+		requeue = turnIn
+	}
+	return requeue
 }
 
 // commitDecision makes the decision of this reconcile count once its write
