@@ -413,9 +413,11 @@ func (b *bench) printPhase(name string, before, after metrics, window time.Durat
 	}
 	q := after.queue.since(before.queue)
 	d := after.decision.since(before.decision)
-	fmt.Printf("%-13s status writes/s %6.2f | API requests/cycle %7.1f | Kafka requests/cycle %5.1f | reconciles/s %6.1f | queue latency p50 %s p99 %s mean %s | decision latency p50 %s p99 %s (%d decisions) | RSS %s\n",
+	c := after.cycle.since(before.cycle)
+	fmt.Printf("%-13s status writes/s %6.2f | API requests/cycle %7.1f | Kafka requests/cycle %5.1f | reconciles/s %6.1f | queue latency p50 %s p99 %s mean %s | decision latency p50 %s p99 %s (%d decisions) | poll cycle p50 %s p99 %s | RSS %s\n",
 		name, statusWrites(before, after)/secs, apiAll/cycles, (after.kafka-before.kafka)/cycles, q.count/secs,
-		ms(q.quantile(0.5)), ms(q.quantile(0.99)), ms(q.mean()), ms(d.quantile(0.5)), ms(d.quantile(0.99)), int(d.count), b.rssLine())
+		ms(q.quantile(0.5)), ms(q.quantile(0.99)), ms(q.mean()), ms(d.quantile(0.5)), ms(d.quantile(0.99)), int(d.count),
+		ms(c.quantile(0.5)), ms(c.quantile(0.99)), b.rssLine())
 }
 
 func statusWrites(before, after metrics) float64 {

@@ -24,6 +24,7 @@ type metrics struct {
 	kafka    float64
 	queue    histogram // the EventConsumer work queue's wait
 	decision histogram // lagscale_decision_latency_seconds
+	cycle    histogram // lagscale_lag_poll_duration_seconds
 }
 
 // histogram is a Prometheus histogram's cumulative buckets, sum and count.
@@ -134,6 +135,9 @@ func snapshot(cs *kubernetes.Clientset, managers []*managerProc, token string) (
 			}
 			for _, s := range samples(body, "lagscale_decision_latency_seconds"+suffix) {
 				m.decision.add(suffix, s)
+			}
+			for _, s := range samples(body, "lagscale_lag_poll_duration_seconds"+suffix) {
+				m.cycle.add(suffix, s)
 			}
 		}
 	}
