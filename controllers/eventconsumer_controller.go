@@ -270,7 +270,7 @@ type reconcileState struct {
 	// paid is true when arrive booked this reconcile's write of live
 	// figures in the status budget.
 	paid bool
-	lag   *lagView
+	lag  *lagView
 	// targetSelector is the pod selector a scale target reports, nil
 	// for a Deployment lagscale builds.
 	targetSelector *string
