@@ -69,8 +69,10 @@ func (r *EventConsumerReconciler) arrive(key types.NamespacedName, changed bool)
 		return work{priority: priorityState}, changed
 	}
 	now := r.now()
+	// Built once: for /metrics and for the state signature.
+	ls := lagStatusOf(snap)
 	if changed && r.Metrics != nil {
-		r.Metrics.ObserveLag(key, lagStatusOf(snap))
+		r.Metrics.ObserveLag(key, ls)
 		r.Metrics.Stalled(key, stuckCount(snap))
 	}
 	e.sc.Observe(snap, now)
@@ -79,7 +81,7 @@ func (r *EventConsumerReconciler) arrive(key types.NamespacedName, changed bool)
 	if d.Changed {
 		return work{priority: priorityScale}, true
 	}
-	if stateSignature(snap, &d) != e.state {
+	if stateSignature(snap, ls, &d) != e.state {
 		return work{priority: priorityState}, true
 	}
 	e.sc.Commit(d)
@@ -129,7 +131,7 @@ func (r *EventConsumerReconciler) leaveForArrivals(st *reconcileState) {
 		snap = st.lag.snap
 	}
 	e.revisit = st.lag != nil && !snap.Time.IsZero() && wantsLook(st.decision)
-	e.state = stateSignature(snap, st.decision)
+	e.state = stateSignature(snap, lagStatusOf(snap), st.decision)
 	e.looked = st.now
 }
 
@@ -139,11 +141,12 @@ func (r *EventConsumerReconciler) leaveForArrivals(st *reconcileState) {
 // same rule the status write applies), the conditions' inputs that are not
 // in it (reachability, the error, unreadable topics, the partition count)
 // and the decision's limits. Two snapshots with one signature differ only
-// in figures that the status interval and /metrics carry.
-func stateSignature(snap lag.Snapshot, d *autoscale.Decision) string {
+// in figures that the status interval and /metrics carry. ls is the
+// snapshot's lag status (lagStatusOf); it is not changed.
+func stateSignature(snap lag.Snapshot, ls *v1alpha1.LagStatus, d *autoscale.Decision) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%t|%s|%d|%q|%q|%d", snap.Reachable, snap.Error, snap.PartitionCount, snap.TypeMismatch, snap.TopicErrors, snap.GroupEpoch-snap.AssignmentEpoch)
-	state := withoutLiveLag(&v1alpha1.EventConsumerStatus{Lag: lagStatusOf(snap)}).Lag
+	state := withoutLiveLag(&v1alpha1.EventConsumerStatus{Lag: ls}).Lag
 	if raw, err := json.Marshal(state); err == nil {
 		b.WriteByte('|')
 		b.Write(raw)
