@@ -12,7 +12,6 @@ package scaler
 
 import (
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/lagscale/lagscale/api/v1alpha1"
@@ -108,9 +107,19 @@ func (s *Scaler) Observe(snap lag.Snapshot, now time.Time) bool {
 }
 
 func (s *Scaler) add(o autoscale.Observation) {
-	s.history = append(s.history, o)
-	if len(s.history) > MaxHistory {
-		s.history = slices.Delete(s.history, 0, len(s.history)-MaxHistory)
+	if n := len(s.history); n == MaxHistory {
+		// Full: the oldest goes, in place. The array never holds more
+		// than MaxHistory: append would double it past that, and at
+		// 10,000 consumers the spare half alone is over 150 MB.
+		copy(s.history, s.history[1:])
+		s.history[n-1] = o
+	} else {
+		if n == cap(s.history) {
+			grown := make([]autoscale.Observation, n, min(max(2*n, 8), MaxHistory))
+			copy(grown, s.history)
+			s.history = grown
+		}
+		s.history = append(s.history, o)
 	}
 	// The autoscaler reads per-partition data over a short span only;
 	// older observations keep their totals. At 10,000 consumers the

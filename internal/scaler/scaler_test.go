@@ -50,8 +50,14 @@ func TestObserveOncePerSnapshot(t *testing.T) {
 	for i := range 2 * MaxHistory {
 		s.Observe(snapAt(20+5*i, 1), t0)
 	}
-	if len(s.history) != MaxHistory {
-		t.Errorf("history %d, want the bound %d", len(s.history), MaxHistory)
+	if len(s.history) != MaxHistory || cap(s.history) != MaxHistory {
+		t.Errorf("history %d (capacity %d), want the bound %d", len(s.history), cap(s.history), MaxHistory)
+	}
+	// The newest observations, oldest first.
+	for i, o := range s.history {
+		if want := t0.Add(time.Duration(20+5*(MaxHistory+i)) * time.Second); !o.Time.Equal(want) {
+			t.Fatalf("history[%d] at %s, want %s", i, o.Time.Sub(t0), want.Sub(t0))
+		}
 	}
 }
 
