@@ -18,6 +18,7 @@ import (
 
 	"github.com/lagscale/lagscale/api/v1alpha1"
 	"github.com/lagscale/lagscale/controllers"
+	"github.com/lagscale/lagscale/internal/memlimit"
 	"github.com/lagscale/lagscale/internal/operator"
 )
 
@@ -98,6 +99,8 @@ func main() {
 func run(ctx context.Context, o options) error {
 	level, _ := zapcore.ParseLevel(o.logLevel)
 	ctrl.SetLogger(zap.New(zap.UseDevMode(o.logFormat == "text"), zap.Level(level)))
+	soft, why := memlimit.Apply("/sys/fs/cgroup")
+	ctrl.Log.Info("Go soft memory limit", "bytes", soft, "from", why)
 	cfg, err := ctrl.GetConfig()
 	if err != nil {
 		return fmt.Errorf("kubeconfig: %w", err)
