@@ -138,9 +138,13 @@ func (r *EventConsumerReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	orig := ec.DeepCopy()
 	defer func() {
 		r.finishStatus(ctx, st, retErr)
-		after, err := r.patchStatus(ctx, orig, ec, st.now, st.paid)
+		after, turn, err := r.patchStatus(ctx, orig, ec, st)
 		if err != nil {
 			retErr = errors.Join(retErr, err)
+		}
+		if turn > 0 && retErr == nil && (result.RequeueAfter == 0 || turn < result.RequeueAfter) {
+			// A change of state waits for its turn in the status budget.
+			result.RequeueAfter, result.Priority = turn, new(priorityState)
 		}
 		if st.written != nil {
 			st.written.unwritten.Store(after > 0)
@@ -267,8 +271,9 @@ type reconcileState struct {
 	// written is the same entry, kept after its release for the status
 	// write to say whether live figures were left unwritten.
 	written *scalerEntry
-	// paid is true when arrive booked this reconcile's write of live
-	// figures in the status budget.
+	// paid is true when this reconcile comes at the turn booked for its
+	// status write in the status budget (by arrive for live figures, by
+	// turnForState for a change of state).
 	paid bool
 	lag  *lagView
 	// targetSelector is the pod selector a scale target reports, nil

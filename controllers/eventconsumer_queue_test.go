@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
 	"github.com/lagscale/lagscale/api/v1alpha1"
 	"github.com/lagscale/lagscale/internal/lag"
 )
@@ -21,6 +23,9 @@ type movingLag struct {
 	registered map[lag.ConsumerKey]bool
 	tick       int64
 	backlog    map[lag.ConsumerKey]int64
+	// flapHealth turns partition 0's health from OK to WARN and back at
+	// every tick: state, not a figure, on every consumer at once.
+	flapHealth bool
 }
 
 func newMovingLag() *movingLag {
@@ -56,6 +61,9 @@ func (m *movingLag) Snapshot(k lag.ConsumerKey) (lag.Snapshot, bool) {
 	for p := range 4 {
 		s.Partitions = append(s.Partitions, lag.PartitionLag{Topic: "t", Partition: int32(p), Lag: total / 4,
 			CommittedOffset: m.tick * 10, EndOffset: m.tick*10 + total/4, HasCommit: true, Health: lag.HealthOK})
+	}
+	if m.flapHealth && m.tick%2 == 1 {
+		s.Partitions[0].Health = lag.HealthWarn
 	}
 	return s, true
 }
@@ -203,4 +211,62 @@ func TestStatusBudgetHolds(t *testing.T) {
 		t.Fatal("no status write at all: the lag figures must still be written, only less often")
 	}
 	t.Logf("%v status writes in %ds under a budget of %d/s", writes, seconds, budget)
+}
+
+// TestStatusBudgetHoldsForStateChanges: 40 consumers whose state (a
+// partition's health) changes at every poll, from the moment they are
+// created, under a budget of 4 status writes a second. Changes of state
+// wait for their turn like figures do, so the API server sees no more
+// status writes than the budget allows, first statuses included, and each
+// consumer's status still follows.
+func TestStatusBudgetHoldsForStateChanges(t *testing.T) {
+	const consumers, budget, seconds = 40, 4, 15
+	moving := newMovingLag()
+	moving.flapHealth = true
+	op := startOperator(t, func(r *EventConsumerReconciler) {
+		r.Lag = moving
+		r.StatusInterval = time.Second
+		r.StatusBudget = NewStatusBudget(budget)
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var notified atomic.Int64
+	go moving.storm(ctx, op.rec, 200*time.Millisecond, &notified)
+	ns := namespace(t)
+	before := statusPatches(t)
+	start := time.Now()
+	for i := range consumers {
+		createConsumer(t, ns, fmt.Sprintf("s%02d", i), v1alpha1.EventConsumerSpec{
+			Topics: []string{"t"}, ConsumerGroup: fmt.Sprintf("g%02d", i),
+			Kafka:   v1alpha1.KafkaConnection{BootstrapServers: []string{"k:9092"}},
+			Handler: &v1alpha1.HandlerSpec{Image: "handler:1"},
+			Scaling: v1alpha1.ScalingSpec{Policy: v1alpha1.PolicyLagThreshold, LagThreshold: ptrTo[int64](100), MinReplicas: ptrTo[int32](1)},
+		})
+	}
+	time.Sleep(seconds*time.Second - time.Since(start))
+	writes := statusPatches(t) - before
+	elapsed := time.Since(start).Seconds()
+	// The budget's burst (one second's worth) may come on top.
+	if most := budget*elapsed + budget; writes > most {
+		t.Fatalf("%v status writes in %.1fs, want at most %.0f under a budget of %d/s", writes, elapsed, most, budget)
+	}
+	t.Logf("%v status writes in %.1fs under a budget of %d/s", writes, elapsed, budget)
+	// Every consumer gets its first lag status, and a later one still
+	// shows the health moving.
+	eventually(t, 2*time.Minute, func() error {
+		list := &v1alpha1.EventConsumerList{}
+		if err := env.Client.List(context.Background(), list, client.InNamespace(ns)); err != nil {
+			return err
+		}
+		synced := 0
+		for _, ec := range list.Items {
+			if ec.Status.Lag != nil {
+				synced++
+			}
+		}
+		if synced < consumers {
+			return fmt.Errorf("%d of %d consumers have a first lag status", synced, consumers)
+		}
+		return nil
+	})
 }

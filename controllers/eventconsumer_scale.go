@@ -53,8 +53,8 @@ type scalerEntry struct {
 	// revisit is true when the last decision wants a look at the next
 	// poll even if the lag does not move (see wantsLook).
 	revisit bool
-	// booked is true while a write of live figures is booked in the
-	// status budget for the reconcile to come at turn.
+	// booked is true while a status write is booked in the status
+	// budget for the reconcile to come at turn.
 	booked bool
 	turn   time.Time
 	// unwritten is true when the status holds older live figures than

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -113,36 +114,70 @@ func readiness(st *reconcileState) (reason, message string, ready bool) {
 
 // patchStatus writes the status once per reconcile, and not at all when it
 // did not change or when only live lag figures changed within the status
-// interval (see statusWrite); it then returns when those become due. paid
-// says that arrive booked the write in the status budget.
-func (r *EventConsumerReconciler) patchStatus(ctx context.Context, orig, ec *v1alpha1.EventConsumer, now time.Time, paid bool) (time.Duration, error) {
-	interval := r.StatusInterval
-	if interval <= 0 {
-		interval = DefaultStatusInterval
-	}
+// interval (see statusWrite); it then returns, as figures, when those
+// become due. A change of state waits for its turn in the status budget:
+// turn is then how long until the reconcile that writes it.
+func (r *EventConsumerReconciler) patchStatus(ctx context.Context, orig, ec *v1alpha1.EventConsumer, st *reconcileState) (figures, turn time.Duration, err error) {
+	now := st.now
+	interval := r.statusInterval()
 	write, after := statusWrite(&orig.Status, &ec.Status, now, interval)
 	if !write {
-		return after, nil
+		return after, 0, nil
 	}
+	kind := writeState
 	switch {
-	case paid:
-		// arrive booked this write in the budget.
+	case !equality.Semantic.DeepEqual(orig.Status.LastScale, ec.Status.LastScale):
+		// The Deployment has the scale already; its record goes with it.
+		kind = writeScale
+		r.StatusBudget.spend(now)
 	case onlyLiveLag(&orig.Status, &ec.Status):
-		if !r.StatusBudget.allow(now) {
+		kind = writeFigures
+		if !st.paid && !r.StatusBudget.allow(now) {
 			// The budget is short: the figures wait another interval,
 			// /metrics has them meanwhile.
-			return interval, nil
+			return interval, 0, nil
 		}
-	default:
-		r.StatusBudget.spend(now)
+	case !st.paid:
+		if wait := r.turnForState(st, now); wait > 0 {
+			return 0, wait, nil
+		}
 	}
 	if err := r.Status().Patch(ctx, ec, client.MergeFrom(orig)); err != nil {
 		if client.IgnoreNotFound(err) == nil {
-			return 0, nil
+			return 0, 0, nil
 		}
-		return 0, fmt.Errorf("patch status: %w", err)
+		return 0, 0, fmt.Errorf("patch status: %w", err)
 	}
-	return 0, nil
+	r.Metrics.StatusWrite(kind)
+	return 0, 0, nil
+}
+
+// turnForState returns how long a write of changed state must wait for its
+// turn in the status budget, 0 when it may go now. The turn is booked on
+// the consumer's entry, which arrive and decideReplicas also read, so that
+// a reconcile coming earlier for another reason does not take a second one
+// and the one at the turn writes (st.paid).
+func (r *EventConsumerReconciler) turnForState(st *reconcileState, now time.Time) time.Duration {
+	e := st.written
+	if e == nil {
+		// A consumer that has not reached its scaler yet (waiting for
+		// a Secret or a KafkaCluster).
+		e = r.scalers.get(st.ec)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.booked {
+		if wait := e.turn.Sub(now); wait > 0 {
+			return wait
+		}
+		e.booked = false
+		return 0
+	}
+	wait := r.StatusBudget.reserve(now)
+	if wait > 0 {
+		e.booked, e.turn = true, now.Add(wait)
+	}
+	return wait
 }
 
 // limitOf returns ScalingLimited's reason and message when the last

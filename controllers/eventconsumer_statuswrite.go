@@ -21,12 +21,22 @@ import (
 // consumers whose lag moves cost at most about 33 writes/s.
 const DefaultStatusInterval = 30 * time.Second
 
-// DefaultStatusWritesPerSecond is the operator-wide budget of status writes
-// that carry only live lag figures. At the default 30 s interval it lets
-// 1,500 consumers whose lag moves write every interval; with more, each
-// one's interval stretches. Writes of state (conditions, a scale, a group
-// state) are never held back, but spend from the same budget.
+// DefaultStatusWritesPerSecond is the operator-wide budget of status
+// writes. At the default 30 s interval it lets 1,500 consumers whose lag
+// moves write their figures every interval; with more, each one's interval
+// stretches. A change of state (a condition, a group state, a partition's
+// health, a first status) goes before figures, but waits for its turn in
+// the budget too, so that thousands of consumers changing at once (a
+// restart, a broker outage) are written at the budget's pace. Only the
+// record of a scale already written to the Deployment never waits.
 const DefaultStatusWritesPerSecond = 50.0
+
+// The kinds of status write, the label of lagscale_status_writes_total.
+const (
+	writeScale   = "scale"
+	writeState   = "state"
+	writeFigures = "figures"
+)
 
 // StatusBudget is the operator-wide limit on status writes (see
 // DefaultStatusWritesPerSecond). A nil budget limits nothing.
@@ -67,10 +77,19 @@ func (b *StatusBudget) book(now time.Time, within time.Duration) (after time.Dur
 	return after, true
 }
 
+// reserve takes the next turn in the budget, however far ahead, and
+// returns how long it is from now: a change of state waits for it, and
+// figures booked after it wait longer or for a later poll.
+func (b *StatusBudget) reserve(now time.Time) time.Duration {
+	if b == nil {
+		return 0
+	}
+	return b.lim.ReserveN(now, 1).DelayFrom(now)
+}
+
 // spend takes a token, when there is one, for a write that goes whatever
-// the budget: a change of state. It never borrows: after a burst of state
-// changes (thousands of consumers synced at once) the live figures would
-// otherwise wait out the whole debt.
+// the budget: the record of a scale. It never borrows: the writes waiting
+// for their turn would otherwise wait out the debt too.
 func (b *StatusBudget) spend(now time.Time) {
 	if b != nil {
 		b.lim.AllowN(now, 1)

@@ -30,6 +30,7 @@ type Metrics struct {
 	partitionLagS  *prometheus.GaugeVec
 	stalled        *prometheus.GaugeVec
 	decisionDelay  prometheus.Histogram
+	statusWrites   *prometheus.CounterVec
 	mu             sync.Mutex
 	partitionsSeen map[types.NamespacedName][][2]string
 }
@@ -63,6 +64,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			// minutes a starved queue would take.
 			Buckets: []float64{0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300},
 		}),
+		statusWrites: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lagscale_status_writes_total",
+			Help: "EventConsumer status writes, by kind: scale (the record of a replica change), state (a condition, a group state, a partition's health) or figures (live lag figures only).",
+		}, []string{"kind"}),
 		partitionsSeen: map[types.NamespacedName][][2]string{},
 	}
 	for _, g := range []**prometheus.GaugeVec{&m.lagRecords, &m.lagSeconds, &m.inflow, &m.consumption, &m.replicas, &m.partitionLag, &m.partitionLagS, &m.stalled} {
@@ -70,6 +75,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	m.scaleEvents = promutil.Register(reg, m.scaleEvents)
 	m.decisionDelay = promutil.Register(reg, m.decisionDelay)
+	m.statusWrites = promutil.Register(reg, m.statusWrites)
 	return m
 }
 
@@ -80,6 +86,15 @@ func (m *Metrics) DecisionLatency(d time.Duration) {
 		return
 	}
 	m.decisionDelay.Observe(max(d, 0).Seconds())
+}
+
+// StatusWrite counts one status write of kind (writeScale, writeState or
+// writeFigures).
+func (m *Metrics) StatusWrite(kind string) {
+	if m == nil {
+		return
+	}
+	m.statusWrites.WithLabelValues(kind).Inc()
 }
 
 // Observe records a consumer's status.

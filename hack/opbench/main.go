@@ -38,12 +38,14 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/lagscale/lagscale/api/v1alpha1"
+	"github.com/lagscale/lagscale/internal/memlimit"
 	"github.com/lagscale/lagscale/internal/testenv"
 )
 
@@ -62,6 +64,7 @@ type config struct {
 	noise          bool
 	heapProfile    string
 	keepLogs       bool
+	containerMem   string
 }
 
 func main() {
@@ -78,6 +81,7 @@ func main() {
 	flag.DurationVar(&c.poll, "poll", 5*time.Second, "lag poll interval (--default-poll-interval)")
 	flag.DurationVar(&c.syncLimit, "sync-limit", 20*time.Minute, "longest wait for every consumer's first status")
 	flag.BoolVar(&c.noise, "noise", false, "also measure RSS growth with unrelated Secrets and Deployments")
+	flag.StringVar(&c.containerMem, "container-memory", "", "run each manager as in a container with this memory limit (a quantity: 1Gi): its Go soft memory limit is set as the manager sets it from its cgroup (internal/memlimit); empty runs it without one")
 	flag.BoolVar(&c.keepLogs, "keep-logs", false, "keep the managers' logs, and print where")
 	flag.StringVar(&c.heapProfile, "heap-profile", "", "write the first manager's heap profile to this file at the end of the lag-moving window (read it with `go tool pprof`)")
 	flag.Parse()
@@ -111,6 +115,17 @@ func run(c config) error {
 		defer os.RemoveAll(dir)
 	}
 
+	var extraEnv []string
+	if c.containerMem != "" {
+		q, err := resource.ParseQuantity(c.containerMem)
+		if err != nil {
+			return fmt.Errorf("-container-memory: %w", err)
+		}
+		soft := int64(float64(q.Value()) * memlimit.Fraction)
+		extraEnv = append(extraEnv, fmt.Sprintf("GOMEMLIMIT=%d", soft))
+		fmt.Printf("managers run as in a container of %s: GOMEMLIMIT=%d\n", c.containerMem, soft)
+	}
+
 	ctx := context.Background()
 	b := &bench{c: env.Client, cfg: c}
 	if b.cs, err = kubernetes.NewForConfig(env.Admin); err != nil {
@@ -120,7 +135,7 @@ func run(c config) error {
 		return err
 	}
 	for i := range c.replicas {
-		m, err := startManager(c.manager, env, dir, fmt.Sprintf("m%d", i), c.poll, c.replicas > 1, c.heapProfile != "")
+		m, err := startManager(c.manager, env, dir, fmt.Sprintf("m%d", i), c.poll, c.replicas > 1, c.heapProfile != "", extraEnv)
 		if m != nil {
 			defer m.stop()
 		}
@@ -224,6 +239,7 @@ func (b *bench) initialSync(ctx context.Context, topo *topology) error {
 	}
 	fmt.Printf("initial sync (lag moving): %d consumers applied in %s; every one has a Deployment and a lag status after %s; status writes/s %.1f; RSS %s\n",
 		b.cfg.consumers+b.cfg.probes, applied.Round(time.Second), took.Round(time.Second), statusWrites(before, after)/took.Seconds(), b.rssLine())
+	fmt.Printf("  status writes/s by kind (the managers' count): %s\n", writeKinds(before, after, took.Seconds()))
 	time.Sleep(2 * b.cfg.poll)
 	return nil
 }
@@ -418,6 +434,16 @@ func (b *bench) printPhase(name string, before, after metrics, window time.Durat
 		name, statusWrites(before, after)/secs, apiAll/cycles, (after.kafka-before.kafka)/cycles, q.count/secs,
 		ms(q.quantile(0.5)), ms(q.quantile(0.99)), ms(q.mean()), ms(d.quantile(0.5)), ms(d.quantile(0.99)), int(d.count),
 		ms(c.quantile(0.5)), ms(c.quantile(0.99)), b.rssLine())
+	fmt.Printf("  status writes/s by kind (the managers' count): %s\n", writeKinds(before, after, secs))
+}
+
+// writeKinds is the managers' status writes per second of each kind.
+func writeKinds(before, after metrics, secs float64) string {
+	var parts []string
+	for _, k := range []string{"scale", "state", "figures"} {
+		parts = append(parts, fmt.Sprintf("%s %.2f", k, (after.writes[k]-before.writes[k])/secs))
+	}
+	return strings.Join(parts, ", ")
 }
 
 func statusWrites(before, after metrics) float64 {

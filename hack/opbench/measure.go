@@ -22,9 +22,10 @@ import (
 type metrics struct {
 	api      map[string]float64 // "resource/subresource VERB" -> count
 	kafka    float64
-	queue    histogram // the EventConsumer work queue's wait
-	decision histogram // lagscale_decision_latency_seconds
-	cycle    histogram // lagscale_lag_poll_duration_seconds
+	writes   map[string]float64 // lagscale_status_writes_total by kind
+	queue    histogram          // the EventConsumer work queue's wait
+	decision histogram          // lagscale_decision_latency_seconds
+	cycle    histogram          // lagscale_lag_poll_duration_seconds
 }
 
 // histogram is a Prometheus histogram's cumulative buckets, sum and count.
@@ -104,7 +105,7 @@ func (h histogram) mean() float64 {
 // snapshot reads the API server's request counters and each manager's
 // metrics, summed.
 func snapshot(cs *kubernetes.Clientset, managers []*managerProc, token string) (metrics, error) {
-	m := metrics{api: map[string]float64{}}
+	m := metrics{api: map[string]float64{}, writes: map[string]float64{}}
 	raw, err := cs.RESTClient().Get().AbsPath("/metrics").DoRaw(context.Background())
 	if err != nil {
 		return m, fmt.Errorf("API server metrics: %w", err)
@@ -126,6 +127,9 @@ func snapshot(cs *kubernetes.Clientset, managers []*managerProc, token string) (
 		}
 		for _, s := range samples(body, "lagscale_kafka_requests_total") {
 			m.kafka += s.value
+		}
+		for _, s := range samples(body, "lagscale_status_writes_total") {
+			m.writes[s.labels["kind"]] += s.value
 		}
 		for _, suffix := range []string{"_bucket", "_sum", "_count"} {
 			for _, s := range samples(body, "workqueue_queue_duration_seconds"+suffix) {
