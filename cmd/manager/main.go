@@ -60,7 +60,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.logLevel, "log-level", "info", "Log level: debug, info or error.")
 	fs.DurationVar(&o.defaultPollInterval, "default-poll-interval", time.Duration(v1alpha1.DefaultPollIntervalSeconds)*time.Second, "Lag poll interval for consumers that set none.")
 	fs.DurationVar(&o.statusInterval, "status-interval", controllers.DefaultStatusInterval, "Shortest time between two status writes of a consumer that change only its lag figures (live values are on /metrics).")
-	fs.Float64Var(&o.statusWrites, "status-writes-per-second", controllers.DefaultStatusWritesPerSecond, "Operator-wide budget of status writes per second that carry only lag figures; when it is short their interval stretches (state changes are always written).")
+	fs.Float64Var(&o.statusWrites, "status-writes-per-second", controllers.DefaultStatusWritesPerSecond, "Operator-wide budget of status writes per second. Changes of state take their turn before lag figures; when it is short the figures' interval stretches. The record of a scale is always written at once.")
 	fs.BoolVar(&o.sharding, "sharding", false, "Split the EventConsumers between all replicas (a Lease each, consistent hashing of the consumer's UID) instead of one leader reconciling them all; leader election then elects the replica that assigns them.")
 	fs.StringVar(&o.shardIdentity, "shard-identity", "", "This replica's name among the shards (its Lease and its consumers' label); default: the host name, which in a pod is the pod's name.")
 	if err := fs.Parse(args); err != nil {
