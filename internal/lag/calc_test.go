@@ -298,3 +298,32 @@ func TestPeriodicCommitsAreHealthy(t *testing.T) {
 		}
 	}
 }
+
+// TestSlowCommitsAreHealthyUntilTheyStop: a group that keeps up but commits
+// every 30 s (Kafka Streams' default), longer than the 25 s health window,
+// is healthy from its first commit seen on; once it stops committing, its
+// partition is STALL after two missed commits. Before the first commit is
+// seen its cadence is unknown, and the health window alone applies.
+func TestSlowCommitsAreHealthyUntilTheyStop(t *testing.T) {
+	const poll = 5 * time.Second
+	tr := NewTracker(poll, ResetLatest)
+	start := time.Unix(1_700_000_000, 0)
+	var committed int64
+	var lastCommit time.Time
+	for i := range 240 {
+		now := start.Add(time.Duration(i) * poll)
+		end := int64(i * 5) // 1 record/s
+		committing := i < 120
+		if committing && i%6 == 0 {
+			committed, lastCommit = end, now
+		}
+		snap := tr.Observe(now, []PartitionOffsets{{Topic: "t", Partition: 0, End: end, Committed: committed, HasCommit: true}}, 1, "Stable")
+		h := snap.Partitions[0].Health
+		switch {
+		case committing && i > 6 && h != HealthOK:
+			t.Fatalf("poll %d (lag %d, committing every 30 s): health %s, want OK", i, snap.Partitions[0].Lag, h)
+		case !committing && now.Sub(lastCommit) > 2*30*time.Second+poll && h != HealthStall:
+			t.Fatalf("%s after the last commit (lag %d): health %s, want STALL", now.Sub(lastCommit), snap.Partitions[0].Lag, h)
+		}
+	}
+}

@@ -10,6 +10,15 @@ const DefaultHistorySize = 64
 // which rates are smoothed and health is judged.
 const DefaultHealthWindow = 5
 
+// maxCommitCadence is the longest time between two commits that health
+// reads as a group's cadence rather than as a stall it recovered from.
+const maxCommitCadence = 5 * time.Minute
+
+// stallCadences is how many of its usual commit intervals a group with
+// members may go without committing before its partitions are STALL: one
+// missed commit is a slow batch, two in a row a stall.
+const stallCadences = 2
+
 // partitionFigures fills pl's lag, rates, time lag and health from the
 // partition's end-offset history st and the group's history on it gp (nil
 // when the group has none yet). pl's committed offset must be set; from is
@@ -40,10 +49,17 @@ func partitionFigures(pl *PartitionLag, st *partState, gp *groupPart, from int64
 	if pl.HasCommit {
 		pl.ConsumptionRate = gp.commits.rate(window)
 		in.ConsumptionRate = pl.ConsumptionRate
-		in.CommitMoved = gp.commits.valueAt(winStart) < float64(gp.committed)
+		// A group commits at its own cadence (Kafka Streams every 30 s by
+		// default, a batch handler after each batch): a commit not seen
+		// within the health window is a stall only once the group has
+		// also missed its usual commit twice. Until a commit has been
+		// seen to move, the cadence is unknown and the window applies.
+		cadence := gp.commits.moveInterval(maxCommitCadence)
+		stallSince := now.UnixNano() - int64(max(window, stallCadences*cadence))
+		in.CommitMoved = gp.commits.valueAt(stallSince) < float64(gp.committed)
 		lagThen := st.ends.valueAt(winStart) - gp.commits.valueAt(winStart)
 		interval := window / time.Duration(max(healthWindow, 1))
-		in.LagGrew = lagGrew(float64(pl.Lag), lagThen, pl.ProductionRate, interval, gp.commits.moveInterval(window))
+		in.LagGrew = lagGrew(float64(pl.Lag), lagThen, pl.ProductionRate, interval, cadence)
 	}
 	pl.Health = classifyHealth(in)
 }
