@@ -3,6 +3,7 @@ package controllers
 import (
 	"cmp"
 	"slices"
+	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -40,7 +41,27 @@ const (
 
 // StatusBudget is the operator-wide limit on status writes (see
 // DefaultStatusWritesPerSecond). A nil budget limits nothing.
-type StatusBudget struct{ lim *rate.Limiter }
+//
+// Its callers pass the time their reconcile or arrival started, which
+// four workers and the lag engine do out of order; rate.Limiter counts an
+// earlier time after a later one as a fresh start and refills the tokens
+// of the span between them. So the limiter is given the latest time any
+// caller has passed, under mu.
+type StatusBudget struct {
+	mu   sync.Mutex
+	last time.Time
+	lim  *rate.Limiter
+}
+
+// at returns the limiter's time for a caller's now: never earlier than
+// one already used. b.mu must be held.
+func (b *StatusBudget) at(now time.Time) time.Time {
+	if now.Before(b.last) {
+		return b.last
+	}
+	b.last = now
+	return now
+}
 
 // NewStatusBudget returns a budget of perSecond writes a second, with a
 // burst of one second's worth; 0 or less uses
@@ -55,7 +76,12 @@ func NewStatusBudget(perSecond float64) *StatusBudget {
 // allow reports whether a write of live figures may go now, taking a token
 // when it may.
 func (b *StatusBudget) allow(now time.Time) bool {
-	return b == nil || b.lim.AllowN(now, 1)
+	if b == nil {
+		return true
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.lim.AllowN(b.at(now), 1)
 }
 
 // book reserves a write of live figures in the budget, and returns how
@@ -66,12 +92,15 @@ func (b *StatusBudget) book(now time.Time, within time.Duration) (after time.Dur
 	if b == nil {
 		return 0, true
 	}
-	res := b.lim.ReserveN(now, 1)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	at := b.at(now)
+	res := b.lim.ReserveN(at, 1)
 	if !res.OK() {
 		return 0, false
 	}
-	if after = res.DelayFrom(now); after > within {
-		res.CancelAt(now)
+	if after = max(res.DelayFrom(now), 0); after > within {
+		res.CancelAt(at)
 		return 0, false
 	}
 	return after, true
@@ -84,7 +113,9 @@ func (b *StatusBudget) reserve(now time.Time) time.Duration {
 	if b == nil {
 		return 0
 	}
-	return b.lim.ReserveN(now, 1).DelayFrom(now)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return max(b.lim.ReserveN(b.at(now), 1).DelayFrom(now), 0)
 }
 
 // spend takes a token, when there is one, for a write that goes whatever
@@ -92,7 +123,9 @@ func (b *StatusBudget) reserve(now time.Time) time.Duration {
 // for their turn would otherwise wait out the debt too.
 func (b *StatusBudget) spend(now time.Time) {
 	if b != nil {
-		b.lim.AllowN(now, 1)
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		b.lim.AllowN(b.at(now), 1)
 	}
 }
 

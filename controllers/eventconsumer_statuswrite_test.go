@@ -206,3 +206,26 @@ func TestStatusBudgetBooking(t *testing.T) {
 		t.Fatalf("no budget: %v, %v; want at once", after, ok)
 	}
 }
+
+// TestStatusBudgetOutOfOrderTimes: callers pass the time their work
+// started, out of order. An earlier time after a later one must not refill
+// the tokens of the span between them.
+func TestStatusBudgetOutOfOrderTimes(t *testing.T) {
+	b := NewStatusBudget(2) // 2 a second, a burst of 2
+	now := time.Unix(1_700_000_000, 0)
+	for i := range 2 {
+		if !b.allow(now) {
+			t.Fatalf("write %d refused within the burst", i+1)
+		}
+	}
+	early := now.Add(-500 * time.Millisecond)
+	if b.allow(early) || b.allow(now) || b.allow(now) {
+		t.Fatal("a write allowed past the burst: an earlier time refilled the budget")
+	}
+	if after := b.reserve(early); after != time.Second {
+		t.Fatalf("a turn reserved at an earlier time is %v away from it, want 1s (500ms after now)", after)
+	}
+	if b.allow(now.Add(900 * time.Millisecond)) {
+		t.Fatal("a write allowed at now+900ms: the first token after now is the reservation's")
+	}
+}
