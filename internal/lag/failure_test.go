@@ -3,6 +3,7 @@ package lag
 import (
 	"context"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -178,5 +179,51 @@ func TestPartitionErrorDegradesOnlyThatPartition(t *testing.T) {
 	}
 	if len(counted) != 1 || counted["ListOffsets UNKNOWN_SERVER_ERROR"] < 2 {
 		t.Fatalf("response errors counted %v, want only ListOffsets UNKNOWN_SERVER_ERROR, at least 2", counted)
+	}
+}
+
+// TestPollsStartOneIntervalApart: a cycle and the decisions on its
+// snapshots that take part of the interval do not push the next poll
+// back, one that takes longer starts the next at once, and after a failure
+// the backoff counts from the failed cycle's end.
+func TestPollsStartOneIntervalApart(t *testing.T) {
+	e := &Engine{opts: Options{MaxBackoff: time.Minute}}
+	c := &cluster{e: e, subs: map[ConsumerKey]Subscription{{Namespace: "n", Name: "c"}: {PollInterval: 5 * time.Second}}}
+	for _, tc := range []struct {
+		took     time.Duration
+		failures int
+		want     time.Duration
+	}{
+		{took: time.Second, want: 4 * time.Second},
+		{took: 7 * time.Second, want: 0},
+		{took: 7 * time.Second, failures: 1, want: 10 * time.Second},
+		{took: time.Second, failures: 5, want: time.Minute},
+	} {
+		c.failures = tc.failures
+		if got := c.nextDelay(tc.took); got != tc.want {
+			t.Errorf("cycle of %s after %d failures: next in %s, want %s", tc.took, tc.failures, got, tc.want)
+		}
+	}
+}
+
+// TestBacklogsAreToldFirst: among the consumers whose snapshot changed,
+// the callbacks hear first of those whose lag grew most, whatever their
+// names.
+func TestBacklogsAreToldFirst(t *testing.T) {
+	keys := []ConsumerKey{{Namespace: "a", Name: "steady"}, {Namespace: "a", Name: "draining"}, {Namespace: "z", Name: "backlog"}, {Namespace: "b", Name: "new"}}
+	e := &Engine{snaps: map[ConsumerKey]Snapshot{
+		keys[0]: {TotalLag: 10}, keys[1]: {TotalLag: 500}, keys[2]: {TotalLag: 10},
+	}}
+	c := &cluster{e: e, subs: map[ConsumerKey]Subscription{}}
+	for _, k := range keys {
+		c.subs[k] = Subscription{Consumer: k}
+	}
+	snaps := map[ConsumerKey]Snapshot{
+		keys[0]: {TotalLag: 12}, keys[1]: {TotalLag: 100}, keys[2]: {TotalLag: 8010}, keys[3]: {TotalLag: 40},
+	}
+	changed, _ := e.setSnapshots(c, snaps, c.subs)
+	want := []ConsumerKey{keys[2], keys[3], keys[0], keys[1]}
+	if !slices.Equal(changed, want) {
+		t.Fatalf("told in the order %v, want %v", changed, want)
 	}
 }
