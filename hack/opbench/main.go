@@ -65,6 +65,7 @@ type config struct {
 	heapProfile    string
 	keepLogs       bool
 	containerMem   string
+	cpuProfile     string
 }
 
 func main() {
@@ -82,6 +83,7 @@ func main() {
 	flag.DurationVar(&c.syncLimit, "sync-limit", 20*time.Minute, "longest wait for every consumer's first status")
 	flag.BoolVar(&c.noise, "noise", false, "also measure RSS growth with unrelated Secrets and Deployments")
 	flag.StringVar(&c.containerMem, "container-memory", "", "run each manager as in a container with this memory limit (a quantity: 1Gi): its Go soft memory limit is set as the manager sets it from its cgroup (internal/memlimit); empty runs it without one")
+	flag.StringVar(&c.cpuProfile, "cpu-profile", "", "write the first manager's CPU profile over the lag-moving window to this file")
 	flag.BoolVar(&c.keepLogs, "keep-logs", false, "keep the managers' logs, and print where")
 	flag.StringVar(&c.heapProfile, "heap-profile", "", "write the first manager's heap profile to this file at the end of the lag-moving window (read it with `go tool pprof`)")
 	flag.Parse()
@@ -135,7 +137,7 @@ func run(c config) error {
 		return err
 	}
 	for i := range c.replicas {
-		m, err := startManager(c.manager, env, dir, fmt.Sprintf("m%d", i), c.poll, c.replicas > 1, c.heapProfile != "", extraEnv)
+		m, err := startManager(c.manager, env, dir, fmt.Sprintf("m%d", i), c.poll, c.replicas > 1, c.heapProfile != "" || c.cpuProfile != "", extraEnv)
 		if m != nil {
 			defer m.stop()
 		}
@@ -334,6 +336,15 @@ func (b *bench) movingWithProbes(ctx context.Context) error {
 	}
 	start := time.Now()
 	commits := b.tr.commits.Load()
+	profiled := make(chan error, 1)
+	if b.cfg.cpuProfile != "" {
+		go func() {
+			secs := max(int((b.cfg.window - 5*time.Second).Seconds()), 1)
+			profiled <- b.managers[0].profile(fmt.Sprintf("profile?seconds=%d", secs), b.cfg.cpuProfile)
+		}()
+	} else {
+		profiled <- nil
+	}
 	time.Sleep(b.cfg.window / 4)
 	arrived := make([]time.Time, b.cfg.probes)
 	if err := parallel(b.cfg.probes, func(i int) error {
@@ -351,6 +362,12 @@ func (b *bench) movingWithProbes(ctx context.Context) error {
 		return err
 	}
 	b.printPhase("lag moving", before, after, b.cfg.window)
+	if err := <-profiled; err != nil {
+		return err
+	}
+	if b.cfg.cpuProfile != "" {
+		fmt.Printf("CPU profile of %s over the window: %s\n", b.managers[0], b.cfg.cpuProfile)
+	}
 	// The topology holds only if every group commits at its cadence: a
 	// committer that falls behind makes lag grow and stall, which the
 	// operator rightly reports as state.

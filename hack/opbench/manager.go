@@ -80,16 +80,22 @@ func startManager(bin string, env *testenv.Env, dir, name string, poll time.Dura
 // heapProfile writes the manager's heap profile (its /debug/pprof/heap)
 // to path.
 func (m *managerProc) heapProfile(path string) error {
+	return m.profile("heap", path)
+}
+
+// profile writes one of the manager's /debug/pprof profiles ("heap",
+// "profile?seconds=30") to path.
+func (m *managerProc) profile(which, path string) error {
 	if m.pprofAddr == "" {
 		return fmt.Errorf("%s was started without --pprof-bind-address", m)
 	}
-	resp, err := http.Get("http://" + m.pprofAddr + "/debug/pprof/heap")
+	resp, err := http.Get("http://" + m.pprofAddr + "/debug/pprof/" + which)
 	if err != nil {
-		return fmt.Errorf("heap profile of %s: %w", m, err)
+		return fmt.Errorf("%s profile of %s: %w", which, m, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("heap profile of %s: %s", m, resp.Status)
+		return fmt.Errorf("%s profile of %s: %s", which, m, resp.Status)
 	}
 	f, err := os.Create(path)
 	if err != nil {
