@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // BenchmarkPollCycle polls 1,000 consumer groups, each on its own topic of 8
@@ -94,4 +95,36 @@ func BenchmarkPollCycle(b *testing.B) {
 	b.ReportMetric(float64(after.HeapAlloc)/(1<<20), "heap-MiB")
 	b.ReportMetric((float64(after.HeapAlloc)-float64(before.HeapAlloc))/(1<<20), "engine-heap-MiB")
 	runtime.KeepAlive(e)
+}
+
+// BenchmarkMarkerSettle settles one cycle's marker reads on 8,000
+// partitions (1,000 topics of 8) that 10 groups each have a commit below
+// the end on: the shape of groups that commit less often than they are
+// polled, where every new commit position is read once.
+func BenchmarkMarkerSettle(b *testing.B) {
+	const topics, partitions, groups = 1000, 8, 10
+	want := make(map[tp]int64)
+	keep := make(map[skipKey]bool)
+	c := &cluster{e: &Engine{opts: Options{Now: time.Now}}, parts: map[tp]*partState{}, skips: map[skipKey]skip{}}
+	resp := kmsg.NewPtrFetchResponse()
+	for t := range topics {
+		rt := kmsg.NewFetchResponseTopic()
+		rt.Topic = fmt.Sprintf("topic-%04d", t)
+		for p := range int32(partitions) {
+			key := tp{rt.Topic, p}
+			want[key] = 100
+			for g := range int64(groups) {
+				keep[skipKey{key, 100 + g}] = true
+				c.skips[skipKey{key, 90 + g}] = skip{next: 95}
+			}
+			rp := kmsg.NewFetchResponseTopicPartition()
+			rp.Partition = p
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		resp.Topics = append(resp.Topics, rt)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		c.settleFetched(resp, want, fromsByPartition(keep), fromsByPartition(c.skips), nil)
+	}
 }

@@ -69,14 +69,26 @@ func (c *cluster) settleMarkers(ctx context.Context, d *pollData) {
 	if len(want) == 0 {
 		return
 	}
+	// The commits kept and the skips known, by partition: a cycle may read
+	// thousands of partitions, each looking only at its own.
+	keepAt, skipAt := fromsByPartition(keep), fromsByPartition(c.skips)
 	for leader, keys := range byLeader(want, d.leaders) {
 		req := markerFetch(keys, want, d.topicIDs)
 		resp, err := req.RequestWith(ctx, c.client.Broker(int(leader)))
 		if err != nil {
 			continue // lag stays counted from the commit; next cycle retries
 		}
-		c.settleFetched(resp, want, keep, d.topicIDs)
+		c.settleFetched(resp, want, keepAt, skipAt, d.topicIDs)
 	}
+}
+
+// fromsByPartition lists the committed offsets of m's keys by partition.
+func fromsByPartition[V any](m map[skipKey]V) map[tp][]int64 {
+	out := make(map[tp][]int64)
+	for sk := range m {
+		out[sk.tp] = append(out[sk.tp], sk.from)
+	}
+	return out
 }
 
 // markerReads returns the offset to read from on each partition (the
@@ -175,7 +187,7 @@ func markerFetch(keys []tp, want map[tp]int64, topicIDs map[string][16]byte) *km
 // settleFetched records what a marker Fetch found: a time stamp for the
 // first delivered record, and for every commit waiting at an offset the
 // read covered whether records lie beyond it (skips).
-func (c *cluster) settleFetched(resp *kmsg.FetchResponse, want map[tp]int64, keep map[skipKey]bool, topicIDs map[string][16]byte) {
+func (c *cluster) settleFetched(resp *kmsg.FetchResponse, want map[tp]int64, keepAt, skipAt map[tp][]int64, topicIDs map[string][16]byte) {
 	names := make(map[[16]byte]string, len(topicIDs))
 	for n, id := range topicIDs {
 		names[id] = n
@@ -205,13 +217,14 @@ func (c *cluster) settleFetched(resp *kmsg.FetchResponse, want map[tp]int64, kee
 			}
 			// Every commit of a group waiting at an offset this read
 			// covered shares the answer.
-			for sk := range keep {
-				if sk.tp == key && sk.from <= next && sk.from >= from {
-					c.skips[sk] = skip{next: next, data: data}
+			for _, at := range keepAt[key] {
+				if at <= next && at >= from {
+					c.skips[skipKey{key, at}] = skip{next: next, data: data}
 				}
 			}
-			for sk, s := range c.skips {
-				if sk.tp == key && !s.data && s.next == from && sk.from < from {
+			for _, at := range skipAt[key] {
+				sk := skipKey{key, at}
+				if s, ok := c.skips[sk]; ok && !s.data && s.next == from && at < from {
 					c.skips[sk] = skip{next: next, data: data}
 				}
 			}
