@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"k8s.io/client-go/kubernetes"
 
@@ -23,6 +24,11 @@ type metrics struct {
 	api      map[string]float64 // "resource/subresource VERB" -> count
 	kafka    float64
 	writes   map[string]float64 // lagscale_status_writes_total by kind
+	// apiAt and managersAt are when the API server's and the managers'
+	// metrics were read: a manager's /metrics at 10,000 consumers takes
+	// seconds to scrape, so a window's rates divide by the time between
+	// the reads, not by the time slept.
+	apiAt, managersAt time.Time
 	queue    histogram          // the EventConsumer work queue's wait
 	decision histogram          // lagscale_decision_latency_seconds
 	cycle    histogram          // lagscale_lag_poll_duration_seconds
@@ -105,7 +111,7 @@ func (h histogram) mean() float64 {
 // snapshot reads the API server's request counters and each manager's
 // metrics, summed.
 func snapshot(cs *kubernetes.Clientset, managers []*managerProc, token string) (metrics, error) {
-	m := metrics{api: map[string]float64{}, writes: map[string]float64{}}
+	m := metrics{api: map[string]float64{}, writes: map[string]float64{}, apiAt: time.Now()}
 	raw, err := cs.RESTClient().Get().AbsPath("/metrics").DoRaw(context.Background())
 	if err != nil {
 		return m, fmt.Errorf("API server metrics: %w", err)
@@ -117,6 +123,7 @@ func snapshot(cs *kubernetes.Clientset, managers []*managerProc, token string) (
 		}
 		m.api[key+" "+s.labels["verb"]] += s.value
 	}
+	m.managersAt = time.Now()
 	for _, mp := range managers {
 		if mp.exited() {
 			continue
