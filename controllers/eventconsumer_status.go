@@ -127,9 +127,10 @@ func (r *EventConsumerReconciler) patchStatus(ctx context.Context, orig, ec *v1a
 	kind := writeState
 	switch {
 	case !equality.Semantic.DeepEqual(orig.Status.LastScale, ec.Status.LastScale):
-		// The Deployment has the scale already; its record goes with it.
+		// The Deployment has the scale already; its record goes with it,
+		// and the turns booked after it move back by one.
 		kind = writeScale
-		r.StatusBudget.spend(now)
+		r.StatusBudget.reserve(now)
 	case onlyLiveLag(&orig.Status, &ec.Status):
 		kind = writeFigures
 		if !st.paid && !r.StatusBudget.allow(now) {

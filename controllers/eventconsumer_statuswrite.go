@@ -118,16 +118,6 @@ func (b *StatusBudget) reserve(now time.Time) time.Duration {
 	return max(b.lim.ReserveN(b.at(now), 1).DelayFrom(now), 0)
 }
 
-// spend takes a token, when there is one, for a write that goes whatever
-// the budget: the record of a scale. It never borrows: the writes waiting
-// for their turn would otherwise wait out the debt too.
-func (b *StatusBudget) spend(now time.Time) {
-	if b != nil {
-		b.mu.Lock()
-		defer b.mu.Unlock()
-		b.lim.AllowN(b.at(now), 1)
-	}
-}
 
 // statusWrite decides whether the status computed by a reconcile is
 // written now. It returns write=false when the only difference from what
