@@ -414,7 +414,8 @@ func (b *bench) standingStill() error {
 		if n == 0 {
 			break
 		}
-		fmt.Printf("  %s after the lag stopped: %.0f status writes in %.1f s\n", time.Since(stopped).Round(time.Second), n, after.apiAt.Sub(before.apiAt).Seconds())
+		fmt.Printf("  %s after the lag stopped: %.0f status writes in %.1f s; by kind, per second: %s\n", time.Since(stopped).Round(time.Second), n,
+			after.apiAt.Sub(before.apiAt).Seconds(), writeKinds(before, after, after.managersAt.Sub(before.managersAt).Seconds()))
 		if time.Since(stopped) > 10*time.Minute {
 			return fmt.Errorf("status writes went on for 10 minutes after the lag stopped moving")
 		}
