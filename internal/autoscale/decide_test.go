@@ -197,6 +197,15 @@ func TestDecide(t *testing.T) {
 			want: 12, wantRaw: 12, wantReason: "time lag 5.0s <= 30s target; inflow 820/s",
 		},
 		{
+			name: "TimeLag adds replicas within the interval while none has joined",
+			// 2 replicas asked for 10 s ago and no member yet: a backlog
+			// arrives, and no rebalance is there to protect.
+			in: Input{Spec: base, CurrentReplicas: 2, Now: at(600),
+				State:   State{Scale: ScaleRecord{LastScaleTime: at(590)}},
+				History: []Observation{uniform(600, 12, 12000, 5, 820, 0, 0)}},
+			want: 12, wantRaw: 12, wantReason: "inflow 820/s",
+		},
+		{
 			name: "LagThreshold keeps the interval while the last replicas join",
 			in: Input{Spec: with(func(s *Spec) { s.Policy = PolicyLagThreshold }), CurrentReplicas: 4, Now: at(600),
 				State:   State{Scale: ScaleRecord{LastScaleTime: at(590)}},
