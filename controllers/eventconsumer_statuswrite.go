@@ -118,7 +118,6 @@ func (b *StatusBudget) reserve(now time.Time) time.Duration {
 	return max(b.lim.ReserveN(b.at(now), 1).DelayFrom(now), 0)
 }
 
-
 // statusWrite decides whether the status computed by a reconcile is
 // written now. It returns write=false when the only difference from what
 // the API server holds is live lag figures written less than interval ago;

@@ -84,7 +84,7 @@ func main() {
 	flag.BoolVar(&c.noise, "noise", false, "also measure RSS growth with unrelated Secrets and Deployments")
 	flag.StringVar(&c.containerMem, "container-memory", "", "run each manager as in a container with this memory limit (a quantity: 1Gi): its Go soft memory limit is set as the manager sets it from its cgroup (internal/memlimit); empty runs it without one")
 	flag.StringVar(&c.cpuProfile, "cpu-profile", "", "write the first manager's CPU profile over the lag-moving window to this file")
-	flag.BoolVar(&c.keepLogs, "keep-logs", false, "keep the managers' logs, and print where")
+	flag.BoolVar(&c.keepLogs, "keep-logs", false, "keep the managers' logs, at level info (without, error), and print where")
 	flag.StringVar(&c.heapProfile, "heap-profile", "", "write the first manager's heap profile to this file at the end of the lag-moving window (read it with `go tool pprof`)")
 	flag.Parse()
 	if err := run(c); err != nil {
@@ -117,6 +117,11 @@ func run(c config) error {
 		defer os.RemoveAll(dir)
 	}
 
+	// Kept logs are for reading: they say what each manager decided.
+	logLevel := "error"
+	if c.keepLogs {
+		logLevel = "info"
+	}
 	var extraEnv []string
 	if c.containerMem != "" {
 		q, err := resource.ParseQuantity(c.containerMem)
@@ -137,7 +142,7 @@ func run(c config) error {
 		return err
 	}
 	for i := range c.replicas {
-		m, err := startManager(c.manager, env, dir, fmt.Sprintf("m%d", i), c.poll, c.replicas > 1, c.heapProfile != "" || c.cpuProfile != "", extraEnv)
+		m, err := startManager(c.manager, env, dir, fmt.Sprintf("m%d", i), c.poll, c.replicas > 1, c.heapProfile != "" || c.cpuProfile != "", logLevel, extraEnv)
 		if m != nil {
 			defer m.stop()
 		}

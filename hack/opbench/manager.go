@@ -31,7 +31,7 @@ type managerProc struct {
 
 // startManager runs a manager against env's API server, with its log in
 // dir/<name>.log. Sharded, it is one member among others, named name.
-func startManager(bin string, env *testenv.Env, dir, name string, poll time.Duration, sharded, pprof bool, extraEnv []string) (*managerProc, error) {
+func startManager(bin string, env *testenv.Env, dir, name string, poll time.Duration, sharded, pprof bool, logLevel string, extraEnv []string) (*managerProc, error) {
 	kubeconfig := filepath.Join(dir, "kubeconfig")
 	if _, err := os.Stat(kubeconfig); err != nil {
 		if err := env.WriteKubeconfig(kubeconfig); err != nil {
@@ -53,7 +53,7 @@ func startManager(bin string, env *testenv.Env, dir, name string, poll time.Dura
 	// The child has its own descriptor once started.
 	defer logf.Close()
 	args := []string{"--metrics-bind-address", metricsAddr, "--health-probe-bind-address", probeAddr,
-		"--default-poll-interval", poll.String(), "--log-level", "error"}
+		"--default-poll-interval", poll.String(), "--log-level", logLevel}
 	if sharded {
 		args = append(args, "--sharding", "--leader-elect=true", "--leader-election-namespace", shardNamespace, "--shard-identity", name)
 	} else {

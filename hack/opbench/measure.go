@@ -21,17 +21,17 @@ import (
 // and, summed over the managers measured, their Kafka requests and two
 // histograms.
 type metrics struct {
-	api      map[string]float64 // "resource/subresource VERB" -> count
-	kafka    float64
-	writes   map[string]float64 // lagscale_status_writes_total by kind
+	api    map[string]float64 // "resource/subresource VERB" -> count
+	kafka  float64
+	writes map[string]float64 // lagscale_status_writes_total by kind
 	// apiAt and managersAt are when the API server's and the managers'
 	// metrics were read: a manager's /metrics at 10,000 consumers takes
 	// seconds to scrape, so a window's rates divide by the time between
 	// the reads, not by the time slept.
 	apiAt, managersAt time.Time
-	queue    histogram          // the EventConsumer work queue's wait
-	decision histogram          // lagscale_decision_latency_seconds
-	cycle    histogram          // lagscale_lag_poll_duration_seconds
+	queue             histogram // the EventConsumer work queue's wait
+	decision          histogram // lagscale_decision_latency_seconds
+	cycle             histogram // lagscale_lag_poll_duration_seconds
 }
 
 // histogram is a Prometheus histogram's cumulative buckets, sum and count.
