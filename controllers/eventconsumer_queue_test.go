@@ -102,14 +102,7 @@ func (m *movingLag) storm(ctx context.Context, r *EventConsumerReconciler, perio
 func TestRestartReconcilesEveryConsumer(t *testing.T) {
 	const consumers = 300
 	ns := namespace(t)
-	for i := range consumers {
-		createConsumer(t, ns, fmt.Sprintf("c%03d", i), v1alpha1.EventConsumerSpec{
-			Topics: []string{"t"}, ConsumerGroup: fmt.Sprintf("g%03d", i),
-			Kafka:   v1alpha1.KafkaConnection{BootstrapServers: []string{"k:9092"}},
-			Handler: &v1alpha1.HandlerSpec{Image: "handler:1"},
-			Scaling: v1alpha1.ScalingSpec{Policy: v1alpha1.PolicyLagThreshold, LagThreshold: ptrTo[int64](100), MinReplicas: ptrTo[int32](1)},
-		})
-	}
+	createSteadyConsumers(t, ns, "c", consumers)
 	moving := newMovingLag()
 	op := startOperator(t, func(r *EventConsumerReconciler) { r.Lag = moving })
 	ctx, cancel := context.WithCancel(context.Background())
@@ -172,14 +165,7 @@ func TestStatusBudgetHolds(t *testing.T) {
 		r.StatusBudget = NewStatusBudget(budget)
 	})
 	ns := namespace(t)
-	for i := range consumers {
-		createConsumer(t, ns, fmt.Sprintf("b%02d", i), v1alpha1.EventConsumerSpec{
-			Topics: []string{"t"}, ConsumerGroup: fmt.Sprintf("g%02d", i),
-			Kafka:   v1alpha1.KafkaConnection{BootstrapServers: []string{"k:9092"}},
-			Handler: &v1alpha1.HandlerSpec{Image: "handler:1"},
-			Scaling: v1alpha1.ScalingSpec{Policy: v1alpha1.PolicyLagThreshold, LagThreshold: ptrTo[int64](100), MinReplicas: ptrTo[int32](1)},
-		})
-	}
+	createSteadyConsumers(t, ns, "b", consumers)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var notified atomic.Int64
@@ -235,14 +221,7 @@ func TestStatusBudgetHoldsForStateChanges(t *testing.T) {
 	ns := namespace(t)
 	before := statusPatches(t)
 	start := time.Now()
-	for i := range consumers {
-		createConsumer(t, ns, fmt.Sprintf("s%02d", i), v1alpha1.EventConsumerSpec{
-			Topics: []string{"t"}, ConsumerGroup: fmt.Sprintf("g%02d", i),
-			Kafka:   v1alpha1.KafkaConnection{BootstrapServers: []string{"k:9092"}},
-			Handler: &v1alpha1.HandlerSpec{Image: "handler:1"},
-			Scaling: v1alpha1.ScalingSpec{Policy: v1alpha1.PolicyLagThreshold, LagThreshold: ptrTo[int64](100), MinReplicas: ptrTo[int32](1)},
-		})
-	}
+	createSteadyConsumers(t, ns, "s", consumers)
 	time.Sleep(seconds*time.Second - time.Since(start))
 	writes := statusPatches(t) - before
 	elapsed := time.Since(start).Seconds()
@@ -269,4 +248,19 @@ func TestStatusBudgetHoldsForStateChanges(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// createSteadyConsumers creates n consumers named prefix00.. in ns, each of
+// its own group on topic t, sized by LagThreshold 100 with one replica at
+// least: the movingLag's few records in flight never ask for more.
+func createSteadyConsumers(t *testing.T, ns, prefix string, n int) {
+	t.Helper()
+	for i := range n {
+		createConsumer(t, ns, fmt.Sprintf("%s%03d", prefix, i), v1alpha1.EventConsumerSpec{
+			Topics: []string{"t"}, ConsumerGroup: fmt.Sprintf("g%03d", i),
+			Kafka:   v1alpha1.KafkaConnection{BootstrapServers: []string{"k:9092"}},
+			Handler: &v1alpha1.HandlerSpec{Image: "handler:1"},
+			Scaling: v1alpha1.ScalingSpec{Policy: v1alpha1.PolicyLagThreshold, LagThreshold: ptrTo[int64](100), MinReplicas: ptrTo[int32](1)},
+		})
+	}
 }
