@@ -128,7 +128,7 @@ func run(c config) error {
 		if err != nil {
 			return fmt.Errorf("-container-memory: %w", err)
 		}
-		soft := int64(float64(q.Value()) * memlimit.Fraction)
+		soft := memlimit.Soft(q.Value())
 		extraEnv = append(extraEnv, fmt.Sprintf("GOMEMLIMIT=%d", soft))
 		fmt.Printf("managers run as in a container of %s: GOMEMLIMIT=%d\n", c.containerMem, soft)
 	}

@@ -116,7 +116,7 @@ func idleThroughWindow(history []Observation, start time.Time) bool {
 // interval because the pods of the last change have not joined the group
 // yet. LagThreshold keeps KEDA's plain interval.
 func joining(spec Spec, obs Observation, cur int32) bool {
-	return spec.Policy == PolicyTimeLag && obs.Members >= 0 && int32(obs.Members) < cur
+	return spec.Policy == PolicyTimeLag && int32(obs.Members) < cur
 }
 
 // tooSoon reports whether the last change is within the minimum interval.

@@ -61,6 +61,11 @@ func parse(raw string) (int64, bool, error) {
 	return n, true, nil
 }
 
+// Soft is the soft memory limit for a container limit of limit bytes.
+func Soft(limit int64) int64 {
+	return int64(float64(limit) * Fraction)
+}
+
 // Apply sets the runtime's soft memory limit to Fraction of the
 // container's, unless GOMEMLIMIT is set (a setting the user wrote wins) or
 // there is no container limit. It returns the limit set, 0 when none was,
@@ -76,7 +81,7 @@ func Apply(root string) (int64, string) {
 	case !ok:
 		return 0, "no container memory limit"
 	}
-	soft := int64(float64(limit) * Fraction)
+	soft := Soft(limit)
 	debug.SetMemoryLimit(soft)
 	return soft, fmt.Sprintf("%.0f%% of the container's memory limit of %d bytes", Fraction*100, limit)
 }

@@ -17,7 +17,7 @@ func BenchmarkSteadyDecision(b *testing.B) {
 	snap := func(i int) lag.Snapshot {
 		sn := lag.Snapshot{Time: t0.Add(time.Duration(5*i) * time.Second), Reachable: true, GroupState: "Stable", Members: 1, PartitionCount: 8,
 			ProductionRate: 8, ConsumptionRate: 8}
-		committed := int64(5*i/10*10) * 1
+		committed := int64(5 * i / 10 * 10) // a commit every 10 s
 		for p := range 8 {
 			end := int64(5 * i)
 			sn.Partitions = append(sn.Partitions, lag.PartitionLag{Topic: "t", Partition: int32(p), Lag: end - committed,
