@@ -9,11 +9,13 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -31,6 +33,17 @@ const membershipCheck = time.Second
 // conflictRetry is how soon a label patch that lost a race is retried,
 // once the cache has seen the other write.
 const conflictRetry = 200 * time.Millisecond
+
+// The sharder's label patches are independent, one object each, and come
+// in bulk: every new consumer once, and a third of all consumers when one
+// of three replicas dies. They run in parallel, over a client of their own
+// whose rate limit neither waits behind the elected replica's Deployment
+// and status writes nor holds them up. At 500/s the 3,333 consumers of a
+// dead replica among 10,000 move in under 7 s.
+const (
+	sharderWorkers = 32
+	sharderQPS     = 500
+)
 
 // sharder keeps every EventConsumer's shard label on its owner among the
 // live members. It runs on the elected replica only, over a cache of its
@@ -73,9 +86,16 @@ func setupSharder(mgr ctrl.Manager, o ShardOptions) error {
 	if err := mgr.Add(electedOnly{start: c.Start}); err != nil {
 		return fmt.Errorf("add the sharder's cache: %w", err)
 	}
-	s := &sharder{client: mgr.GetClient(), cache: c, now: time.Now}
+	cfg := rest.CopyConfig(mgr.GetConfig())
+	cfg.QPS, cfg.Burst = sharderQPS, sharderQPS
+	cl, err := client.New(cfg, client.Options{Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper()})
+	if err != nil {
+		return fmt.Errorf("create the sharder's client: %w", err)
+	}
+	s := &sharder{client: cl, cache: c, now: time.Now}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("sharder").
+		WithOptions(controller.Options{MaxConcurrentReconciles: sharderWorkers}).
 		WatchesRawSource(source.Kind(c, client.Object(eventConsumerMetadata()), &handler.EnqueueRequestForObject{})).
 		WatchesRawSource(source.Func(s.membershipChanges)).
 		Complete(s)
