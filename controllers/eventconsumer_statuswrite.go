@@ -47,10 +47,14 @@ const (
 // earlier time after a later one as a fresh start and refills the tokens
 // of the span between them. So the limiter is given the latest time any
 // caller has passed, under mu.
+//
+// In a sharded operator every replica holds one, and each takes an equal
+// share of the whole (Share), so the replicas together stay within it.
 type StatusBudget struct {
-	mu   sync.Mutex
-	last time.Time
-	lim  *rate.Limiter
+	mu    sync.Mutex
+	last  time.Time
+	lim   *rate.Limiter
+	total float64
 }
 
 // at returns the limiter's time for a caller's now: never earlier than
@@ -70,7 +74,35 @@ func NewStatusBudget(perSecond float64) *StatusBudget {
 	if perSecond <= 0 {
 		perSecond = DefaultStatusWritesPerSecond
 	}
-	return &StatusBudget{lim: rate.NewLimiter(rate.Limit(perSecond), max(1, int(perSecond)))}
+	return &StatusBudget{lim: rate.NewLimiter(rate.Limit(perSecond), max(1, int(perSecond))), total: perSecond}
+}
+
+// Share sets this replica's part of the operator-wide budget to one of
+// members equal shares, burst one second's worth; members below 1 count
+// as 1. Tokens already held stay up to the new burst.
+func (b *StatusBudget) Share(members int) {
+	if b == nil {
+		return
+	}
+	members = max(members, 1)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	per := b.total / float64(members)
+	if b.lim.Limit() == rate.Limit(per) {
+		return
+	}
+	b.lim.SetLimitAt(b.last, rate.Limit(per))
+	b.lim.SetBurstAt(b.last, max(1, int(per)))
+}
+
+// PerSecond is this replica's current share of the budget.
+func (b *StatusBudget) PerSecond() float64 {
+	if b == nil {
+		return 0
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return float64(b.lim.Limit())
 }
 
 // allow reports whether a write of live figures may go now, taking a token

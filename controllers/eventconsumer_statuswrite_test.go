@@ -229,3 +229,28 @@ func TestStatusBudgetOutOfOrderTimes(t *testing.T) {
 		t.Fatal("a write allowed at now+900ms: the first token after now is the reservation's")
 	}
 }
+
+func TestStatusBudgetShare(t *testing.T) {
+	b := NewStatusBudget(30)
+	now := time.Unix(1_700_000_000, 0)
+	b.Share(3)
+	if got := b.PerSecond(); got != 10 {
+		t.Fatalf("one of three replicas writes at %v/s, want 10", got)
+	}
+	// A burst of one second's worth of the share, not of the whole.
+	n := 0
+	for b.allow(now) {
+		n++
+	}
+	if n != 10 {
+		t.Fatalf("one of three replicas wrote %d at once, want its burst of 10", n)
+	}
+	b.Share(0)
+	if got := b.PerSecond(); got != 30 {
+		t.Fatalf("with no member counted the replica writes at %v/s, want the whole 30", got)
+	}
+	b.Share(2)
+	if after := b.reserve(now); after != 66666666*time.Nanosecond && after != 66666667*time.Nanosecond {
+		t.Fatalf("a turn after the burst, one of two replicas: %v away, want 1/15 s", after)
+	}
+}

@@ -49,6 +49,10 @@ type ShardOptions struct {
 	// LeaseDuration, RenewDeadline and RenewPeriod time the membership
 	// Lease; zero uses the defaults above.
 	LeaseDuration, RenewDeadline, RenewPeriod time.Duration
+	// Members, when set, is told the number of live members (this replica
+	// among them) after each renewal: each replica takes that share of
+	// the operator-wide status budget (StatusBudget.Share).
+	Members func(live int)
 }
 
 func (o ShardOptions) withDefaults() ShardOptions {
@@ -123,6 +127,7 @@ func (m *shardMember) Start(ctx context.Context) error {
 			log.Error(err, "Renewing the membership Lease failed", "lease", leaseName(m.o.Identity))
 		} else {
 			renewed = m.now()
+			m.countMembers(ctx)
 		}
 		select {
 		case <-ctx.Done():
@@ -130,6 +135,25 @@ func (m *shardMember) Start(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
+}
+
+// countMembers tells o.Members how many members are live, from the
+// group's Leases (a list of a few small objects per renewal). A failed
+// list keeps the last count: the next renewal tries again.
+func (m *shardMember) countMembers(ctx context.Context) {
+	if m.o.Members == nil {
+		return
+	}
+	list := &coordinationv1.LeaseList{}
+	if err := m.reader.List(ctx, list, client.InNamespace(m.o.Namespace), client.MatchingLabelsSelector{Selector: memberSelector(m.o.Group)}); err != nil {
+		ctrl.LoggerFrom(ctx).WithName("shard-member").Error(err, "Counting the live members failed; the status budget's share stays")
+		return
+	}
+	members := make([]shard.Member, 0, len(list.Items))
+	for i := range list.Items {
+		members = append(members, memberOf(&list.Items[i]))
+	}
+	m.o.Members(len(shard.Live(members, m.now())))
 }
 
 // renew creates the Lease or renews it as held by this replica.

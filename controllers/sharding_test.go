@@ -191,6 +191,21 @@ type replica struct {
 	shard *Shard
 }
 
+// shardedBudget is the operator-wide status budget of the sharded
+// replicas in these tests; each takes an equal share of it.
+const shardedBudget = 300
+
+// budgetShares checks that each replica's status budget is its equal share
+// of shardedBudget among rs.
+func budgetShares(rs []*replica) error {
+	for _, r := range rs {
+		if got, want := r.rec.StatusBudget.PerSecond(), float64(shardedBudget)/float64(len(rs)); got != want {
+			return fmt.Errorf("replica %s writes status at %.1f/s, want its share %.1f/s of %d", r.name, got, want, shardedBudget)
+		}
+	}
+	return nil
+}
+
 // startReplica runs a sharded replica as the operator does: a cache of its
 // own consumers, the reconciler on every replica, the sharder on the
 // elected one, all on short Leases so that a test sees a crash's effect in
@@ -217,12 +232,12 @@ func startReplica(t *testing.T, group, name string, log *writeLog) *replica {
 	moving := &shardLag{subs: map[lag.ConsumerKey]bool{}}
 	rec := &EventConsumerReconciler{Client: recordingClient{Client: mgr.GetClient(), replica: name, log: log},
 		APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("lagscale"), Shard: name,
-		Lag: moving, StatusInterval: 200 * time.Millisecond}
+		Lag: moving, StatusInterval: 200 * time.Millisecond, StatusBudget: NewStatusBudget(shardedBudget)}
 	if err := rec.SetupWithManager(mgr, controller.Options{NeedLeaderElection: ptrTo(false)}); err != nil {
 		t.Fatal(err)
 	}
 	sh, err := SetupSharding(mgr, ShardOptions{Identity: name, Namespace: testenv.OperatorNamespace, Group: group,
-		LeaseDuration: lease, RenewDeadline: renew, RenewPeriod: retry})
+		LeaseDuration: lease, RenewDeadline: renew, RenewPeriod: retry, Members: rec.StatusBudget.Share})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -449,6 +464,7 @@ func TestShardedReplicas(t *testing.T) {
 	all := []*replica{a, b, c}
 	eventually(t, 3*wait, func() error { return placement(ctx, ns, names, memberNames(all)) })
 	eventually(t, wait, func() error { return coveredOnce(ctx, ns, names, all) })
+	eventually(t, wait, func() error { return budgetShares(all) })
 	for _, r := range all {
 		own, _, _ := r.cached(ctx, ns)
 		t.Logf("%s owns %d of %d consumers", r.name, len(own), len(names))
@@ -461,6 +477,7 @@ func TestShardedReplicas(t *testing.T) {
 	eventually(t, 3*wait, func() error { return placement(ctx, ns, names, memberNames(rest)) })
 	t.Logf("the crashed replica's consumers were written by their new owners %s after the crash", time.Since(killed).Round(100*time.Millisecond))
 	eventually(t, wait, func() error { return coveredOnce(ctx, ns, names, rest) })
+	eventually(t, wait, func() error { return budgetShares(rest) })
 	// Its membership Lease is deleted once it has been expired for another
 	// duration; the live replicas' stay.
 	eventually(t, wait, func() error { return membershipLeases(ctx, group, memberNames(rest)) })

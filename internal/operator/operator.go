@@ -28,6 +28,7 @@ import (
 
 	"github.com/lagscale/lagscale/controllers"
 	"github.com/lagscale/lagscale/internal/lag"
+	"github.com/lagscale/lagscale/internal/promutil"
 	"github.com/lagscale/lagscale/internal/scheme"
 )
 
@@ -148,6 +149,12 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		Metrics:             controllers.NewMetrics(reg),
 		LagRevisits:         true,
 	}
+	// Sharded, each replica's share of the budget moves with the number of
+	// live replicas: the gauge shows the share in force.
+	promutil.Register(reg, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "lagscale_status_writes_per_second_limit",
+		Help: "This replica's budget of EventConsumer status writes per second: the operator-wide budget, or sharded, its equal share among the live replicas.",
+	}, rec.StatusBudget.PerSecond))
 	engine := lag.NewEngine(lag.Options{
 		Logger:      ctrl.Log.WithName("lag"),
 		Registerer:  reg,
@@ -165,6 +172,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	var member *controllers.Shard
 	if so != nil {
 		rec.Shard = so.Identity
+		so.Members = rec.StatusBudget.Share
 		kc.Sharded, kc.APIReader = true, mgr.GetAPIReader()
 		if member, err = controllers.SetupSharding(mgr, *so); err != nil {
 			return fmt.Errorf("set up sharding: %w", err)

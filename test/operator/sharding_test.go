@@ -26,12 +26,14 @@ func TestShardedOperatorScalesOnEveryReplica(t *testing.T) {
 	cfg := asServiceAccount(env)
 	ctx := context.Background()
 	kafka := kfakeWithPayments(ctx, t)
+	regs := map[string]*prometheus.Registry{}
 	for _, name := range []string{"a", "b"} {
+		regs[name] = prometheus.NewRegistry()
 		r := startOperator(t, cfg, operator.Options{
-			MetricsAddr: "0", ProbeAddr: "0", Registry: prometheus.NewRegistry(),
+			MetricsAddr: "0", ProbeAddr: "0", Registry: regs[name],
 			LeaderElect: true, LeaderElectionID: "lagscale", LeaderElectionNamespace: releaseNS,
 			MaxConcurrentReconciles: 2, DefaultPollInterval: time.Second,
-			Sharding: true, ShardIdentity: name,
+			Sharding: true, ShardIdentity: name, StatusWritesPerSecond: 40,
 		})
 		defer r.stop(t)
 	}
@@ -76,4 +78,32 @@ func TestShardedOperatorScalesOnEveryReplica(t *testing.T) {
 		}
 		return nil
 	})
+	// The operator-wide budget of 40 status writes a second is split: each
+	// of the two replicas writes at most 20.
+	eventually(t, time.Minute, func() error {
+		for name, reg := range regs {
+			got, err := gaugeValue(reg, "lagscale_status_writes_per_second_limit")
+			if err != nil {
+				return fmt.Errorf("replica %s: %w", name, err)
+			}
+			if got != 20 {
+				return fmt.Errorf("replica %s writes status at up to %v/s, want its share 20/s of 40", name, got)
+			}
+		}
+		return nil
+	})
+}
+
+// gaugeValue reads the unlabelled gauge name from reg.
+func gaugeValue(reg *prometheus.Registry, name string) (float64, error) {
+	families, err := reg.Gather()
+	if err != nil {
+		return 0, err
+	}
+	for _, f := range families {
+		if f.GetName() == name && len(f.GetMetric()) == 1 {
+			return f.GetMetric()[0].GetGauge().GetValue(), nil
+		}
+	}
+	return 0, fmt.Errorf("no gauge %s", name)
 }
