@@ -66,6 +66,7 @@ type config struct {
 	keepLogs       bool
 	containerMem   string
 	cpuProfile     string
+	managerFlags   string
 }
 
 func main() {
@@ -86,6 +87,7 @@ func main() {
 	flag.StringVar(&c.cpuProfile, "cpu-profile", "", "write the first manager's CPU profile over the lag-moving window to this file")
 	flag.BoolVar(&c.keepLogs, "keep-logs", false, "keep the managers' logs, at level info (without, error), and print where")
 	flag.StringVar(&c.heapProfile, "heap-profile", "", "write the first manager's heap profile to this file at the end of the lag-moving window (read it with `go tool pprof`)")
+	flag.StringVar(&c.managerFlags, "manager-flags", "", "more flags for every manager, space-separated (--max-concurrent-reconciles=8)")
 	flag.Parse()
 	if err := run(c); err != nil {
 		fmt.Fprintln(os.Stderr, "opbench:", err)
@@ -142,7 +144,7 @@ func run(c config) error {
 		return err
 	}
 	for i := range c.replicas {
-		m, err := startManager(c.manager, env, dir, fmt.Sprintf("m%d", i), c.poll, c.replicas > 1, c.heapProfile != "" || c.cpuProfile != "", logLevel, extraEnv)
+		m, err := startManager(c.manager, env, dir, fmt.Sprintf("m%d", i), c.poll, c.replicas > 1, c.heapProfile != "" || c.cpuProfile != "", logLevel, extraEnv, strings.Fields(c.managerFlags))
 		if m != nil {
 			defer m.stop()
 		}
@@ -183,8 +185,13 @@ func run(c config) error {
 		return err
 	}
 	if c.replicas > 1 {
-		if err := b.killOne(ctx); err != nil {
+		if err := b.killOne(ctx, false); err != nil {
 			return err
+		}
+		if c.replicas > 2 {
+			if err := b.killOne(ctx, true); err != nil {
+				return err
+			}
 		}
 	}
 	if c.noise {

@@ -31,7 +31,7 @@ type managerProc struct {
 
 // startManager runs a manager against env's API server, with its log in
 // dir/<name>.log. Sharded, it is one member among others, named name.
-func startManager(bin string, env *testenv.Env, dir, name string, poll time.Duration, sharded, pprof bool, logLevel string, extraEnv []string) (*managerProc, error) {
+func startManager(bin string, env *testenv.Env, dir, name string, poll time.Duration, sharded, pprof bool, logLevel string, extraEnv, extraArgs []string) (*managerProc, error) {
 	kubeconfig := filepath.Join(dir, "kubeconfig")
 	if _, err := os.Stat(kubeconfig); err != nil {
 		if err := env.WriteKubeconfig(kubeconfig); err != nil {
@@ -66,7 +66,7 @@ func startManager(bin string, env *testenv.Env, dir, name string, poll time.Dura
 		}
 		args = append(args, "--pprof-bind-address", pprofAddr)
 	}
-	cmd := exec.Command(bin, args...)
+	cmd := exec.Command(bin, append(args, extraArgs...)...)
 	cmd.Env = append(append(os.Environ(), "KUBECONFIG="+kubeconfig), extraEnv...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -42,11 +43,13 @@ func (b *bench) owners(ctx context.Context) (map[string]string, map[string]int, 
 
 // killOne prints each replica's share of the consumers (what its cache
 // holds: its EventConsumers and Deployments are selected by that label),
-// then kills the last replica as a crash would and measures how long its
+// then kills one replica as a crash would and measures how long its
 // consumers take to be relabelled, and to be decided again by their new
 // owners: until each has a lag series on a survivor's /metrics, which the
-// owner sets when it decides on the consumer's snapshot.
-func (b *bench) killOne(ctx context.Context) error {
+// owner sets when it decides on the consumer's snapshot. The victim is a
+// replica that does not run the sharder, or with sharder the one that
+// does: then the sharder moves to a survivor first.
+func (b *bench) killOne(ctx context.Context, sharder bool) error {
 	owner, deployments, err := b.owners(ctx)
 	if err != nil {
 		return err
@@ -57,12 +60,44 @@ func (b *bench) killOne(ctx context.Context) error {
 	}
 	var shares []string
 	for _, m := range b.managers {
+		if m.exited() {
+			continue
+		}
 		shares = append(shares, fmt.Sprintf("%s %d consumers (%.1f%%), %d Deployments", m.name, count[m.name],
 			100*float64(count[m.name])/float64(len(owner)), deployments[m.name]))
 	}
 	fmt.Printf("shards: %s; unlabelled %d\n", strings.Join(shares, "; "), count[""])
 
-	victim := b.managers[len(b.managers)-1]
+	elected, err := b.elected()
+	if err != nil {
+		return err
+	}
+	var victim *managerProc
+	for _, m := range b.managers {
+		if !m.exited() && (m == elected) == sharder {
+			victim = m
+		}
+	}
+	if victim == nil {
+		return fmt.Errorf("no live replica to kill with sharder=%v", sharder)
+	}
+	role := "a replica that does not run the sharder"
+	if sharder {
+		role = "the replica that runs the sharder"
+	}
+	fmt.Printf("killing %s, %s\n", victim.name, role)
+	var survivor *managerProc
+	for _, m := range b.managers {
+		if !m.exited() && m != victim && (m == elected) != sharder {
+			survivor = m
+		}
+	}
+	var survivorBefore string
+	if !sharder {
+		if survivorBefore, err = scrape(survivor, b.token); err != nil {
+			return err
+		}
+	}
 	var moved []string
 	for k, o := range owner {
 		if o == victim.name {
@@ -70,6 +105,11 @@ func (b *bench) killOne(ctx context.Context) error {
 		}
 	}
 	sort.Strings(moved)
+	atKill := b.sampleCPU()
+	latKill, err := b.readAPILatency()
+	if err != nil {
+		return err
+	}
 	killed := time.Now()
 	victim.kill()
 	// The process is gone: its Lease's last renewal says when it expires.
@@ -85,18 +125,27 @@ func (b *bench) killOne(ctx context.Context) error {
 	// own reads allow, so that a slow scrape does not delay the other.
 	wctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	relabelled := make(chan time.Time, 1)
+	relabelled := make(chan cpuSample, 1)
+	var curveMu sync.Mutex
+	var curve []string
 	go func() {
 		for wctx.Err() == nil {
 			now, err := b.labels(wctx)
+			if err == nil {
+				curveMu.Lock()
+				curve = append(curve, fmt.Sprintf("%s %d", time.Since(killed).Round(time.Second), len(moved)-leftToMove(moved, now, victim.name)))
+				curveMu.Unlock()
+			}
 			if err == nil && allMoved(moved, now, victim.name) {
-				relabelled <- time.Now()
+				relabelled <- b.sampleCPU()
 				return
 			}
 			time.Sleep(time.Second)
 		}
 	}()
 	var decided time.Time
+	var atDecided cpuSample
+	var decidedCurve []string
 	for wctx.Err() == nil && decided.IsZero() {
 		time.Sleep(time.Second)
 		live, err := b.decidedOn()
@@ -109,22 +158,40 @@ func (b *bench) killOne(ctx context.Context) error {
 				left++
 			}
 		}
+		decidedCurve = append(decidedCurve, fmt.Sprintf("%s %d", time.Since(killed).Round(time.Second), len(moved)-left))
 		if left == 0 {
-			decided = time.Now()
+			atDecided = b.sampleCPU()
+			decided = atDecided.at
 		}
 	}
 	if decided.IsZero() {
 		return fmt.Errorf("the %d consumers of killed replica %s were not all decided again by the others within 5 minutes", len(moved), victim.name)
 	}
-	var relabel time.Time
+	var atRelabel cpuSample
 	select {
-	case relabel = <-relabelled:
+	case atRelabel = <-relabelled:
 	case <-wctx.Done():
 		return fmt.Errorf("the %d consumers of killed replica %s were decided on but not all relabelled within 5 minutes", len(moved), victim.name)
 	}
 	fmt.Printf("killed %s: its %d consumers decided again by the others within %s of the kill; its Lease expired %s after the kill, the consumers were relabelled %s after that (each checked every second)\n",
 		victim.name, len(moved), decided.Sub(killed).Round(100*time.Millisecond), expiry.Sub(killed).Round(100*time.Millisecond),
-		relabel.Sub(expiry).Round(100*time.Millisecond))
+		atRelabel.at.Sub(expiry).Round(100*time.Millisecond))
+	curveMu.Lock()
+	fmt.Printf("  relabelled by time after the kill: %s\n", strings.Join(curve, ", "))
+	curveMu.Unlock()
+	fmt.Printf("  decided again by time after the kill: %s\n", strings.Join(decidedCurve, ", "))
+	fmt.Printf("  kill to relabelled: %s\n", cpuLine(atKill, atRelabel))
+	if !sharder {
+		if after, err := scrape(survivor, b.token); err == nil {
+			fmt.Printf("  %s, the elected survivor: %s\n", survivor.name, sharderLine(survivorBefore, after))
+		}
+	}
+	if latEnd, err := b.readAPILatency(); err == nil {
+		fmt.Printf("  API requests from the kill to the end: %s\n", latencyLine(latKill, latEnd))
+	}
+	if atDecided.at.After(atRelabel.at) {
+		fmt.Printf("  relabelled to decided: %s\n", cpuLine(atRelabel, atDecided))
+	}
 	return nil
 }
 
@@ -146,12 +213,18 @@ func (b *bench) labels(ctx context.Context) (map[string]string, error) {
 }
 
 func allMoved(keys []string, owner map[string]string, gone string) bool {
+	return leftToMove(keys, owner, gone) == 0
+}
+
+// leftToMove counts the keys still unlabelled or on the gone owner.
+func leftToMove(keys []string, owner map[string]string, gone string) int {
+	n := 0
 	for _, k := range keys {
 		if o := owner[k]; o == "" || o == gone {
-			return false
+			n++
 		}
 	}
-	return true
+	return n
 }
 
 // decidedOn is the set of consumers with a lag series on a live manager.
@@ -170,4 +243,24 @@ func (b *bench) decidedOn() (map[string]bool, error) {
 		}
 	}
 	return out, nil
+}
+
+// elected is the replica that leader election elected, which runs the
+// sharder: the one whose leader_election_master_status is 1.
+func (b *bench) elected() (*managerProc, error) {
+	for _, m := range b.managers {
+		if m.exited() {
+			continue
+		}
+		body, err := scrape(m, b.token)
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range samples(body, "leader_election_master_status") {
+			if s.value == 1 {
+				return m, nil
+			}
+		}
+	}
+	return nil, fmt.Errorf("no replica says it is elected (leader_election_master_status)")
 }
