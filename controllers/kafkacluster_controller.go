@@ -17,6 +17,7 @@ import (
 
 	"github.com/lagscale/lagscale/api/v1alpha1"
 	"github.com/lagscale/lagscale/internal/deploy"
+	"github.com/lagscale/lagscale/internal/lag"
 )
 
 // clusterStatusPeriod is how often a KafkaCluster's status is refreshed
@@ -38,6 +39,11 @@ type KafkaClusterReconciler struct {
 	Sharded bool
 	// APIReader reads from the API server; needed when Sharded.
 	APIReader client.Reader
+	// Probe asks a cluster for its brokers over a connection of its own.
+	// Sharded, this replica polls only the clusters of the consumers it
+	// owns; a cluster that others' consumers use is probed instead, so its
+	// Ready says whether it is reachable. Nil leaves it Unknown.
+	Probe func(context.Context, lag.ClusterConfig) lag.ClusterStatus
 
 	secrets *secretCache
 	// cache is the manager's informer cache, where Secret metadata is read.
@@ -67,7 +73,7 @@ func (r *KafkaClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		// Reachability comes from this replica's own connections.
 		msg = "the replica that reports on KafkaClusters (the sharder) owns no EventConsumer of this cluster, so it does not poll it"
 	}
-	cs, wait, readErr := r.clusterStatus(ctx, kc)
+	cs, wait, readErr := r.clusterStatus(ctx, kc, r.Sharded && n > 0)
 	switch {
 	case readErr != nil:
 		// Not the cluster's state: lagscale could not read its credentials,
@@ -81,6 +87,9 @@ func (r *KafkaClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request
 			status, reason, msg = metav1.ConditionTrue, v1alpha1.ReasonKafkaReachable, fmt.Sprintf("%d brokers reachable", len(cs.brokers))
 		} else {
 			status, reason, msg = metav1.ConditionFalse, v1alpha1.ReasonKafkaUnreachable, cs.err
+		}
+		if cs.probed {
+			msg += " (probed: the replica that reports on KafkaClusters owns none of its consumers)"
 		}
 	}
 	meta.SetStatusCondition(&kc.Status.Conditions, metav1.Condition{
@@ -152,6 +161,8 @@ type clusterView struct {
 	reachable bool
 	brokers   []string
 	err       string
+	// probed is true when the view comes from a probe, not from polls.
+	probed bool
 }
 
 // clusterStatus asks the lag engine about the cluster's shared connection.
@@ -161,19 +172,27 @@ type clusterView struct {
 // error, each reported as what it is rather than as "not polled yet".
 // A nil view with no wait and no error means the engine does not poll the
 // cluster (yet).
-func (r *KafkaClusterReconciler) clusterStatus(ctx context.Context, kc *v1alpha1.KafkaCluster) (*clusterView, *condition, error) {
+//
+// With probe, a cluster the engine does not poll is probed (r.Probe).
+func (r *KafkaClusterReconciler) clusterStatus(ctx context.Context, kc *v1alpha1.KafkaCluster, probe bool) (*clusterView, *condition, error) {
 	conn := &resolvedConnection{Connection: deploy.Connection{BootstrapServers: kc.Spec.BootstrapServers, TLS: kc.Spec.TLS, SASL: kc.Spec.SASL}}
 	r.secrets.retain(secretReferrer("KafkaCluster", client.ObjectKeyFromObject(kc)), secretKeys(kc.Namespace, conn.SecretNames()))
 	conn, wait, err := readSecrets(ctx, secretReader{Reader: r.Client, Meta: r.cache, memo: r.secrets}, kc.Namespace, conn)
 	if err != nil || wait != nil {
 		return nil, wait, err
 	}
-	if r.Lag == nil {
-		return nil, nil, nil
+	cfg := clusterConfig(conn)
+	var cs lag.ClusterStatus
+	var ok bool
+	if r.Lag != nil {
+		cs, ok = r.Lag.ClusterStatus(cfg.ID())
 	}
-	cs, ok := r.Lag.ClusterStatus(clusterConfig(conn).ID())
+	probed := !ok && probe && r.Probe != nil
+	if probed {
+		cs, ok = r.Probe(ctx, cfg), true
+	}
 	if !ok {
 		return nil, nil, nil
 	}
-	return &clusterView{reachable: cs.Reachable, brokers: cs.Brokers, err: cs.Error}, nil, nil
+	return &clusterView{reachable: cs.Reachable, brokers: cs.Brokers, err: cs.Error, probed: probed}, nil, nil
 }

@@ -37,6 +37,10 @@ import (
 // client-side limit sized for reporting; the status budget
 // (StatusWritesPerSecond) bounds the bulk of the writes, and this limit is
 // well above what it lets through plus one Deployment write per scale.
+// clusterProbeTimeout bounds one probe of a KafkaCluster that a sharded
+// replica reports on without polling it.
+const clusterProbeTimeout = 10 * time.Second
+
 const (
 	clientQPS   = 200
 	clientBurst = 400
@@ -174,6 +178,9 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		rec.Shard = so.Identity
 		so.Members = rec.StatusBudget.Share
 		kc.Sharded, kc.APIReader = true, mgr.GetAPIReader()
+		kc.Probe = func(ctx context.Context, cfg lag.ClusterConfig) lag.ClusterStatus {
+			return lag.Probe(ctx, cfg, clusterProbeTimeout)
+		}
 		if member, err = controllers.SetupSharding(mgr, *so); err != nil {
 			return fmt.Errorf("set up sharding: %w", err)
 		}
