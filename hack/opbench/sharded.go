@@ -86,15 +86,12 @@ func (b *bench) killOne(ctx context.Context, sharder bool) error {
 		role = "the replica that runs the sharder"
 	}
 	fmt.Printf("killing %s, %s\n", victim.name, role)
-	var survivor *managerProc
+	before := map[*managerProc]string{}
 	for _, m := range b.managers {
-		if !m.exited() && m != victim && (m == elected) != sharder {
-			survivor = m
+		if m.exited() || m == victim {
+			continue
 		}
-	}
-	var survivorBefore string
-	if !sharder {
-		if survivorBefore, err = scrape(survivor, b.token); err != nil {
+		if before[m], err = scrape(m, b.token); err != nil {
 			return err
 		}
 	}
@@ -181,9 +178,9 @@ func (b *bench) killOne(ctx context.Context, sharder bool) error {
 	curveMu.Unlock()
 	fmt.Printf("  decided again by time after the kill: %s\n", strings.Join(decidedCurve, ", "))
 	fmt.Printf("  kill to relabelled: %s\n", cpuLine(atKill, atRelabel))
-	if !sharder {
-		if after, err := scrape(survivor, b.token); err == nil {
-			fmt.Printf("  %s, the elected survivor: %s\n", survivor.name, sharderLine(survivorBefore, after))
+	for m, was := range before {
+		if after, err := scrape(m, b.token); err == nil {
+			fmt.Printf("  %s from the kill to the end: %s\n", m.name, sharderLine(was, after))
 		}
 	}
 	if latEnd, err := b.readAPILatency(); err == nil {
