@@ -181,10 +181,10 @@ func sharderLine(before, after string) string {
 	}
 	en, et := mean("controller_runtime_reconcile_time_seconds", owner)
 	eqn, eqt := mean("workqueue_queue_duration_seconds", owner)
-	any := func(map[string]string) bool { return true }
+	all := func(map[string]string) bool { return true }
 	rn, rt := mean("controller_runtime_reconcile_time_seconds", sharder)
 	qn, qt := mean("workqueue_queue_duration_seconds", sharder)
-	ln, lt := mean("rest_client_rate_limiter_duration_seconds", any)
+	ln, lt := mean("rest_client_rate_limiter_duration_seconds", all)
 	cn, ct := mean("rest_client_request_duration_seconds", func(l map[string]string) bool { return l["verb"] == "PATCH" })
 	return fmt.Sprintf("sharder reconciles %.0f (mean %.1f ms), queue wait %.0f (mean %.1f ms); EventConsumer reconciles %.0f (mean %.1f ms), queue wait %.0f (mean %.1f ms); client rate-limit waits %.0f (mean %.1f ms); client PATCHes %.0f (mean %.1f ms)", rn, rt, qn, qt, en, et, eqn, eqt, ln, lt, cn, ct)
 }

@@ -50,42 +50,10 @@ func (b *bench) owners(ctx context.Context) (map[string]string, map[string]int, 
 // replica that does not run the sharder, or with sharder the one that
 // does: then the sharder moves to a survivor first.
 func (b *bench) killOne(ctx context.Context, sharder bool) error {
-	owner, deployments, err := b.owners(ctx)
+	victim, moved, err := b.pickVictim(ctx, sharder)
 	if err != nil {
 		return err
 	}
-	count := map[string]int{}
-	for _, o := range owner {
-		count[o]++
-	}
-	var shares []string
-	for _, m := range b.managers {
-		if m.exited() {
-			continue
-		}
-		shares = append(shares, fmt.Sprintf("%s %d consumers (%.1f%%), %d Deployments", m.name, count[m.name],
-			100*float64(count[m.name])/float64(len(owner)), deployments[m.name]))
-	}
-	fmt.Printf("shards: %s; unlabelled %d\n", strings.Join(shares, "; "), count[""])
-
-	elected, err := b.elected()
-	if err != nil {
-		return err
-	}
-	var victim *managerProc
-	for _, m := range b.managers {
-		if !m.exited() && (m == elected) == sharder {
-			victim = m
-		}
-	}
-	if victim == nil {
-		return fmt.Errorf("no live replica to kill with sharder=%v", sharder)
-	}
-	role := "a replica that does not run the sharder"
-	if sharder {
-		role = "the replica that runs the sharder"
-	}
-	fmt.Printf("killing %s, %s\n", victim.name, role)
 	before := map[*managerProc]string{}
 	for _, m := range b.managers {
 		if m.exited() || m == victim {
@@ -95,13 +63,6 @@ func (b *bench) killOne(ctx context.Context, sharder bool) error {
 			return err
 		}
 	}
-	var moved []string
-	for k, o := range owner {
-		if o == victim.name {
-			moved = append(moved, k)
-		}
-	}
-	sort.Strings(moved)
 	atKill := b.sampleCPU()
 	latKill, err := b.readAPILatency()
 	if err != nil {
@@ -260,4 +221,54 @@ func (b *bench) elected() (*managerProc, error) {
 		}
 	}
 	return nil, fmt.Errorf("no replica says it is elected (leader_election_master_status)")
+}
+
+// pickVictim prints each live replica's share of the consumers and picks
+// the replica to kill: one that does not run the sharder, or with sharder
+// the one that does. It returns the victim's consumers, sorted.
+func (b *bench) pickVictim(ctx context.Context, sharder bool) (*managerProc, []string, error) {
+	owner, deployments, err := b.owners(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	count := map[string]int{}
+	for _, o := range owner {
+		count[o]++
+	}
+	var shares []string
+	for _, m := range b.managers {
+		if m.exited() {
+			continue
+		}
+		shares = append(shares, fmt.Sprintf("%s %d consumers (%.1f%%), %d Deployments", m.name, count[m.name],
+			100*float64(count[m.name])/float64(len(owner)), deployments[m.name]))
+	}
+	fmt.Printf("shards: %s; unlabelled %d\n", strings.Join(shares, "; "), count[""])
+
+	elected, err := b.elected()
+	if err != nil {
+		return nil, nil, err
+	}
+	var victim *managerProc
+	for _, m := range b.managers {
+		if !m.exited() && (m == elected) == sharder {
+			victim = m
+		}
+	}
+	if victim == nil {
+		return nil, nil, fmt.Errorf("no live replica to kill with sharder=%v", sharder)
+	}
+	role := "a replica that does not run the sharder"
+	if sharder {
+		role = "the replica that runs the sharder"
+	}
+	fmt.Printf("killing %s, %s\n", victim.name, role)
+	var moved []string
+	for k, o := range owner {
+		if o == victim.name {
+			moved = append(moved, k)
+		}
+	}
+	sort.Strings(moved)
+	return victim, moved, nil
 }
