@@ -39,10 +39,6 @@ type KafkaClusterReconciler struct {
 	Sharded bool
 	// APIReader reads from the API server; needed when Sharded.
 	APIReader client.Reader
-	// ShardCounts, when set, sums the members' consumer counts from their
-	// Leases (Shard.ConsumersByCluster); when they are incomplete the
-	// consumers are listed from the API server instead.
-	ShardCounts func(context.Context) (map[string]int32, bool, error)
 	// Probe asks a cluster for its brokers over a connection of its own.
 	// Sharded, this replica polls only the clusters of the consumers it
 	// owns; a cluster that others' consumers use is probed instead, so its
@@ -134,8 +130,7 @@ func (r *KafkaClusterReconciler) SetupWithManager(mgr ctrl.Manager, opts control
 const consumerPage = 500
 
 // countConsumers counts the EventConsumers that reference kc: from the
-// cache's index, or, sharded, from the members' Leases, or, when a member
-// publishes no counts, from the API server page by page.
+// cache's index, or, sharded, from the API server page by page.
 func (r *KafkaClusterReconciler) countConsumers(ctx context.Context, kc *v1alpha1.KafkaCluster) (int32, error) {
 	if !r.Sharded {
 		consumers := &v1alpha1.EventConsumerList{}
@@ -143,15 +138,6 @@ func (r *KafkaClusterReconciler) countConsumers(ctx context.Context, kc *v1alpha
 			return 0, fmt.Errorf("list EventConsumers: %w", err)
 		}
 		return int32(len(consumers.Items)), nil
-	}
-	if r.ShardCounts != nil {
-		counts, complete, err := r.ShardCounts(ctx)
-		if err != nil {
-			return 0, err
-		}
-		if complete {
-			return counts[kc.Namespace+"/"+kc.Name], nil
-		}
 	}
 	var n int32
 	var next string

@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -54,10 +53,6 @@ type ShardOptions struct {
 	// among them) after each renewal: each replica takes that share of
 	// the operator-wide status budget (StatusBudget.Share).
 	Members func(live int)
-	// Consumers, when set, counts this replica's own consumers by
-	// KafkaCluster ("namespace/name"); each renewal publishes the counts
-	// on the membership Lease (shard.AnnotationConsumers).
-	Consumers func(context.Context) (map[string]int32, error)
 }
 
 func (o ShardOptions) withDefaults() ShardOptions {
@@ -161,21 +156,15 @@ func (m *shardMember) countMembers(ctx context.Context) {
 	m.o.Members(len(shard.Live(members, m.now())))
 }
 
-// renew creates the Lease or renews it as held by this replica, with this
-// replica's consumer counts. A failed count keeps the Lease's last counts:
-// counting never holds up a renewal.
+// renew creates the Lease or renews it as held by this replica.
 func (m *shardMember) renew(ctx context.Context) error {
 	now := metav1.NewMicroTime(m.now())
 	seconds := int32(m.o.LeaseDuration / time.Second)
-	counts, counted := m.counts(ctx)
 	l := &coordinationv1.Lease{}
 	err := m.reader.Get(ctx, client.ObjectKey{Namespace: m.o.Namespace, Name: leaseName(m.o.Identity)}, l)
 	if apierrors.IsNotFound(err) {
 		l = &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: m.o.Namespace, Name: leaseName(m.o.Identity),
 			Labels: map[string]string{shard.LabelMember: m.o.Group}}}
-		if counted {
-			l.Annotations = map[string]string{shard.AnnotationConsumers: counts}
-		}
 		l.Spec = coordinationv1.LeaseSpec{HolderIdentity: &m.o.Identity, LeaseDurationSeconds: &seconds, AcquireTime: &now, RenewTime: &now}
 		return m.client.Create(ctx, l)
 	}
@@ -185,34 +174,8 @@ func (m *shardMember) renew(ctx context.Context) error {
 	if l.Spec.HolderIdentity == nil || *l.Spec.HolderIdentity != m.o.Identity {
 		l.Spec.AcquireTime = &now
 	}
-	if counted {
-		if l.Annotations == nil {
-			l.Annotations = map[string]string{}
-		}
-		l.Annotations[shard.AnnotationConsumers] = counts
-	}
 	l.Spec.HolderIdentity, l.Spec.LeaseDurationSeconds, l.Spec.RenewTime = &m.o.Identity, &seconds, &now
 	return m.client.Update(ctx, l)
-}
-
-// counts is this replica's consumer counts as the Lease carries them.
-func (m *shardMember) counts(ctx context.Context) (string, bool) {
-	if m.o.Consumers == nil {
-		return "", false
-	}
-	// Bounded: a cache that has not synced yet would hold up the renewal.
-	cctx, cancel := context.WithTimeout(ctx, m.o.RenewPeriod/2)
-	defer cancel()
-	byCluster, err := m.o.Consumers(cctx)
-	if err != nil {
-		ctrl.LoggerFrom(ctx).WithName("shard-member").Error(err, "Counting this replica's consumers failed; its Lease keeps the last counts")
-		return "", false
-	}
-	raw, err := json.Marshal(byCluster) // map keys sorted: a renewal changes it only when a count does
-	if err != nil {
-		return "", false
-	}
-	return string(raw), true
 }
 
 // release gives the Lease up, so that the sharder hands this replica's
@@ -243,54 +206,6 @@ func (s *Shard) Release(ctx context.Context) error {
 		return nil
 	}
 	return s.member.release(ctx)
-}
-
-// ConsumersByCluster sums the live members' consumer counts by KafkaCluster
-// ("namespace/name") from their Leases. complete is false when a live
-// member publishes no counts (a replica of an older version, or one whose
-// first renewal has not counted yet): the caller counts otherwise.
-func (s *Shard) ConsumersByCluster(ctx context.Context) (counts map[string]int32, complete bool, err error) {
-	m := s.member
-	list := &coordinationv1.LeaseList{}
-	if err := m.reader.List(ctx, list, client.InNamespace(m.o.Namespace), client.MatchingLabelsSelector{Selector: memberSelector(m.o.Group)}); err != nil {
-		return nil, false, fmt.Errorf("list membership Leases: %w", err)
-	}
-	now := m.now()
-	counts, complete = map[string]int32{}, true
-	for i := range list.Items {
-		l := &list.Items[i]
-		if len(shard.Live([]shard.Member{memberOf(l)}, now)) == 0 {
-			continue
-		}
-		var own map[string]int32
-		raw, ok := l.Annotations[shard.AnnotationConsumers]
-		if !ok || json.Unmarshal([]byte(raw), &own) != nil {
-			complete = false
-			continue
-		}
-		for k, n := range own {
-			counts[k] += n
-		}
-	}
-	return counts, complete, nil
-}
-
-// ConsumersByClusterIn counts the EventConsumers in r (a replica's cache,
-// which holds its own) by KafkaCluster, "namespace/name".
-func ConsumersByClusterIn(r client.Reader) func(context.Context) (map[string]int32, error) {
-	return func(ctx context.Context) (map[string]int32, error) {
-		list := &v1alpha1.EventConsumerList{}
-		if err := r.List(ctx, list, client.UnsafeDisableDeepCopy); err != nil {
-			return nil, fmt.Errorf("list EventConsumers: %w", err)
-		}
-		counts := map[string]int32{}
-		for i := range list.Items {
-			if ref := list.Items[i].Spec.Kafka.ClusterRef; ref != nil {
-				counts[list.Items[i].Namespace+"/"+ref.Name]++
-			}
-		}
-		return counts, nil
-	}
 }
 
 // SetupSharding adds to mgr the replica's membership Lease and the sharder.

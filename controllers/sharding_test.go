@@ -11,7 +11,6 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
@@ -238,8 +237,7 @@ func startReplica(t *testing.T, group, name string, log *writeLog) *replica {
 		t.Fatal(err)
 	}
 	sh, err := SetupSharding(mgr, ShardOptions{Identity: name, Namespace: testenv.OperatorNamespace, Group: group,
-		LeaseDuration: lease, RenewDeadline: renew, RenewPeriod: retry, Members: rec.StatusBudget.Share,
-		Consumers: ConsumersByClusterIn(mgr.GetCache())})
+		LeaseDuration: lease, RenewDeadline: renew, RenewPeriod: retry, Members: rec.StatusBudget.Share})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -492,58 +490,4 @@ func TestShardedReplicas(t *testing.T) {
 		t.Errorf("no owner acknowledged a hand-over: the joins moved nothing through a drain")
 	}
 	t.Logf("%d hand-overs acknowledged", acks)
-}
-
-// TestShardedConsumerCountsFromLeases runs two sharded replicas: each
-// publishes its own consumers' counts by KafkaCluster on its membership
-// Lease, and the sum over the live members is every consumer of each
-// cluster, which the KafkaCluster reporter reads without listing a single
-// EventConsumer.
-func TestShardedConsumerCountsFromLeases(t *testing.T) {
-	ctx := context.Background()
-	ns := namespace(t)
-	group := "counts-" + ns
-	writes := &writeLog{}
-	a := startReplica(t, group, ns+"-a", writes)
-	b := startReplica(t, group, ns+"-b", writes)
-	for _, name := range []string{"main", "other"} {
-		kc := &v1alpha1.KafkaCluster{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: v1alpha1.KafkaClusterSpec{BootstrapServers: []string{"k:9092"}}}
-		if err := env.Client.Create(ctx, kc); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var names []string
-	for i := range 10 {
-		n := fmt.Sprintf("c%02d", i)
-		names = append(names, n)
-		cluster := "main"
-		if i%3 == 0 {
-			cluster = "other"
-		}
-		createConsumer(t, ns, n, v1alpha1.EventConsumerSpec{
-			Topics: []string{"t"}, ConsumerGroup: n,
-			Kafka:   v1alpha1.KafkaConnection{ClusterRef: &v1alpha1.LocalObjectRef{Name: cluster}},
-			Handler: &v1alpha1.HandlerSpec{Image: "handler:1"},
-		})
-	}
-	eventually(t, 3*wait, func() error { return placement(ctx, ns, names, memberNames([]*replica{a, b})) })
-	want := map[string]int32{ns + "/main": 6, ns + "/other": 4}
-	eventually(t, wait, func() error {
-		counts, complete, err := a.shard.ConsumersByCluster(ctx)
-		if err != nil {
-			return err
-		}
-		if !complete || counts[ns+"/main"] != want[ns+"/main"] || counts[ns+"/other"] != want[ns+"/other"] {
-			return fmt.Errorf("counts %v (complete %v), want %v", counts, complete, want)
-		}
-		return nil
-	})
-	// No APIReader: the count must come from the Leases alone.
-	r := &KafkaClusterReconciler{Sharded: true, ShardCounts: a.shard.ConsumersByCluster}
-	for cluster, n := range map[string]int32{"main": 6, "other": 4} {
-		got, err := r.countConsumers(ctx, &v1alpha1.KafkaCluster{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: cluster}})
-		if err != nil || got != n {
-			t.Errorf("cluster %s: %d consumers (%v), want %d", cluster, got, err, n)
-		}
-	}
 }

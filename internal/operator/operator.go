@@ -181,11 +181,9 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		kc.Probe = func(ctx context.Context, cfg lag.ClusterConfig) lag.ClusterStatus {
 			return lag.Probe(ctx, cfg, clusterProbeTimeout)
 		}
-		so.Consumers = controllers.ConsumersByClusterIn(mgr.GetCache())
 		if member, err = controllers.SetupSharding(mgr, *so); err != nil {
 			return fmt.Errorf("set up sharding: %w", err)
 		}
-		kc.ShardCounts = member.ConsumersByCluster
 	}
 	ecOpts := copts
 	ecOpts.NeedLeaderElection = ptr.To(so == nil)

@@ -25,11 +25,6 @@ const (
 	// LabelMember marks a replica's membership Lease; its value is the
 	// operator's group (the leader election ID).
 	LabelMember = "sharding.lagscale.dev/member"
-	// AnnotationConsumers on a membership Lease counts the replica's own
-	// consumers by KafkaCluster ("namespace/name"), as JSON, renewed with
-	// the Lease: the replica that reports on KafkaClusters sums the live
-	// members' counts instead of listing every EventConsumer.
-	AnnotationConsumers = "sharding.lagscale.dev/consumers"
 )
 
 // Member is what membership needs of one replica's Lease.
