@@ -188,39 +188,52 @@ func leftToMove(keys []string, owner map[string]string, gone string) int {
 // decidedOn is the set of consumers with a lag series on a live manager.
 func (b *bench) decidedOn() (map[string]bool, error) {
 	out := map[string]bool{}
+	err := b.scrapeLive(func(_ *managerProc, body string) bool {
+		for _, s := range samples(body, "lagscale_consumer_lag_records") {
+			out[s.labels["namespace"]+"/"+s.labels["name"]] = true
+		}
+		return false
+	})
+	return out, err
+}
+
+// scrapeLive reads each live manager's /metrics in turn and hands it to
+// fn, until fn says it is done.
+func (b *bench) scrapeLive(fn func(m *managerProc, body string) (done bool)) error {
 	for _, m := range b.managers {
 		if m.exited() {
 			continue
 		}
 		body, err := scrape(m, b.token)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		for _, s := range samples(body, "lagscale_consumer_lag_records") {
-			out[s.labels["namespace"]+"/"+s.labels["name"]] = true
+		if fn(m, body) {
+			return nil
 		}
 	}
-	return out, nil
+	return nil
 }
 
 // elected is the replica that leader election elected, which runs the
 // sharder: the one whose leader_election_master_status is 1.
 func (b *bench) elected() (*managerProc, error) {
-	for _, m := range b.managers {
-		if m.exited() {
-			continue
-		}
-		body, err := scrape(m, b.token)
-		if err != nil {
-			return nil, err
-		}
+	var found *managerProc
+	err := b.scrapeLive(func(m *managerProc, body string) bool {
 		for _, s := range samples(body, "leader_election_master_status") {
 			if s.value == 1 {
-				return m, nil
+				found = m
 			}
 		}
+		return found != nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("no replica says it is elected (leader_election_master_status)")
+	if found == nil {
+		return nil, fmt.Errorf("no replica says it is elected (leader_election_master_status)")
+	}
+	return found, nil
 }
 
 // pickVictim prints each live replica's share of the consumers and picks
