@@ -141,7 +141,7 @@ func (b *bench) killOne(ctx context.Context, sharder bool) error {
 	fmt.Printf("  kill to relabelled: %s\n", cpuLine(atKill, atRelabel))
 	for m, was := range before {
 		if after, err := scrape(m, b.token); err == nil {
-			fmt.Printf("  %s from the kill to the end: %s\n", m.name, sharderLine(was, after))
+			fmt.Printf("  %s from the kill to the end: %s\n", m.name, queuesLine(was, after))
 		}
 	}
 	if latEnd, err := b.readAPILatency(); err == nil {

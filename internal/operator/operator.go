@@ -37,14 +37,14 @@ import (
 // client-side limit sized for reporting; the status budget
 // (StatusWritesPerSecond) bounds the bulk of the writes, and this limit is
 // well above what it lets through plus one Deployment write per scale.
-// clusterProbeTimeout bounds one probe of a KafkaCluster that a sharded
-// replica reports on without polling it.
-const clusterProbeTimeout = 10 * time.Second
-
 const (
 	clientQPS   = 200
 	clientBurst = 400
 )
+
+// clusterProbeTimeout bounds one probe of a KafkaCluster that a sharded
+// replica reports on without polling it.
+const clusterProbeTimeout = 10 * time.Second
 
 // Options configure the operator.
 type Options struct {
