@@ -42,6 +42,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/lagscale/lagscale/api/v1alpha1"
@@ -185,6 +186,11 @@ func run(c config) error {
 		return err
 	}
 	if c.replicas > 1 {
+		stop, err := b.watchLabels(ctx, env)
+		if err != nil {
+			return err
+		}
+		defer stop()
 		if err := b.killOne(ctx, false); err != nil {
 			return err
 		}
@@ -209,6 +215,9 @@ type bench struct {
 	token    string
 	managers []*managerProc
 	tr       *traffic
+	// shardLabels holds every consumer's metadata from a watch, for the
+	// kills' second-by-second counts.
+	shardLabels cache.Cache
 }
 
 // prepareCluster creates the namespaces and returns a token to scrape the
