@@ -106,6 +106,12 @@ const (
 	// pause itself, the catch-up after it, and the change's share of the
 	// next one when the load turns back.
 	changeWeight = 3.0
+	// missTolerance: where no count keeps the time lag under the target,
+	// a count whose predicted excess and final backlog are within this
+	// factor of the most replicas' does as well: the prediction is not
+	// finer than that, and the extra replicas would buy nothing it can
+	// see.
+	missTolerance = 1.05
 	// scaleDownLagFraction: replicas are removed only while the time lag
 	// is below this share of the target, so a scale-down never starts from
 	// a group already close to its limit.

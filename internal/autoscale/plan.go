@@ -305,8 +305,8 @@ func (g *groupModel) choose(s start, low func(int32) time.Duration) (c candidate
 		most = tryUp(up[len(up)-1])
 	}
 	// Where some count keeps the time lag under the target, only those
-	// that do are good enough. Where none does, those that come within 5%
-	// of the most replicas' prediction are: as close to the target over
+	// that do are good enough. Where none does, those that come within
+	// missTolerance of the most replicas' prediction are: as close to the target over
 	// the horizon (a backlog that drains within it, sooner with more
 	// replicas), and with as few records left at its end (an inflow that
 	// outruns every count, where the oldest record's age no longer tells
@@ -314,7 +314,7 @@ func (g *groupModel) choose(s start, low func(int32) time.Duration) (c candidate
 	good := func(c candidate) bool { return c.over == 0 }
 	if most.over > 0 && keep.over > 0 {
 		good = func(c candidate) bool {
-			return c.over <= most.over*1.05+1 && c.backlog <= most.backlog*1.05+1
+			return c.over <= most.over*missTolerance+1 && c.backlog <= most.backlog*missTolerance+1
 		}
 	}
 	if !good(keep) {
