@@ -112,14 +112,26 @@ func (b *bench) readAPILatency() (apiLatency, error) {
 				key += "/" + sub
 			}
 			key += " " + s.labels["verb"]
-			if suffix == "_sum" {
-				l.sum[key] += s.value
-			} else {
-				l.count[key] += s.value
-			}
+			l.add(suffix, key, s.value)
+		}
+		// Where a request's time goes besides its handler: the wait for a
+		// seat in API Priority and Fairness, and etcd.
+		for _, s := range samples(string(raw), "apiserver_flowcontrol_request_wait_duration_seconds"+suffix) {
+			l.add(suffix, "wait for a seat ("+s.labels["priority_level"]+")", s.value)
+		}
+		for _, s := range samples(string(raw), "etcd_request_duration_seconds"+suffix) {
+			l.add(suffix, "etcd "+s.labels["operation"]+" "+s.labels["type"], s.value)
 		}
 	}
 	return l, nil
+}
+
+func (l apiLatency) add(suffix, key string, v float64) {
+	if suffix == "_sum" {
+		l.sum[key] += v
+	} else {
+		l.count[key] += v
+	}
 }
 
 // latencyLine gives the busiest request kinds between from and to, with
@@ -140,7 +152,7 @@ func latencyLine(from, to apiLatency) string {
 	sort.Slice(ks, func(i, j int) bool { return ks[i].n > ks[j].n })
 	var parts []string
 	for i, k := range ks {
-		if i == 8 {
+		if i == 14 {
 			break
 		}
 		parts = append(parts, fmt.Sprintf("%s %.0f (mean %.0f ms)", k.key, k.n, k.meanMs))
