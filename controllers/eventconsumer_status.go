@@ -131,6 +131,7 @@ func (r *EventConsumerReconciler) patchStatus(ctx context.Context, orig, ec *v1a
 		// and the turns booked after it move back by one.
 		kind = writeScale
 		r.StatusBudget.reserve(now)
+		r.StatusBudget.spend(now)
 	case onlyLiveLag(&orig.Status, &ec.Status):
 		kind = writeFigures
 		if !st.paid && !r.StatusBudget.allow(now) {
@@ -138,9 +139,23 @@ func (r *EventConsumerReconciler) patchStatus(ctx context.Context, orig, ec *v1a
 			// /metrics has them meanwhile.
 			return interval, 0, nil
 		}
-	case !st.paid:
-		if wait := r.turnForState(st, now); wait > 0 {
-			return 0, wait, nil
+		if ok, _ := r.StatusBudget.admit(now); !ok {
+			// Their turn came while the writes of earlier turns, late
+			// behind the queue, spent the budget: another interval.
+			return interval, 0, nil
+		}
+	default:
+		if !st.paid {
+			if wait := r.turnForState(st, now); wait > 0 {
+				return 0, wait, nil
+			}
+		}
+		if ok, retry := r.StatusBudget.admit(now); !ok {
+			// The turn came while the writes of earlier turns, late
+			// behind the queue, spent the budget: the write keeps its
+			// turn and goes at the next token.
+			r.keepTurn(st, now.Add(retry))
+			return 0, retry, nil
 		}
 	}
 	if err := r.Status().Patch(ctx, ec, client.MergeFrom(orig)); err != nil {
@@ -179,6 +194,18 @@ func (r *EventConsumerReconciler) turnForState(st *reconcileState, now time.Time
 		e.booked, e.turn = true, now.Add(wait)
 	}
 	return wait
+}
+
+// keepTurn books the consumer's turn at at without reserving another in
+// the budget: the reconcile then is at its turn (st.paid), as this one was.
+func (r *EventConsumerReconciler) keepTurn(st *reconcileState, at time.Time) {
+	e := st.written
+	if e == nil {
+		e = r.scalers.get(st.ec)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.booked, e.turn = true, at
 }
 
 // limitOf returns ScalingLimited's reason and message when the last

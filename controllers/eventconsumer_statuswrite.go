@@ -50,10 +50,16 @@ const (
 //
 // In a sharded operator every replica holds one, and each takes an equal
 // share of the whole (Share), so the replicas together stay within it.
+//
+// lim spreads the writes: turns are booked on it ahead of time. gate
+// counts the writes as they go: a reconcile that runs late, behind a deep
+// queue, would otherwise write at a turn long past, together with every
+// other late one, and a window of such writes would exceed the budget.
 type StatusBudget struct {
 	mu    sync.Mutex
 	last  time.Time
 	lim   *rate.Limiter
+	gate  *rate.Limiter
 	total float64
 }
 
@@ -74,7 +80,8 @@ func NewStatusBudget(perSecond float64) *StatusBudget {
 	if perSecond <= 0 {
 		perSecond = DefaultStatusWritesPerSecond
 	}
-	return &StatusBudget{lim: rate.NewLimiter(rate.Limit(perSecond), max(1, int(perSecond))), total: perSecond}
+	burst := max(1, int(perSecond))
+	return &StatusBudget{lim: rate.NewLimiter(rate.Limit(perSecond), burst), gate: rate.NewLimiter(rate.Limit(perSecond), burst), total: perSecond}
 }
 
 // Share sets this replica's part of the operator-wide budget to one of
@@ -91,8 +98,10 @@ func (b *StatusBudget) Share(members int) {
 	if b.lim.Limit() == rate.Limit(per) {
 		return
 	}
-	b.lim.SetLimitAt(b.last, rate.Limit(per))
-	b.lim.SetBurstAt(b.last, max(1, int(per)))
+	for _, l := range []*rate.Limiter{b.lim, b.gate} {
+		l.SetLimitAt(b.last, rate.Limit(per))
+		l.SetBurstAt(b.last, max(1, int(per)))
+	}
 }
 
 // PerSecond is this replica's current share of the budget.
@@ -114,6 +123,35 @@ func (b *StatusBudget) allow(now time.Time) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.lim.AllowN(b.at(now), 1)
+}
+
+// admit reports whether a status write may go now, at the budget's pace
+// of writes actually made, taking a token when it may. A write whose turn
+// came long ago (its reconcile waited in the queue) and finds the last
+// second's worth spent waits again: retry is how long until a token.
+func (b *StatusBudget) admit(now time.Time) (ok bool, retry time.Duration) {
+	if b == nil {
+		return true, 0
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	at := b.at(now)
+	if b.gate.AllowN(at, 1) {
+		return true, 0
+	}
+	missing := 1 - b.gate.TokensAt(at)
+	return false, max(time.Duration(missing/float64(b.gate.Limit())*float64(time.Second)), time.Millisecond)
+}
+
+// spend counts a write that goes whatever the budget says (the record of
+// a scale): the writes after it wait for it.
+func (b *StatusBudget) spend(now time.Time) {
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.gate.ReserveN(b.at(now), 1)
 }
 
 // book reserves a write of live figures in the budget, and returns how

@@ -254,3 +254,49 @@ func TestStatusBudgetShare(t *testing.T) {
 		t.Fatalf("a turn after the burst, one of two replicas: %v away, want 1/15 s", after)
 	}
 }
+
+// TestStatusBudgetHoldsLateTurns: turns booked at the budget's pace whose
+// reconciles all run late, behind a deep queue, must not all write at
+// once. On time, every one of them writes.
+func TestStatusBudgetHoldsLateTurns(t *testing.T) {
+	const perSecond = 10
+	now := time.Unix(1_700_000_000, 0)
+	book := func(b *StatusBudget) []time.Time {
+		var turns []time.Time
+		for range 50 {
+			after, ok := b.book(now, 30*time.Second)
+			if !ok {
+				t.Fatal("50 turns at 10/s did not fit within 30 s")
+			}
+			turns = append(turns, now.Add(after))
+		}
+		return turns
+	}
+
+	onTime := NewStatusBudget(perSecond)
+	for i, turn := range book(onTime) {
+		if ok, _ := onTime.admit(turn); !ok {
+			t.Fatalf("turn %d, written on time at %v, was refused", i+1, turn.Sub(now))
+		}
+	}
+
+	late := NewStatusBudget(perSecond)
+	book(late)
+	at := now.Add(time.Minute)
+	written := 0
+	var retry time.Duration
+	for range 50 {
+		ok, r := late.admit(at)
+		if ok {
+			written++
+		} else {
+			retry = r
+		}
+	}
+	if written > perSecond {
+		t.Fatalf("%d writes of late turns went in one instant, want at most a second's worth (%d)", written, perSecond)
+	}
+	if retry <= 0 || retry > time.Second/perSecond {
+		t.Fatalf("a refused write is told to retry in %v, want within one token's time (%v)", retry, time.Second/perSecond)
+	}
+}
