@@ -8,11 +8,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-logr/logr"
 	appsv1 "k8s.io/api/apps/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/lagscale/lagscale/api/v1alpha1"
 	"github.com/lagscale/lagscale/internal/shard"
@@ -161,6 +163,9 @@ func (b *bench) killOne(ctx context.Context, sharder bool) error {
 // milliseconds at 3,000), which the bench would then measure as part of
 // the move.
 func (b *bench) watchLabels(ctx context.Context, env *testenv.Env) (stop func(), err error) {
+	// The cache logs through controller-runtime's logger; the bench
+	// prints its own findings and has nothing to add from it.
+	log.SetLogger(logr.Discard())
 	c, err := cache.New(env.Admin, cache.Options{Scheme: b.c.Scheme(), DefaultNamespaces: map[string]cache.Config{"bench": {}, "probes": {}}})
 	if err != nil {
 		return nil, err
