@@ -130,7 +130,6 @@ func (r *EventConsumerReconciler) patchStatus(ctx context.Context, orig, ec *v1a
 		// The Deployment has the scale already; its record goes with it,
 		// and the turns booked after it move back by one.
 		kind = writeScale
-		r.StatusBudget.reserve(now)
 		r.StatusBudget.spend(now)
 	case onlyLiveLag(&orig.Status, &ec.Status):
 		kind = writeFigures

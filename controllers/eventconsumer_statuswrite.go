@@ -144,14 +144,17 @@ func (b *StatusBudget) admit(now time.Time) (ok bool, retry time.Duration) {
 }
 
 // spend counts a write that goes whatever the budget says (the record of
-// a scale): the writes after it wait for it.
+// a scale): it takes a turn and a token, so the turns booked after it
+// move back by one and the writes after it wait for it.
 func (b *StatusBudget) spend(now time.Time) {
 	if b == nil {
 		return
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.gate.ReserveN(b.at(now), 1)
+	at := b.at(now)
+	b.lim.ReserveN(at, 1)
+	b.gate.ReserveN(at, 1)
 }
 
 // book reserves a write of live figures in the budget, and returns how
