@@ -123,15 +123,21 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, err
 	}
+	var unset []*string
+	set := map[string]bool{}
 	for _, a := range []*string{&cfg.Plain, &cfg.SASLPlain, &cfg.SASLSSL, &cfg.Controller} {
-		if *a != "" {
-			continue
+		if *a == "" {
+			unset = append(unset, a)
+		} else {
+			set[*a] = true
 		}
-		free, err := freeAddr()
-		if err != nil {
-			return nil, err
-		}
-		*a = free
+	}
+	free, err := freeAddrs(len(unset), set)
+	if err != nil {
+		return nil, err
+	}
+	for i, a := range unset {
+		*a = free[i]
 	}
 	b := &Broker{Version: cfg.Version, Plain: cfg.Plain, SASLPlain: cfg.SASLPlain, SASLSSL: cfg.SASLSSL, User: "lagscale", cfg: cfg}
 	formatted := isFile(filepath.Join(cfg.Dir, "data", "meta.properties"))
@@ -537,12 +543,21 @@ func randomHex(n int) (string, error) {
 	return hex.EncodeToString(raw), nil
 }
 
-// freeAddr returns a 127.0.0.1 address whose port was free a moment ago.
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
+// freeAddrs returns n 127.0.0.1 addresses whose ports were free a moment
+// ago, all different and none in taken: each port is held until all are
+// chosen, since a port just closed may be the kernel's next answer (two
+// listeners of one broker on one port fail its configuration check).
+func freeAddrs(n int, taken map[string]bool) ([]string, error) {
+	var out []string
+	for len(out) < n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		defer l.Close()
+		if a := l.Addr().String(); !taken[a] {
+			out = append(out, a)
+		}
 	}
-	defer l.Close()
-	return l.Addr().String(), nil
+	return out, nil
 }
