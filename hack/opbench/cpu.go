@@ -120,7 +120,13 @@ func (b *bench) readAPILatency() (apiLatency, error) {
 			l.add(suffix, "wait for a seat ("+s.labels["priority_level"]+")", s.value)
 		}
 		for _, s := range samples(string(raw), "etcd_request_duration_seconds"+suffix) {
-			l.add(suffix, "etcd "+s.labels["operation"]+" "+s.labels["type"], s.value)
+			// The object kind is "resource" in newer API servers,
+			// "type" in older ones; the runs here printed an empty type.
+			kind := s.labels["resource"]
+			if kind == "" {
+				kind = s.labels["type"]
+			}
+			l.add(suffix, "etcd "+s.labels["operation"]+" "+kind, s.value)
 		}
 	}
 	return l, nil
