@@ -29,8 +29,9 @@ import (
 //     `kubectl apply` carries its whole content in an annotation. The
 //     values are read from the API server when a referenced Secret's
 //     resourceVersion changes (see ClientOptions and secretCache).
-//   - Managed fields are stripped from every cached object: nothing here
-//     reads them, and they are often the largest part of an object.
+//   - Managed fields are stripped from every cached object, and they are
+//     often the largest part of an object; a Deployment keeps who wrote it
+//     and when, without the field sets (trimDeploymentFields).
 //
 // namespaces restricts the cache; empty caches all namespaces.
 func CacheOptions(namespaces []string) cache.Options {
@@ -78,9 +79,13 @@ func secretMetadata() *metav1.PartialObjectMetadata {
 }
 
 // stripForCache drops what no reconciler reads before an object enters the
-// cache: managed fields everywhere, and the annotations of
+// cache: managed fields (all but who wrote a Deployment), and the annotations of
 // metadata-only objects (Secrets), which may hold copies of secret values.
 func stripForCache(in any) (any, error) {
+	if d, ok := in.(*appsv1.Deployment); ok {
+		d.ManagedFields = trimDeploymentFields(d.ManagedFields)
+		return d, nil
+	}
 	if o, ok := in.(metav1.Object); ok {
 		o.SetManagedFields(nil)
 		if _, meta := in.(*metav1.PartialObjectMetadata); meta {

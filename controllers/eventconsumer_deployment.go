@@ -3,12 +3,14 @@ package controllers
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"maps"
 	"sync"
 
 	appsv1 "k8s.io/api/apps/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -42,12 +44,21 @@ func (r *EventConsumerReconciler) applyDeployment(ctx context.Context, st *recon
 	// An apply that would change nothing still costs an API call; with
 	// thousands of consumers polled every few seconds that adds up. Skip it
 	// when the Deployment is at the generation we last applied (nobody
-	// edited its spec since) and the desired object is unchanged.
+	// edited its spec since) and the desired object is unchanged. The
+	// fingerprint also goes on the Deployment, so that a replica that did
+	// not make the last apply (after a restart, a leader change or a
+	// shard move) skips it too when nobody touched the spec since.
 	key := client.ObjectKeyFromObject(ec)
 	fingerprint := fingerprintOf(ac)
-	if cur := st.current; cur != nil && r.applied.unchanged(key, cur.Generation, fingerprint) {
-		st.applied = cur
-		return nil
+	ac.WithAnnotations(map[string]string{AnnotationApplied: hex.EncodeToString(fingerprint[:])})
+	if cur := st.current; cur != nil {
+		if !r.applied.known(key) && appliedUntouched(cur, fingerprint) {
+			r.applied.record(key, cur.Generation, fingerprint)
+		}
+		if r.applied.unchanged(key, cur.Generation, fingerprint) {
+			st.applied = cur
+			return nil
+		}
 	}
 
 	if err := r.Apply(ctx, ac, client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
@@ -105,9 +116,77 @@ func fingerprintOf(ac *appsv1ac.DeploymentApplyConfiguration) [sha256.Size]byte 
 	return sha256.Sum256(raw)
 }
 
+// AnnotationApplied, on a handler Deployment, is the fingerprint of the
+// object lagscale last applied.
+const AnnotationApplied = "lagscale.dev/applied"
+
+// appliedUntouched reports whether d is as lagscale's last apply left it,
+// for a replica that did not make that apply: it carries fingerprint, and
+// no field manager but lagscale's apply has written its spec (the
+// replicas through the scale subresource included) since that apply. Its
+// managed fields are kept in the cache as who wrote and when
+// (trimDeploymentFields), to a second: a write in the same second counts
+// as after. Writes of metadata only (the Deployment controller's revision
+// annotation) and of status do not count.
+func appliedUntouched(d *appsv1.Deployment, fingerprint [sha256.Size]byte) bool {
+	if d.Annotations[AnnotationApplied] != hex.EncodeToString(fingerprint[:]) {
+		return false
+	}
+	var ours *metav1.Time
+	for _, e := range d.ManagedFields {
+		if isOurApply(e) {
+			ours = e.Time
+		}
+	}
+	if ours == nil {
+		return false
+	}
+	for _, e := range d.ManagedFields {
+		if isOurApply(e) || !writesSpec(e) {
+			continue
+		}
+		if e.Time == nil || !e.Time.Before(ours) {
+			return false
+		}
+	}
+	return true
+}
+
+func isOurApply(e metav1.ManagedFieldsEntry) bool {
+	return e.Manager == FieldManager && e.Operation == metav1.ManagedFieldsOperationApply && e.Subresource == ""
+}
+
+// writesSpec reports whether a managed-fields entry owns anything under
+// spec.
+func writesSpec(e metav1.ManagedFieldsEntry) bool {
+	if e.FieldsV1 == nil {
+		return false
+	}
+	var f struct {
+		Spec json.RawMessage `json:"f:spec"`
+	}
+	return json.Unmarshal(e.FieldsV1.GetRawBytes(), &f) == nil && f.Spec != nil
+}
+
+// trimDeploymentFields keeps of a cached Deployment's managed fields only
+// who wrote, how and when, and whether they own anything under spec, for
+// appliedUntouched: the field sets are most of an object's size.
+func trimDeploymentFields(entries []metav1.ManagedFieldsEntry) []metav1.ManagedFieldsEntry {
+	var out []metav1.ManagedFieldsEntry
+	for _, e := range entries {
+		spec := writesSpec(e)
+		e.FieldsV1 = nil
+		if spec {
+			e.FieldsV1 = metav1.NewFieldsV1(`{"f:spec":{}}`)
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
 // appliedCache remembers, per consumer, the Deployment generation and the
-// desired object of the last apply. It is memory only: after a restart the
-// first reconcile applies once.
+// desired object of the last apply, or of the apply found on the
+// Deployment (appliedUntouched) after a restart.
 type appliedCache struct {
 	mu sync.Mutex
 	m  map[types.NamespacedName]appliedEntry
@@ -120,6 +199,13 @@ type appliedEntry struct {
 
 func newAppliedCache() *appliedCache {
 	return &appliedCache{m: map[types.NamespacedName]appliedEntry{}}
+}
+
+func (c *appliedCache) known(key types.NamespacedName) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.m[key]
+	return ok
 }
 
 func (c *appliedCache) unchanged(key types.NamespacedName, generation int64, fingerprint [sha256.Size]byte) bool {
