@@ -116,7 +116,7 @@ func fingerprintOf(ac *appsv1ac.DeploymentApplyConfiguration) [sha256.Size]byte 
 	return sha256.Sum256(raw)
 }
 
-// AnnotationApplied, on a handler Deployment, is the fingerprint of the
+// AnnotationApplied is, on a handler Deployment, the fingerprint of the
 // object lagscale last applied.
 const AnnotationApplied = "lagscale.dev/applied"
 
