@@ -22,6 +22,7 @@ import (
 	"github.com/lagscale/lagscale/api/v1alpha1"
 	"github.com/lagscale/lagscale/internal/autoscale"
 	"github.com/lagscale/lagscale/internal/scaler"
+	"github.com/lagscale/lagscale/internal/shard"
 )
 
 // FieldManager is the server-side apply field manager that owns the fields
@@ -79,11 +80,11 @@ type EventConsumerReconciler struct {
 	// cache is restricted; empty watches all namespaces.
 	WatchNamespaces []string
 
-	// Shard is this replica's name in a sharded operator (SetupSharding):
-	// the cache holds only the consumers labelled with it, a consumer
-	// marked to drain is handed over, and the handler Deployment carries
-	// the label too. Empty without sharding.
-	Shard string
+	// Shard is this replica's part of a sharded operator (NewShard): the
+	// cache holds only the consumers of its buckets, a reconcile writes
+	// only a consumer whose bucket it owns, and the handler Deployment
+	// carries the consumer's bucket label too. Nil without sharding.
+	Shard *Shard
 
 	secrets *secretCache
 	// cache is the manager's informer cache, where Secret metadata is
@@ -118,6 +119,10 @@ type EventConsumerReconciler struct {
 // Reconcile brings one EventConsumer's Deployment and status up to date.
 func (r *EventConsumerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
 	log := ctrl.LoggerFrom(ctx)
+	if r.Shard != nil {
+		// Held until after the deferred status write, the last write.
+		defer r.Shard.owner.enter()()
+	}
 
 	ec := &v1alpha1.EventConsumer{}
 	if err := r.Get(ctx, req.NamespacedName, ec); err != nil {
@@ -129,9 +134,11 @@ func (r *EventConsumerReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		}
 		return ctrl.Result{}, fmt.Errorf("get EventConsumer: %w", err)
 	}
-	if r.draining(ec) {
-		// Before any write, and before the deferred status patch exists.
-		return ctrl.Result{}, r.handOver(ctx, ec)
+	if r.Shard != nil && !r.Shard.owner.owns(ec.Labels[shard.LabelBucket]) {
+		// Its bucket went to another replica (the cache has not dropped
+		// it yet), or has no owner yet: nothing of this replica writes it.
+		r.forget(req.NamespacedName)
+		return ctrl.Result{}, nil
 	}
 
 	st := &reconcileState{ec: ec, now: r.now()}

@@ -29,11 +29,12 @@ func (r *EventConsumerReconciler) applyDeployment(ctx context.Context, st *recon
 	if err != nil {
 		return &invalidSpecError{err: err}
 	}
-	if r.Shard != "" {
+	if r.Shard != nil {
 		// On the Deployment only, not its pods: the owner's cache selects
-		// on it, and moving a consumer must not roll its pods.
+		// on it. It never changes, so a move neither rolls the pods nor
+		// needs an apply.
 		l := maps.Clone(desired.Labels)
-		l[shard.LabelShard] = r.Shard
+		l[shard.LabelBucket] = ec.Labels[shard.LabelBucket]
 		desired.Labels = l
 	}
 	ac, err := toApplyConfiguration(desired)

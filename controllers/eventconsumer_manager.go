@@ -12,14 +12,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
-	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/lagscale/lagscale/api/v1alpha1"
 	"github.com/lagscale/lagscale/internal/deploy"
-	"github.com/lagscale/lagscale/internal/shard"
 )
 
 // Field indexes that map a Secret or KafkaCluster back to the consumers
@@ -83,7 +81,7 @@ func (r *EventConsumerReconciler) SetupWithManager(mgr ctrl.Manager, opts contro
 	}
 
 	b := ctrl.NewControllerManagedBy(mgr).
-		For(&v1alpha1.EventConsumer{}, builder.WithPredicates(predicate.Or[client.Object](predicate.GenerationChangedPredicate{}, drainAsked()))).
+		For(&v1alpha1.EventConsumer{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Owns(&appsv1.Deployment{}).
 		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.consumersForSecret)).
 		Watches(&v1alpha1.KafkaCluster{}, handler.EnqueueRequestsFromMapFunc(r.consumersForCluster)).
@@ -98,21 +96,6 @@ func (r *EventConsumerReconciler) SetupWithManager(mgr ctrl.Manager, opts contro
 		return err
 	}
 	return r.startTargetWatches(c)
-}
-
-// drainAsked passes the update that asks this replica to hand a consumer
-// over (sharding): a label, which does not change the generation.
-func drainAsked() predicate.Funcs {
-	return predicate.Funcs{
-		UpdateFunc: func(e event.UpdateEvent) bool {
-			_, was := e.ObjectOld.GetLabels()[shard.LabelDrain]
-			_, is := e.ObjectNew.GetLabels()[shard.LabelDrain]
-			return is && !was
-		},
-		CreateFunc:  func(event.CreateEvent) bool { return false },
-		DeleteFunc:  func(event.DeleteEvent) bool { return false },
-		GenericFunc: func(event.GenericEvent) bool { return false },
-	}
 }
 
 // consumersForSecret maps a Secret to the consumers that use it, inline or

@@ -3,10 +3,12 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
@@ -35,23 +37,25 @@ const membershipCheck = time.Second
 const conflictRetry = 200 * time.Millisecond
 
 // The sharder's label patches are independent, one object each, and come
-// in bulk: every new consumer once, and a third of all consumers when one
-// of three replicas dies. They run in parallel, over a client of their own
-// whose rate limit neither waits behind the elected replica's Deployment
-// and status writes nor holds them up. At 500/s the 3,333 consumers of a
-// dead replica among 10,000 move in under 7 s.
+// in bulk when many consumers are created at once (each consumer is
+// labelled with its bucket once in its life). They run in parallel, over
+// a client of their own whose rate limit neither waits behind the elected
+// replica's Deployment and status writes nor holds them up.
 const (
 	sharderWorkers = 32
 	sharderQPS     = 500
 )
 
-// sharder keeps every EventConsumer's shard label on its owner among the
-// live members. It runs on the elected replica only, over a cache of its
-// own that holds every EventConsumer's metadata (not their specs) and the
-// membership Leases, and it writes nothing but the two labels.
+// sharder labels every EventConsumer with its bucket, once, and keeps the
+// bucket table's owners on the live members. It runs on the elected
+// replica only, over a cache of its own that holds every EventConsumer's
+// metadata (not their specs) and the membership Leases; it reads the
+// table from the replica's table cache.
 type sharder struct {
 	client client.Client
 	cache  cache.Cache
+	table  cache.Cache
+	o      ShardOptions
 	now    func() time.Time
 }
 
@@ -63,7 +67,7 @@ func eventConsumerMetadata() *metav1.PartialObjectMetadata {
 }
 
 // setupSharder adds the sharder, its cache and its controller to mgr.
-func setupSharder(mgr ctrl.Manager, o ShardOptions) error {
+func setupSharder(mgr ctrl.Manager, o ShardOptions, table cache.Cache) error {
 	co := cache.Options{
 		Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper(),
 		ByObject: map[client.Object]cache.ByObject{&coordinationv1.Lease{}: {
@@ -92,12 +96,12 @@ func setupSharder(mgr ctrl.Manager, o ShardOptions) error {
 	if err != nil {
 		return fmt.Errorf("create the sharder's client: %w", err)
 	}
-	s := &sharder{client: cl, cache: c, now: time.Now}
+	s := &sharder{client: cl, cache: c, table: table, o: o, now: time.Now}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("sharder").
 		WithOptions(controller.Options{MaxConcurrentReconciles: sharderWorkers}).
 		WatchesRawSource(source.Kind(c, client.Object(eventConsumerMetadata()), &handler.EnqueueRequestForObject{})).
-		WatchesRawSource(source.Func(s.membershipChanges)).
+		WatchesRawSource(source.Func(s.assignBuckets)).
 		Complete(s)
 }
 
@@ -167,9 +171,13 @@ func (s *sharder) collect(ctx context.Context) error {
 	return nil
 }
 
-// membershipChanges queues every EventConsumer when the set of live members
-// changes: a Lease appears, is released or expires.
-func (s *sharder) membershipChanges(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
+// assignBuckets keeps the bucket table's owners on the live members, one
+// step of shard.Plan each membershipCheck: a bucket without a live owner
+// goes to its member at once; one whose owner is live but which belongs
+// to another member is marked for hand-over, and given to the new member
+// once its owner has acknowledged. It also deletes the Leases of gone
+// replicas.
+func (s *sharder) assignBuckets(ctx context.Context, _ workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
 	go func() {
 		log := ctrl.LoggerFrom(ctx).WithName("sharder")
 		var last []string
@@ -185,56 +193,91 @@ func (s *sharder) membershipChanges(ctx context.Context, q workqueue.TypedRateLi
 				log.Error(err, "Deleting gone replicas' Leases failed")
 			}
 			live, err := s.live(ctx)
-			if err != nil || slices.Equal(live, last) {
+			if err != nil {
+				log.Error(err, "Reading the members failed")
 				continue
 			}
-			log.Info("Shard members changed", "members", live, "before", last)
-			last = live
-			list := &metav1.PartialObjectMetadataList{}
-			list.SetGroupVersionKind(v1alpha1.GroupVersion.WithKind("EventConsumerList"))
-			if err := s.cache.List(ctx, list); err != nil {
-				log.Error(err, "Listing EventConsumers for a membership change failed")
-				continue
+			if !slices.Equal(live, last) {
+				log.Info("Shard members changed", "members", live, "before", last)
+				last = live
 			}
-			for i := range list.Items {
-				q.Add(reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+			if err := s.plan(ctx, live); err != nil {
+				log.Error(err, "Assigning buckets failed; retrying")
 			}
 		}
 	}()
 	return nil
 }
 
-// Reconcile moves one EventConsumer's labels one step of shard.Next.
-func (s *sharder) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	live, err := s.live(ctx)
-	if err != nil {
-		return ctrl.Result{}, err
+// plan writes the table's next step for live, if it has one. The write is
+// conditional on the version read, so it never undoes an owner's
+// acknowledgement it has not seen; one that lost a race is retried at the
+// next check.
+func (s *sharder) plan(ctx context.Context, live []string) error {
+	if s.table == nil {
+		return nil
 	}
+	t, cm, err := readTable(ctx, s.table, s.o)
+	if err != nil {
+		return err
+	}
+	next, changed := shard.Plan(t, live)
+	if !changed {
+		return nil
+	}
+	if cm == nil {
+		cm = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: s.o.Namespace, Name: tableName(s.o.Group),
+			Labels: map[string]string{shard.LabelMember: s.o.Group}}, Data: next.Encode()}
+		err = s.client.Create(ctx, cm)
+	} else {
+		cm = cm.DeepCopy()
+		cm.Data = next.Encode()
+		err = s.client.Update(ctx, cm)
+	}
+	if apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("write the bucket table: %w", err)
+	}
+	ctrl.LoggerFrom(ctx).WithName("sharder").Info("Assigned buckets", "members", live, "shares", next.Shares(), "handingOver", countDraining(next))
+	return nil
+}
+
+func countDraining(t shard.Table) int {
+	n := 0
+	for _, e := range t {
+		if e.DrainTo != "" {
+			n++
+		}
+	}
+	return n
+}
+
+// Reconcile labels one EventConsumer with its bucket, once in its life.
+// The labels of the earlier per-consumer sharding (the owner's name and a
+// hand-over in progress) go in the same patch.
+func (s *sharder) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	ec := eventConsumerMetadata()
 	if err := s.cache.Get(ctx, req.NamespacedName, ec); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	owner := ec.GetLabels()[shard.LabelShard]
-	_, draining := ec.GetLabels()[shard.LabelDrain]
-	action, to := shard.Next(owner, draining, live, string(ec.GetUID()))
-	if action == shard.Keep {
+	l := ec.GetLabels()
+	want := shard.BucketOf(string(ec.GetUID()))
+	_, legacyOwner := l[legacyLabelShard]
+	_, legacyDrain := l[legacyLabelDrain]
+	if l[shard.LabelBucket] == want && !legacyOwner && !legacyDrain {
 		return ctrl.Result{}, nil
 	}
 	orig := ec.DeepCopy()
-	l := ec.GetLabels()
+	l = maps.Clone(l)
 	if l == nil {
 		l = map[string]string{}
 	}
-	switch action {
-	case shard.Set:
-		l[shard.LabelShard] = to
-		delete(l, shard.LabelDrain)
-	case shard.Drain:
-		l[shard.LabelDrain] = to
-	}
+	l[shard.LabelBucket] = want
+	delete(l, legacyLabelShard)
+	delete(l, legacyLabelDrain)
 	ec.SetLabels(l)
-	// The lock fails the patch if the owner acknowledged a drain since the
-	// cache was read; the retry sees the acknowledgement.
 	if err := s.client.Patch(ctx, ec, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
 		switch {
 		case apierrors.IsConflict(err):
@@ -244,8 +287,15 @@ func (s *sharder) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result,
 		}
 		return ctrl.Result{}, fmt.Errorf("label EventConsumer: %w", err)
 	}
-	ctrl.LoggerFrom(ctx).V(1).Info("Sharded", "eventConsumer", klog.KObj(ec), "action", action.String(), "from", owner, "to", to)
+	ctrl.LoggerFrom(ctx).V(1).Info("Labelled with its bucket", "eventConsumer", klog.KObj(ec), "bucket", want)
 	return ctrl.Result{}, nil
 }
+
+// The labels of lagscale's earlier sharding, by consumer: removed when a
+// consumer is labelled with its bucket.
+const (
+	legacyLabelShard = "sharding.lagscale.dev/shard"
+	legacyLabelDrain = "sharding.lagscale.dev/drain"
+)
 
 var _ manager.LeaderElectionRunnable = electedOnly{}

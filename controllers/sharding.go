@@ -17,7 +17,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	"github.com/lagscale/lagscale/api/v1alpha1"
-	"github.com/lagscale/lagscale/internal/deploy"
 	"github.com/lagscale/lagscale/internal/shard"
 )
 
@@ -68,12 +67,14 @@ func (o ShardOptions) withDefaults() ShardOptions {
 	return o
 }
 
-// ShardCacheOptions restrict o (from CacheOptions) to the objects of one
-// shard: EventConsumers that carry the replica's shard label, and the
-// handler Deployments that carry it (the owner sets it on each apply).
-// Secrets stay cached as metadata only for every namespace watched: they
-// are shared between consumers, and the metadata is small.
-func ShardCacheOptions(o cache.Options, identity string) cache.Options {
+// CacheOptions restrict o (from CacheOptions) to the objects of this
+// replica's buckets: the EventConsumers whose bucket label it owns, and
+// their handler Deployments (the owner sets the label on each apply). The
+// selection follows the bucket table: when it changes, the two informers
+// list again with the new set (bucketOwner). Secrets stay cached as
+// metadata only for every namespace watched: they are shared between
+// consumers, and the metadata is small.
+func (s *Shard) CacheOptions(o cache.Options) cache.Options {
 	byObject := map[client.Object]cache.ByObject{}
 	for obj, c := range o.ByObject {
 		switch obj.(type) {
@@ -82,11 +83,8 @@ func ShardCacheOptions(o cache.Options, identity string) cache.Options {
 		}
 		byObject[obj] = c
 	}
-	byObject[&v1alpha1.EventConsumer{}] = cache.ByObject{Label: labels.SelectorFromSet(labels.Set{shard.LabelShard: identity})}
-	byObject[&appsv1.Deployment{}] = cache.ByObject{Label: labels.SelectorFromSet(labels.Set{
-		deploy.LabelManagedBy: deploy.ManagedBy, shard.LabelShard: identity,
-	})}
 	o.ByObject = byObject
+	o.NewInformer = s.owner.newInformer
 	return o
 }
 
@@ -193,27 +191,18 @@ func (m *shardMember) release(ctx context.Context) error {
 	return m.client.Update(ctx, l)
 }
 
-// Shard is one replica's part of a sharded operator, from SetupSharding.
+// Shard is one replica's part of a sharded operator: its membership
+// Lease, the buckets it owns (from the bucket table) and, on the elected
+// replica, the sharder. Make it with NewShard before the manager (its
+// cache options select the replica's buckets), then Setup it.
 type Shard struct {
+	o      ShardOptions
+	owner  *bucketOwner
 	member *shardMember
 }
 
-// Release gives up the replica's membership Lease after its manager has
-// stopped, so that its consumers move at once. A replica that crashes
-// releases nothing: its consumers move when its Lease expires.
-func (s *Shard) Release(ctx context.Context) error {
-	if s == nil {
-		return nil
-	}
-	return s.member.release(ctx)
-}
-
-// SetupSharding adds to mgr the replica's membership Lease and the sharder.
-// The manager elects one replica (leader election) to run the sharder; the
-// reconcilers must run on every replica (NeedLeaderElection false) over a
-// cache restricted by ShardCacheOptions, and the EventConsumer reconciler
-// needs Shard set to o.Identity.
-func SetupSharding(mgr ctrl.Manager, o ShardOptions) (*Shard, error) {
+// NewShard checks o and makes the replica's part of a sharded operator.
+func NewShard(o ShardOptions) (*Shard, error) {
 	o = o.withDefaults()
 	if o.Identity == "" || o.Namespace == "" || o.Group == "" {
 		return nil, errors.New("sharding needs the replica's identity, its group and the namespace of its Lease")
@@ -221,14 +210,41 @@ func SetupSharding(mgr ctrl.Manager, o ShardOptions) (*Shard, error) {
 	if o.RenewDeadline >= o.LeaseDuration || o.RenewPeriod >= o.RenewDeadline {
 		return nil, errors.New("sharding needs renew period < renew deadline < lease duration")
 	}
-	member := &shardMember{client: mgr.GetClient(), reader: mgr.GetAPIReader(), o: o, now: time.Now}
-	if err := mgr.Add(member); err != nil {
-		return nil, fmt.Errorf("add membership Lease: %w", err)
+	return &Shard{o: o, owner: newBucketOwner(o.Identity)}, nil
+}
+
+// Identity is the replica's name.
+func (s *Shard) Identity() string { return s.o.Identity }
+
+// Release gives up the replica's membership Lease after its manager has
+// stopped, so that its buckets move at once. A replica that crashes
+// releases nothing: its buckets move when its Lease expires.
+func (s *Shard) Release(ctx context.Context) error {
+	if s == nil || s.member == nil {
+		return nil
 	}
-	if err := setupSharder(mgr, o); err != nil {
-		return nil, err
+	return s.member.release(ctx)
+}
+
+// Setup adds to mgr, whose cache must come from s.CacheOptions, the
+// replica's membership Lease, its reading of the bucket table and the
+// sharder, which the manager runs on the elected replica (leader
+// election). The reconcilers must run on every replica
+// (NeedLeaderElection false), and the EventConsumer reconciler needs
+// Shard set to s.
+func (s *Shard) Setup(mgr ctrl.Manager) error {
+	s.member = &shardMember{client: mgr.GetClient(), reader: mgr.GetAPIReader(), o: s.o, now: time.Now}
+	if err := mgr.Add(s.member); err != nil {
+		return fmt.Errorf("add membership Lease: %w", err)
 	}
-	return &Shard{member: member}, nil
+	table, err := newTableCache(mgr, s.o)
+	if err != nil {
+		return err
+	}
+	if err := mgr.Add(&tableFollower{owner: s.owner, cache: table, client: mgr.GetClient(), o: s.o}); err != nil {
+		return fmt.Errorf("add the bucket table's follower: %w", err)
+	}
+	return setupSharder(mgr, s.o, table)
 }
 
 // memberSelector selects the membership Leases of group.

@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
@@ -29,30 +31,112 @@ import (
 // writeLog records every status and Deployment write of the replicas, with
 // the consumer's shard label on the API server when the write was made.
 type writeLog struct {
+	group  string
 	mu     sync.Mutex
 	writes []write
+	// held, while set, holds the status writes of a replica until it is
+	// closed.
+	held     map[string]chan struct{}
+	heldSeen int
+}
+
+// hold makes replica's status writes wait until the returned func is
+// called.
+func (l *writeLog) hold(replica string) func() {
+	ch := make(chan struct{})
+	l.mu.Lock()
+	if l.held == nil {
+		l.held = map[string]chan struct{}{}
+	}
+	l.held[replica] = ch
+	l.mu.Unlock()
+	return func() {
+		l.mu.Lock()
+		delete(l.held, replica)
+		l.mu.Unlock()
+		close(ch)
+	}
+}
+
+// waitHeld blocks while replica's writes are held.
+func (l *writeLog) waitHeld(replica string) {
+	l.mu.Lock()
+	ch := l.held[replica]
+	if ch != nil {
+		l.heldSeen++
+	}
+	l.mu.Unlock()
+	if ch != nil {
+		<-ch
+	}
 }
 
 type write struct {
 	replica, what string
 	consumer      types.NamespacedName
 	owner         string
+	at            time.Time
 }
 
 // record makes a write (do) and, if it succeeds, records it with the
-// consumer's shard label read just before.
+// owner of the consumer's bucket in the table, read just before.
 func (l *writeLog) record(replica, what string, key types.NamespacedName, do func() error) error {
-	ec := &v1alpha1.EventConsumer{}
-	owner := "<unreadable>"
-	if err := env.Client.Get(context.Background(), key, ec); err == nil {
-		owner = ec.Labels[shard.LabelShard]
-	}
+	owner := ownerOf(context.Background(), l.group, key)
 	if err := do(); err != nil {
 		return err
 	}
 	l.mu.Lock()
-	l.writes = append(l.writes, write{replica: replica, what: what, consumer: key, owner: owner})
+	l.writes = append(l.writes, write{replica: replica, what: what, consumer: key, owner: owner, at: time.Now()})
 	l.mu.Unlock()
+	return nil
+}
+
+// ownerOf is the owner of the consumer's bucket in group's table, as the
+// API server has them now.
+func ownerOf(ctx context.Context, group string, key types.NamespacedName) string {
+	ec := &v1alpha1.EventConsumer{}
+	if err := env.Client.Get(ctx, key, ec); err != nil {
+		return "<unreadable consumer>"
+	}
+	t, err := apiTable(ctx, group)
+	if err != nil {
+		return "<unreadable table>"
+	}
+	b, err := strconv.Atoi(ec.Labels[shard.LabelBucket])
+	if err != nil {
+		return "<no bucket>"
+	}
+	return t[b].Owner
+}
+
+// apiTable is group's bucket table on the API server.
+func apiTable(ctx context.Context, group string) (shard.Table, error) {
+	cm := &corev1.ConfigMap{}
+	if err := env.Client.Get(ctx, types.NamespacedName{Namespace: testenv.OperatorNamespace, Name: tableName(group)}, cm); err != nil {
+		return nil, err
+	}
+	return shard.Decode(cm.Data)
+}
+
+// writtenBy checks that each of names was written after since by the
+// owner of its bucket, among replicas.
+func (l *writeLog) writtenBy(ctx context.Context, ns string, names []string, since time.Time) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, n := range names {
+		key := types.NamespacedName{Namespace: ns, Name: n}
+		owner := ownerOf(ctx, l.group, key)
+		found := false
+		for _, w := range l.writes {
+			if w.consumer == key && w.replica == owner && w.at.After(since) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return fmt.Errorf("%s not written by its owner %q since %s", n, owner, since.Format(time.StampMilli))
+		}
+	}
 	return nil
 }
 
@@ -71,9 +155,9 @@ func (l *writeLog) byNonOwners() ([]write, int) {
 }
 
 // recordingClient is a replica's client that records each status and
-// Deployment write that succeeds. The shard label is read just before
+// Deployment write that succeeds. The bucket's owner is read just before
 // the write: an owner cannot lose it in between, since only its own
-// acknowledgement (a later reconcile of the same consumer) or its own
+// acknowledgement (which waits for the reconciles in flight) or its own
 // Lease's expiry moves it.
 type recordingClient struct {
 	client.Client
@@ -112,6 +196,7 @@ type recordingStatus struct {
 }
 
 func (s recordingStatus) Patch(ctx context.Context, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
+	s.c.log.waitHeld(s.c.replica)
 	return s.c.log.record(s.c.replica, "status", client.ObjectKeyFromObject(obj), func() error {
 		return s.SubResourceWriter.Patch(ctx, obj, patch, opts...)
 	})
@@ -213,12 +298,18 @@ func budgetShares(rs []*replica) error {
 func startReplica(t *testing.T, group, name string, log *writeLog) *replica {
 	t.Helper()
 	lease, renew, retry := 4*time.Second, 3*time.Second, 500*time.Millisecond
+	budget := NewStatusBudget(shardedBudget)
+	sh, err := NewShard(ShardOptions{Identity: name, Namespace: testenv.OperatorNamespace, Group: group,
+		LeaseDuration: lease, RenewDeadline: renew, RenewPeriod: retry, Members: budget.Share})
+	if err != nil {
+		t.Fatal(err)
+	}
 	o := ctrl.Options{
 		Scheme:                  testenv.Scheme(),
 		Metrics:                 metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress:  "0",
 		Controller:              config.Controller{SkipNameValidation: ptrTo(true)},
-		Cache:                   ShardCacheOptions(CacheOptions(nil), name),
+		Cache:                   sh.CacheOptions(CacheOptions(nil)),
 		Client:                  ClientOptions(),
 		LeaderElection:          true,
 		LeaderElectionID:        group,
@@ -231,14 +322,12 @@ func startReplica(t *testing.T, group, name string, log *writeLog) *replica {
 	}
 	moving := &shardLag{subs: map[lag.ConsumerKey]bool{}}
 	rec := &EventConsumerReconciler{Client: recordingClient{Client: mgr.GetClient(), replica: name, log: log},
-		APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("lagscale"), Shard: name,
-		Lag: moving, StatusInterval: 200 * time.Millisecond, StatusBudget: NewStatusBudget(shardedBudget)}
+		APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("lagscale"), Shard: sh,
+		Lag: moving, StatusInterval: 200 * time.Millisecond, StatusBudget: budget}
 	if err := rec.SetupWithManager(mgr, controller.Options{NeedLeaderElection: ptrTo(false)}); err != nil {
 		t.Fatal(err)
 	}
-	sh, err := SetupSharding(mgr, ShardOptions{Identity: name, Namespace: testenv.OperatorNamespace, Group: group,
-		LeaseDuration: lease, RenewDeadline: renew, RenewPeriod: retry, Members: rec.StatusBudget.Share})
-	if err != nil {
+	if err := sh.Setup(mgr); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -254,45 +343,51 @@ func startReplica(t *testing.T, group, name string, log *writeLog) *replica {
 	return &replica{operator: op, name: name, mgr: mgr, shard: sh}
 }
 
-// labelMoves watches the consumers of ns and records every change of
-// their shard label, as the API server saw it.
-type labelMoves struct {
+// tableMoves watches group's bucket table and records every change of a
+// bucket's owner, as the API server saw it.
+type tableMoves struct {
 	mu    sync.Mutex
-	moves []labelMove
+	moves []bucketMove
 }
 
-type labelMove struct {
-	consumer string
+type bucketMove struct {
+	bucket   int
 	from, to string
 	at       time.Time
 }
 
-func watchLabelMoves(t *testing.T, ns string) *labelMoves {
+func watchTableMoves(t *testing.T, group string) *tableMoves {
 	t.Helper()
 	wc, err := client.NewWithWatch(env.Admin, client.Options{Scheme: testenv.Scheme()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := wc.Watch(context.Background(), &v1alpha1.EventConsumerList{}, client.InNamespace(ns))
+	w, err := wc.Watch(context.Background(), &corev1.ConfigMapList{}, client.InNamespace(testenv.OperatorNamespace),
+		client.MatchingFields{"metadata.name": tableName(group)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(w.Stop)
-	m := &labelMoves{}
+	m := &tableMoves{}
 	go func() {
-		last := map[string]string{}
+		last := shard.NewTable()
 		for ev := range w.ResultChan() {
-			ec, ok := ev.Object.(*v1alpha1.EventConsumer)
+			cm, ok := ev.Object.(*corev1.ConfigMap)
 			if !ok || ev.Type == watch.Deleted {
 				continue
 			}
-			to := ec.Labels[shard.LabelShard]
-			if from := last[ec.Name]; from != to {
-				m.mu.Lock()
-				m.moves = append(m.moves, labelMove{consumer: ec.Name, from: from, to: to, at: time.Now()})
-				m.mu.Unlock()
+			tab, err := shard.Decode(cm.Data)
+			if err != nil {
+				continue
 			}
-			last[ec.Name] = to
+			m.mu.Lock()
+			for b := range tab {
+				if tab[b].Owner != last[b].Owner {
+					m.moves = append(m.moves, bucketMove{bucket: b, from: last[b].Owner, to: tab[b].Owner, at: time.Now()})
+				}
+			}
+			m.mu.Unlock()
+			last = tab
 		}
 	}()
 	return m
@@ -300,8 +395,8 @@ func watchLabelMoves(t *testing.T, ns string) *labelMoves {
 
 // check returns the moves from one live replica straight to another
 // (without the owner's acknowledgement), and the number of
-// acknowledgements (a label removed).
-func (m *labelMoves) check(dead string, killed time.Time) (direct []labelMove, acks int) {
+// acknowledgements (an owner cleared).
+func (m *tableMoves) check(dead string, killed time.Time) (direct []bucketMove, acks int) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, mv := range m.moves {
@@ -315,28 +410,38 @@ func (m *labelMoves) check(dead string, killed time.Time) (direct []labelMove, a
 	return direct, acks
 }
 
-// placement checks that every consumer of ns is labelled, not draining,
-// for the member shard.Assign gives it among members, and that its
-// Deployment carries the same label (its owner has written it).
-func placement(ctx context.Context, ns string, names []string, members []string) error {
+// placement checks that every consumer of ns is labelled with its bucket,
+// that group's table gives every bucket to the member shard.Plan gives it
+// among members with no hand-over pending, and that each consumer's
+// Deployment carries its bucket label.
+func placement(ctx context.Context, group, ns string, names []string, members []string) error {
+	tab, err := apiTable(ctx, group)
+	if err != nil {
+		return err
+	}
+	if _, changed := shard.Plan(tab, members); changed {
+		return fmt.Errorf("the bucket table is not settled on %v: shares %v", members, tab.Shares())
+	}
+	for b, e := range tab {
+		if e.DrainTo != "" || !slices.Contains(members, e.Owner) {
+			return fmt.Errorf("bucket %d: %+v, want an owner among %v and no hand-over", b, e, members)
+		}
+	}
 	for _, n := range names {
 		ec := &v1alpha1.EventConsumer{}
 		if err := env.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: n}, ec); err != nil {
 			return err
 		}
-		want := shard.Assign(string(ec.UID), members)
-		if got := ec.Labels[shard.LabelShard]; got != want {
-			return fmt.Errorf("%s is labelled for %q, want %q of %v (labels %v)", n, got, want, members, ec.Labels)
-		}
-		if d, ok := ec.Labels[shard.LabelDrain]; ok {
-			return fmt.Errorf("%s is still draining to %q", n, d)
+		want := shard.BucketOf(string(ec.UID))
+		if got := ec.Labels[shard.LabelBucket]; got != want {
+			return fmt.Errorf("%s is labelled for bucket %q, want %q (labels %v)", n, got, want, ec.Labels)
 		}
 		dep := &appsv1.Deployment{}
 		if err := env.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: n}, dep); err != nil {
 			return fmt.Errorf("%s: %w", n, err)
 		}
-		if got := dep.Labels[shard.LabelShard]; got != want {
-			return fmt.Errorf("the Deployment of %s was last written by %q, want its owner %q", n, got, want)
+		if got := dep.Labels[shard.LabelBucket]; got != want {
+			return fmt.Errorf("the Deployment of %s is labelled for bucket %q, want %q", n, got, want)
 		}
 	}
 	return nil
@@ -366,7 +471,7 @@ func (r *replica) cached(ctx context.Context, ns string) (consumers, deployments
 
 // coveredOnce checks that the replicas' caches split the consumers and
 // their Deployments between them: each exactly once, each at its owner.
-func coveredOnce(ctx context.Context, ns string, names []string, replicas []*replica) error {
+func coveredOnce(ctx context.Context, group, ns string, names []string, replicas []*replica) error {
 	seen := map[string]string{}
 	for _, r := range replicas {
 		consumers, deployments, err := r.cached(ctx, ns)
@@ -384,8 +489,12 @@ func coveredOnce(ctx context.Context, ns string, names []string, replicas []*rep
 		}
 	}
 	for _, n := range names {
-		if _, ok := seen[n]; !ok {
+		by, ok := seen[n]
+		if !ok {
 			return fmt.Errorf("%s is cached by no replica", n)
+		}
+		if owner := ownerOf(ctx, group, types.NamespacedName{Namespace: ns, Name: n}); by != owner {
+			return fmt.Errorf("%s is cached by %s, but its bucket is %q's", n, by, owner)
 		}
 	}
 	return nil
@@ -401,9 +510,9 @@ func memberNames(rs []*replica) []string {
 }
 
 // TestShardedReplicas runs three sharded replicas in one process against the
-// real API server. Consumers created while one replica runs are handed to
-// two joining replicas through the drain and the owner's acknowledgement,
-// never straight from one live owner to another; every consumer is then
+// real API server. The buckets of consumers created while one replica runs
+// are handed to two joining replicas through the table's hand-over and the
+// owner's acknowledgement, never straight from one live owner to another; every consumer is then
 // cached and written by exactly its owner; a crashed replica's consumers
 // move to the others once its Lease expires, and their new owners write
 // them. No status or Deployment write ever comes from a replica that did
@@ -434,8 +543,8 @@ func TestShardedReplicas(t *testing.T) {
 	ctx := context.Background()
 	ns := namespace(t)
 	group := "shards-" + ns
-	moves := watchLabelMoves(t, ns)
-	writes := &writeLog{}
+	moves := watchTableMoves(t, group)
+	writes := &writeLog{group: group}
 	// Registered before the replicas, so it runs after they stopped, also
 	// when the test ends early.
 	t.Cleanup(func() {
@@ -457,13 +566,13 @@ func TestShardedReplicas(t *testing.T) {
 			Handler: &v1alpha1.HandlerSpec{Image: "handler:1"},
 		})
 	}
-	eventually(t, 3*wait, func() error { return placement(ctx, ns, names, memberNames([]*replica{a})) })
+	eventually(t, 3*wait, func() error { return placement(ctx, group, ns, names, memberNames([]*replica{a})) })
 
 	b := startReplica(t, group, ns+"-b", writes)
 	c := startReplica(t, group, ns+"-c", writes)
 	all := []*replica{a, b, c}
-	eventually(t, 3*wait, func() error { return placement(ctx, ns, names, memberNames(all)) })
-	eventually(t, wait, func() error { return coveredOnce(ctx, ns, names, all) })
+	eventually(t, 3*wait, func() error { return placement(ctx, group, ns, names, memberNames(all)) })
+	eventually(t, wait, func() error { return coveredOnce(ctx, group, ns, names, all) })
 	eventually(t, wait, func() error { return budgetShares(all) })
 	for _, r := range all {
 		own, _, _ := r.cached(ctx, ns)
@@ -471,12 +580,17 @@ func TestShardedReplicas(t *testing.T) {
 	}
 
 	// Crash the first replica, most likely the elected sharder too.
+	owned, _, err := a.cached(ctx, ns)
+	if err != nil {
+		t.Fatal(err)
+	}
 	killed := time.Now()
 	a.stop()
 	rest := []*replica{b, c}
-	eventually(t, 3*wait, func() error { return placement(ctx, ns, names, memberNames(rest)) })
-	t.Logf("the crashed replica's consumers were written by their new owners %s after the crash", time.Since(killed).Round(100*time.Millisecond))
-	eventually(t, wait, func() error { return coveredOnce(ctx, ns, names, rest) })
+	eventually(t, 3*wait, func() error { return placement(ctx, group, ns, names, memberNames(rest)) })
+	eventually(t, wait, func() error { return writes.writtenBy(ctx, ns, owned, killed) })
+	t.Logf("the crashed replica's %d consumers were written by their new owners %s after the crash", len(owned), time.Since(killed).Round(100*time.Millisecond))
+	eventually(t, wait, func() error { return coveredOnce(ctx, group, ns, names, rest) })
 	eventually(t, wait, func() error { return budgetShares(rest) })
 	// Its membership Lease is deleted once it has been expired for another
 	// duration; the live replicas' stay.
@@ -484,10 +598,79 @@ func TestShardedReplicas(t *testing.T) {
 
 	direct, acks := moves.check(a.name, killed)
 	if len(direct) > 0 {
-		t.Errorf("%d consumers moved from a live owner to another without its acknowledgement, first %+v", len(direct), direct[0])
+		t.Errorf("%d buckets moved from a live owner to another without its acknowledgement, first %+v", len(direct), direct[0])
 	}
 	if acks == 0 {
 		t.Errorf("no owner acknowledged a hand-over: the joins moved nothing through a drain")
 	}
-	t.Logf("%d hand-overs acknowledged", acks)
+	t.Logf("%d buckets' hand-overs acknowledged", acks)
+}
+
+// TestHandOverWaitsForWritesInFlight: an owner asked to hand buckets over
+// acknowledges only once the writes it has in flight are done. Replica a
+// owns every consumer and its status writes are held when b joins; they
+// are let go once the table has asked a to hand buckets over and a while
+// has passed. Every one of them must still find a the owner: without the
+// guard that makes the hand-over wait, a acknowledges, the sharder gives
+// the buckets to b, and a's held writes land in b's buckets.
+func TestHandOverWaitsForWritesInFlight(t *testing.T) {
+	ctx := context.Background()
+	ns := namespace(t)
+	group := "handover-" + ns
+	writes := &writeLog{group: group}
+	t.Cleanup(func() {
+		bad, n := writes.byNonOwners()
+		for _, w := range bad {
+			t.Errorf("%s wrote the %s of %s while %q owned it", w.replica, w.what, w.consumer, w.owner)
+		}
+		t.Logf("%d status and Deployment writes, %d by a non-owner", n, len(bad))
+	})
+	a := startReplica(t, group, ns+"-a", writes)
+	var names []string
+	for i := range 12 {
+		n := fmt.Sprintf("c%02d", i)
+		names = append(names, n)
+		createConsumer(t, ns, n, v1alpha1.EventConsumerSpec{
+			Topics: []string{"t"}, ConsumerGroup: n,
+			Kafka:   v1alpha1.KafkaConnection{BootstrapServers: []string{"k:9092"}},
+			Handler: &v1alpha1.HandlerSpec{Image: "handler:1"},
+		})
+	}
+	eventually(t, 3*wait, func() error { return placement(ctx, group, ns, names, memberNames([]*replica{a})) })
+
+	release := writes.hold(a.name)
+	released := false
+	defer func() {
+		if !released {
+			release()
+		}
+	}()
+	// a's reconciles now stop at their status write, with their consumers
+	// (lag moves every 300 ms) still a's.
+	eventually(t, wait, func() error {
+		writes.mu.Lock()
+		defer writes.mu.Unlock()
+		if writes.heldSeen == 0 {
+			return fmt.Errorf("no status write of %s held yet", a.name)
+		}
+		return nil
+	})
+	b := startReplica(t, group, ns+"-b", writes)
+	eventually(t, wait, func() error {
+		tab, err := apiTable(ctx, group)
+		if err != nil {
+			return err
+		}
+		if len(tab.Draining(a.name)) == 0 && tab.Shares()[b.name] == 0 {
+			return fmt.Errorf("%s not asked to hand anything to %s yet", a.name, b.name)
+		}
+		return nil
+	})
+	// Long enough for an acknowledgement and the sharder's next step.
+	time.Sleep(3 * time.Second)
+	released = true
+	release()
+	all := []*replica{a, b}
+	eventually(t, 3*wait, func() error { return placement(ctx, group, ns, names, memberNames(all)) })
+	eventually(t, wait, func() error { return coveredOnce(ctx, group, ns, names, all) })
 }

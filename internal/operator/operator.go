@@ -123,15 +123,21 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	// client's limit only guards the API server against a runaway loop.
 	cfg = rest.CopyConfig(cfg)
 	cfg.QPS, cfg.Burst = clientQPS, clientBurst
-	var so *controllers.ShardOptions
+	budget := controllers.NewStatusBudget(o.StatusWritesPerSecond)
+	var sh *controllers.Shard
 	if o.Sharding {
-		if so, err = shardOptions(o); err != nil {
+		so, err := shardOptions(o)
+		if err != nil {
 			return err
 		}
+		so.Members = budget.Share
+		if sh, err = controllers.NewShard(*so); err != nil {
+			return fmt.Errorf("set up sharding: %w", err)
+		}
 		// Leader election elects the sharder; the reconcilers run on every
-		// replica, over the replica's own consumers.
+		// replica, over the consumers of the replica's own buckets.
 		mgrOpts.LeaderElection = true
-		mgrOpts.Cache = controllers.ShardCacheOptions(mgrOpts.Cache, so.Identity)
+		mgrOpts.Cache = sh.CacheOptions(mgrOpts.Cache)
 	}
 	mgr, err := ctrl.NewManager(cfg, mgrOpts)
 	if err != nil {
@@ -149,7 +155,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		Recorder:            mgr.GetEventRecorder("lagscale"),
 		DefaultPollInterval: o.DefaultPollInterval,
 		StatusInterval:      o.StatusInterval,
-		StatusBudget:        controllers.NewStatusBudget(o.StatusWritesPerSecond),
+		StatusBudget:        budget,
 		Metrics:             controllers.NewMetrics(reg),
 		LagRevisits:         true,
 	}
@@ -168,25 +174,23 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	rec.Lag = engine
 	// The lag engine runs where the EventConsumers are reconciled: on the
 	// elected replica, or, sharded, on every replica for its own consumers.
-	if err := mgr.Add(lagRunnable{Engine: engine, everyReplica: so != nil}); err != nil {
+	if err := mgr.Add(lagRunnable{Engine: engine, everyReplica: sh != nil}); err != nil {
 		return fmt.Errorf("add lag engine: %w", err)
 	}
 	copts := controller.Options{MaxConcurrentReconciles: o.MaxConcurrentReconciles}
 	kc := &controllers.KafkaClusterReconciler{Client: mgr.GetClient(), Lag: engine}
-	var member *controllers.Shard
-	if so != nil {
-		rec.Shard = so.Identity
-		so.Members = rec.StatusBudget.Share
+	if sh != nil {
+		rec.Shard = sh
 		kc.Sharded, kc.APIReader = true, mgr.GetAPIReader()
 		kc.Probe = func(ctx context.Context, cfg lag.ClusterConfig) lag.ClusterStatus {
 			return lag.Probe(ctx, cfg, clusterProbeTimeout)
 		}
-		if member, err = controllers.SetupSharding(mgr, *so); err != nil {
+		if err := sh.Setup(mgr); err != nil {
 			return fmt.Errorf("set up sharding: %w", err)
 		}
 	}
 	ecOpts := copts
-	ecOpts.NeedLeaderElection = ptr.To(so == nil)
+	ecOpts.NeedLeaderElection = ptr.To(sh == nil)
 	if err := rec.SetupWithManager(mgr, ecOpts); err != nil {
 		return fmt.Errorf("set up EventConsumer controller: %w", err)
 	}
@@ -231,7 +235,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	// more: its consumers may move at once instead of at the Lease's expiry.
 	release, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if rerr := member.Release(release); rerr != nil {
+	if rerr := sh.Release(release); rerr != nil {
 		log.Error(rerr, "Releasing the membership Lease failed; its consumers move when it expires")
 	}
 	return err

@@ -1,9 +1,9 @@
 // Package shard is the pure logic of a sharded operator: which replicas are
-// members (from their Leases' times), which member owns an object
-// (rendezvous hashing of its UID), and what the sharder does next to an
-// object's labels so that it moves from one owner to another without ever
-// having two (the hand-over). It takes the clock and the inputs as values
-// and touches no client.
+// members (from their Leases' times), which bucket an object is in (a
+// hash of its UID), which member owns a bucket (rendezvous hashing), and
+// what the sharder does next to the bucket table so that a bucket moves
+// from one owner to another without ever having two (the hand-over). It
+// takes the clock and the inputs as values and touches no client.
 package shard
 
 import (
@@ -12,20 +12,9 @@ import (
 	"time"
 )
 
-// Labels the sharder and the owners put on an EventConsumer (and the owner
-// on its Deployment).
-const (
-	// LabelShard names the replica that owns the object. Each replica's
-	// cache selects on it, so a replica holds only its own objects.
-	LabelShard = "sharding.lagscale.dev/shard"
-	// LabelDrain asks the owner to hand the object over: it stops writing
-	// it, then removes both labels (its acknowledgement), and only then
-	// does the sharder give it to the new owner.
-	LabelDrain = "sharding.lagscale.dev/drain"
-	// LabelMember marks a replica's membership Lease; its value is the
-	// operator's group (the leader election ID).
-	LabelMember = "sharding.lagscale.dev/member"
-)
+// LabelMember marks a replica's membership Lease (and the bucket table);
+// its value is the operator's group (the leader election ID).
+const LabelMember = "sharding.lagscale.dev/member"
 
 // Member is what membership needs of one replica's Lease.
 type Member struct {
