@@ -24,8 +24,11 @@ import (
 // a hand-over.
 // +kubebuilder:rbac:groups="",resources=configmaps,verbs=list;watch;create;update,namespace=lagscale-system
 
-// tableName is the name of group's bucket table.
-func tableName(group string) string { return group + "-shards" }
+// ShardTableName is the name of the bucket table of the operator whose
+// leader election ID is group, a ConfigMap in the operator's namespace.
+func ShardTableName(group string) string { return group + "-shards" }
+
+func tableName(group string) string { return ShardTableName(group) }
 
 // newTableCache makes a cache that holds the bucket table only, started on
 // every replica.

@@ -221,20 +221,24 @@ func (s *sharder) plan(ctx context.Context, live []string) error {
 	if err != nil {
 		return err
 	}
+	if cm == nil {
+		// An empty table first (the operator's first start): every change
+		// of owners is then an update conditional on what was read.
+		cm = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: s.o.Namespace, Name: tableName(s.o.Group),
+			Labels: map[string]string{shard.LabelMember: s.o.Group}}}
+		if err := s.client.Create(ctx, cm); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("create the bucket table: %w", err)
+		}
+		return nil
+	}
 	next, changed := shard.Plan(t, live)
 	if !changed {
 		return nil
 	}
-	if cm == nil {
-		cm = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: s.o.Namespace, Name: tableName(s.o.Group),
-			Labels: map[string]string{shard.LabelMember: s.o.Group}}, Data: next.Encode()}
-		err = s.client.Create(ctx, cm)
-	} else {
-		cm = cm.DeepCopy()
-		cm.Data = next.Encode()
-		err = s.client.Update(ctx, cm)
-	}
-	if apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) {
+	cm = cm.DeepCopy()
+	cm.Data = next.Encode()
+	err = s.client.Update(ctx, cm)
+	if apierrors.IsConflict(err) {
 		return nil
 	}
 	if err != nil {

@@ -14,8 +14,12 @@ import (
 	"github.com/lagscale/lagscale/internal/testenv"
 )
 
-// shardNamespace holds the Leases of a sharded bench.
-const shardNamespace = "lagscale-system"
+// shardNamespace holds the Leases and the bucket table of a sharded
+// bench; shardGroup is the managers' leader election ID (their default).
+const (
+	shardNamespace = "lagscale-system"
+	shardGroup     = "lagscale.lagscale.dev"
+)
 
 // managerProc is one manager under measurement, run as its own process so
 // that its RSS is its alone.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -11,19 +12,44 @@ import (
 	"github.com/go-logr/logr"
 	appsv1 "k8s.io/api/apps/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/lagscale/lagscale/api/v1alpha1"
+	"github.com/lagscale/lagscale/controllers"
 	"github.com/lagscale/lagscale/internal/shard"
 	"github.com/lagscale/lagscale/internal/testenv"
 )
 
-// owners maps each consumer ("ns/name") to the replica its shard label
-// names ("" while it has none), and counts each replica's Deployments.
+// table reads the bucket table of the bench's operator.
+func (b *bench) table(ctx context.Context) (shard.Table, error) {
+	cm := &corev1.ConfigMap{}
+	if err := b.c.Get(ctx, client.ObjectKey{Namespace: shardNamespace, Name: controllers.ShardTableName(shardGroup)}, cm); err != nil {
+		return nil, fmt.Errorf("read the bucket table: %w", err)
+	}
+	return shard.Decode(cm.Data)
+}
+
+// ownerOf is the owner in t of the bucket that labels name ("" without
+// one).
+func ownerOf(t shard.Table, labels map[string]string) string {
+	b, err := strconv.Atoi(labels[shard.LabelBucket])
+	if err != nil || b < 0 || b >= len(t) {
+		return ""
+	}
+	return t[b].Owner
+}
+
+// owners maps each consumer ("ns/name") to the replica that owns its
+// bucket ("" while it has none), and counts each replica's Deployments.
 func (b *bench) owners(ctx context.Context) (map[string]string, map[string]int, error) {
+	t, err := b.table(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
 	owner := map[string]string{}
 	deployments := map[string]int{}
 	for _, ns := range []string{"bench", "probes"} {
@@ -32,14 +58,14 @@ func (b *bench) owners(ctx context.Context) (map[string]string, map[string]int, 
 			return nil, nil, err
 		}
 		for _, ec := range list.Items {
-			owner[ns+"/"+ec.Name] = ec.Labels[shard.LabelShard]
+			owner[ns+"/"+ec.Name] = ownerOf(t, ec.Labels)
 		}
 		ds := &appsv1.DeploymentList{}
 		if err := b.c.List(ctx, ds, client.InNamespace(ns)); err != nil {
 			return nil, nil, err
 		}
 		for _, d := range ds.Items {
-			deployments[d.Labels[shard.LabelShard]]++
+			deployments[ownerOf(t, d.Labels)]++
 		}
 	}
 	return owner, deployments, nil
@@ -48,7 +74,8 @@ func (b *bench) owners(ctx context.Context) (map[string]string, map[string]int, 
 // killOne prints each replica's share of the consumers (what its cache
 // holds: its EventConsumers and Deployments are selected by that label),
 // then kills one replica as a crash would and measures how long its
-// consumers take to be relabelled, and to be decided again by their new
+// consumers take to move (their buckets given to the others in the
+// table), and to be decided again by their new
 // owners: until each has a lag series on a survivor's /metrics, which the
 // owner sets when it decides on the consumer's snapshot. The victim is a
 // replica that does not run the sharder, or with sharder the one that
@@ -133,16 +160,16 @@ func (b *bench) killOne(ctx context.Context, sharder bool) error {
 	select {
 	case atRelabel = <-relabelled:
 	case <-wctx.Done():
-		return fmt.Errorf("the %d consumers of killed replica %s were decided on but not all relabelled within 5 minutes", len(moved), victim.name)
+		return fmt.Errorf("the %d consumers of killed replica %s were decided on but their buckets not all given to others within 5 minutes", len(moved), victim.name)
 	}
-	fmt.Printf("killed %s: its %d consumers decided again by the others within %s of the kill; its Lease expired %s after the kill, the consumers were relabelled %s after that (each checked every second)\n",
+	fmt.Printf("killed %s: its %d consumers decided again by the others within %s of the kill; its Lease expired %s after the kill, the consumers' buckets were given to the others %s after that (each checked every second)\n",
 		victim.name, len(moved), decided.Sub(killed).Round(100*time.Millisecond), expiry.Sub(killed).Round(100*time.Millisecond),
 		atRelabel.at.Sub(expiry).Round(100*time.Millisecond))
 	curveMu.Lock()
-	fmt.Printf("  relabelled by time after the kill: %s\n", strings.Join(curve, ", "))
+	fmt.Printf("  moved by time after the kill: %s\n", strings.Join(curve, ", "))
 	curveMu.Unlock()
 	fmt.Printf("  decided again by time after the kill: %s\n", strings.Join(decidedCurve, ", "))
-	fmt.Printf("  kill to relabelled: %s\n", cpuLine(atKill, atRelabel))
+	fmt.Printf("  kill to moved: %s\n", cpuLine(atKill, atRelabel))
 	for m, was := range before {
 		if after, err := scrape(m, b.token); err == nil {
 			fmt.Printf("  %s from the kill to the end: %s\n", m.name, queuesLine(was, after))
@@ -152,7 +179,7 @@ func (b *bench) killOne(ctx context.Context, sharder bool) error {
 		fmt.Printf("  API requests from the kill to the end: %s\n", latencyLine(latKill, latEnd))
 	}
 	if atDecided.at.After(atRelabel.at) {
-		fmt.Printf("  relabelled to decided: %s\n", cpuLine(atRelabel, atDecided))
+		fmt.Printf("  moved to decided: %s\n", cpuLine(atRelabel, atDecided))
 	}
 	return nil
 }
@@ -191,9 +218,14 @@ func ecMetadata() *metav1.PartialObjectMetadata {
 	return m
 }
 
-// labels maps each consumer ("ns/name") to its shard label, from the
-// watch that watchLabels started.
+// labels maps each consumer ("ns/name") to the owner of its bucket: its
+// bucket label from the watch that watchLabels started, and the bucket
+// table read now.
 func (b *bench) labels(ctx context.Context) (map[string]string, error) {
+	t, err := b.table(ctx)
+	if err != nil {
+		return nil, err
+	}
 	list := &metav1.PartialObjectMetadataList{}
 	list.SetGroupVersionKind(v1alpha1.GroupVersion.WithKind("EventConsumerList"))
 	if err := b.shardLabels.List(ctx, list); err != nil {
@@ -201,7 +233,7 @@ func (b *bench) labels(ctx context.Context) (map[string]string, error) {
 	}
 	out := map[string]string{}
 	for _, m := range list.Items {
-		out[m.Namespace+"/"+m.Name] = m.Labels[shard.LabelShard]
+		out[m.Namespace+"/"+m.Name] = ownerOf(t, m.Labels)
 	}
 	return out, nil
 }

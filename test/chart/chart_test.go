@@ -788,7 +788,12 @@ var neededBy = map[string]string{
 	"Role coordination.k8s.io/leases:update":               checkLeaseRenewed,
 	"Role coordination.k8s.io/leases:list+watch":           checkDeployment,
 	"Role coordination.k8s.io/leases:delete":               checkGoneLease,
-	"Role /events:create":                                  checkLeaderEvent,
+	// The bucket table of a sharded operator: without it no bucket has
+	// an owner, and no replica writes any consumer.
+	"Role /configmaps:list+watch": checkDeployment,
+	"Role /configmaps:create":     checkDeployment,
+	"Role /configmaps:update":     checkDeployment,
+	"Role /events:create":         checkLeaderEvent,
 	// spec.scaleTargetRef: replicas through the scale subresource, the
 	// StatefulSets watched in the target cache (a cache that cannot sync
 	// stops the controller), HPAs listed before every write.
@@ -885,7 +890,8 @@ func rulesWithout(all []grant, kind string, skip unit) []rbacv1.PolicyRule {
 // asks for is shown to be needed, against the real API server. The operator
 // runs sharded (--sharding), whose grants are those of the default
 // leader-election mode plus the sharder's: patch on EventConsumers (their
-// shard labels) and list, watch and delete on the membership Leases. The chart's
+// bucket labels), list, watch and delete on the membership Leases, and
+// list, watch, create and update on the bucket table's ConfigMap. The chart's
 // RBAC test runs the default mode under the same grants.
 func TestChartRBACIsMinimal(t *testing.T) {
 	objs := render(t)

@@ -3,6 +3,7 @@ package operator
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/lagscale/lagscale/api/v1alpha1"
+	"github.com/lagscale/lagscale/controllers"
 	"github.com/lagscale/lagscale/internal/operator"
 	"github.com/lagscale/lagscale/internal/shard"
 )
@@ -61,9 +63,20 @@ func TestShardedOperatorScalesOnEveryReplica(t *testing.T) {
 		if err := env.Client.List(ctx, list, client.InNamespace(ns)); err != nil {
 			return err
 		}
+		cm := &corev1.ConfigMap{}
+		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: releaseNS, Name: controllers.ShardTableName("lagscale")}, cm); err != nil {
+			return fmt.Errorf("the bucket table: %w", err)
+		}
+		table, err := shard.Decode(cm.Data)
+		if err != nil {
+			return err
+		}
 		owners := map[string]int{}
 		for _, ec := range list.Items {
-			owner := ec.Labels[shard.LabelShard]
+			owner := "<no bucket>"
+			if b, err := strconv.Atoi(ec.Labels[shard.LabelBucket]); err == nil {
+				owner = table[b].Owner
+			}
 			d := &appsv1.Deployment{}
 			if err := env.Client.Get(ctx, client.ObjectKeyFromObject(&ec), d); err != nil {
 				return fmt.Errorf("%s (owner %q): %w", ec.Name, owner, err)
