@@ -63,19 +63,20 @@ func (o *bucketOwner) owns(bucket string) bool { return bucket != "" && o.owned[
 
 // set makes want the buckets the replica may write and its caches
 // select. Buckets it loses stop being written before set returns; the
-// caches then list again with the new selection, which drops the lost
+// caches' watches then move to the new selection, which drops the lost
 // buckets' objects (their reconciles find them gone) and adds the gained
 // ones'. It reports whether anything changed.
+//
+// Only the table's follower calls set, so it reads owned without the
+// guard; taking the guard for writing when nothing changed would stop
+// every reconcile once a second.
 func (o *bucketOwner) set(want map[string]bool) bool {
-	o.guard.Lock()
-	changed := !maps.Equal(o.owned, want)
-	if changed {
-		o.owned = maps.Clone(want)
-	}
-	o.guard.Unlock()
-	if !changed {
+	if maps.Equal(o.owned, want) {
 		return false
 	}
+	o.guard.Lock()
+	o.owned = maps.Clone(want)
+	o.guard.Unlock()
 	o.mu.Lock()
 	o.selected = maps.Clone(want)
 	o.generation++
