@@ -124,16 +124,11 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	cfg = rest.CopyConfig(cfg)
 	cfg.QPS, cfg.Burst = clientQPS, clientBurst
 	budget := controllers.NewStatusBudget(o.StatusWritesPerSecond)
-	var sh *controllers.Shard
-	if o.Sharding {
-		so, err := shardOptions(o)
-		if err != nil {
-			return err
-		}
-		so.Members = budget.Share
-		if sh, err = controllers.NewShard(*so); err != nil {
-			return fmt.Errorf("set up sharding: %w", err)
-		}
+	sh, err := newShard(o, budget)
+	if err != nil {
+		return err
+	}
+	if sh != nil {
 		// Leader election elects the sharder; the reconcilers run on every
 		// replica, over the consumers of the replica's own buckets.
 		mgrOpts.LeaderElection = true
@@ -243,6 +238,25 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 
 // serviceAccountNamespace is where a pod finds its own namespace.
 const serviceAccountNamespace = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+// newShard is the replica's part of a sharded operator when o asks for
+// sharding (nil otherwise): its share of the status budget follows the
+// number of live replicas.
+func newShard(o Options, budget *controllers.StatusBudget) (*controllers.Shard, error) {
+	if !o.Sharding {
+		return nil, nil
+	}
+	so, err := shardOptions(o)
+	if err != nil {
+		return nil, err
+	}
+	so.Members = budget.Share
+	sh, err := controllers.NewShard(*so)
+	if err != nil {
+		return nil, fmt.Errorf("set up sharding: %w", err)
+	}
+	return sh, nil
+}
 
 // shardOptions are the sharding settings o asks for: the replica's name
 // (the host name unless given) and the namespace of the Leases (the leader

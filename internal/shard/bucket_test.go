@@ -8,7 +8,8 @@ import (
 )
 
 func TestBucketOfIsStableAndSpread(t *testing.T) {
-	if BucketOf("uid-1") != BucketOf("uid-1") {
+	first := BucketOf("uid-1")
+	if BucketOf("uid-1") != first {
 		t.Fatal("a uid's bucket changed between two calls")
 	}
 	counts := map[string]int{}
