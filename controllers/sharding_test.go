@@ -509,14 +509,6 @@ func memberNames(rs []*replica) []string {
 	return out
 }
 
-// TestShardedReplicas runs three sharded replicas in one process against the
-// real API server. The buckets of consumers created while one replica runs
-// are handed to two joining replicas through the table's hand-over and the
-// owner's acknowledgement, never straight from one live owner to another; every consumer is then
-// cached and written by exactly its owner; a crashed replica's consumers
-// move to the others once its Lease expires, and their new owners write
-// them. No status or Deployment write ever comes from a replica that did
-// not own the consumer at that moment.
 // membershipLeases checks that group's membership Leases are exactly those
 // of members.
 func membershipLeases(ctx context.Context, group string, members []string) error {
@@ -539,33 +531,54 @@ func membershipLeases(ctx context.Context, group string, members []string) error
 	return nil
 }
 
+// checkAtEnd fails the test, once every replica has stopped, for each write
+// a replica made of a consumer whose bucket it did not own. Call it before
+// starting the replicas: cleanups run last-in first-out.
+func (l *writeLog) checkAtEnd(t *testing.T) {
+	t.Cleanup(func() {
+		bad, n := l.byNonOwners()
+		for _, w := range bad {
+			t.Errorf("%s wrote the %s of %s while %q owned it", w.replica, w.what, w.consumer, w.owner)
+		}
+		t.Logf("%d status and Deployment writes, %d by a non-owner", n, len(bad))
+	})
+}
+
+// createShardConsumers creates n consumers c00, c01, ... in ns and
+// returns their names.
+func createShardConsumers(t *testing.T, ns string, n int) []string {
+	t.Helper()
+	var names []string
+	for i := range n {
+		name := fmt.Sprintf("c%02d", i)
+		names = append(names, name)
+		createConsumer(t, ns, name, v1alpha1.EventConsumerSpec{
+			Topics: []string{"t"}, ConsumerGroup: name,
+			Kafka:   v1alpha1.KafkaConnection{BootstrapServers: []string{"k:9092"}},
+			Handler: &v1alpha1.HandlerSpec{Image: "handler:1"},
+		})
+	}
+	return names
+}
+
+// TestShardedReplicas runs three sharded replicas in one process against the
+// real API server. The buckets of consumers created while one replica runs
+// are handed to two joining replicas through the table's hand-over and the
+// owner's acknowledgement, never straight from one live owner to another; every consumer is then
+// cached and written by exactly its owner; a crashed replica's consumers
+// move to the others once its Lease expires, and their new owners write
+// them. No status or Deployment write ever comes from a replica that did
+// not own the consumer at that moment.
 func TestShardedReplicas(t *testing.T) {
 	ctx := context.Background()
 	ns := namespace(t)
 	group := "shards-" + ns
 	moves := watchTableMoves(t, group)
 	writes := &writeLog{group: group}
-	// Registered before the replicas, so it runs after they stopped, also
-	// when the test ends early.
-	t.Cleanup(func() {
-		bad, n := writes.byNonOwners()
-		for _, w := range bad {
-			t.Errorf("%s wrote the %s of %s while %q owned it", w.replica, w.what, w.consumer, w.owner)
-		}
-		t.Logf("%d status and Deployment writes, %d by a non-owner", n, len(bad))
-	})
+	writes.checkAtEnd(t)
 
 	a := startReplica(t, group, ns+"-a", writes)
-	var names []string
-	for i := range 24 {
-		n := fmt.Sprintf("c%02d", i)
-		names = append(names, n)
-		createConsumer(t, ns, n, v1alpha1.EventConsumerSpec{
-			Topics: []string{"t"}, ConsumerGroup: n,
-			Kafka:   v1alpha1.KafkaConnection{BootstrapServers: []string{"k:9092"}},
-			Handler: &v1alpha1.HandlerSpec{Image: "handler:1"},
-		})
-	}
+	names := createShardConsumers(t, ns, 24)
 	eventually(t, 3*wait, func() error { return placement(ctx, group, ns, names, memberNames([]*replica{a})) })
 
 	b := startReplica(t, group, ns+"-b", writes)
@@ -618,24 +631,9 @@ func TestHandOverWaitsForWritesInFlight(t *testing.T) {
 	ns := namespace(t)
 	group := "handover-" + ns
 	writes := &writeLog{group: group}
-	t.Cleanup(func() {
-		bad, n := writes.byNonOwners()
-		for _, w := range bad {
-			t.Errorf("%s wrote the %s of %s while %q owned it", w.replica, w.what, w.consumer, w.owner)
-		}
-		t.Logf("%d status and Deployment writes, %d by a non-owner", n, len(bad))
-	})
+	writes.checkAtEnd(t)
 	a := startReplica(t, group, ns+"-a", writes)
-	var names []string
-	for i := range 12 {
-		n := fmt.Sprintf("c%02d", i)
-		names = append(names, n)
-		createConsumer(t, ns, n, v1alpha1.EventConsumerSpec{
-			Topics: []string{"t"}, ConsumerGroup: n,
-			Kafka:   v1alpha1.KafkaConnection{BootstrapServers: []string{"k:9092"}},
-			Handler: &v1alpha1.HandlerSpec{Image: "handler:1"},
-		})
-	}
+	names := createShardConsumers(t, ns, 12)
 	eventually(t, 3*wait, func() error { return placement(ctx, group, ns, names, memberNames([]*replica{a})) })
 
 	release := writes.hold(a.name)
