@@ -28,15 +28,13 @@ import (
 // leader election ID is group, a ConfigMap in the operator's namespace.
 func ShardTableName(group string) string { return group + "-shards" }
 
-func tableName(group string) string { return ShardTableName(group) }
-
 // newTableCache makes a cache that holds the bucket table only, started on
 // every replica.
 func newTableCache(mgr ctrl.Manager, o ShardOptions) (cache.Cache, error) {
 	c, err := cache.New(mgr.GetConfig(), cache.Options{
 		Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper(),
 		ByObject: map[client.Object]cache.ByObject{&corev1.ConfigMap{}: {
-			Namespaces: map[string]cache.Config{o.Namespace: {FieldSelector: fields.OneTermEqualSelector("metadata.name", tableName(o.Group))}},
+			Namespaces: map[string]cache.Config{o.Namespace: {FieldSelector: fields.OneTermEqualSelector("metadata.name", ShardTableName(o.Group))}},
 		}},
 		DefaultTransform: stripForCache,
 	})
@@ -55,7 +53,7 @@ func newTableCache(mgr ctrl.Manager, o ShardOptions) (cache.Cache, error) {
 // there is none yet: no bucket has an owner).
 func readTable(ctx context.Context, c client.Reader, o ShardOptions) (shard.Table, *corev1.ConfigMap, error) {
 	cm := &corev1.ConfigMap{}
-	err := c.Get(ctx, client.ObjectKey{Namespace: o.Namespace, Name: tableName(o.Group)}, cm)
+	err := c.Get(ctx, client.ObjectKey{Namespace: o.Namespace, Name: ShardTableName(o.Group)}, cm)
 	if apierrors.IsNotFound(err) {
 		return shard.NewTable(), nil, nil
 	}
@@ -112,50 +110,56 @@ func (f *tableFollower) Start(ctx context.Context) error {
 		return nil
 	}
 	poke()
-	retry := time.NewTimer(tableRetry)
-	defer retry.Stop()
+	// Armed only while something failed or an acknowledgement lost its
+	// race: otherwise a change of the table is what brings the next look.
+	var retry <-chan time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-kick:
-		case <-retry.C:
+		case <-retry:
 		}
-		if err := f.follow(ctx); err != nil {
+		again, err := f.follow(ctx)
+		if err != nil {
 			log.Error(err, "Following the bucket table failed; retrying")
 		}
-		retry.Reset(tableRetry)
+		retry = nil
+		if again || err != nil {
+			retry = time.After(tableRetry)
+		}
 	}
 }
 
 // follow makes the replica's buckets those the table gives it, and
-// acknowledges the hand-overs it is asked for.
-func (f *tableFollower) follow(ctx context.Context) error {
+// acknowledges the hand-overs it is asked for. It reports whether an
+// acknowledgement is still to be made.
+func (f *tableFollower) follow(ctx context.Context) (again bool, err error) {
 	t, cm, err := readTable(ctx, f.cache, f.o)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if f.owner.set(t.Owned(f.o.Identity)) {
 		ctrl.LoggerFrom(ctx).WithName("shard-table").Info("Buckets changed", "owned", f.owner.ownedCount())
 	}
 	draining := t.Draining(f.o.Identity)
 	if len(draining) == 0 || cm == nil {
-		return nil
+		return false, nil
 	}
 	// set has taken the draining buckets out of those written: no write of
 	// theirs follows. The update is conditional on the version read; one
-	// that lost a race is retried on the next change.
+	// that lost a race is made again.
 	next, _ := t.Ack(f.o.Identity, draining)
 	cm = cm.DeepCopy()
 	cm.Data = next.Encode()
 	if err := f.client.Update(ctx, cm); err != nil {
 		if apierrors.IsConflict(err) {
-			return nil
+			return true, nil
 		}
-		return fmt.Errorf("acknowledge the hand-over of %d buckets: %w", len(draining), err)
+		return true, fmt.Errorf("acknowledge the hand-over of %d buckets: %w", len(draining), err)
 	}
 	ctrl.LoggerFrom(ctx).WithName("shard-table").Info("Handed over", "buckets", len(draining))
-	return nil
+	return false, nil
 }
 
 // everyReplica runs start on every replica, elected or not.

@@ -224,7 +224,7 @@ func (s *sharder) plan(ctx context.Context, live []string) error {
 	if cm == nil {
 		// An empty table first (the operator's first start): every change
 		// of owners is then an update conditional on what was read.
-		cm = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: s.o.Namespace, Name: tableName(s.o.Group),
+		cm = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: s.o.Namespace, Name: ShardTableName(s.o.Group),
 			Labels: map[string]string{shard.LabelMember: s.o.Group}}}
 		if err := s.client.Create(ctx, cm); err != nil && !apierrors.IsAlreadyExists(err) {
 			return fmt.Errorf("create the bucket table: %w", err)
@@ -244,18 +244,8 @@ func (s *sharder) plan(ctx context.Context, live []string) error {
 	if err != nil {
 		return fmt.Errorf("write the bucket table: %w", err)
 	}
-	ctrl.LoggerFrom(ctx).WithName("sharder").Info("Assigned buckets", "members", live, "shares", next.Shares(), "handingOver", countDraining(next))
+	ctrl.LoggerFrom(ctx).WithName("sharder").Info("Assigned buckets", "members", live, "shares", next.Shares(), "handingOver", next.HandingOver())
 	return nil
-}
-
-func countDraining(t shard.Table) int {
-	n := 0
-	for _, e := range t {
-		if e.DrainTo != "" {
-			n++
-		}
-	}
-	return n
 }
 
 // Reconcile labels one EventConsumer with its bucket, once in its life.

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"sort"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -102,17 +101,13 @@ func ownerOf(ctx context.Context, group string, key types.NamespacedName) string
 	if err != nil {
 		return "<unreadable table>"
 	}
-	b, err := strconv.Atoi(ec.Labels[shard.LabelBucket])
-	if err != nil {
-		return "<no bucket>"
-	}
-	return t[b].Owner
+	return t.OwnerOf(ec.Labels)
 }
 
 // apiTable is group's bucket table on the API server.
 func apiTable(ctx context.Context, group string) (shard.Table, error) {
 	cm := &corev1.ConfigMap{}
-	if err := env.Client.Get(ctx, types.NamespacedName{Namespace: testenv.OperatorNamespace, Name: tableName(group)}, cm); err != nil {
+	if err := env.Client.Get(ctx, types.NamespacedName{Namespace: testenv.OperatorNamespace, Name: ShardTableName(group)}, cm); err != nil {
 		return nil, err
 	}
 	return shard.Decode(cm.Data)
@@ -363,7 +358,7 @@ func watchTableMoves(t *testing.T, group string) *tableMoves {
 		t.Fatal(err)
 	}
 	w, err := wc.Watch(context.Background(), &corev1.ConfigMapList{}, client.InNamespace(testenv.OperatorNamespace),
-		client.MatchingFields{"metadata.name": tableName(group)})
+		client.MatchingFields{"metadata.name": ShardTableName(group)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -33,16 +32,6 @@ func (b *bench) table(ctx context.Context) (shard.Table, error) {
 	return shard.Decode(cm.Data)
 }
 
-// ownerOf is the owner in t of the bucket that labels name ("" without
-// one).
-func ownerOf(t shard.Table, labels map[string]string) string {
-	b, err := strconv.Atoi(labels[shard.LabelBucket])
-	if err != nil || b < 0 || b >= len(t) {
-		return ""
-	}
-	return t[b].Owner
-}
-
 // owners maps each consumer ("ns/name") to the replica that owns its
 // bucket ("" while it has none), and counts each replica's Deployments.
 func (b *bench) owners(ctx context.Context) (map[string]string, map[string]int, error) {
@@ -58,14 +47,14 @@ func (b *bench) owners(ctx context.Context) (map[string]string, map[string]int, 
 			return nil, nil, err
 		}
 		for _, ec := range list.Items {
-			owner[ns+"/"+ec.Name] = ownerOf(t, ec.Labels)
+			owner[ns+"/"+ec.Name] = t.OwnerOf(ec.Labels)
 		}
 		ds := &appsv1.DeploymentList{}
 		if err := b.c.List(ctx, ds, client.InNamespace(ns)); err != nil {
 			return nil, nil, err
 		}
 		for _, d := range ds.Items {
-			deployments[ownerOf(t, d.Labels)]++
+			deployments[t.OwnerOf(d.Labels)]++
 		}
 	}
 	return owner, deployments, nil
@@ -233,7 +222,7 @@ func (b *bench) labels(ctx context.Context) (map[string]string, error) {
 	}
 	out := map[string]string{}
 	for _, m := range list.Items {
-		out[m.Namespace+"/"+m.Name] = ownerOf(t, m.Labels)
+		out[m.Namespace+"/"+m.Name] = t.OwnerOf(m.Labels)
 	}
 	return out, nil
 }

@@ -106,6 +106,27 @@ func (t Table) Ack(member string, buckets map[string]bool) (Table, bool) {
 	return next, changed
 }
 
+// OwnerOf is the owner of the bucket an object's labels name: "" when
+// the bucket has none, or the labels name no bucket.
+func (t Table) OwnerOf(labels map[string]string) string {
+	b, err := strconv.Atoi(labels[LabelBucket])
+	if err != nil || b < 0 || b >= len(t) {
+		return ""
+	}
+	return t[b].Owner
+}
+
+// HandingOver counts the buckets whose hand-over waits for their owner.
+func (t Table) HandingOver() int {
+	n := 0
+	for _, e := range t {
+		if e.DrainTo != "" {
+			n++
+		}
+	}
+	return n
+}
+
 // Shares counts the buckets each owner holds, draining or not.
 func (t Table) Shares() map[string]int {
 	out := map[string]int{}

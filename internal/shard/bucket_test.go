@@ -134,6 +134,14 @@ func TestTableEncodeDecode(t *testing.T) {
 	if want := map[string]string{"0": "a", "7": "a>b", "1023": "c"}; !maps.Equal(data, want) {
 		t.Fatalf("encoded %v, want %v", data, want)
 	}
+	for labels, want := range map[string]string{"0": "a", "7": "a", "1023": "c", "5": "", "x": "", "": "", "2000": ""} {
+		if got := tab.OwnerOf(map[string]string{LabelBucket: labels}); got != want {
+			t.Errorf("OwnerOf(bucket %q) = %q, want %q", labels, got, want)
+		}
+	}
+	if got := tab.HandingOver(); got != 1 {
+		t.Errorf("HandingOver() = %d, want 1", got)
+	}
 	back, err := Decode(data)
 	if err != nil || !equal(back, tab) {
 		t.Fatalf("decoded %v, %v", back, err)

@@ -3,7 +3,6 @@ package operator
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"testing"
 	"time"
 
@@ -73,10 +72,7 @@ func TestShardedOperatorScalesOnEveryReplica(t *testing.T) {
 		}
 		owners := map[string]int{}
 		for _, ec := range list.Items {
-			owner := "<no bucket>"
-			if b, err := strconv.Atoi(ec.Labels[shard.LabelBucket]); err == nil {
-				owner = table[b].Owner
-			}
+			owner := table.OwnerOf(ec.Labels)
 			d := &appsv1.Deployment{}
 			if err := env.Client.Get(ctx, client.ObjectKeyFromObject(&ec), d); err != nil {
 				return fmt.Errorf("%s (owner %q): %w", ec.Name, owner, err)
