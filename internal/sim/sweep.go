@@ -11,13 +11,16 @@ import (
 
 // Goal bounds of the sweep: on every run lagscale should meet the SLO,
 // spend at most costGoal x keda-best's replica-seconds and make at most
-// eventsGoal x keda-hpa's scale events, and no SLO-meeting KEDA
+// eventsGoal x keda-hpa's scale events or eventsFloor, whichever is more
+// (a run that needs a scale-up and its scale-down back meets it however
+// few keda-hpa makes), and no SLO-meeting KEDA
 // configuration should dominate it. Where no KEDA configuration meets the
 // SLO, the cost and dominance goals have nothing to compare with; the run's
 // goal is then fallbackAttainment and at least the grid's best attainment.
 const (
 	costGoal           = 1.25
 	eventsGoal         = 0.5
+	eventsFloor        = 2
 	fallbackAttainment = 0.95
 )
 
@@ -83,7 +86,7 @@ type Goals struct {
 	// Cost: replica-seconds <= 1.25 x keda-best's; it holds when no KEDA
 	// configuration meets the SLO.
 	Cost bool `json:"cost"`
-	// Events: scale events <= 0.5 x keda-hpa's.
+	// Events: scale events <= 0.5 x keda-hpa's, or <= 2 when that is more.
 	Events bool `json:"events"`
 	// Fallback is set only when no KEDA configuration meets the SLO: then
 	// it replaces Attainment, NotDominated and Cost, and holds when
@@ -209,7 +212,7 @@ func summarize(r Result) SweepRun {
 		}
 	}
 	s.Goals.Cost = s.KEDABest == nil || float64(l.ReplicaSeconds) <= costGoal*float64(s.KEDABest.ReplicaSeconds)
-	s.Goals.Events = float64(l.ScaleEvents) <= eventsGoal*float64(s.KEDA.ScaleEvents)
+	s.Goals.Events = float64(l.ScaleEvents) <= max(eventsFloor, eventsGoal*float64(s.KEDA.ScaleEvents))
 	if s.KEDABest == nil {
 		fb := l.SLOAttainment >= fallbackAttainment && l.SLOAttainment >= r.KEDABestAttainment
 		s.Goals.Fallback = &fb

@@ -19,6 +19,10 @@ func TestSweepGoals(t *testing.T) {
 	}
 	best := pt(1000, 30)
 	front := []KEDAPoint{best, pt(1100, 12)}
+	fewHPA := func(r Result, ev int) Result {
+		r.Metrics[PolicyKEDA].ScaleEvents = ev
+		return r
+	}
 	tests := []struct {
 		name string
 		r    Result
@@ -29,6 +33,9 @@ func TestSweepGoals(t *testing.T) {
 		{"dominated", result(1, 1200, 12, &best, front), Goals{Attainment: true, DominatedBy: &front[1], Cost: true}},
 		{"equal is not dominated", result(1, 1100, 12, &best, front), Goals{Attainment: true, NotDominated: true, Cost: true}},
 		{"cost above 1.25 x keda-best", result(1, 1251, 10, &best, front), Goals{Attainment: true, NotDominated: true, Events: true}},
+		{"events above half keda-hpa's", result(1, 1200, 11, &best, front), Goals{Attainment: true, NotDominated: true, Cost: true}},
+		{"two events where keda-hpa makes none", fewHPA(result(1, 1200, 2, &best, front), 0), Goals{Attainment: true, NotDominated: true, Cost: true, Events: true}},
+		{"three events where keda-hpa makes four", fewHPA(result(1, 1200, 3, &best, front), 4), Goals{Attainment: true, NotDominated: true, Cost: true}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
