@@ -38,10 +38,11 @@ func planStart(in Input, st State, cur, hi int32, obs Observation) start {
 // plan is the fourth stage, a model-predictive decision: for each replica
 // count it predicts the time lag over the next few minutes from the
 // forecast inflow, the learned capacity, scale-up delay and rebalance
-// pause, with the hottest partitions packed ceil(P/r) to a consumer, and it
+// pause, with ceil(P/r) partitions to the busiest consumer, and it
 // recommends the cheapest count whose time lag stays under the target,
-// each change priced at what its rebalance costs. Where no count keeps
-// it under, the count that misses it least, and the fewest of those.
+// each change priced at what its rebalance costs; a scale-up that does
+// as well one poll later waits for that poll. Where no count keeps it
+// under, the count that misses it least, and the fewest of those.
 func plan(spec Spec, m Model, f inflowForecast, o Observation, s start, low func(int32) time.Duration) recommendation {
 	target := spec.MaxLagSeconds
 	measured := fmt.Sprintf("time lag %s %s %s target; inflow %s/s%s", secs(o.TimeLagSeconds), relation(o.TimeLagSeconds, target), secs(target), num(f.total), f.describe())
@@ -85,19 +86,17 @@ type groupModel struct {
 	react float64
 	// horizon is how far ahead a plan is predicted and paid for.
 	horizon float64
-	// parts are the partitions, hottest first (lag plus the inflow over
-	// the window), with prefix sums.
+	// lags, rates and ages are the partitions' backlog, inflow and time
+	// lag, hottest first (lag plus the inflow over the window).
 	lags, rates, ages []float64
-	prefixLag         []float64
-	prefixRate        []float64
-	prefixAge         []float64
 	share             bool
 	// hi is the most replicas the bounds allow.
 	hi int32
-	// lowSince is false when the ablation turns its mechanism off.
-	lowSince bool
-	f        inflowForecast
-	dt       float64
+	// lowSince and wait are false when the ablation turns their
+	// mechanisms off.
+	lowSince, wait bool
+	f              inflowForecast
+	dt             float64
 }
 
 // candidate is one replica count's predicted run.
@@ -110,6 +109,8 @@ type candidate struct {
 	peak float64
 	// backlog is the busiest consumer's backlog at the horizon, records.
 	backlog float64
+	// waits is the count a scale-up waits one poll for, 0 when none does.
+	waits int32
 }
 
 func newGroupModel(spec Spec, m Model, f inflowForecast, o Observation) *groupModel {
@@ -132,6 +133,10 @@ func newGroupModel(spec Spec, m Model, f inflowForecast, o Observation) *groupMo
 		g.pause = 0
 	}
 	g.lowSince = spec.Without&MechLowSince == 0
+	// A scale-up waits a poll only on a measured scale-up delay: an
+	// assumed one may be far shorter, and the poll it waits for then
+	// comes too late.
+	g.wait = spec.Without&MechWait == 0 && m.ScaleUpDelay > 0
 	g.allow = planAllowance * target
 	g.react = poll + g.delay + g.pause
 	g.horizon = min(max(g.react+target, minHorizon.Seconds()), maxHorizon.Seconds())
@@ -160,16 +165,10 @@ func newGroupModel(spec Spec, m Model, f inflowForecast, o Observation) *groupMo
 	slices.SortFunc(parts, func(a, b part) int {
 		return cmp.Compare(b.lag+b.rate*g.horizon, a.lag+a.rate*g.horizon)
 	})
-	g.prefixLag = make([]float64, len(parts)+1)
-	g.prefixRate = make([]float64, len(parts)+1)
-	g.prefixAge = make([]float64, len(parts)+1)
-	for i, p := range parts {
+	for _, p := range parts {
 		g.lags = append(g.lags, p.lag)
 		g.rates = append(g.rates, p.rate)
 		g.ages = append(g.ages, p.age)
-		g.prefixLag[i+1] = g.prefixLag[i] + p.lag
-		g.prefixRate[i+1] = g.prefixRate[i] + p.rate
-		g.prefixAge[i+1] = max(g.prefixAge[i], p.age)
 	}
 	return g
 }
@@ -177,28 +176,49 @@ func newGroupModel(spec Spec, m Model, f inflowForecast, o Observation) *groupMo
 // partitions is the partition count the model packs.
 func (g *groupModel) partitions() int { return len(g.lags) }
 
-// owned is how many partitions the busiest of n members owns, and the
-// capacity that owns them: ceil(P/n) partitions for one replica, or in a
-// share group every partition for all n.
-func (g *groupModel) owned(n int) (int, float64) {
+// owned is the partitions the busiest of n members owns, as indexes into
+// the hottest-first list, and the capacity that owns them. An assignor
+// balances partition counts, not load, so that member owns ceil(P/n)
+// partitions; which ones is not known. The plan takes the hottest of each
+// run of P/k partitions (hottest first): the hottest partition, and at
+// each rank below it the hotter end, as the busiest of n members drawing
+// their partitions evenly would have. In a share group every member works
+// on every partition, so the busiest is all n on all of them.
+func (g *groupModel) owned(n int) ([]int, float64) {
 	P := g.partitions()
-	if n <= 0 {
-		return P, 0
+	if n <= 0 || g.share {
+		all := make([]int, P)
+		for i := range all {
+			all[i] = i
+		}
+		return all, float64(max(n, 0)) * g.capacity
 	}
-	if g.share {
-		return P, float64(n) * g.capacity
+	k := (P + n - 1) / n
+	out := make([]int, k)
+	for j := range out {
+		out[j] = j * P / k
 	}
-	return (P + n - 1) / n, g.capacity
+	return out, g.capacity
 }
 
 // simulate predicts the time lag of the busiest consumer when the group
 // runs from members now, changes to n members at joinAt seconds (a
 // rebalance pause follows), and keeps n to the end of the window. A
-// change down starts its pause at once.
+// change down starts its pause at once. The busiest consumer shares its
+// capacity among its partitions as a consumer fetching from all of them
+// does: evenly, a partition with less backlog than its share leaving the
+// rest to the others. So a hot partition behind a saturated consumer ages
+// faster than the consumer's backlog as a whole.
 func (g *groupModel) simulate(from, n int, joinAt float64, change bool) candidate {
 	c := candidate{n: int32(n)}
-	k, capacity := g.owned(from)
-	backlog, age := g.prefixLag[k], g.prefixAge[k]
+	set, capacity := g.owned(from)
+	P := g.partitions()
+	backlog := slices.Clone(g.lags)
+	age := slices.Clone(g.ages)
+	in := make([]float64, len(set))
+	lags := make([]float64, len(set))
+	served := make([]float64, len(set))
+	order := make([]int, 0, P)
 	pauseFrom, pauseTo := math.Inf(1), math.Inf(1)
 	if change {
 		pauseFrom, pauseTo = joinAt, joinAt+g.pause
@@ -206,41 +226,69 @@ func (g *groupModel) simulate(from, n int, joinAt float64, change bool) candidat
 	switched := false
 	for t := 0.0; t < g.horizon; t += g.dt {
 		if !switched && change && t >= joinAt {
-			// The new members own their share: the busiest one's backlog
-			// is its partitions' lag now, grown by their inflow and less
-			// what the old owners consumed of it, in proportion.
-			k2, c2 := g.owned(n)
-			if g.prefixLag[k] > 0 {
-				backlog *= g.prefixLag[k2] / g.prefixLag[k]
-			} else {
-				backlog = 0
-			}
-			k, capacity, switched = k2, c2, true
+			// The busiest of the new members owns its share; each
+			// partition keeps its backlog, which the other members held
+			// steady meanwhile.
+			set, capacity = g.owned(n)
+			in, lags, served = make([]float64, len(set)), make([]float64, len(set)), make([]float64, len(set))
+			switched = true
 		}
 		ft := g.forecastTime(t)
-		inflow := g.prefixRate[k] * g.f.scale(ft)
-		if g.f.total <= 0 {
-			inflow = g.f.at(ft) * float64(k) / float64(g.partitions())
+		scale := g.f.scale(ft)
+		for j, i := range set {
+			in[j] = g.rates[i] * scale
+			if g.f.total <= 0 {
+				in[j] = g.f.at(ft) / float64(P)
+			}
+			lags[j] = backlog[i]
 		}
 		mu := capacity
 		if t >= pauseFrom && t < pauseTo {
 			mu = 0
 		}
-		next := max(0, backlog+(inflow-mu)*g.dt)
-		switch {
-		case next <= 0:
-			age = 0
-		case backlog <= 0:
-			age = g.dt * max(0, 1-mu/math.Max(inflow, 1e-9))
-		default:
-			age = max(0, age+g.dt*(1-mu*age/backlog))
+		g.fill(lags, in, served, order, mu*g.dt)
+		c.backlog = 0
+		oldest := 0.0
+		for j, i := range set {
+			next := max(0, lags[j]+in[j]*g.dt-served[j])
+			rate := served[j] / g.dt
+			switch {
+			case next <= 0:
+				age[i] = 0
+			case lags[j] <= 0:
+				age[i] = g.dt * max(0, 1-rate/math.Max(in[j], 1e-9))
+			default:
+				age[i] = max(0, age[i]+g.dt*(1-rate*age[i]/lags[j]))
+			}
+			backlog[i] = next
+			c.backlog += next
+			oldest = max(oldest, age[i])
 		}
-		backlog = next
-		c.peak = max(c.peak, age)
-		c.over += max(0, age-g.allow) * g.dt
+		c.peak = max(c.peak, oldest)
+		c.over += max(0, oldest-g.allow) * g.dt
 	}
-	c.backlog = backlog
 	return c
+}
+
+// fill shares budget records among partitions with backlog plus inflow
+// over the step, evenly, by water filling: a partition with less than
+// its share empties and leaves the rest to the others.
+func (g *groupModel) fill(backlog, in, served []float64, order []int, budget float64) {
+	order = order[:0]
+	for i := range backlog {
+		served[i] = 0
+		if backlog[i]+in[i]*g.dt > 0 {
+			order = append(order, i)
+		}
+	}
+	avail := func(i int) float64 { return backlog[i] + in[i]*g.dt }
+	slices.SortFunc(order, func(a, b int) int { return cmp.Compare(avail(a), avail(b)) })
+	for j, i := range order {
+		share := budget / float64(len(order)-j)
+		take := min(avail(i), share)
+		served[i] = take
+		budget -= take
+	}
 }
 
 // changePrice is what a change from cur to n replicas costs, in
@@ -322,6 +370,13 @@ func (g *groupModel) choose(s start, low func(int32) time.Duration) (c candidate
 		if pick.n == 0 {
 			return keep, cur, false
 		}
+		if most.over == 0 && cur > 0 && g.waitPays(s, pick.n) {
+			// The same scale-up made at the next poll keeps the target
+			// too: waiting costs nothing the plan can see, and a load
+			// that has eased by then needs no change at all.
+			keep.waits = pick.n
+			return keep, pick.n, false
+		}
 		ahead = g.f.recurring != nil && good(g.withoutRecurrence().simulate(s.members, int(cur), s.joinIn.Seconds(), s.joinIn > 0))
 		return pick, pick.n, ahead
 	}
@@ -361,6 +416,21 @@ func (g *groupModel) choose(s start, low func(int32) time.Duration) (c candidate
 	return best, fewest.n, false
 }
 
+// waitPays reports whether a scale-up to n made at the next poll keeps the
+// time lag under the target: the plan that waits is one poll's worth of
+// replicas cheaper, and the decision at that poll sees whether the load
+// has eased. The trend is followed one poll further, as that decision
+// would see it.
+func (g *groupModel) waitPays(s start, n int32) bool {
+	if !g.wait {
+		return false
+	}
+	poll := g.f.poll.Seconds()
+	h := *g
+	h.react += poll
+	return h.simulate(s.members, int(n), g.delay+poll, true).over == 0
+}
+
 // smallest is the smallest of the increasing counts whose prediction is
 // good, found by bisection (more replicas never predict a higher time lag
 // or backlog); n is 0 when none is.
@@ -390,7 +460,7 @@ func (g *groupModel) most(cur int32) int32 {
 	for t := 0.0; t < g.horizon; t += g.dt {
 		peak = max(peak, g.f.at(g.forecastTime(t)))
 	}
-	need := (peak + g.prefixLag[g.partitions()]/math.Max(g.allow, 1)) / g.capacity
+	need := (peak + sum(g.lags)/math.Max(g.allow, 1)) / g.capacity
 	return min(max(cur, replicaCount(math.Ceil(2*need)), 1), g.hi)
 }
 
@@ -421,6 +491,9 @@ func (g *groupModel) describe(m Model, prior float64, c candidate) string {
 		known = "at least, as consumed so far"
 	}
 	s := fmt.Sprintf("capacity %s/s per replica (%s), scale-up delay %s, rebalance %s", num(m.Capacity), known, secs(g.delay), secs(g.pause))
+	if c.waits > 0 {
+		return fmt.Sprintf("%s; %s keep the time lag under %s over the next %s if added at the next poll, waiting for it", s, replicas(c.waits), secs(g.allow), secs(g.horizon))
+	}
 	if c.over > 0 {
 		return fmt.Sprintf("%s; no count keeps the time lag under %s over the next %s, the cheapest that miss least", s, secs(g.allow), secs(g.horizon))
 	}

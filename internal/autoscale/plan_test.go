@@ -7,7 +7,9 @@ import (
 )
 
 func TestPlan(t *testing.T) {
-	spec := withDefaults(Spec{MinReplicas: 1, MaxLagSeconds: 30, ThroughputPerReplica: 100})
+	// The counts themselves, made at once: TestPlanWaitsForTheNextPoll
+	// tests the wait.
+	spec := withDefaults(Spec{MinReplicas: 1, MaxLagSeconds: 30, ThroughputPerReplica: 100, Without: MechWait})
 	measured := Model{Capacity: 100, Saturated: true, ScaleUpDelay: 30 * time.Second, RebalancePause: 5 * time.Second}
 	steady := func(inflow float64, members int) (Observation, inflowForecast) {
 		o := uniform(600, 12, 0, 0, inflow, inflow, members)
@@ -69,22 +71,69 @@ func TestPlanPricesAChangeByItsRebalance(t *testing.T) {
 }
 
 // TestPlanPacksTheHottestPartitions: a consumer owns ceil(P/r)
-// partitions, so the count is set by the hottest ones, not the total.
+// partitions, not a share of the load, so the count is set by what the
+// busiest member may own, not by the total.
 func TestPlanPacksTheHottestPartitions(t *testing.T) {
 	spec := withDefaults(Spec{MinReplicas: 1, MaxLagSeconds: 30})
-	o := uniform(600, 12, 0, 0, 170, 170, 2)
+	o := uniform(600, 12, 0, 0, 160, 160, 2)
 	for i := range o.Partitions {
 		o.Partitions[i].ProductionRate, o.Partitions[i].ConsumptionRate = 10, 10
 	}
-	o.Partitions[0].ProductionRate, o.Partitions[0].ConsumptionRate = 60, 60
+	o.Partitions[0].ProductionRate, o.Partitions[0].ConsumptionRate = 50, 50
 	f := forecast(spec, State{}, []Observation{o}, at(600))
 	m := Model{Capacity: 100, Saturated: true, ScaleUpDelay: 30 * time.Second, RebalancePause: 5 * time.Second}
-	r := plan(spec, m, f, o, start{cur: 1, members: 1, hi: 12}, func(int32) time.Duration { return 0 })
-	// The total, 170/s, fits 2 replicas; the hottest 6 partitions (60 +
-	// 5 x 10 = 110/s) do not fit one at 90/s, so 3 (4 each: 90/s) are
-	// the fewest.
-	if r.raw != 3 {
-		t.Errorf("plan = %d (%s), want 3", r.raw, r.why)
+	// The total, 160/s, fits 2 replicas at 90/s each; but of 2 members
+	// the busiest owns 6 partitions, the hot one among them (50 + 5 x 10
+	// = 100/s), and falls behind. Of 3 it owns 4 (80/s).
+	for _, tc := range []struct {
+		without Mechanisms
+		want    int32
+	}{{MechWait, 3}, {MechWait | MechPacking, 2}} {
+		sp := spec
+		sp.Without = tc.without
+		r := plan(sp, m, f, o, start{cur: 2, members: 2, hi: 12}, func(int32) time.Duration { return 0 })
+		if r.raw != tc.want {
+			t.Errorf("without %b: plan = %d (%s), want %d", tc.without, r.raw, r.why, tc.want)
+		}
+	}
+}
+
+// TestPlanWaitsForTheNextPoll: a scale-up that keeps the target as well
+// when made at the next poll waits for it, once the scale-up delay is
+// measured; one that would then come too late is made now.
+func TestPlanWaitsForTheNextPoll(t *testing.T) {
+	measured := Model{Capacity: 100, Saturated: true, ScaleUpDelay: 30 * time.Second, RebalancePause: 5 * time.Second}
+	unmeasured := measured
+	unmeasured.ScaleUpDelay = 0
+	for _, tc := range []struct {
+		name    string
+		target  float64
+		m       Model
+		without Mechanisms
+		want    int32
+		reason  string
+	}{
+		// 300/s against 180/s: 2 replicas break a 120 s target within the
+		// horizon, 3 added now or at the next poll keep it.
+		{"a long target waits", 120, measured, 0, 2, "3 replicas keep the time lag under 96s over the next 300s if added at the next poll"},
+		{"the wait turned off", 120, measured, MechWait, 3, "-> 3 replicas"},
+		{"an assumed delay does not wait", 120, unmeasured, 0, 3, "-> 3 replicas"},
+		// One more poll of that backlog breaks a 22 s target.
+		{"a short target scales now", 22, measured, 0, 4, "-> 4 replicas"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			spec := withDefaults(Spec{MinReplicas: 1, MaxLagSeconds: tc.target, ThroughputPerReplica: 100, Without: tc.without})
+			o := uniform(600, 12, 0, 0, 300, 300, 2)
+			o.TimeLagSeconds = 5
+			for i := range o.Partitions {
+				o.Partitions[i].TimeLagSeconds = 5
+			}
+			f := forecast(spec, State{}, []Observation{o}, at(600))
+			r := plan(spec, tc.m, f, o, start{cur: 2, members: 2, hi: 12}, func(int32) time.Duration { return 0 })
+			if r.raw != tc.want || !strings.Contains(r.why, tc.reason) {
+				t.Errorf("plan = %d (%s), want %d containing %q", r.raw, r.why, tc.want, tc.reason)
+			}
+		})
 	}
 }
 
@@ -117,5 +166,28 @@ func TestPlanDrainsABacklogNoCountCanKeepUnder(t *testing.T) {
 	d := Decide(Input{Spec: spec, History: []Observation{o}, CurrentReplicas: 1, Now: at(600)})
 	if d.Replicas != 4 || !strings.Contains(d.Reason, "miss least") {
 		t.Fatalf("got %d replicas (%s), want 4: the soonest drain", d.Replicas, d.Reason)
+	}
+}
+
+// TestSimulateSharesAConsumerAmongItsPartitions: a saturated consumer
+// fetches evenly from its partitions, so the hot one gets a share, not
+// what the cold ones leave over as one queue would: its oldest record ages
+// much faster than the consumer's backlog as a whole.
+func TestSimulateSharesAConsumerAmongItsPartitions(t *testing.T) {
+	spec := withDefaults(Spec{MinReplicas: 1, MaxLagSeconds: 1000})
+	o := uniform(600, 11, 0, 0, 110, 110, 1)
+	for i := range o.Partitions {
+		o.Partitions[i].ProductionRate, o.Partitions[i].ConsumptionRate = 6, 6
+	}
+	o.Partitions[0].ProductionRate, o.Partitions[0].ConsumptionRate = 50, 50
+	f := forecast(spec, State{}, []Observation{o}, at(600))
+	g := newGroupModel(spec, Model{Capacity: 90, RebalancePause: time.Second}, f, o)
+	c := g.simulate(1, 1, 0, false)
+	// 90/s among 11 partitions: the 10 cold ones take their 6/s, the hot
+	// one gets 30/s of its 50/s and ages at 0.4 s per second. As one
+	// queue of 110/s drained at 90/s, the oldest record would age at
+	// 0.18 s per second.
+	if want := 0.35 * g.horizon; c.peak < want {
+		t.Errorf("peak time lag %.0fs over %.0fs, want at least %.0fs: the hot partition's share", c.peak, g.horizon, want)
 	}
 }

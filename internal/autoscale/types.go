@@ -122,12 +122,17 @@ const (
 	// to pay for two changes; without it a scale-down pays over the
 	// horizon.
 	MechLowSince
+	// MechWait is the wait for the next poll when a scale-up made then
+	// keeps the target as well; without it every scale-up is made at
+	// once.
+	MechWait
 )
 
 // MechanismNames are the names the simulator's --without flag takes.
 var MechanismNames = map[string]Mechanisms{
 	"trend": MechTrend, "growth": MechGrowth, "recurrence": MechRecurrence,
 	"packing": MechPacking, "rebalance-cost": MechRebalanceCost, "low-since": MechLowSince,
+	"wait": MechWait,
 }
 
 // PartitionObs is one partition in an Observation.
