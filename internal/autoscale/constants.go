@@ -112,6 +112,11 @@ const (
 	// finer than that, and the extra replicas would buy nothing it can
 	// see.
 	missTolerance = 1.05
+	// missBudget is the share of time a scale-down may cost above the
+	// target: when the load it was low for comes back, a group whose pods
+	// take longer to consume than the target allows misses it until they
+	// do. 1% is the attainment an SLO on the target usually asks (99%).
+	missBudget = 0.01
 	// scaleDownLagFraction: replicas are removed only while the time lag
 	// is below this share of the target, so a scale-down never starts from
 	// a group already close to its limit.

@@ -92,11 +92,11 @@ type groupModel struct {
 	share             bool
 	// hi is the most replicas the bounds allow.
 	hi int32
-	// lowSince and wait are false when the ablation turns their
-	// mechanisms off.
-	lowSince, wait bool
-	f              inflowForecast
-	dt             float64
+	// lowSince, wait and missBudget are false when the ablation turns
+	// their mechanisms off.
+	lowSince, wait, missBudget bool
+	f                          inflowForecast
+	dt                         float64
 }
 
 // candidate is one replica count's predicted run.
@@ -111,6 +111,9 @@ type candidate struct {
 	backlog float64
 	// waits is the count a scale-up waits one poll for, 0 when none does.
 	waits int32
+	// held is how long fewer replicas would miss the target if the load
+	// came back, when that stopped a scale-down; 0 otherwise.
+	held float64
 }
 
 func newGroupModel(spec Spec, m Model, f inflowForecast, o Observation) *groupModel {
@@ -133,6 +136,7 @@ func newGroupModel(spec Spec, m Model, f inflowForecast, o Observation) *groupMo
 		g.pause = 0
 	}
 	g.lowSince = spec.Without&MechLowSince == 0
+	g.missBudget = spec.Without&MechMissBudget == 0
 	// A scale-up waits a poll only on a measured scale-up delay: an
 	// assumed one may be far shorter, and the poll it waits for then
 	// comes too late.
@@ -177,13 +181,10 @@ func newGroupModel(spec Spec, m Model, f inflowForecast, o Observation) *groupMo
 func (g *groupModel) partitions() int { return len(g.lags) }
 
 // owned is the partitions the busiest of n members owns, as indexes into
-// the hottest-first list, and the capacity that owns them. An assignor
-// balances partition counts, not load, so that member owns ceil(P/n)
-// partitions; which ones is not known. The plan takes the hottest of each
-// run of P/k partitions (hottest first): the hottest partition, and at
-// each rank below it the hotter end, as the busiest of n members drawing
-// their partitions evenly would have. In a share group every member works
-// on every partition, so the busiest is all n on all of them.
+// the hottest-first list, and the capacity that owns them: the ceil(P/n)
+// hottest for one replica, since assignors balance partition counts, not
+// load, and may put the hottest together. In a share group every member
+// works on every partition, so the busiest is all n on all of them.
 func (g *groupModel) owned(n int) ([]int, float64) {
 	P := g.partitions()
 	if n <= 0 || g.share {
@@ -196,7 +197,7 @@ func (g *groupModel) owned(n int) ([]int, float64) {
 	k := (P + n - 1) / n
 	out := make([]int, k)
 	for j := range out {
-		out[j] = j * P / k
+		out[j] = j
 	}
 	return out, g.capacity
 }
@@ -388,6 +389,9 @@ func (g *groupModel) choose(s start, low func(int32) time.Duration) (c candidate
 		return keep, cur, false
 	}
 	best, gain := keep, 0.0
+	// held is the miss that stopped the largest scale-down that paid,
+	// at heldAt replicas.
+	held, heldAt := 0.0, int32(0)
 	for _, n := range g.counts(cur - 1) {
 		if n < fewest.n {
 			continue
@@ -396,7 +400,8 @@ func (g *groupModel) choose(s start, low func(int32) time.Duration) (c candidate
 		if !g.lowSince {
 			span = g.horizon
 		}
-		if g.f.recurring != nil {
+		anticipated := g.f.recurring != nil
+		if anticipated {
 			span = min(span, max(0, g.f.pulseFrom-g.delay-g.pause))
 		}
 		// Two changes: this one and the one that adds the replicas back,
@@ -406,12 +411,23 @@ func (g *groupModel) choose(s start, low func(int32) time.Duration) (c candidate
 			// A step part of the way leaves another to take.
 			price += g.changePrice(n, fewest.n)
 		}
-		if v := float64(cur-n)*span - price; v > gain {
-			best, gain = candidate{n: n, peak: fewest.peak}, v
+		v := float64(cur-n)*span - price
+		if v <= gain {
+			continue
 		}
+		if miss := g.returnMiss(cur, n); g.missBudget && !anticipated && miss > missBudget*span {
+			// The load that comes back unannounced would miss the
+			// target for longer than the time saved allows.
+			held, heldAt = miss, n
+			continue
+		}
+		best, gain = candidate{n: n, peak: fewest.peak}, v
 	}
 	if best.n != cur {
 		best = tryDown(best.n)
+	}
+	if held > 0 && best.n > heldAt {
+		best.held = held
 	}
 	return best, fewest.n, false
 }
@@ -429,6 +445,18 @@ func (g *groupModel) waitPays(s start, n int32) bool {
 	h := *g
 	h.react += poll
 	return h.simulate(s.members, int(n), g.delay+poll, true).over == 0
+}
+
+// returnMiss is how long the time lag would be over the target if the
+// load that cur replicas carry came back unannounced to n: the oldest
+// record ages at 1 - n/cur seconds a second until added replicas consume,
+// a reaction time later.
+func (g *groupModel) returnMiss(cur, n int32) float64 {
+	grows := 1 - float64(n)/float64(cur)
+	if grows <= 0 {
+		return 0
+	}
+	return max(0, g.react-g.allow/grows)
 }
 
 // smallest is the smallest of the increasing counts whose prediction is
@@ -497,7 +525,11 @@ func (g *groupModel) describe(m Model, prior float64, c candidate) string {
 	if c.over > 0 {
 		return fmt.Sprintf("%s; no count keeps the time lag under %s over the next %s, the cheapest that miss least", s, secs(g.allow), secs(g.horizon))
 	}
-	return fmt.Sprintf("%s; time lag at most %s over the next %s", s, secs(c.peak), secs(g.horizon))
+	s = fmt.Sprintf("%s; time lag at most %s over the next %s", s, secs(c.peak), secs(g.horizon))
+	if c.held > 0 {
+		s = fmt.Sprintf("%s; fewer would miss the target for %s if the load came back before added pods consume", s, secs(c.held))
+	}
+	return s
 }
 
 // scaleUpDelay is how long added replicas take to consume: the measured

@@ -191,3 +191,36 @@ func TestSimulateSharesAConsumerAmongItsPartitions(t *testing.T) {
 		t.Errorf("peak time lag %.0fs over %.0fs, want at least %.0fs: the hot partition's share", c.peak, g.horizon, want)
 	}
 }
+
+// TestPlanKeepsWhatAReturningLoadNeeds: a scale-down pays in replicas,
+// but when the load comes back the group misses the target until added
+// pods consume. With a long start-up that miss is too long for the hour
+// saved, so the plan removes only the replicas whose absence the target
+// absorbs; with a short one it scales down to what the load needs.
+func TestPlanKeepsWhatAReturningLoadNeeds(t *testing.T) {
+	o := uniform(600, 24, 0, 0, 150, 150, 6)
+	for _, tc := range []struct {
+		name    string
+		delay   time.Duration
+		without Mechanisms
+		want    int32
+		reason  string
+	}{
+		// React 5 + 120 + 5 s against 24 s allowed: from 6 to 4 the
+		// returning load ages the oldest record at 1/3 s a second and
+		// misses for 58 s, over 1% of the hour; to 5 it does not miss.
+		{"a long start-up", 120 * time.Second, 0, 5, "fewer would miss the target for 58s if the load came back"},
+		{"the budget turned off", 120 * time.Second, MechMissBudget, 2, "-> 2 replicas"},
+		{"a short start-up", 10 * time.Second, 0, 2, "-> 2 replicas"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			spec := withDefaults(Spec{MinReplicas: 1, MaxLagSeconds: 30, Without: tc.without})
+			f := forecast(spec, State{}, []Observation{o}, at(600))
+			m := Model{Capacity: 100, Saturated: true, ScaleUpDelay: tc.delay, RebalancePause: 5 * time.Second}
+			r := plan(spec, m, f, o, start{cur: 6, members: 6, hi: 24}, func(int32) time.Duration { return time.Hour })
+			if r.raw != tc.want || !strings.Contains(r.why, tc.reason) {
+				t.Errorf("plan = %d (%s), want %d containing %q", r.raw, r.why, tc.want, tc.reason)
+			}
+		})
+	}
+}

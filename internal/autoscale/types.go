@@ -126,13 +126,17 @@ const (
 	// keeps the target as well; without it every scale-up is made at
 	// once.
 	MechWait
+	// MechMissBudget is the miss a scale-down risks when the load comes
+	// back faster than replicas can follow, held to the objective's
+	// share of the time the replicas are saved for.
+	MechMissBudget
 )
 
 // MechanismNames are the names the simulator's --without flag takes.
 var MechanismNames = map[string]Mechanisms{
 	"trend": MechTrend, "growth": MechGrowth, "recurrence": MechRecurrence,
 	"packing": MechPacking, "rebalance-cost": MechRebalanceCost, "low-since": MechLowSince,
-	"wait": MechWait,
+	"wait": MechWait, "miss-budget": MechMissBudget,
 }
 
 // PartitionObs is one partition in an Observation.
