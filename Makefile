@@ -244,8 +244,9 @@ demo: demo-tools $(if $(filter apache,$(KAFKA)),kafka) $(if $(filter streams,$(G
 	$(BIN)/lagscale sandbox up --demo --kafka $(KAFKA) $(if $(GROUP_TYPE),--group-type $(GROUP_TYPE)) $(DEMO_FLAGS)
 
 .PHONY: bench
-bench: ## Run the benchmarks: the lag engine (1,000 groups), the Go and Node.js handler SDKs against bare loops on their clients, the autoscaler scenarios.
+bench: ## Run the benchmarks: the lag engine (1,000 groups), one autoscaler plan, the Go and Node.js handler SDKs against bare loops on their clients, the autoscaler scenarios.
 	go test -run '^$$' -bench BenchmarkPollCycle -benchtime 50x -benchmem ./internal/lag/
+	go test -run '^$$' -bench BenchmarkPlan -benchmem ./internal/autoscale/
 	go test -c -o bin/handler.test ./pkg/handler
 	go run ./hack/benchratio -test bin/handler.test -records 500000 -count 11
 	$(MAKE) bench-node

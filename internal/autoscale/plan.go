@@ -180,26 +180,20 @@ func newGroupModel(spec Spec, m Model, f inflowForecast, o Observation) *groupMo
 // partitions is the partition count the model packs.
 func (g *groupModel) partitions() int { return len(g.lags) }
 
-// owned is the partitions the busiest of n members owns, as indexes into
-// the hottest-first list, and the capacity that owns them: the ceil(P/n)
-// hottest for one replica, since assignors balance partition counts, not
-// load, and may put the hottest together. In a share group every member
-// works on every partition, so the busiest is all n on all of them.
-func (g *groupModel) owned(n int) ([]int, float64) {
+// owned is how many partitions the busiest of n members owns, the
+// hottest first, and the capacity that owns them: the ceil(P/n) hottest
+// for one replica, since assignors balance partition counts, not load,
+// and may put the hottest together; in a share group every partition,
+// for all n members.
+func (g *groupModel) owned(n int) (int, float64) {
 	P := g.partitions()
-	if n <= 0 || g.share {
-		all := make([]int, P)
-		for i := range all {
-			all[i] = i
-		}
-		return all, float64(max(n, 0)) * g.capacity
+	if n <= 0 {
+		return P, 0
 	}
-	k := (P + n - 1) / n
-	out := make([]int, k)
-	for j := range out {
-		out[j] = j
+	if g.share {
+		return P, float64(n) * g.capacity
 	}
-	return out, g.capacity
+	return (P + n - 1) / n, g.capacity
 }
 
 // simulate predicts the time lag of the busiest consumer when the group
@@ -212,14 +206,16 @@ func (g *groupModel) owned(n int) ([]int, float64) {
 // faster than the consumer's backlog as a whole.
 func (g *groupModel) simulate(from, n int, joinAt float64, change bool) candidate {
 	c := candidate{n: int32(n)}
-	set, capacity := g.owned(from)
+	k, capacity := g.owned(from)
 	P := g.partitions()
 	backlog := slices.Clone(g.lags)
 	age := slices.Clone(g.ages)
-	in := make([]float64, len(set))
-	lags := make([]float64, len(set))
-	served := make([]float64, len(set))
+	in := make([]float64, P)
+	served := make([]float64, P)
 	order := make([]int, 0, P)
+	for i := range k {
+		order = append(order, i)
+	}
 	pauseFrom, pauseTo := math.Inf(1), math.Inf(1)
 	if change {
 		pauseFrom, pauseTo = joinAt, joinAt+g.pause
@@ -230,36 +226,38 @@ func (g *groupModel) simulate(from, n int, joinAt float64, change bool) candidat
 			// The busiest of the new members owns its share; each
 			// partition keeps its backlog, which the other members held
 			// steady meanwhile.
-			set, capacity = g.owned(n)
-			in, lags, served = make([]float64, len(set)), make([]float64, len(set)), make([]float64, len(set))
+			k, capacity = g.owned(n)
+			order = order[:0]
+			for i := range k {
+				order = append(order, i)
+			}
 			switched = true
 		}
 		ft := g.forecastTime(t)
 		scale := g.f.scale(ft)
-		for j, i := range set {
-			in[j] = g.rates[i] * scale
+		for i := range k {
+			in[i] = g.rates[i] * scale
 			if g.f.total <= 0 {
-				in[j] = g.f.at(ft) / float64(P)
+				in[i] = g.f.at(ft) / float64(P)
 			}
-			lags[j] = backlog[i]
 		}
 		mu := capacity
 		if t >= pauseFrom && t < pauseTo {
 			mu = 0
 		}
-		g.fill(lags, in, served, order, mu*g.dt)
+		g.fill(backlog[:k], in[:k], served[:k], order, mu*g.dt)
 		c.backlog = 0
 		oldest := 0.0
-		for j, i := range set {
-			next := max(0, lags[j]+in[j]*g.dt-served[j])
-			rate := served[j] / g.dt
+		for i := range k {
+			next := max(0, backlog[i]+in[i]*g.dt-served[i])
+			rate := served[i] / g.dt
 			switch {
 			case next <= 0:
 				age[i] = 0
-			case lags[j] <= 0:
-				age[i] = g.dt * max(0, 1-rate/math.Max(in[j], 1e-9))
+			case backlog[i] <= 0:
+				age[i] = g.dt * max(0, 1-rate/math.Max(in[i], 1e-9))
 			default:
-				age[i] = max(0, age[i]+g.dt*(1-rate*age[i]/lags[j]))
+				age[i] = max(0, age[i]+g.dt*(1-rate*age[i]/backlog[i]))
 			}
 			backlog[i] = next
 			c.backlog += next
@@ -273,20 +271,28 @@ func (g *groupModel) simulate(from, n int, joinAt float64, change bool) candidat
 
 // fill shares budget records among partitions with backlog plus inflow
 // over the step, evenly, by water filling: a partition with less than
-// its share empties and leaves the rest to the others.
+// its share empties and leaves the rest to the others. order holds the
+// partitions' indexes, sorted by what each has to give at the last step:
+// it changes little from step to step, so an insertion sort keeps it
+// sorted in about one pass.
 func (g *groupModel) fill(backlog, in, served []float64, order []int, budget float64) {
-	order = order[:0]
+	avail := func(i int) float64 { return backlog[i] + in[i]*g.dt }
+	total := 0.0
 	for i := range backlog {
-		served[i] = 0
-		if backlog[i]+in[i]*g.dt > 0 {
-			order = append(order, i)
+		served[i] = avail(i)
+		total += served[i]
+	}
+	if total <= budget {
+		// Every partition empties: the consumer keeps up.
+		return
+	}
+	for j := 1; j < len(order); j++ {
+		for m := j; m > 0 && served[order[m]] < served[order[m-1]]; m-- {
+			order[m], order[m-1] = order[m-1], order[m]
 		}
 	}
-	avail := func(i int) float64 { return backlog[i] + in[i]*g.dt }
-	slices.SortFunc(order, func(a, b int) int { return cmp.Compare(avail(a), avail(b)) })
 	for j, i := range order {
-		share := budget / float64(len(order)-j)
-		take := min(avail(i), share)
+		take := min(served[i], budget/float64(len(order)-j))
 		served[i] = take
 		budget -= take
 	}
